@@ -1,0 +1,1 @@
+"""Comparison of run records: normalise, diff, mask noise, apply the expected-change policy."""

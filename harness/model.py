@@ -1,0 +1,321 @@
+"""The frozen records passed between stages; each stage reads only the previous stage's JSON.
+
+Run side: Endpoint, CorpusInfo, Manifest, Observation, CaseRecord, RunRecord.
+Compare side: Difference, CaseComparison, Comparison, with the closed enums
+DiffKind, Classification, CaseStatus and Verdict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+__all__ = [
+    "JSON",
+    "CaseComparison",
+    "CaseRecord",
+    "CaseStatus",
+    "Classification",
+    "Comparison",
+    "CorpusInfo",
+    "Difference",
+    "DiffKind",
+    "Endpoint",
+    "Manifest",
+    "Observation",
+    "Outcome",
+    "RunRecord",
+    "RunStatus",
+    "Verdict",
+    "to_json",
+]
+
+# A JSON value as json.loads returns it.
+JSON: TypeAlias = Any
+
+
+class Outcome(str, enum.Enum):
+    """How one suite case ended in one run."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    # The device's profile does not declare the service the case exercises.
+    NOT_APPLICABLE = "not_applicable"
+
+
+class RunStatus(str, enum.Enum):
+    """How a whole run ended; anything but COMPLETED makes a comparison INCONCLUSIVE."""
+
+    COMPLETED = "completed"
+    DEVICE_FAILED = "device_failed"  # never started or never answered C-ECHO
+    DEVICE_CRASHED = "device_crashed"  # exited while the suites ran
+    SUITE_ERROR = "suite_error"  # the suites could not be collected or run
+    INTERRUPTED = "interrupted"
+
+
+class DiffKind(str, enum.Enum):
+    """The closed set of ways one observed behaviour can differ between two runs."""
+
+    VALUE_CHANGED = "value_changed"
+    MISSING = "missing"  # in the baseline, not in the candidate
+    EXTRA = "extra"  # in the candidate, not in the baseline
+    STATUS_CHANGED = "status_changed"  # a case outcome or a DICOM status
+    COUNT_CHANGED = "count_changed"  # a list got longer or shorter
+    ORDER_CHANGED = "order_changed"  # same items, other order
+    TIMING_CHANGED = "timing_changed"
+
+
+class Classification(str, enum.Enum):
+    """What a difference means once noise and the expected-change policy are applied."""
+
+    REGRESSED = "regressed"
+    EXPECTED = "expected"
+    NOISE = "noise"
+
+
+class CaseStatus(str, enum.Enum):
+    """One case's result in a comparison."""
+
+    UNCHANGED = "unchanged"
+    CHANGED_AS_EXPECTED = "changed_as_expected"
+    REGRESSED = "regressed"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class Verdict(str, enum.Enum):
+    """The answer a CI pipeline gates on."""
+
+    UNCHANGED = "UNCHANGED"
+    CHANGED_AS_EXPECTED = "CHANGED_AS_EXPECTED"
+    REGRESSED = "REGRESSED"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+    @property
+    def exit_code(self) -> int:
+        return {"UNCHANGED": 0, "CHANGED_AS_EXPECTED": 0, "REGRESSED": 1, "INCONCLUSIVE": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one DICOM application entity listens."""
+
+    ae_title: str
+    host: str
+    port: int
+    tls: bool = False
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> Endpoint:
+        return cls(str(d["ae_title"]), str(d["host"]), int(d["port"]), bool(d.get("tls", False)))
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    """The synthetic corpus a run used: same seed, same bytes, same hash."""
+
+    seed: int
+    sha256: str
+    uid_root: str  # UIDs under this root come from the corpus, not the device
+    items: int
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> CorpusInfo:
+        return cls(int(d["seed"]), str(d["sha256"]), str(d["uid_root"]), int(d["items"]))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a run directory holds: who ran what, against which device variant, and how it ended."""
+
+    run_id: str
+    role: str  # "baseline" or "candidate"
+    replica: int  # 1, 2, ... among runs of the same role
+    device: str
+    variant: str
+    profile_path: str
+    profile_sha256: str
+    versions: Mapping[str, str]
+    corpus: CorpusInfo | None
+    started: str  # ISO 8601, UTC
+    finished: str
+    timings: Mapping[str, float]  # seconds: device_start, suites, total
+    status: RunStatus
+    status_detail: str = ""
+    cases_collected: int = 0
+    device_endpoint: Endpoint | None = None
+    extra: Mapping[str, JSON] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> Manifest:
+        corpus = d.get("corpus")
+        endpoint = d.get("device_endpoint")
+        return cls(
+            run_id=str(d["run_id"]),
+            role=str(d["role"]),
+            replica=int(d["replica"]),
+            device=str(d["device"]),
+            variant=str(d["variant"]),
+            profile_path=str(d["profile_path"]),
+            profile_sha256=str(d["profile_sha256"]),
+            versions=dict(d["versions"]),
+            corpus=CorpusInfo.from_json(corpus) if corpus else None,
+            started=str(d["started"]),
+            finished=str(d["finished"]),
+            timings={str(k): float(v) for k, v in dict(d["timings"]).items()},
+            status=RunStatus(d["status"]),
+            status_detail=str(d.get("status_detail", "")),
+            cases_collected=int(d.get("cases_collected", 0)),
+            device_endpoint=Endpoint.from_json(endpoint) if endpoint else None,
+            extra=dict(d.get("extra", {})),
+        )
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One named, observable behaviour of the device in one case (a JSON value)."""
+
+    name: str
+    value: JSON
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One suite case in one run: its outcome and what it observed. One line of observations.jsonl."""
+
+    case: str  # stable id: the pytest node id relative to the suites root
+    outcome: Outcome
+    duration: float = 0.0
+    message: str = ""  # why it failed or was skipped, one line
+    observations: tuple[Observation, ...] = ()
+
+    def observed(self) -> dict[str, JSON]:
+        """Observations by name (a later observation of the same name wins)."""
+        return {o.name: o.value for o in self.observations}
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "case": self.case,
+            "outcome": self.outcome.value,
+            "duration": round(self.duration, 6),
+            "message": self.message,
+            "observations": [{"name": o.name, "value": o.value} for o in self.observations],
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> CaseRecord:
+        return cls(
+            case=str(d["case"]),
+            outcome=Outcome(d["outcome"]),
+            duration=float(d.get("duration", 0.0)),
+            message=str(d.get("message", "")),
+            observations=tuple(Observation(str(o["name"]), o["value"]) for o in d.get("observations", [])),
+        )
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run directory as read back from disk."""
+
+    directory: str
+    manifest: Manifest
+    cases: tuple[CaseRecord, ...]
+
+    def by_case(self) -> dict[str, CaseRecord]:
+        return {c.case: c for c in self.cases}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One difference between baseline and candidate, keyed by case and path.
+
+    Paths start with the observation name, then `.key` for objects and `[i]` for
+    lists (e.g. `retrieve.datasets[0].00100010.Value[0]`); a case outcome is `outcome`.
+    """
+
+    case: str
+    path: str
+    kind: DiffKind
+    before: JSON
+    after: JSON
+    classification: Classification = Classification.REGRESSED
+    reason: str = ""  # the policy entry's reason, or why it is noise
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> Difference:
+        return cls(
+            case=str(d["case"]),
+            path=str(d["path"]),
+            kind=DiffKind(d["kind"]),
+            before=d.get("before"),
+            after=d.get("after"),
+            classification=Classification(d["classification"]),
+            reason=str(d.get("reason", "")),
+        )
+
+
+@dataclass(frozen=True)
+class CaseComparison:
+    """One suite case across the runs: outcomes and every difference, noise included."""
+
+    case: str
+    status: CaseStatus
+    before: Outcome | None  # None: the case did not exist in the baseline
+    after: Outcome | None
+    differences: tuple[Difference, ...] = ()
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> CaseComparison:
+        return cls(
+            case=str(d["case"]),
+            status=CaseStatus(d["status"]),
+            before=Outcome(d["before"]) if d.get("before") else None,
+            after=Outcome(d["after"]) if d.get("after") else None,
+            differences=tuple(Difference.from_json(x) for x in d.get("differences", [])),
+        )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Baseline replicas against one candidate: per-case results and the verdict."""
+
+    device: str
+    baseline: tuple[str, ...]  # run directories
+    candidate: str
+    verdict: Verdict
+    reasons: tuple[str, ...]  # one line each: why this verdict
+    cases: tuple[CaseComparison, ...]
+    baseline_variant: str = ""
+    candidate_variant: str = ""
+    created: str = ""
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> Comparison:
+        return cls(
+            device=str(d["device"]),
+            baseline=tuple(str(x) for x in d["baseline"]),
+            candidate=str(d["candidate"]),
+            verdict=Verdict(d["verdict"]),
+            reasons=tuple(str(x) for x in d["reasons"]),
+            cases=tuple(CaseComparison.from_json(x) for x in d["cases"]),
+            baseline_variant=str(d.get("baseline_variant", "")),
+            candidate_variant=str(d.get("candidate_variant", "")),
+            created=str(d.get("created", "")),
+        )
+
+
+def to_json(obj: object) -> JSON:
+    """Any record above (or a nesting of them) as plain JSON values; enums become their values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, Mapping):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(v) for v in obj]
+    return obj

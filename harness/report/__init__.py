@@ -1,0 +1,1 @@
+"""Reports of a comparison: comparison.json, junit.xml, report.html and allure-results."""

@@ -1,0 +1,1 @@
+"""Target backends that start a device variant and tell where it listens."""

@@ -1,0 +1,1 @@
+"""DICOM actors built on pynetdicom: PACS, modality, corpus, and the reference device."""
