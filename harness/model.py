@@ -21,8 +21,8 @@ __all__ = [
     "Classification",
     "Comparison",
     "CorpusInfo",
-    "Difference",
     "DiffKind",
+    "Difference",
     "Endpoint",
     "Manifest",
     "Observation",
@@ -37,7 +37,7 @@ __all__ = [
 JSON: TypeAlias = Any
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """How one suite case ended in one run."""
 
     PASSED = "passed"
@@ -48,7 +48,7 @@ class Outcome(str, enum.Enum):
     NOT_APPLICABLE = "not_applicable"
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     """How a whole run ended; anything but COMPLETED makes a comparison INCONCLUSIVE."""
 
     COMPLETED = "completed"
@@ -58,7 +58,7 @@ class RunStatus(str, enum.Enum):
     INTERRUPTED = "interrupted"
 
 
-class DiffKind(str, enum.Enum):
+class DiffKind(enum.StrEnum):
     """The closed set of ways one observed behaviour can differ between two runs."""
 
     VALUE_CHANGED = "value_changed"
@@ -70,7 +70,7 @@ class DiffKind(str, enum.Enum):
     TIMING_CHANGED = "timing_changed"
 
 
-class Classification(str, enum.Enum):
+class Classification(enum.StrEnum):
     """What a difference means once noise and the expected-change policy are applied."""
 
     REGRESSED = "regressed"
@@ -78,7 +78,7 @@ class Classification(str, enum.Enum):
     NOISE = "noise"
 
 
-class CaseStatus(str, enum.Enum):
+class CaseStatus(enum.StrEnum):
     """One case's result in a comparison."""
 
     UNCHANGED = "unchanged"
@@ -87,7 +87,7 @@ class CaseStatus(str, enum.Enum):
     NOT_APPLICABLE = "not_applicable"
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """The answer a CI pipeline gates on."""
 
     UNCHANGED = "UNCHANGED"

@@ -1,1 +1,20 @@
 """Comparison of run records: normalise, diff, mask noise, apply the expected-change policy."""
+
+from harness.compare.diff import diff_cases, format_side
+from harness.compare.engine import compare
+from harness.compare.noise import NoiseMask, measure_noise
+from harness.compare.normalise import normalise_run
+from harness.compare.policy import ExpectedChange, Policy, load_policy, parse_policy
+
+__all__ = [
+    "ExpectedChange",
+    "NoiseMask",
+    "Policy",
+    "compare",
+    "diff_cases",
+    "format_side",
+    "load_policy",
+    "measure_noise",
+    "normalise_run",
+    "parse_policy",
+]

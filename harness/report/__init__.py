@@ -1,1 +1,43 @@
 """Reports of a comparison: comparison.json, junit.xml, report.html and allure-results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from harness.model import Comparison, Manifest
+from harness.report.allure import AllureReporter
+from harness.report.html import HtmlReporter
+from harness.report.json_report import JsonReporter
+from harness.report.junit import JUnitReporter
+from harness.report.terminal import summary_table
+
+__all__ = [
+    "REPORTERS",
+    "AllureReporter",
+    "HtmlReporter",
+    "JUnitReporter",
+    "JsonReporter",
+    "Reporter",
+    "summary_table",
+    "write_reports",
+]
+
+
+class Reporter(Protocol):
+    """One report format: writes its file (or folder) under `out` and returns its path."""
+
+    name: str
+
+    def write(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Path: ...
+
+
+REPORTERS: tuple[Reporter, ...] = (JsonReporter(), JUnitReporter(), HtmlReporter(), AllureReporter())
+
+
+def write_reports(comparison: Comparison, out_dir: Path, runs: Sequence[Manifest]) -> dict[str, Path]:
+    """Every report under `out_dir` (created if needed), by reporter name."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {r.name: r.write(comparison, out_dir, runs) for r in REPORTERS}

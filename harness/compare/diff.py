@@ -1,0 +1,144 @@
+"""Structural diff of two case records into typed Differences keyed by path.
+
+Paths start with the observation name, then `.key` for objects and `[i]` for lists;
+a case outcome is `outcome`. Lists are compared as multisets first (so a reordering
+is one ORDER_CHANGED, not a cascade of value changes), timings only past a threshold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import Literal
+
+from harness.model import JSON, CaseRecord, Difference, DiffKind
+
+__all__ = [
+    "TIMING_MIN_DELTA",
+    "TIMING_PREFIX",
+    "TIMING_RATIO",
+    "canonical",
+    "diff_cases",
+    "format_side",
+    "is_status_key",
+]
+
+TIMING_PREFIX = "timing."
+# A timing only counts as changed when it is both much slower and noticeably slower:
+# loopback timings jitter by tens of milliseconds and by factors on tiny values.
+TIMING_RATIO = 3.0
+TIMING_MIN_DELTA = 1.0  # seconds
+
+
+def diff_cases(before: CaseRecord | None, after: CaseRecord | None) -> tuple[Difference, ...]:
+    """Every difference between one case in the baseline and the same case in the candidate."""
+    if before is None and after is None:
+        return ()
+    if before is None:
+        assert after is not None
+        return (Difference(after.case, "outcome", DiffKind.EXTRA, None, after.outcome.value),)
+    if after is None:
+        return (Difference(before.case, "outcome", DiffKind.MISSING, before.outcome.value, None),)
+    found: list[Difference] = []
+    if before.outcome != after.outcome:
+        found.append(
+            Difference(before.case, "outcome", DiffKind.STATUS_CHANGED, before.outcome.value, after.outcome.value)
+        )
+    old, new = before.observed(), after.observed()
+    for name, value in old.items():
+        if name not in new:
+            found.append(Difference(before.case, name, DiffKind.MISSING, value, None))
+        elif name.startswith(TIMING_PREFIX):
+            found.extend(_timing(before.case, name, value, new[name]))
+        else:
+            key = name.rsplit(".", 1)[-1]
+            found.extend(Difference(before.case, *d) for d in _diff(name, key, value, new[name]))
+    found.extend(Difference(before.case, n, DiffKind.EXTRA, None, v) for n, v in new.items() if n not in old)
+    return tuple(found)
+
+
+def canonical(value: JSON) -> str:
+    """One string per JSON value: equal strings, equal values (1 and true and 1.0 differ)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def is_status_key(key: str) -> bool:
+    """Whether a changed value under this key is a status (a DICOM status or an outcome)."""
+    return key == "status" or key.endswith("_status")
+
+
+def format_side(diff: Difference, side: Literal["before", "after"], *, pretty: bool = False) -> str:
+    """One side of a difference for people: DICOM statuses as 0x%04X, absence said in words."""
+    value = diff.before if side == "before" else diff.after
+    absent = DiffKind.EXTRA if side == "before" else DiffKind.MISSING
+    if diff.kind is absent:
+        return "(absent)"
+    if diff.kind is DiffKind.COUNT_CHANGED:
+        return f"{value} items"
+    if diff.kind is DiffKind.TIMING_CHANGED and isinstance(value, int | float):
+        return f"{value:.3f} s"
+    if diff.kind is DiffKind.STATUS_CHANGED and isinstance(value, int) and not isinstance(value, bool):
+        return f"0x{value:04X}"
+    if diff.path == "outcome" and isinstance(value, str):
+        return value
+    if pretty and isinstance(value, dict | list):
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+    return json.dumps(value, ensure_ascii=False)
+
+
+_Found = tuple[str, DiffKind, JSON, JSON]
+
+
+def _diff(path: str, key: str, before: JSON, after: JSON) -> Iterator[_Found]:
+    """Differences of one value; `key` is the nearest object key, which tells statuses apart."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        for k, v in before.items():
+            if k not in after:
+                yield (f"{path}.{k}", DiffKind.MISSING, v, None)
+            else:
+                yield from _diff(f"{path}.{k}", k, v, after[k])
+        yield from ((f"{path}.{k}", DiffKind.EXTRA, None, v) for k, v in after.items() if k not in before)
+    elif isinstance(before, list) and isinstance(after, list):
+        yield from _diff_list(path, key, before, after)
+    elif canonical(before) != canonical(after):
+        kind = DiffKind.STATUS_CHANGED if is_status_key(key) else DiffKind.VALUE_CHANGED
+        yield (path, kind, before, after)
+
+
+def _diff_list(path: str, key: str, before: list[JSON], after: list[JSON]) -> Iterator[_Found]:
+    old, new = [canonical(v) for v in before], [canonical(v) for v in after]
+    if old == new:
+        return
+    if len(old) == len(new):
+        if Counter(old) == Counter(new):
+            yield (path, DiffKind.ORDER_CHANGED, before, after)
+        else:
+            # Same length, other items: compare position by position for precise paths.
+            for i, (b, a) in enumerate(zip(before, after, strict=True)):
+                yield from _diff(f"{path}[{i}]", key, b, a)
+        return
+    yield (path, DiffKind.COUNT_CHANGED, len(before), len(after))
+    missing, extra = Counter(old) - Counter(new), Counter(new) - Counter(old)
+    yield from ((f"{path}[{i}]", DiffKind.MISSING, v, None) for i, v in _take(before, old, missing))
+    yield from ((f"{path}[{i}]", DiffKind.EXTRA, None, v) for i, v in _take(after, new, extra))
+
+
+def _take(values: list[JSON], keys: list[str], wanted: Counter[str]) -> Iterator[tuple[int, JSON]]:
+    """The items (with their index) whose canonical form is in `wanted`, as many times as wanted."""
+    left = Counter(wanted)
+    for i, (value, k) in enumerate(zip(values, keys, strict=True)):
+        if left[k] > 0:
+            left[k] -= 1
+            yield i, value
+
+
+def _timing(case: str, name: str, before: JSON, after: JSON) -> Iterator[Difference]:
+    if not (_is_number(before) and _is_number(after)):
+        yield from (Difference(case, *d) for d in _diff(name, name, before, after))
+    elif after > TIMING_RATIO * before and after - before > TIMING_MIN_DELTA:
+        yield Difference(case, name, DiffKind.TIMING_CHANGED, before, after)
+
+
+def _is_number(value: JSON) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,207 @@
+"""Normalisation of a run record: device-generated UIDs, dates and times become stable tokens.
+
+Two runs of the same device never share the UIDs it mints or the clock it reads, so
+before diffing, each such value is replaced, structure-preserving, by a token numbered
+by first appearance in the run (`UID#1`, `DATE#1`, `TIME#1`, `DATETIME#1`); the same
+value always gets the same token within one run. Corpus UIDs (under the manifest's
+`uid_root`), standard DICOM UIDs and dates/times outside the run's window stay as
+they are, since a change in them is a real change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+from harness.model import JSON, CaseRecord, Observation, RunRecord
+
+__all__ = ["SLACK", "STANDARD_UID_PREFIX", "normalise_run"]
+
+STANDARD_UID_PREFIX = "1.2.840.10008."
+# Clocks of the device and the harness may disagree a little, and a value may be
+# stamped just before the manifest's `started` is written.
+SLACK = timedelta(minutes=5)
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+_DA = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_TM = re.compile(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?")
+_DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?([+-]\d{4})?")
+_ELEMENT_KEYS = frozenset({"vr", "Value", "BulkDataURI", "InlineBinary"})
+
+_Window = tuple[datetime, datetime]
+
+
+def normalise_run(run: RunRecord) -> RunRecord:
+    """The run with device-generated UIDs, dates and times replaced by tokens; nothing else changes."""
+    corpus = run.manifest.corpus
+    norm = _Normaliser(corpus.uid_root if corpus else "", _window(run.manifest.started, run.manifest.finished))
+    return dataclasses.replace(run, cases=tuple(norm.case(c) for c in run.cases))
+
+
+def _window(started: str, finished: str) -> _Window | None:
+    try:
+        start, end = _utc(datetime.fromisoformat(started)), _utc(datetime.fromisoformat(finished))
+    except ValueError:
+        return None  # no usable run window: dates and times are left alone
+    return (min(start, end) - SLACK, max(start, end) + SLACK)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _is_element(node: dict[str, JSON]) -> bool:
+    """A DICOM JSON model element: `{"vr": "UI", "Value": [...]}`."""
+    return isinstance(node.get("vr"), str) and node.keys() <= _ELEMENT_KEYS
+
+
+def _is_uid_key(key: str) -> bool:
+    lowered = key.lower()
+    return lowered.endswith("uid") or lowered.endswith("uids")
+
+
+class _Normaliser:
+    """The token tables of one run; walking order fixes the numbering."""
+
+    def __init__(self, uid_root: str, window: _Window | None) -> None:
+        self._uid_root = uid_root.rstrip(".")
+        self._window = window
+        self._days: frozenset[date] = frozenset()
+        if window:
+            span = (window[1].date() - window[0].date()).days
+            self._days = frozenset(window[0].date() + timedelta(days=i) for i in range(span + 1))
+        self._tokens: dict[str, dict[str, str]] = {"UID": {}, "DATE": {}, "TIME": {}, "DATETIME": {}}
+
+    def case(self, case: CaseRecord) -> CaseRecord:
+        observations = tuple(Observation(o.name, self._walk(o.value)) for o in case.observations)
+        return dataclasses.replace(case, observations=observations)
+
+    def _token(self, kind: str, value: str) -> str:
+        table = self._tokens[kind]
+        if value not in table:
+            table[value] = f"{kind}#{len(table) + 1}"
+        return table[value]
+
+    def _walk(self, node: JSON) -> JSON:
+        if isinstance(node, list):
+            return [self._walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if _is_element(node):
+            return self._element(node)
+        return {k: self._uids(v) if _is_uid_key(k) else self._walk(v) for k, v in node.items()}
+
+    def _element(self, element: dict[str, JSON]) -> dict[str, JSON]:
+        values = element.get("Value")
+        if not isinstance(values, list):
+            return dict(element)
+        convert: Callable[[str], str] | None = {
+            "UI": self._uid,
+            "DA": self._date,
+            "TM": self._time,
+            "DT": self._datetime,
+        }.get(element["vr"])
+        if convert is None:
+            new_values = self._walk(values)
+        else:
+            new_values = [convert(v) if isinstance(v, str) else v for v in values]
+        return {k: new_values if k == "Value" else v for k, v in element.items()}
+
+    def _uids(self, node: JSON) -> JSON:
+        """The value of a key named `...uid`/`...uids`: a UID string or a list of them."""
+        if isinstance(node, str):
+            return self._uid(node)
+        if isinstance(node, list) and all(isinstance(v, str) for v in node):
+            return [self._uid(v) for v in node]
+        return self._walk(node)
+
+    def _uid(self, value: str) -> str:
+        if not _UID.fullmatch(value) or value.startswith(STANDARD_UID_PREFIX):
+            return value
+        if self._uid_root and (value == self._uid_root or value.startswith(self._uid_root + ".")):
+            return value
+        return self._token("UID", value)
+
+    def _date(self, value: str) -> str:
+        return self._ranged(value, "DATE", self._on_run_day)
+
+    def _time(self, value: str) -> str:
+        return self._ranged(value, "TIME", self._time_in_window)
+
+    def _datetime(self, value: str) -> str:
+        if self._datetime_in_window(value):
+            return self._token("DATETIME", value)
+        return self._ranged(value, "DATETIME", self._datetime_in_window)
+
+    def _ranged(self, value: str, kind: str, inside: Callable[[str], bool]) -> str:
+        """A single value, or each end of a query range `A-B` / `A-` / `-B`."""
+        parts = value.split("-") if value.count("-") == 1 else [value]
+        if not any(p and inside(p) for p in parts):
+            return value
+        return "-".join(self._token(kind, p) if p and inside(p) else p for p in parts)
+
+    def _on_run_day(self, value: str) -> bool:
+        m = _DA.fullmatch(value)
+        if not m:
+            return False
+        try:
+            return date(int(m[1]), int(m[2]), int(m[3])) in self._days
+        except ValueError:
+            return False
+
+    def _time_in_window(self, value: str) -> bool:
+        m = _TM.fullmatch(value)
+        if not m or self._window is None:
+            return False
+        # The value covers an interval as wide as its precision (HH, HHMM, HHMMSS.F...).
+        hour, minute, second = int(m[1]), int(m[2] or 0), int(m[3] or 0)
+        fraction = m[4] or ""
+        width = _precision(bool(m[2]), bool(m[3]), fraction)
+        micros = int(fraction.ljust(6, "0")) if fraction else 0
+        try:
+            return any(
+                self._overlaps(datetime(d.year, d.month, d.day, hour, minute, second, micros, tzinfo=UTC), width)
+                for d in self._days
+            )
+        except ValueError:
+            return False
+
+    def _datetime_in_window(self, value: str) -> bool:
+        m = _DT.fullmatch(value)
+        if not m or self._window is None:
+            return False
+        groups = [m[i] for i in range(2, 7)]  # month .. second; greedy matching leaves no gaps
+        known = sum(1 for g in groups if g)
+        widths = [timedelta(days=366), timedelta(days=31), timedelta(days=1), timedelta(hours=1)]
+        widths += [timedelta(minutes=1), _precision(True, True, m[7] or "")]
+        try:
+            start = datetime(
+                int(m[1]),
+                int(groups[0] or 1),
+                int(groups[1] or 1),
+                int(groups[2] or 0),
+                int(groups[3] or 0),
+                int(groups[4] or 0),
+                int((m[7] or "0").ljust(6, "0")),
+                tzinfo=UTC,
+            )
+        except ValueError:
+            return False
+        if m[8]:
+            sign = -1 if m[8][0] == "-" else 1
+            start -= sign * timedelta(hours=int(m[8][1:3]), minutes=int(m[8][3:5]))
+        return self._overlaps(start, widths[known])
+
+    def _overlaps(self, start: datetime, width: timedelta) -> bool:
+        assert self._window is not None
+        return start <= self._window[1] and start + width > self._window[0]
+
+
+def _precision(has_minutes: bool, has_seconds: bool, fraction: str) -> timedelta:
+    if not has_minutes:
+        return timedelta(hours=1)
+    if not has_seconds:
+        return timedelta(minutes=1)
+    return timedelta(microseconds=10 ** (6 - len(fraction))) if fraction else timedelta(seconds=1)

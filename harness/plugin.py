@@ -1,0 +1,158 @@
+"""The pytest plugin: `--patchgate-run DIR` points the suites at a run, `observe` records, one JSON line per case."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.context import SuiteContext
+from harness.model import JSON, CaseRecord, Observation, Outcome
+from harness.record import OBSERVATIONS, CaseWriter
+
+__all__ = ["Observe"]
+
+_CONTEXT = pytest.StashKey[SuiteContext]()
+_OBSERVED = pytest.StashKey[list[Observation]]()
+_NOT_APPLICABLE = "not applicable: "
+
+Observe = Callable[[str, JSON], None]
+
+
+@dataclass
+class _Pending:
+    """A case while its setup, call and teardown reports arrive."""
+
+    outcome: Outcome = Outcome.PASSED
+    duration: float = 0.0
+    message: str = ""
+    observations: list[Observation] = field(default_factory=list)
+
+
+class _Recorder:
+    """Registered only with --patchgate-run on the controller: turns reports into case lines."""
+
+    def __init__(self, writer: CaseWriter) -> None:
+        self.writer = writer
+        self.pending: dict[str, _Pending] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        pending = self.pending.setdefault(report.nodeid, _Pending())
+        pending.duration += report.duration
+        observed = getattr(report, "patchgate_observations", [])
+        pending.observations = [Observation(o["name"], o["value"]) for o in observed]
+        if report.skipped and pending.outcome is Outcome.PASSED:
+            reason = _skip_reason(report)
+            pending.outcome = Outcome.NOT_APPLICABLE if reason.startswith(_NOT_APPLICABLE) else Outcome.SKIPPED
+            pending.message = reason
+        elif report.failed:
+            if report.when == "call":
+                pending.outcome = Outcome.FAILED
+            elif pending.outcome is not Outcome.FAILED:
+                pending.outcome = Outcome.ERROR
+            if not pending.message:
+                pending.message = _failure_line(report)
+        if report.when == "teardown":
+            del self.pending[report.nodeid]
+            self.writer.write(
+                CaseRecord(
+                    case=report.nodeid,
+                    outcome=pending.outcome,
+                    duration=pending.duration,
+                    message=pending.message,
+                    observations=tuple(pending.observations),
+                )
+            )
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.writer.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("patchgate", "patchgate: record DICOM observations for a run")
+    group.addoption(
+        "--patchgate-run",
+        metavar="DIR",
+        default=None,
+        help="run directory written by `patchgate run` (endpoints.json in, observations.jsonl out)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "service(name): the DICOM service a case exercises (echo, store, ...)")
+    run_dir = config.getoption("--patchgate-run")
+    if not run_dir:
+        return
+    context = SuiteContext.read(Path(run_dir))
+    config.stash[_CONTEXT] = context
+    # xdist workers send their reports to the controller, which alone writes the record.
+    if not hasattr(config, "workerinput"):
+        recorder = _Recorder(CaseWriter(Path(run_dir) / OBSERVATIONS))
+        config.pluginmanager.register(recorder, "patchgate-recorder")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    context = config.stash.get(_CONTEXT, None)
+    if context is None:
+        return
+    for item in items:
+        for marker in item.iter_markers("service"):
+            service = str(marker.args[0])
+            if service not in context.services:
+                reason = f"{_NOT_APPLICABLE}the device's profile does not declare {service!r}"
+                item.add_marker(pytest.mark.skip(reason=reason))
+                break
+    (Path(context.run_dir) / "collected").write_text(f"{len(items)}\n", encoding="utf-8")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    # Carried on the report (plain JSON) so it survives xdist's serialisation to the controller.
+    observed = item.stash.get(_OBSERVED, [])
+    report.patchgate_observations = [{"name": o.name, "value": o.value} for o in observed]
+    return report
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr or "")
+
+
+def _failure_line(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = str(getattr(crash, "message", "") or report.longreprtext or "failed")
+    return " ".join(text.split())[:500]
+
+
+@pytest.fixture(scope="session")
+def patchgate_context(request: pytest.FixtureRequest) -> SuiteContext:
+    """Where this run's device and simulators listen."""
+    context = request.config.stash.get(_CONTEXT, None)
+    if context is None:
+        raise pytest.UsageError(
+            "suites need --patchgate-run DIR; run them with `patchgate run` or `patchgate validate`"
+        )
+    return context
+
+
+@pytest.fixture
+def observe(request: pytest.FixtureRequest) -> Observe:
+    """Record a named observation of the device's behaviour (a JSON value) for this case."""
+    observed: list[Observation] = []
+    request.node.stash[_OBSERVED] = observed
+
+    def record(name: str, value: JSON) -> None:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"observation {name!r} is not JSON: {exc}") from None
+        observed.append(Observation(name, value))
+
+    return record

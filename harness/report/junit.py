@@ -1,0 +1,100 @@
+"""junit.xml of a comparison: one testcase per suite case, a failure for each regressed case."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.compare.diff import format_side
+from harness.model import CaseComparison, CaseStatus, Classification, Comparison, Difference, Manifest, Outcome
+from harness.report._case import split_case
+
+__all__ = ["JUnitReporter", "xml_text"]
+
+# Characters XML 1.0 cannot hold at all, even escaped; observations may carry any bytes.
+_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_SUITE = "patchgate comparison"
+
+
+def xml_text(text: str) -> str:
+    """Text with XML-invalid characters replaced by U+FFFD (ElementTree escapes the rest)."""
+    return _INVALID.sub("\ufffd", text)
+
+
+class JUnitReporter:
+    """Writes `junit.xml`, which CI servers show as a test run: regressed cases fail."""
+
+    name = "junit"
+
+    def write(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Path:
+        cases = comparison.cases
+        root = ET.Element("testsuites", name=_SUITE)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=_SUITE,
+            tests=str(len(cases)),
+            failures=str(sum(1 for c in cases if c.status is CaseStatus.REGRESSED)),
+            errors="0",
+            skipped=str(sum(1 for c in cases if c.status is CaseStatus.NOT_APPLICABLE)),
+            time="0",
+            timestamp=xml_text(comparison.created),
+        )
+        properties = ET.SubElement(suite, "properties")
+        facts = [
+            ("verdict", comparison.verdict.value),
+            ("exit_code", str(comparison.verdict.exit_code)),
+            ("device", comparison.device),
+            ("baseline_variant", comparison.baseline_variant),
+            ("candidate_variant", comparison.candidate_variant),
+        ]
+        facts += [(f"reason.{i}", r) for i, r in enumerate(comparison.reasons, start=1)]
+        for name, value in facts:
+            ET.SubElement(properties, "property", name=name, value=xml_text(value))
+        for case in cases:
+            _testcase(suite, case)
+        ET.indent(root)
+        path = out / "junit.xml"
+        ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+        return path
+
+
+def _testcase(suite: ET.Element, case: CaseComparison) -> None:
+    module, test = split_case(case.case)
+    element = ET.SubElement(suite, "testcase", classname=xml_text(module), name=xml_text(test), time="0")
+    regressed = _of(case, Classification.REGRESSED)
+    if case.status is CaseStatus.REGRESSED:
+        paths = ", ".join(d.path for d in regressed)
+        failure = ET.SubElement(
+            element,
+            "failure",
+            type="regressed",
+            message=xml_text(f"{len(regressed)} regressed difference(s): {paths}"),
+        )
+        failure.text = xml_text("\n".join(_line(d) for d in regressed))
+    elif case.status is CaseStatus.NOT_APPLICABLE:
+        ET.SubElement(
+            element,
+            "skipped",
+            message=xml_text(f"not applicable: baseline {_outcome(case.before)}, candidate {_outcome(case.after)}"),
+        )
+    expected = _of(case, Classification.EXPECTED)
+    noise = _of(case, Classification.NOISE)
+    if expected or noise:
+        lines = [f"expected: {_line(d)} — {d.reason}" for d in expected]
+        lines += [f"noise: {_line(d)}" for d in noise]
+        ET.SubElement(element, "system-out").text = xml_text("\n".join(lines))
+
+
+def _of(case: CaseComparison, classification: Classification) -> list[Difference]:
+    return [d for d in case.differences if d.classification is classification]
+
+
+def _line(diff: Difference) -> str:
+    return f"{diff.path} [{diff.kind.value}]: {format_side(diff, 'before')} → {format_side(diff, 'after')}"
+
+
+def _outcome(outcome: Outcome | None) -> str:
+    return outcome.value if outcome else "absent"

@@ -1,0 +1,38 @@
+"""The plain-text summary of a comparison for terminals and CI logs."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from harness.compare.diff import format_side
+from harness.model import CaseStatus, Classification, Comparison
+
+__all__ = ["summary_table"]
+
+_VALUE_WIDTH = 40  # longer values are cut; the reports have them whole
+
+
+def summary_table(comparison: Comparison) -> str:
+    """Case counts by status, the regressed cases with their paths, and a closing VERDICT line."""
+    counts = Counter(c.status for c in comparison.cases)
+    width = max(len(s.value) for s in CaseStatus)
+    lines = ["Cases by status"]
+    lines += [f"  {s.value:<{width}}  {counts[s]:>5}" for s in CaseStatus]
+    lines.append(f"  {'total':<{width}}  {len(comparison.cases):>5}")
+    regressed = [c for c in comparison.cases if c.status is CaseStatus.REGRESSED]
+    if regressed:
+        lines += ["", "Regressed cases"]
+        for case in regressed:
+            lines.append(f"  {case.case}")
+            for d in case.differences:
+                if d.classification is Classification.REGRESSED:
+                    before, after = _cut(format_side(d, "before")), _cut(format_side(d, "after"))
+                    lines.append(f"    {d.path}  {d.kind.value}  {before} → {after}")
+    if comparison.reasons:
+        lines += ["", "Reasons"] + [f"  {r}" for r in comparison.reasons]
+    lines += ["", f"VERDICT: {comparison.verdict.value} (exit {comparison.verdict.exit_code})"]
+    return "\n".join(lines)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"

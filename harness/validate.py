@@ -1,0 +1,115 @@
+"""Validation: baseline replicas and the candidate run side by side, then compare, report and decide."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.compare import compare
+from harness.compare.policy import Policy, load_policy, parse_policy
+from harness.model import Comparison, Manifest, RunRecord
+from harness.profile import Profile
+from harness.record import read_run
+from harness.report import write_reports
+from harness.runner import RunRequest, run_variant
+
+__all__ = ["ProgressLine", "Validation", "compare_runs", "policy_for", "validate"]
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What a validation produced: the comparison and the report files."""
+
+    comparison: Comparison
+    reports: dict[str, Path]
+    runs: tuple[Manifest, ...]
+
+
+class ProgressLine:
+    """Live progress of concurrent runs: one rewritten line on a terminal, a line every few seconds in CI logs."""
+
+    def __init__(self, stream=sys.stderr, interval: float = 3.0) -> None:  # type: ignore[no-untyped-def]
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.interval = interval
+        self.state: dict[str, tuple[int, int]] = {}
+        self.lock = threading.Lock()
+        self.last = 0.0
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        with self.lock:
+            if self.state.get(label) == (done, total):
+                return
+            self.state[label] = (done, total)
+            now = time.monotonic()
+            if not self.tty and now - self.last < self.interval:
+                return
+            self.last = now
+            self._print()
+
+    def _print(self) -> None:
+        parts = [f"{label} {done}/{total or '?'}" for label, (done, total) in sorted(self.state.items())]
+        line = "  running: " + "   ".join(parts)
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        with self.lock:
+            if self.tty:
+                self._print()
+                self.stream.write("\n")
+                self.stream.flush()
+
+
+def policy_for(profile: Profile | None, extra: Sequence[Path] = ()) -> Policy:
+    """The expected-change policy: the profile's [[expected]] entries, its policy files, and any extra files."""
+    entries = []
+    if profile is not None:
+        entries.extend(parse_policy(profile.expected, profile.source).entries)
+        for path in profile.policy_files:
+            entries.extend(load_policy(Path(path)).entries)
+    for path in extra:
+        entries.extend(load_policy(path).entries)
+    return Policy(tuple(entries))
+
+
+def compare_runs(baselines: Sequence[RunRecord], candidate: RunRecord, policy: Policy, out: Path) -> Validation:
+    comparison = compare(baselines, candidate, policy)
+    runs = tuple(r.manifest for r in (*baselines, candidate))
+    out.mkdir(parents=True, exist_ok=True)
+    return Validation(comparison, write_reports(comparison, out, runs), runs)
+
+
+def validate(
+    profile: Profile,
+    out: Path,
+    *,
+    replicas: int = 2,
+    concurrent: bool = True,
+    policy_files: Sequence[Path] = (),
+    progress: ProgressLine | None = None,
+) -> Validation:
+    """Run `replicas` baselines and one candidate (concurrently unless told not to), compare, report."""
+    policy = policy_for(profile, policy_files)  # fail on a bad policy before spending minutes on runs
+    requests = [
+        RunRequest(profile, "baseline", "baseline", i, out / "runs" / f"baseline-{i}") for i in range(1, replicas + 1)
+    ]
+    requests.append(RunRequest(profile, "candidate", "candidate", 1, out / "runs" / "candidate-1"))
+    if concurrent:
+        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+            list(pool.map(lambda r: run_variant(r, progress), requests))
+    else:
+        for request in requests:
+            run_variant(request, progress)
+    if progress:
+        progress.done()
+    records = [read_run(r.out) for r in requests]
+    return compare_runs(records[:-1], records[-1], policy, out)

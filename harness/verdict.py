@@ -1,0 +1,110 @@
+"""The verdict of a comparison: whether the runs can be trusted, and if so what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from harness.compare.diff import format_side
+from harness.compare.noise import measure_noise
+from harness.compare.normalise import normalise_run
+from harness.model import (
+    CaseComparison,
+    CaseStatus,
+    Classification,
+    Difference,
+    Outcome,
+    RunRecord,
+    RunStatus,
+    Verdict,
+)
+
+__all__ = ["MAX_LISTED", "MIN_RAN_FRACTION", "decide"]
+
+# The candidate must run at least this share of the cases the baseline ran.
+MIN_RAN_FRACTION = 0.9
+# Reasons list at most this many regressed differences; the report has them all.
+MAX_LISTED = 20
+_RAN = frozenset({Outcome.PASSED, Outcome.FAILED, Outcome.ERROR})
+_SHORT = 40  # longest value quoted in a one-line reason
+
+
+def decide(
+    baselines: Sequence[RunRecord],
+    candidate: RunRecord,
+    cases: Sequence[CaseComparison],
+    *,
+    noisy_cases: Collection[str] | None = None,
+) -> tuple[Verdict, tuple[str, ...]]:
+    """The verdict and its reasons, one line each.
+
+    `noisy_cases` are the cases that differ between baseline replicas; compare() passes
+    what it measured, otherwise it is measured here.
+    """
+    if noisy_cases is None:
+        noisy_cases = measure_noise([normalise_run(b) for b in baselines]).cases
+    problems = _untrustworthy(baselines, candidate, noisy_cases)
+    if problems:
+        return Verdict.INCONCLUSIVE, tuple(problems)
+    regressed = [d for c in cases for d in c.differences if d.classification is Classification.REGRESSED]
+    if regressed or any(c.status is CaseStatus.REGRESSED for c in cases):
+        lines = [f"regressed: {d.case}: {d.path} {d.kind.value}{_values(d)}" for d in regressed[:MAX_LISTED]]
+        if len(regressed) > MAX_LISTED:
+            lines.append(f"... and {len(regressed) - MAX_LISTED} more regressed differences (see the report)")
+        return Verdict.REGRESSED, tuple(lines)
+    expected = [c for c in cases if c.status is CaseStatus.CHANGED_AS_EXPECTED]
+    if expected:
+        reasons = sorted(
+            {d.reason for c in expected for d in c.differences if d.classification is Classification.EXPECTED}
+        )
+        lines = [f"{len(expected)} case(s) changed as the policy expects"]
+        lines += [f"expected: {r}" for r in reasons]
+        return Verdict.CHANGED_AS_EXPECTED, tuple(lines)
+    compared = sum(1 for c in cases if c.status is not CaseStatus.NOT_APPLICABLE)
+    return Verdict.UNCHANGED, (f"{compared} case(s) compared, no change outside baseline noise",)
+
+
+def _untrustworthy(baselines: Sequence[RunRecord], candidate: RunRecord, noisy_cases: Collection[str]) -> list[str]:
+    """Why the runs cannot support a verdict, if they cannot."""
+    problems: list[str] = []
+    if not baselines:
+        problems.append("no baseline run to compare against")
+    runs = [*baselines, candidate]
+    for run in runs:
+        m = run.manifest
+        if m.status is not RunStatus.COMPLETED:
+            detail = f": {m.status_detail}" if m.status_detail else ""
+            problems.append(f"{_name(run)} did not complete ({m.status.value}){detail}")
+    for run in runs:
+        if _ran(run) == 0:
+            problems.append(f"{_name(run)} ran no case ({len(run.cases)} recorded, none passed, failed or errored)")
+    if baselines and _ran(candidate) and _ran(baselines[0]):
+        ran, wanted = _ran(candidate), _ran(baselines[0])
+        if ran < MIN_RAN_FRACTION * wanted:
+            problems.append(
+                f"{_name(candidate)} ran {ran} case(s), fewer than {MIN_RAN_FRACTION:.0%} "
+                f"of the {wanted} the baseline ran"
+            )
+    all_cases = {c.case for b in baselines for c in b.cases}
+    if len(baselines) > 1 and len(noisy_cases) > len(all_cases) / 2:
+        problems.append(
+            f"the baseline replicas disagree on {len(noisy_cases)} of {len(all_cases)} cases: "
+            "the device is too noisy to compare"
+        )
+    return problems
+
+
+def _ran(run: RunRecord) -> int:
+    return sum(1 for c in run.cases if c.outcome in _RAN)
+
+
+def _name(run: RunRecord) -> str:
+    m = run.manifest
+    return f"{m.role} run {m.replica} ({run.directory or m.run_id})"
+
+
+def _values(diff: Difference) -> str:
+    """` (before → after)` when both sides are short enough for one line."""
+    before, after = format_side(diff, "before"), format_side(diff, "after")
+    if len(before) > _SHORT or len(after) > _SHORT or "\n" in before + after:
+        return ""
+    return f" ({before} → {after})"

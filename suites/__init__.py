@@ -1,0 +1,1 @@
+"""patchgate's functional DICOM suites, grouped by service; run by `patchgate run` against one device variant."""

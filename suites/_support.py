@@ -1,0 +1,83 @@
+"""Helpers the suites share: DICOM JSON observations with bulk data as hashes, and hashes of stored files."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+__all__ = [
+    "SUCCESS_OR_WARNING",
+    "clear_received",
+    "dataset_json",
+    "query",
+    "received_by_pacs",
+    "status_hex",
+    "stored_file_sha256",
+]
+
+# PS3.4 C-STORE: success, or warnings that still mean "stored" (coercion, elements discarded, mismatch).
+SUCCESS_OR_WARNING = frozenset({0x0000, 0xB000, 0xB006, 0xB007})
+
+
+def _bulk(element: Any) -> str:
+    return "sha256:" + hashlib.sha256(element.value if isinstance(element.value, bytes) else b"").hexdigest()
+
+
+def dataset_json(ds: Dataset) -> dict[str, Any]:
+    """The DICOM JSON model of `ds` with binary values over 64 bytes replaced by their sha256."""
+    return ds.to_json_dict(bulk_data_threshold=64, bulk_data_element_handler=lambda el: _bulk(el))
+
+
+def status_hex(status: int | None) -> str:
+    return "none" if status is None else f"0x{status:04X}"
+
+
+def query(level: str, **keys: str) -> Dataset:
+    """A C-FIND/C-MOVE/C-GET identifier: QueryRetrieveLevel plus the given keywords."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def stored_file_sha256(path: Path) -> str:
+    """sha256 of a Part 10 file's dataset bytes after the file meta group, as they were received."""
+    data = path.read_bytes()
+    if data[128:132] != b"DICM":
+        raise ValueError(f"{path}: not a DICOM Part 10 file")
+    # (0002,0000) UL group length: tag 4 bytes, VR 'UL' 2, length 2, value 4, at offset 132.
+    group, element = struct.unpack("<HH", data[132:136])
+    if (group, element) != (0x0002, 0x0000):
+        raise ValueError(f"{path}: file meta does not start with its group length")
+    (length,) = struct.unpack("<I", data[140:144])
+    return hashlib.sha256(data[144 + length :]).hexdigest()
+
+
+def _dicom_files(storage: Path) -> Iterable[tuple[Path, str]]:
+    """(path, SOP Instance UID) of every DICOM file under `storage`; other files (the index) are passed over."""
+    for path in sorted(storage.rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            yield path, str(dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
+        except Exception:
+            continue
+
+
+def clear_received(storage: Path) -> None:
+    """Remove what the PACS simulator received so far (its index may go stale; the files are the truth)."""
+    for path, _ in list(_dicom_files(storage)):
+        path.unlink(missing_ok=True)
+
+
+def received_by_pacs(storage: Path, uids: Iterable[str]) -> dict[str, str]:
+    """SOP Instance UID → sha256 of what the PACS simulator received, for the wanted UIDs found."""
+    wanted = set(uids)
+    return {uid: stored_file_sha256(path) for path, uid in _dicom_files(storage) if uid in wanted}

@@ -1,0 +1,258 @@
+"""Query: C-FIND at each level of Patient Root and Study Root, with each matching type of PS3.4 C.2.2.2."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pydicom.dataset import Dataset
+
+from harness.model import Endpoint
+from harness.plugin import Observe
+from simulators.corpus import PatientEntry, SeriesEntry, StudyEntry
+from simulators.modality import Modality, StoreResult
+from suites._support import dataset_json, query, status_hex
+
+Index = tuple[PatientEntry, ...]
+
+
+def _studies(ix: Index) -> list[tuple[PatientEntry, StudyEntry]]:
+    return [(p, s) for p in ix for s in p.studies]
+
+
+def _series(ix: Index) -> list[tuple[PatientEntry, StudyEntry, SeriesEntry]]:
+    return [(p, st, se) for p, st in _studies(ix) for se in st.series]
+
+
+@dataclass(frozen=True)
+class FindCase:
+    """One query: how to build it from the corpus index, and how many matches the standard requires."""
+
+    id: str
+    model: str  # "patient" or "study"
+    build: Callable[[Index], Dataset]
+    expected: Callable[[Index], int] | None  # None: implementation-defined, observed only
+
+
+def _first_patient_with_studies(ix: Index, n: int) -> PatientEntry:
+    return next(p for p in ix if len(p.studies) >= n)
+
+
+CASES = [
+    # Patient Root, PATIENT level
+    FindCase("patient-universal", "patient", lambda ix: query("PATIENT", PatientID="", PatientName=""), len),
+    FindCase(
+        "patient-single-value",
+        "patient",
+        lambda ix: query("PATIENT", PatientID=ix[1].patient_id, PatientName=""),
+        lambda ix: 1,
+    ),
+    FindCase(
+        "patient-wildcard-star",
+        "patient",
+        lambda ix: query("PATIENT", PatientID="PG-*", PatientName="", PatientBirthDate=""),
+        len,
+    ),
+    FindCase(
+        "patient-wildcard-question",
+        "patient",
+        lambda ix: query("PATIENT", PatientID="PG-000?", PatientSex=""),
+        len,
+    ),
+    FindCase(
+        "patient-date-range",
+        "patient",
+        lambda ix: query("PATIENT", PatientID="", PatientBirthDate="19700101-19801231"),
+        lambda ix: sum("19700101" <= p.patient_birth_date <= "19801231" for p in ix),
+    ),
+    FindCase(
+        "patient-name-wildcard",
+        "patient",
+        lambda ix: query("PATIENT", PatientID="", PatientName="DOE*"),
+        lambda ix: sum(p.patient_name.startswith("DOE") for p in ix),
+    ),
+    # PN case sensitivity is implementation-defined (PS3.4 C.2.2.2.1): observed, not required.
+    FindCase(
+        "patient-name-lowercase",
+        "patient",
+        lambda ix: query("PATIENT", PatientID="", PatientName="doe*"),
+        None,
+    ),
+    # Patient Root, lower levels (unique keys of the levels above are required)
+    FindCase(
+        "patient-root-study-level",
+        "patient",
+        lambda ix: query(
+            "STUDY", PatientID=_first_patient_with_studies(ix, 2).patient_id, StudyInstanceUID="", StudyDate=""
+        ),
+        lambda ix: len(_first_patient_with_studies(ix, 2).studies),
+    ),
+    FindCase(
+        "patient-root-series-level",
+        "patient",
+        lambda ix: query(
+            "SERIES",
+            PatientID=ix[0].patient_id,
+            StudyInstanceUID=ix[0].studies[0].study_instance_uid,
+            SeriesInstanceUID="",
+            Modality="",
+        ),
+        lambda ix: len(ix[0].studies[0].series),
+    ),
+    FindCase(
+        "patient-root-image-level",
+        "patient",
+        lambda ix: query(
+            "IMAGE",
+            PatientID=ix[0].patient_id,
+            StudyInstanceUID=ix[0].studies[0].study_instance_uid,
+            SeriesInstanceUID=ix[0].studies[0].series[0].series_instance_uid,
+            SOPInstanceUID="",
+            InstanceNumber="",
+        ),
+        lambda ix: len(ix[0].studies[0].series[0].instances),
+    ),
+    # Study Root, STUDY level
+    FindCase(
+        "study-universal",
+        "study",
+        lambda ix: query("STUDY", StudyInstanceUID="", StudyDate="", PatientName=""),
+        lambda ix: len(_studies(ix)),
+    ),
+    FindCase(
+        "study-single-value",
+        "study",
+        lambda ix: query("STUDY", AccessionNumber=_studies(ix)[2][1].accession_number, StudyInstanceUID=""),
+        lambda ix: 1,
+    ),
+    FindCase(
+        "study-date-range-closed",
+        "study",
+        lambda ix: query("STUDY", StudyDate="20220101-20231231", StudyInstanceUID=""),
+        lambda ix: sum("20220101" <= s.study_date <= "20231231" for _, s in _studies(ix)),
+    ),
+    FindCase(
+        "study-date-range-from",
+        "study",
+        lambda ix: query("STUDY", StudyDate="20230601-", StudyInstanceUID=""),
+        lambda ix: sum(s.study_date >= "20230601" for _, s in _studies(ix)),
+    ),
+    FindCase(
+        "study-date-range-until",
+        "study",
+        lambda ix: query("STUDY", StudyDate="-20211231", StudyInstanceUID=""),
+        lambda ix: sum(s.study_date <= "20211231" for _, s in _studies(ix)),
+    ),
+    FindCase(
+        "study-time-range",
+        "study",
+        lambda ix: query("STUDY", StudyTime="080000-100000", StudyInstanceUID=""),
+        lambda ix: sum("080000" <= s.study_time <= "100000" for _, s in _studies(ix)),
+    ),
+    FindCase(
+        "study-uid-list",
+        "study",
+        lambda ix: query(
+            "STUDY",
+            StudyInstanceUID="\\".join(s.study_instance_uid for _, s in _studies(ix)[:2]),
+            StudyDescription="",
+        ),
+        lambda ix: 2,
+    ),
+    FindCase(
+        "study-description-wildcard",
+        "study",
+        lambda ix: query("STUDY", StudyDescription="*CHEST*", StudyInstanceUID=""),
+        lambda ix: sum("CHEST" in s.study_description for _, s in _studies(ix)),
+    ),
+    FindCase(
+        "study-related-counts",
+        "study",
+        lambda ix: query(
+            "STUDY",
+            StudyInstanceUID=_studies(ix)[0][1].study_instance_uid,
+            NumberOfStudyRelatedSeries="",
+            NumberOfStudyRelatedInstances="",
+        ),
+        lambda ix: 1,
+    ),
+    # Study Root, lower levels
+    FindCase(
+        "study-root-series-level",
+        "study",
+        lambda ix: query(
+            "SERIES", StudyInstanceUID=_studies(ix)[0][1].study_instance_uid, SeriesInstanceUID="", Modality=""
+        ),
+        lambda ix: len(_studies(ix)[0][1].series),
+    ),
+    FindCase(
+        "study-root-series-single-value",
+        "study",
+        lambda ix: query(
+            "SERIES",
+            StudyInstanceUID=_series(ix)[0][1].study_instance_uid,
+            Modality=_series(ix)[0][2].modality,
+            SeriesInstanceUID="",
+        ),
+        lambda ix: sum(se.modality == _series(ix)[0][2].modality for _, _, se in _series(ix)[:3]),
+    ),
+    FindCase(
+        "study-root-image-level",
+        "study",
+        lambda ix: query(
+            "IMAGE",
+            StudyInstanceUID=_series(ix)[-1][1].study_instance_uid,
+            SeriesInstanceUID=_series(ix)[-1][2].series_instance_uid,
+            SOPInstanceUID="",
+            SOPClassUID="",
+        ),
+        lambda ix: len(_series(ix)[-1][2].instances),
+    ),
+    FindCase(
+        "study-root-image-uid-list",
+        "study",
+        lambda ix: query(
+            "IMAGE",
+            StudyInstanceUID=_series(ix)[0][1].study_instance_uid,
+            SeriesInstanceUID=_series(ix)[0][2].series_instance_uid,
+            SOPInstanceUID="\\".join(i.sop_instance_uid for i in _series(ix)[0][2].instances[:2]),
+        ),
+        lambda ix: 2,
+    ),
+]
+
+
+def _canonical(matches: tuple[Dataset, ...]) -> list[Any]:
+    """Matches as DICOM JSON, sorted: C-FIND returns a set, so order is not a behaviour."""
+    as_json = [dataset_json(m) for m in matches]
+    return sorted(as_json, key=lambda d: json.dumps(d, sort_keys=True))
+
+
+@pytest.mark.service("find")
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_find(
+    case: FindCase,
+    device: Endpoint,
+    modality: Modality,
+    corpus_index: Index,
+    stored_corpus: StoreResult,
+    observe: Observe,
+) -> None:
+    result = modality.find(device, case.build(corpus_index), case.model)  # type: ignore[arg-type]
+    observe("find", {"status": result.status, "count": len(result.matches), "matches": _canonical(result.matches)})
+    assert result.accepted, f"association not accepted: {result.error}"
+    assert result.status == 0x0000, f"C-FIND final status {status_hex(result.status)}: {result.error}"
+    if case.expected is not None:
+        assert len(result.matches) == case.expected(corpus_index), "wrong number of matches"
+
+
+@pytest.mark.service("find")
+def test_find_invalid_level(device: Endpoint, modality: Modality, stored_corpus: StoreResult, observe: Observe) -> None:
+    result = modality.find(device, query("NOSUCHLEVEL", PatientID=""), "patient")
+    observe("find", {"status": result.status, "count": len(result.matches)})
+    assert result.status is not None and result.status not in (0x0000, 0xFF00, 0xFF01), (
+        f"an invalid QueryRetrieveLevel must fail, got {status_hex(result.status)}"
+    )

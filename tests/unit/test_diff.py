@@ -1,0 +1,114 @@
+"""Diff: every kind of difference, at the documented path."""
+
+from __future__ import annotations
+
+from harness.compare.diff import diff_cases, format_side
+from harness.model import JSON, CaseRecord, DiffKind, Difference, Observation, Outcome
+
+CASE = "store/test_store.py::test_roundtrip"
+
+
+def _case(outcome: Outcome = Outcome.PASSED, duration: float = 0.1, **observations: JSON) -> CaseRecord:
+    return CaseRecord(
+        CASE, outcome, duration=duration, observations=tuple(Observation(k, v) for k, v in observations.items())
+    )
+
+
+def _found(before: CaseRecord | None, after: CaseRecord | None) -> list[tuple[str, DiffKind, JSON, JSON]]:
+    return [(d.path, d.kind, d.before, d.after) for d in diff_cases(before, after)]
+
+
+def test_identical_cases_have_no_difference_and_durations_are_not_compared() -> None:
+    value = {"a": [1, {"b": None}], "c": "x"}
+    assert diff_cases(_case(duration=0.1, x=value), _case(duration=9.0, x=value)) == ()
+
+
+def test_outcome_change_is_a_status_change_at_outcome() -> None:
+    assert _found(_case(), _case(Outcome.FAILED)) == [("outcome", DiffKind.STATUS_CHANGED, "passed", "failed")]
+
+
+def test_case_missing_or_extra() -> None:
+    assert _found(_case(), None) == [("outcome", DiffKind.MISSING, "passed", None)]
+    assert _found(None, _case(Outcome.ERROR)) == [("outcome", DiffKind.EXTRA, None, "error")]
+    assert diff_cases(None, None) == ()
+    (d,) = diff_cases(_case(), None)
+    assert d.case == CASE
+
+
+def test_observation_missing_and_extra() -> None:
+    found = _found(_case(a=1, b=2), _case(b=2, c=3))
+    assert found == [("a", DiffKind.MISSING, 1, None), ("c", DiffKind.EXTRA, None, 3)]
+
+
+def test_nested_object_keys_and_values_give_paths() -> None:
+    before = {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "Doe^Jane"}]}, "gone": 1}
+    after = {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "Doe^John"}]}, "new": True}
+    assert _found(_case(ds=before), _case(ds=after)) == [
+        ("ds.00100010.Value[0].Alphabetic", DiffKind.VALUE_CHANGED, "Doe^Jane", "Doe^John"),
+        ("ds.gone", DiffKind.MISSING, 1, None),
+        ("ds.new", DiffKind.EXTRA, None, True),
+    ]
+
+
+def test_types_matter_one_is_not_true_nor_one_point_zero() -> None:
+    assert _found(_case(x=1), _case(x=True)) == [("x", DiffKind.VALUE_CHANGED, 1, True)]
+    assert _found(_case(x=[1]), _case(x=[1.0])) == [("x[0]", DiffKind.VALUE_CHANGED, 1, 1.0)]
+    assert _found(_case(x={"a": 1}), _case(x=[1])) == [("x", DiffKind.VALUE_CHANGED, {"a": 1}, [1])]
+
+
+def test_status_keys_give_status_changed() -> None:
+    before = {"status": 0, "assoc_status": 0, "statuses": [0], "other": 0}
+    after = {"status": 0xA700, "assoc_status": 0x0122, "statuses": [1], "other": 1}
+    assert _found(_case(c=before, **{"store.status": 0}), _case(c=after, **{"store.status": 0xC000})) == [
+        ("c.status", DiffKind.STATUS_CHANGED, 0, 0xA700),
+        ("c.assoc_status", DiffKind.STATUS_CHANGED, 0, 0x0122),
+        ("c.statuses[0]", DiffKind.VALUE_CHANGED, 0, 1),
+        ("c.other", DiffKind.VALUE_CHANGED, 0, 1),
+        ("store.status", DiffKind.STATUS_CHANGED, 0, 0xC000),
+    ]
+
+
+def test_list_count_change_lists_the_missing_and_extra_items_as_multisets() -> None:
+    before = ["a", "b", "b", "c"]
+    after = ["b", "c", "d", "e", "a"]
+    assert _found(_case(l=before), _case(l=after)) == [
+        ("l", DiffKind.COUNT_CHANGED, 4, 5),
+        ("l[1]", DiffKind.MISSING, "b", None),  # duplicates: the first one
+        ("l[2]", DiffKind.EXTRA, None, "d"),
+        ("l[3]", DiffKind.EXTRA, None, "e"),
+    ]
+
+
+def test_same_items_other_order_is_one_order_change() -> None:
+    before = [{"id": 1}, {"id": 2}]
+    after = [{"id": 2}, {"id": 1}]
+    assert _found(_case(l=before), _case(l=after)) == [("l", DiffKind.ORDER_CHANGED, before, after)]
+
+
+def test_same_length_other_items_compare_position_by_position() -> None:
+    assert _found(_case(l=[{"v": 1}, {"v": 2}]), _case(l=[{"v": 1}, {"v": 3}])) == [
+        ("l[1].v", DiffKind.VALUE_CHANGED, 2, 3)
+    ]
+
+
+def test_timing_changes_only_past_both_thresholds() -> None:
+    def timing(before: float, after: float) -> list[tuple[str, DiffKind, JSON, JSON]]:
+        return _found(_case(**{"timing.store": before}), _case(**{"timing.store": after}))
+
+    assert timing(0.5, 2.0) == [("timing.store", DiffKind.TIMING_CHANGED, 0.5, 2.0)]
+    assert timing(0.01, 0.9) == []  # 90 times slower, but by less than a second
+    assert timing(2.0, 5.0) == []  # three seconds slower, but not three times
+    assert timing(2.0, 1.0) == []  # faster is never a change
+    assert timing(0.0, 1.5) == [("timing.store", DiffKind.TIMING_CHANGED, 0.0, 1.5)]
+
+
+def test_format_side_renders_statuses_absence_counts_and_json() -> None:
+    status = Difference(CASE, "c.status", DiffKind.STATUS_CHANGED, 0, 0xA700)
+    assert (format_side(status, "before"), format_side(status, "after")) == ("0x0000", "0xA700")
+    missing = Difference(CASE, "x", DiffKind.MISSING, {"a": [1]}, None)
+    assert format_side(missing, "after") == "(absent)"
+    assert format_side(missing, "before") == '{"a": [1]}'
+    assert format_side(missing, "before", pretty=True) == '{\n  "a": [\n    1\n  ]\n}'
+    assert format_side(Difference(CASE, "l", DiffKind.COUNT_CHANGED, 2, 3), "after") == "3 items"
+    assert format_side(Difference(CASE, "outcome", DiffKind.STATUS_CHANGED, "passed", "failed"), "after") == "failed"
+    assert format_side(Difference(CASE, "v", DiffKind.VALUE_CHANGED, None, "x"), "before") == "null"
