@@ -22,7 +22,7 @@ __all__ = ["MAX_LISTED", "MIN_RAN_FRACTION", "decide"]
 
 # The candidate must run at least this share of the cases the baseline ran.
 MIN_RAN_FRACTION = 0.9
-# Reasons list at most this many regressed differences; the report has them all.
+# Reasons list at most this many regressed cases; the report has them all.
 MAX_LISTED = 20
 _RAN = frozenset({Outcome.PASSED, Outcome.FAILED, Outcome.ERROR})
 _SHORT = 40  # longest value quoted in a one-line reason
@@ -43,14 +43,20 @@ def decide(
     if noisy_cases is None:
         noisy_cases = measure_noise([normalise_run(b) for b in baselines]).cases
     problems = _untrustworthy(baselines, candidate, noisy_cases)
-    if problems:
-        return Verdict.INCONCLUSIVE, tuple(problems)
-    regressed = [d for c in cases for d in c.differences if d.classification is Classification.REGRESSED]
-    if regressed or any(c.status is CaseStatus.REGRESSED for c in cases):
-        lines = [f"regressed: {d.case}: {d.path} {d.kind.value}{_values(d)}" for d in regressed[:MAX_LISTED]]
+    verdict, lines = (Verdict.INCONCLUSIVE, problems) if problems else _judge(cases)
+    # Details (a device's stderr, an odd case id) may hold newlines; CI logs want one line each.
+    return verdict, tuple(" | ".join(line.splitlines()) for line in lines)
+
+
+def _judge(cases: Sequence[CaseComparison]) -> tuple[Verdict, list[str]]:
+    """The verdict of trustworthy runs, from the classified differences."""
+    # Differences of a case run in neither (skipped vs not applicable) say nothing about the device.
+    regressed = [c for c in cases if c.status is CaseStatus.REGRESSED]
+    if regressed:
+        lines = [_regressed_line(c) for c in regressed[:MAX_LISTED]]
         if len(regressed) > MAX_LISTED:
-            lines.append(f"... and {len(regressed) - MAX_LISTED} more regressed differences (see the report)")
-        return Verdict.REGRESSED, tuple(lines)
+            lines.append(f"... and {len(regressed) - MAX_LISTED} more regressed cases (see the report)")
+        return Verdict.REGRESSED, lines
     expected = [c for c in cases if c.status is CaseStatus.CHANGED_AS_EXPECTED]
     if expected:
         reasons = sorted(
@@ -58,9 +64,19 @@ def decide(
         )
         lines = [f"{len(expected)} case(s) changed as the policy expects"]
         lines += [f"expected: {r}" for r in reasons]
-        return Verdict.CHANGED_AS_EXPECTED, tuple(lines)
+        return Verdict.CHANGED_AS_EXPECTED, lines
     compared = sum(1 for c in cases if c.status is not CaseStatus.NOT_APPLICABLE)
-    return Verdict.UNCHANGED, (f"{compared} case(s) compared, no change outside baseline noise",)
+    return Verdict.UNCHANGED, [f"{compared} case(s) compared, no change outside baseline noise"]
+
+
+def _regressed_line(case: CaseComparison) -> str:
+    """One line per regressed case: its first difference in full, then how many more."""
+    changed = [d for d in case.differences if d.classification is Classification.REGRESSED]
+    if not changed:
+        return f"regressed: {case.case}"
+    first = changed[0]
+    more = f" (+{len(changed) - 1} more)" if len(changed) > 1 else ""
+    return f"regressed: {case.case}: {first.path} {first.kind.value}{_values(first)}{more}"
 
 
 def _untrustworthy(baselines: Sequence[RunRecord], candidate: RunRecord, noisy_cases: Collection[str]) -> list[str]:

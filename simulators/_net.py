@@ -1,12 +1,44 @@
-"""Small network helpers shared by the simulators: destination parsing, free ports, status names."""
+"""Small network helpers shared by the simulators: service UIDs, destination parsing, free ports."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["LOOPBACK", "free_port", "parse_destination", "parse_host_port", "status_hex"]
+__all__ = [
+    "LOOPBACK",
+    "QR_MODELS",
+    "VERIFICATION",
+    "free_port",
+    "no_delay",
+    "parse_destination",
+    "parse_host_port",
+    "qr_sop_class",
+    "status_hex",
+]
 
 LOOPBACK = "127.0.0.1"
+VERIFICATION = "1.2.840.10008.1.1"
+# Query/Retrieve SOP classes: (information model, service) -> UID. pynetdicom builds its
+# sop_class names at runtime, which mypy cannot see, so they are spelled out here.
+QR_MODELS: Mapping[tuple[str, str], str] = {
+    ("patient", "find"): "1.2.840.10008.5.1.4.1.2.1.1",
+    ("patient", "move"): "1.2.840.10008.5.1.4.1.2.1.2",
+    ("patient", "get"): "1.2.840.10008.5.1.4.1.2.1.3",
+    ("study", "find"): "1.2.840.10008.5.1.4.1.2.2.1",
+    ("study", "move"): "1.2.840.10008.5.1.4.1.2.2.2",
+    ("study", "get"): "1.2.840.10008.5.1.4.1.2.2.3",
+}
+
+
+def qr_sop_class(model: str, service: str) -> str:
+    """The Q/R SOP class UID for model `patient` or `study` and service find, move or get."""
+    try:
+        return QR_MODELS[(model, service)]
+    except KeyError:
+        raise ValueError(f"unknown Q/R model/service {model!r}/{service!r}; models: patient, study") from None
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -24,6 +56,19 @@ def parse_destination(text: str) -> tuple[str, tuple[str, int]]:
     if not sep or not ae_title or len(ae_title) > 16:
         raise ValueError(f"expected AE=host:port with an AE title of 1-16 characters, got {text!r}")
     return ae_title, parse_host_port(rest)
+
+
+def no_delay(event: Any) -> None:
+    """EVT_CONN_OPEN handler: disable Nagle on the association's socket.
+
+    pynetdicom writes a DIMSE message as several small PDUs; with Nagle on, each second
+    write waits for the peer's delayed ACK (40 ms on Linux), capping a C-STORE loop at
+    about 20 objects a second.
+    """
+    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def free_port(host: str = LOOPBACK) -> int:

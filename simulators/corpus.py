@@ -10,7 +10,8 @@
     PG-0004  2022-11-20  MR Image
 
 Each series holds one object in several transfer syntaxes, each a separate instance
-(key "<KIND>-<syntax>", InstanceNumber 1, 2, ...) with identical pixel data or content:
+(key "<KIND>-<syntax>", InstanceNumber 1, 2, ...) with identical pixel data or content
+(CT and MR instances differ only in slice position):
 Implicit VR LE ("implicit"), Explicit VR LE ("explicit"), and a compressed one that
 pydicom 3 encodes offline with no plugin: RLE Lossless ("rle") for image objects,
 Deflated Explicit VR LE ("deflated") for SR and PDF; the Secondary Capture also has
@@ -244,6 +245,8 @@ _PLAN = (
 
 def generate(seed: int = DEFAULT_SEED, *, size: int = 32) -> tuple[CorpusItem, ...]:
     """The corpus for `seed`, with `size`x`size` images, in plan order (patient, study, series, instance)."""
+    if seed < 0:
+        raise ValueError(f"corpus seed must be a non-negative integer, got {seed}")
     if not 4 <= size <= 512:
         raise ValueError(f"corpus image size must be within 4..512, got {size}")
     items: list[CorpusItem] = []

@@ -1,22 +1,22 @@
-"""The PACS simulator's SQLite index of the objects it holds, filled off the C-STORE path by a worker thread.
+"""The PACS simulator's SQLite index of the objects it holds, filled lazily, off the C-STORE path.
 
-C-STORE handlers only `submit()` the bytes they wrote; one worker parses them and
-writes the rows in batches (WAL, synchronous=NORMAL), so receiving stays as cheap as a
-bare SCP. Readers call `flush()` first, so a query sees every object stored before it.
+A C-STORE handler only `submit()`s the name of the file it wrote. Readers (C-FIND,
+C-MOVE, C-GET) call `flush()`, which parses the files submitted since and writes their
+rows in one transaction (WAL, synchronous=NORMAL). Receiving thus costs what a bare SCP
+costs (parsing in a background thread would compete for the GIL), and a query still sees
+every object stored before it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -28,7 +28,6 @@ INDEX_FILENAME = ".pacs-index.sqlite3"
 _LOG = logging.getLogger("simulators.index")
 # Binary or nested values are not matched on and not returned by C-FIND.
 _SKIP_VRS = frozenset({"SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN"})
-_BATCH = 256
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -86,60 +85,69 @@ def extract_attributes(ds: Dataset) -> dict[str, tuple[str, tuple[str, ...]]]:
     return out
 
 
+def _instance(row: tuple[Any, ...]) -> IndexedInstance:
+    attributes = {k: (v[0], tuple(v[1])) for k, v in json.loads(row[8]).items()}
+    return IndexedInstance(
+        sop_instance_uid=row[0],
+        sop_class_uid=row[1],
+        transfer_syntax_uid=row[2],
+        patient_id=row[3],
+        study_instance_uid=row[4],
+        series_instance_uid=row[5],
+        instance_number=int(row[6]),
+        filename=row[7],
+        attributes=attributes,
+    )
+
+
 class Index:
     """Rows of what the storage folder holds; thread-safe; rebuilt from the folder on `start()`."""
 
     def __init__(self, storage: Path) -> None:
         self._storage = storage
         self._path = storage / INDEX_FILENAME
-        self._queue: queue.Queue[tuple[str, bytes | None] | None] = queue.Queue()
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._done = threading.Condition()
+        self._lock = threading.Lock()  # guards the connection
+        self._pending_lock = threading.Lock()  # guards _pending only: submit() must never wait long
+        self._pending: dict[str, None] = {}  # file names stored but not yet indexed, in order
         self._conn: sqlite3.Connection | None = None
-        self._worker: threading.Thread | None = None
         self.errors = 0  # objects that could not be parsed; they stay stored but unindexed
 
     def start(self) -> None:
-        """Open a fresh database and queue every `*.dcm` already in the folder for indexing."""
+        """Open a fresh database and mark every `*.dcm` already in the folder for indexing."""
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self._path}{suffix}").unlink(missing_ok=True)
         conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
-        self._conn = conn
-        self._worker = threading.Thread(target=self._run, name="pacs-index", daemon=True)
-        self._worker.start()
+        with self._lock:
+            self._conn = conn
         for path in sorted(self._storage.glob("*.dcm")):
-            self.submit(path.name, None)
+            self.submit(path.name)
 
     def close(self) -> None:
-        """Index what is queued, then stop the worker and close the database."""
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join(timeout=30)
-            self._worker = None
-        if self._conn is not None:
-            with self._lock:
+        """Close the database; objects not yet indexed are indexed again on the next start."""
+        with self._lock:
+            if self._conn is not None:
                 self._conn.close()
             self._conn = None
 
-    def submit(self, filename: str, data: bytes | None) -> None:
-        """Queue a stored file (its Part 10 bytes, or None to read it from the folder)."""
-        with self._done:
-            self._pending += 1
-        self._queue.put((filename, data))
+    def submit(self, filename: str) -> None:
+        """Note a file just stored (or replaced); it is parsed on the next `flush()`."""
+        with self._pending_lock:
+            self._pending.pop(filename, None)
+            self._pending[filename] = None
 
-    def flush(self, timeout: float = 30.0) -> None:
-        """Wait until every submitted object is indexed; TimeoutError after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        with self._done:
-            while self._pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"index still has {self._pending} objects queued after {timeout}s")
-                self._done.wait(remaining)
+    def flush(self) -> None:
+        """Parse and index every file submitted so far, in one transaction."""
+        with self._lock:
+            with self._pending_lock:
+                names, self._pending = list(self._pending), {}
+            rows = [row for row in map(self._row, names) if row is not None]
+            if rows and self._conn is not None:
+                self._conn.execute("BEGIN")
+                self._conn.executemany("INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                self._conn.execute("COMMIT")
 
     def select(
         self,
@@ -172,38 +180,11 @@ class Index:
             if self._conn is None:
                 raise RuntimeError("index is not open")
             rows = self._conn.execute(sql, args).fetchall()
-        return [
-            IndexedInstance(
-                r[0], r[1], r[2], r[3], r[4], r[5], int(r[6]), r[7],
-                {k: (v[0], tuple(v[1])) for k, v in json.loads(r[8]).items()},
-            )  # fmt: skip
-            for r in rows
-        ]
+        return [_instance(r) for r in rows]
 
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            batch = [first]
-            while first is not None and len(batch) < _BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            jobs = [job for job in batch if job is not None]
-            try:
-                self._write([row for row in map(self._row, jobs) if row is not None])
-            finally:
-                with self._done:
-                    self._pending -= len(jobs)
-                    self._done.notify_all()
-            if len(jobs) != len(batch):
-                return
-
-    def _row(self, job: tuple[str, bytes | None]) -> tuple[str | int, ...] | None:
-        filename, data = job
+    def _row(self, filename: str) -> tuple[str | int, ...] | None:
         try:
-            source = BytesIO(data) if data is not None else self._storage / filename
-            ds = dcmread(source, stop_before_pixels=True, force=True)
+            ds = dcmread(self._storage / filename, stop_before_pixels=True, force=True)
             meta = ds.file_meta
             sop_uid = str(meta.get("MediaStorageSOPInstanceUID", "") or ds.get("SOPInstanceUID", ""))
             number = ds.get("InstanceNumber")
@@ -222,13 +203,3 @@ class Index:
             self.errors += 1
             _LOG.warning("cannot index %s: %s", filename, exc)
             return None
-
-    def _write(self, rows: list[tuple[str | int, ...]]) -> None:
-        if not rows:
-            return
-        with self._lock:
-            if self._conn is None:
-                return
-            self._conn.execute("BEGIN")
-            self._conn.executemany("INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?)", rows)
-            self._conn.execute("COMMIT")

@@ -359,18 +359,16 @@ def _computed(name: str, group: Group) -> list[str]:
 
 
 def _element(tag: int, vr: str, values: Sequence[str]) -> DataElement:
-    value: Any
     if vr in _INT_VRS:
         items: list[Any] = [int(v) for v in values]
     elif vr in _FLOAT_VRS:
         items = [float(v) for v in values]
     else:
         items = list(values)
-    if not items:
-        value = None if vr in _INT_VRS | _FLOAT_VRS else ""
-    else:
-        value = items[0] if len(items) == 1 else items
-    return DataElement(tag, vr, value)
+    if len(items) > 1:
+        return DataElement(tag, vr, items)
+    empty = None if vr in _INT_VRS | _FLOAT_VRS else ""
+    return DataElement(tag, vr, items[0] if items else empty)
 
 
 def response(identifier: Dataset, query: Query, group: Group, retrieve_ae_title: str) -> Dataset:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+
+from simulators.modality import file_sha256
 
 __all__ = [
     "SUCCESS_OR_WARNING",
@@ -18,7 +19,6 @@ __all__ = [
     "query",
     "received_by_pacs",
     "status_hex",
-    "stored_file_sha256",
 ]
 
 # PS3.4 C-STORE: success, or warnings that still mean "stored" (coercion, elements discarded, mismatch).
@@ -47,19 +47,6 @@ def query(level: str, **keys: str) -> Dataset:
     return ds
 
 
-def stored_file_sha256(path: Path) -> str:
-    """sha256 of a Part 10 file's dataset bytes after the file meta group, as they were received."""
-    data = path.read_bytes()
-    if data[128:132] != b"DICM":
-        raise ValueError(f"{path}: not a DICOM Part 10 file")
-    # (0002,0000) UL group length: tag 4 bytes, VR 'UL' 2, length 2, value 4, at offset 132.
-    group, element = struct.unpack("<HH", data[132:136])
-    if (group, element) != (0x0002, 0x0000):
-        raise ValueError(f"{path}: file meta does not start with its group length")
-    (length,) = struct.unpack("<I", data[140:144])
-    return hashlib.sha256(data[144 + length :]).hexdigest()
-
-
 def _dicom_files(storage: Path) -> Iterable[tuple[Path, str]]:
     """(path, SOP Instance UID) of every DICOM file under `storage`; other files (the index) are passed over."""
     for path in sorted(storage.rglob("*")):
@@ -80,4 +67,4 @@ def clear_received(storage: Path) -> None:
 def received_by_pacs(storage: Path, uids: Iterable[str]) -> dict[str, str]:
     """SOP Instance UID → sha256 of what the PACS simulator received, for the wanted UIDs found."""
     wanted = set(uids)
-    return {uid: stored_file_sha256(path) for path, uid in _dicom_files(storage) if uid in wanted}
+    return {uid: file_sha256(path) for path, uid in _dicom_files(storage) if uid in wanted}

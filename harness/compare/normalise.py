@@ -174,13 +174,14 @@ class _Normaliser:
             return False
         groups = [m[i] for i in range(2, 7)]  # month .. second; greedy matching leaves no gaps
         known = sum(1 for g in groups if g)
-        widths = [timedelta(days=366), timedelta(days=31), timedelta(days=1), timedelta(hours=1)]
-        widths += [timedelta(minutes=1), _precision(True, True, m[7] or "")]
+        if known < 2:
+            return False  # a year or a month is not a moment of the run (DA needs a day too)
+        widths = [timedelta(days=1), timedelta(hours=1), timedelta(minutes=1), _precision(True, True, m[7] or "")]
         try:
             start = datetime(
                 int(m[1]),
-                int(groups[0] or 1),
-                int(groups[1] or 1),
+                int(groups[0]),
+                int(groups[1]),
                 int(groups[2] or 0),
                 int(groups[3] or 0),
                 int(groups[4] or 0),
@@ -192,7 +193,7 @@ class _Normaliser:
         if m[8]:
             sign = -1 if m[8][0] == "-" else 1
             start -= sign * timedelta(hours=int(m[8][1:3]), minutes=int(m[8][3:5]))
-        return self._overlaps(start, widths[known])
+        return self._overlaps(start, widths[known - 2])
 
     def _overlaps(self, start: datetime, width: timedelta) -> bool:
         assert self._window is not None

@@ -50,6 +50,11 @@ table { border-collapse: collapse; width: 100%; background: #fff; margin: 8px 0;
 th, td { border: 1px solid #d0d0d0; padding: 5px 8px; text-align: left; vertical-align: top; }
 th { background: #eee; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.summary { width: auto; min-width: 300px; display: inline-table; margin-right: 24px; vertical-align: top; }
+table.diffs { table-layout: fixed; }
+table.diffs th:nth-child(1) { width: 22%; } table.diffs th:nth-child(2) { width: 10%; }
+table.diffs th:nth-child(3) { width: 10%; } table.diffs th:nth-child(6) { width: 14%; }
+.muted { color: #666; }
 pre { margin: 0; white-space: pre-wrap; word-break: break-all; font: 13px/1.35 ui-monospace, monospace; }
 code { font: 13px ui-monospace, monospace; word-break: break-all; }
 .badge { display: inline-block; padding: 1px 7px; border-radius: 9px; font-size: 13px; color: #fff; }
@@ -212,7 +217,7 @@ def _diff_table(diffs: Sequence[Difference]) -> str:
             _td(f"<span class='badge c-{d.classification.value}'>{_e(d.classification.value)}</span>", raw=True),
             _td(f"<pre>{_e(format_side(d, 'before', pretty=True))}</pre>", "before", raw=True),
             _td(f"<pre>{_e(format_side(d, 'after', pretty=True))}</pre>", "after", raw=True),
-            _td(d.reason),
+            _td(d.reason) if d.reason else _td("<span class='muted'>not declared in the policy</span>", raw=True),
         ]
         for d in diffs
     ]

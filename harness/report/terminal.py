@@ -12,6 +12,10 @@ __all__ = ["summary_table"]
 _VALUE_WIDTH = 40  # longer values are cut; the reports have them whole
 
 
+# A terminal shows the first few differences of each regressed case; the report has them all.
+_DIFFS_PER_CASE = 4
+
+
 def summary_table(comparison: Comparison) -> str:
     """Case counts by status, the regressed cases with their paths, and a closing VERDICT line."""
     counts = Counter(c.status for c in comparison.cases)
@@ -24,11 +28,13 @@ def summary_table(comparison: Comparison) -> str:
         lines += ["", "Regressed cases"]
         for case in regressed:
             lines.append(f"  {case.case}")
-            for d in case.differences:
-                if d.classification is Classification.REGRESSED:
-                    before, after = _cut(format_side(d, "before")), _cut(format_side(d, "after"))
-                    lines.append(f"    {d.path}  {d.kind.value}  {before} → {after}")
-    if comparison.reasons:
+            changed = [d for d in case.differences if d.classification is Classification.REGRESSED]
+            for d in changed[:_DIFFS_PER_CASE]:
+                before, after = _cut(format_side(d, "before")), _cut(format_side(d, "after"))
+                lines.append(f"    {d.path}  {d.kind.value}  {before} → {after}")
+            if len(changed) > _DIFFS_PER_CASE:
+                lines.append(f"    ... and {len(changed) - _DIFFS_PER_CASE} more differences (see report.html)")
+    elif comparison.reasons:
         lines += ["", "Reasons"] + [f"  {r}" for r in comparison.reasons]
     lines += ["", f"VERDICT: {comparison.verdict.value} (exit {comparison.verdict.exit_code})"]
     return "\n".join(lines)

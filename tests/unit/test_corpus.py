@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from pydicom.uid import UID
 
 from simulators import corpus
 from simulators.corpus import CorpusItem
+from tests.conftest import require_tool
 
 # Standard UIDs the corpus uses but did not make: SOP classes, transfer syntaxes, code schemes.
 _STANDARD_PREFIX = "1.2.840.10008."
@@ -88,6 +88,8 @@ def test_size_sets_the_image_matrix() -> None:
     assert small["US-rle"].dataset.pixel_array.shape == (6, 16, 16, 3)
     with pytest.raises(ValueError, match="size"):
         corpus.generate(size=2)
+    with pytest.raises(ValueError, match="seed"):
+        corpus.generate(-1)
 
 
 def test_keys_and_uids_are_unique(items: tuple[CorpusItem, ...]) -> None:
@@ -321,8 +323,8 @@ def test_write_folder_writes_readable_files(items: tuple[CorpusItem, ...], tmp_p
         assert pydicom.dcmread(path).SOPInstanceUID == item.sop_instance_uid
 
 
-@pytest.mark.skipif(shutil.which("dcmdump") is None, reason="DCMTK not installed (apt-get install dcmtk)")
 def test_dcmtk_reads_and_decodes_every_item(items: tuple[CorpusItem, ...], tmp_path: Path) -> None:
+    require_tool("dcmdump", "apt-get install dcmtk")
     # A second, independent DICOM implementation: parses every file and decodes RLE and Deflate.
     for item, path in zip(items, corpus.write_folder(items, tmp_path), strict=True):
         dump = subprocess.run(["dcmdump", "-q", str(path)], capture_output=True, timeout=30)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from harness.compare.diff import diff_cases, format_side
-from harness.model import JSON, CaseRecord, DiffKind, Difference, Observation, Outcome
+from harness.model import JSON, CaseRecord, Difference, DiffKind, Observation, Outcome
 
 CASE = "store/test_store.py::test_roundtrip"
 
 
-def _case(outcome: Outcome = Outcome.PASSED, duration: float = 0.1, **observations: JSON) -> CaseRecord:
+def _case(outcome: Outcome = Outcome.PASSED, duration: float = 0.1, /, **observations: JSON) -> CaseRecord:
     return CaseRecord(
         CASE, outcome, duration=duration, observations=tuple(Observation(k, v) for k, v in observations.items())
     )
@@ -20,7 +20,7 @@ def _found(before: CaseRecord | None, after: CaseRecord | None) -> list[tuple[st
 
 def test_identical_cases_have_no_difference_and_durations_are_not_compared() -> None:
     value = {"a": [1, {"b": None}], "c": "x"}
-    assert diff_cases(_case(duration=0.1, x=value), _case(duration=9.0, x=value)) == ()
+    assert diff_cases(_case(Outcome.PASSED, 0.1, x=value), _case(Outcome.PASSED, 9.0, x=value)) == ()
 
 
 def test_outcome_change_is_a_status_change_at_outcome() -> None:

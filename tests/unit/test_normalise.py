@@ -107,6 +107,7 @@ def test_dates_and_times_inside_the_run_window_become_tokens() -> None:
         "00404011": _el("DT", "20261128121000"),  # 12:10 UTC: outside
         "00400002": _el("DA", "20261128-"),  # query range, open end
         "00400003": _el("TM", "101500.123456"),  # same value, same token
+        "00400004": _el("DT", "2026", "202611", "2026112810"),  # no day: kept; to the hour: inside
     }
     (out,) = _values(normalise_run(_run(_case("a.py::t", mwl=dataset))))
     assert out == {
@@ -120,6 +121,7 @@ def test_dates_and_times_inside_the_run_window_become_tokens() -> None:
         "00404011": _el("DT", "20261128121000"),
         "00400002": _el("DA", "DATE#1-"),
         "00400003": _el("TM", "TIME#1"),
+        "00400004": _el("DT", "2026", "202611", "DATETIME#3"),
     }
 
 

@@ -60,7 +60,7 @@ def test_missing_directory(tmp_path: Path) -> None:
 
 
 def test_missing_manifest(tmp_path: Path) -> None:
-    with pytest.raises(RunDirError, match="manifest.json: missing"):
+    with pytest.raises(RunDirError, match=r"manifest\.json: missing"):
         read_run(tmp_path)
 
 

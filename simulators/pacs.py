@@ -1,0 +1,390 @@
+"""The PACS simulator: a pynetdicom SCP for C-ECHO, C-STORE, C-FIND, C-MOVE and C-GET over a folder.
+
+Objects are stored as Part 10 files written from the bytes the peer sent (never decoded
+and re-encoded), indexed in SQLite off the receive path, and served back by Q/R. `Quirks`
+switch on deviations from standard behaviour, so the reference device can play a patch
+that changed something.
+
+Run it standalone:
+    python -m simulators.pacs --ae-title PACS --port 11112 --storage /tmp/pacs \\
+        [--destination AE=host:port ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import types
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import AllTransferSyntaxes
+from pynetdicom import AE, evt
+from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext, build_context
+
+from simulators._net import LOOPBACK, QR_MODELS, VERIFICATION, no_delay, parse_destination
+from simulators.index import Index, IndexedInstance
+from simulators.matching import Query, QueryError, evaluate, parse_query, response
+
+__all__ = [
+    "STORAGE_SOP_CLASSES",
+    "PacsConfig",
+    "PacsSimulator",
+    "Quirks",
+    "build_parser",
+    "main",
+    "parse_destinations",
+    "serve",
+    "storage_name",
+]
+
+_LOG = logging.getLogger("simulators.pacs")
+
+# Every storage SOP class pynetdicom knows; a PACS that refuses one is a quirk, not a default.
+STORAGE_SOP_CLASSES: tuple[str, ...] = tuple(str(cx.abstract_syntax) for cx in AllStoragePresentationContexts)
+# Q/R abstract syntax -> information model.
+_MODELS: Mapping[str, str] = {uid: model for (model, _), uid in QR_MODELS.items()}
+_PLAIN_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+_PENDING = 0xFF00
+_CANCEL = 0xFE00
+_OUT_OF_RESOURCES = 0xA700
+_MAX_CONTEXTS = 128
+_SUB_HANDLERS: list[Any] = [(evt.EVT_CONN_OPEN, no_delay)]
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """Deviations from standard behaviour; the defaults are a well-behaved PACS."""
+
+    # Presentation contexts for these abstract syntaxes are rejected at negotiation.
+    rejected_sop_classes: frozenset[str] = frozenset()
+    # Status answered to a C-STORE that stored the object (e.g. 0xB000 warning).
+    store_status: int = 0x0000
+    # PN matching in C-FIND ignores case; False makes it case-sensitive.
+    pn_case_insensitive: bool = True
+    # Tags removed from objects sent by C-MOVE and C-GET.
+    drop_on_retrieve: frozenset[int] = frozenset()
+    # Each C-MOVE reports its first sub-operation as failed without sending it.
+    fail_first_move_suboperation: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class PacsConfig:
+    """Where the PACS listens, where it stores, whom it may C-MOVE to, and how it misbehaves."""
+
+    ae_title: str
+    host: str = LOOPBACK
+    port: int  # 0: any free port, see PacsSimulator.port
+    storage: Path
+    # C-MOVE destination AE title -> (host, port).
+    destinations: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    quirks: Quirks = Quirks()
+    acse_timeout: float = 5.0
+    dimse_timeout: float = 10.0
+    network_timeout: float = 10.0
+    maximum_associations: int = 16
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "storage", Path(self.storage))
+        object.__setattr__(self, "destinations", types.MappingProxyType(dict(self.destinations)))
+
+
+def storage_name(sop_instance_uid: str) -> str:
+    """The file name for an object: the UID if it is a plain UID, else a sha256 of it.
+
+    Any UID that is not digits and single dots (`..`, `a/b`, empty, NUL, too long) gets
+    a hashed name, so a hostile peer can neither leave the folder nor hit another file.
+    """
+    if len(sop_instance_uid) <= 64 and _PLAIN_UID.fullmatch(sop_instance_uid):
+        return sop_instance_uid + ".dcm"
+    digest = hashlib.sha256(sop_instance_uid.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"x-{digest}.dcm"
+
+
+class PacsSimulator:
+    """A PACS SCP on pynetdicom; `start()` returns once it listens, `stop()` shuts it down."""
+
+    def __init__(self, config: PacsConfig) -> None:
+        self._config = config
+        self._index = Index(config.storage)
+        self._ae: Any = None
+        self._server: Any = None
+        self._port = config.port
+
+    @property
+    def config(self) -> PacsConfig:
+        return self._config
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one the OS chose if the config said 0)."""
+        return self._port
+
+    def start(self) -> PacsSimulator:
+        """Open the index, bind the port and serve in background threads; returns once listening."""
+        cfg = self._config
+        cfg.storage.mkdir(parents=True, exist_ok=True)
+        self._index.start()
+        ae = AE(ae_title=cfg.ae_title)
+        ae.acse_timeout = cfg.acse_timeout
+        ae.dimse_timeout = cfg.dimse_timeout
+        ae.network_timeout = cfg.network_timeout
+        ae.maximum_associations = cfg.maximum_associations
+        ae.maximum_pdu_size = 0  # unlimited, as most PACS do: fewer, larger P-DATA PDUs
+        ae.add_supported_context(VERIFICATION)
+        rejected = cfg.quirks.rejected_sop_classes
+        for uid in STORAGE_SOP_CLASSES:
+            if uid not in rejected:
+                # Both roles, so a C-GET requestor may take the SCP role for storage.
+                ae.add_supported_context(uid, AllTransferSyntaxes, scu_role=True, scp_role=True)
+        for uid in _MODELS:
+            ae.add_supported_context(uid)
+        handlers: list[Any] = [
+            (evt.EVT_CONN_OPEN, no_delay),
+            (evt.EVT_ACCEPTED, self._on_accepted),
+            (evt.EVT_RELEASED, self._on_closed, ["released"]),
+            (evt.EVT_ABORTED, self._on_closed, ["aborted"]),
+            (evt.EVT_C_ECHO, self._on_echo),
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_C_MOVE, self._on_move),
+            (evt.EVT_C_GET, self._on_get),
+        ]
+        try:
+            self._server = ae.start_server((cfg.host, cfg.port), block=False, evt_handlers=handlers)
+        except Exception:
+            self._index.close()
+            raise
+        self._ae = ae
+        self._port = int(self._server.server_address[1])
+        _LOG.info("listening as %s on %s:%d, storage %s", cfg.ae_title, cfg.host, self._port, cfg.storage)
+        return self
+
+    def stop(self) -> None:
+        """Abort open associations, close the port, and finish indexing."""
+        if self._ae is not None:
+            self._ae.shutdown()
+            self._ae = None
+            self._server = None
+            _LOG.info("stopped")
+        self._index.close()
+
+    def __enter__(self) -> PacsSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def flush(self) -> None:
+        """Index every object received so far (queries do this themselves)."""
+        self._index.flush()
+
+    def stored(self) -> list[IndexedInstance]:
+        """Every object held, in patient/study/series/instance order."""
+        self._index.flush()
+        return self._index.select()
+
+    # -- handlers; pynetdicom runs each association in its own thread ---------------------
+
+    def _on_accepted(self, event: Any) -> None:
+        assoc = event.assoc
+        rejected = sorted({str(cx.abstract_syntax) for cx in assoc.rejected_contexts})
+        _LOG.info(
+            "association from %s (%s:%s): %d contexts accepted, %d rejected%s",
+            assoc.requestor.ae_title,
+            assoc.requestor.address,
+            assoc.requestor.port,
+            len(assoc.accepted_contexts),
+            len(assoc.rejected_contexts),
+            f" ({', '.join(rejected)})" if rejected else "",
+        )
+
+    def _on_closed(self, event: Any, how: str) -> None:
+        _LOG.info("association from %s %s", event.assoc.requestor.ae_title, how)
+
+    def _on_echo(self, event: Any) -> int:
+        _LOG.info("C-ECHO from %s", event.assoc.requestor.ae_title)
+        return 0x0000
+
+    def _on_store(self, event: Any) -> int:
+        uid = str(event.request.AffectedSOPInstanceUID or "")
+        name = storage_name(uid)
+        folder = self._config.storage
+        try:
+            data = event.encoded_dataset()
+            tmp = folder / f".{name}.{threading.get_ident()}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, folder / name)
+        except OSError as exc:
+            _LOG.warning("C-STORE %r: cannot write %s: %s", uid, name, exc)
+            return _OUT_OF_RESOURCES
+        self._index.submit(name)
+        status = self._config.quirks.store_status
+        _LOG.info("C-STORE %s %r -> %s: 0x%04X", event.request.AffectedSOPClassUID, uid, name, status)
+        return status
+
+    def _on_find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
+        model = _MODELS.get(str(event.request.AffectedSOPClassUID), "")
+        identifier = event.identifier
+        try:
+            query = parse_query(identifier, model)
+        except QueryError as exc:
+            _LOG.info("C-FIND %s refused: 0x%04X %s", model, exc.status, exc.message)
+            yield exc.status, None
+            return
+        groups = self._select(query, identifier)
+        _LOG.info("C-FIND %s %s: %d matches", model, query.level, len(groups))
+        for group in groups:
+            if event.is_cancelled:
+                yield _CANCEL, None
+                return
+            yield _PENDING, response(identifier, query, group, self._config.ae_title)
+
+    def _on_move(self, event: Any) -> Iterator[Any]:
+        model = _MODELS.get(str(event.request.AffectedSOPClassUID), "")
+        destination = str(event.move_destination or "").strip()
+        address = self._config.destinations.get(destination)
+        if address is None:
+            _LOG.info("C-MOVE %s to unknown destination %r: 0xA801", model, destination)
+            yield None, None  # pynetdicom answers 0xA801 Move Destination Unknown
+            return
+        # A bad identifier raises here; pynetdicom then answers 0xC514 (unable to process).
+        instances = self._retrieve(parse_query(event.identifier, model, retrieve=True), event.identifier)
+        _LOG.info("C-MOVE %s to %s: %d instances", model, destination, len(instances))
+        yield (
+            address[0],
+            address[1],
+            {"ae_title": destination, "contexts": _contexts(instances), "evt_handlers": _SUB_HANDLERS},
+        )
+        yield len(instances)
+        for i, inst in enumerate(instances):
+            if event.is_cancelled:
+                yield _CANCEL, None
+                return
+            if i == 0 and self._config.quirks.fail_first_move_suboperation:
+                yield _PENDING, _unsendable(inst)
+                continue
+            yield _PENDING, self._load(inst)
+
+    def _on_get(self, event: Any) -> Iterator[Any]:
+        model = _MODELS.get(str(event.request.AffectedSOPClassUID), "")
+        # A bad identifier raises here; pynetdicom then answers 0xC413 (unable to process).
+        instances = self._retrieve(parse_query(event.identifier, model, retrieve=True), event.identifier)
+        _LOG.info("C-GET %s: %d instances", model, len(instances))
+        yield len(instances)
+        for inst in instances:
+            if event.is_cancelled:
+                yield _CANCEL, None
+                return
+            yield _PENDING, self._load(inst)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _select(self, query: Query, identifier: Dataset) -> list[Any]:
+        self._index.flush()
+        scope = {column: list(uids) for column, uids in query.scope.items()}
+        rows = self._index.select(**scope)
+        return evaluate(query, rows, identifier, pn_case_insensitive=self._config.quirks.pn_case_insensitive)
+
+    def _retrieve(self, query: Query, identifier: Dataset) -> list[IndexedInstance]:
+        return [inst for group in self._select(query, identifier) for inst in group.instances]
+
+    def _load(self, inst: IndexedInstance) -> Dataset:
+        # Unread elements stay raw, so pynetdicom re-encodes them byte for byte.
+        ds = dcmread(self._config.storage / inst.filename)
+        for tag in sorted(self._config.quirks.drop_on_retrieve):
+            if tag in ds:
+                del ds[tag]
+        return ds
+
+
+def _contexts(instances: Sequence[IndexedInstance]) -> list[PresentationContext]:
+    """One context per (SOP class, transfer syntax) of the objects, so each is sent as stored."""
+    pairs = sorted({(i.sop_class_uid, i.transfer_syntax_uid) for i in instances})
+    return [build_context(sop_class, [syntax]) for sop_class, syntax in pairs[:_MAX_CONTEXTS]]
+
+
+def _unsendable(inst: IndexedInstance) -> Dataset:
+    """A stand-in pynetdicom cannot send (no transfer syntax), so it counts a failed sub-operation."""
+    ds = Dataset()
+    ds.SOPClassUID = inst.sop_class_uid
+    ds.SOPInstanceUID = inst.sop_instance_uid
+    return ds
+
+
+def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The command line shared by the PACS and the reference device."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--ae-title", required=True, help="AE title to answer as")
+    parser.add_argument("--host", default=LOOPBACK, help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, required=True, help="port to listen on (0: any free port)")
+    parser.add_argument("--storage", type=Path, required=True, help="folder for received objects")
+    parser.add_argument(
+        "--destination",
+        action="append",
+        default=[],
+        metavar="AE=HOST:PORT",
+        help="a C-MOVE destination (repeatable)",
+    )
+    return parser
+
+
+def serve(config: PacsConfig, *, banner: str = "") -> int:
+    """Run a PACS until SIGTERM or SIGINT, logging to stderr; 0 on a clean stop."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    if banner:
+        _LOG.info("%s", banner)
+    pacs = PacsSimulator(config).start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        pacs.stop()
+    return 0
+
+
+def parse_destinations(parser: argparse.ArgumentParser, values: Sequence[str]) -> dict[str, tuple[str, int]]:
+    """--destination values as a mapping; exits 2 through the parser on a malformed one."""
+    out: dict[str, tuple[str, int]] = {}
+    for text in values:
+        try:
+            ae_title, address = parse_destination(text)
+        except ValueError as exc:
+            parser.error(str(exc))
+        out[ae_title] = address
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser("python -m simulators.pacs", "Run the PACS simulator until SIGTERM/SIGINT.")
+    args = parser.parse_args(argv)
+    config = PacsConfig(
+        ae_title=args.ae_title,
+        host=args.host,
+        port=args.port,
+        storage=args.storage,
+        destinations=parse_destinations(parser, args.destination),
+    )
+    return serve(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

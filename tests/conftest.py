@@ -1,0 +1,51 @@
+"""Shared test helpers: run the `patchgate` CLI as a user would, in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, timeout: float = 240.0, cwd: Path = ROOT) -> CliResult:
+    """`patchgate ARGS` in a fresh interpreter, bounded by `timeout` seconds."""
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def cli() -> object:
+    return run_cli
+
+
+def require_tool(name: str, install: str) -> str:
+    """The tool's path; skips when it is missing on a developer machine, fails in CI (CI=true)."""
+    import os
+    import shutil
+
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} not found: {install}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: a missing tool is a failure, not a skip)")
+    pytest.skip(message)

@@ -1,0 +1,176 @@
+"""The CLI end to end on the reference device: verdicts, exit codes, reports, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.record import OBSERVATIONS
+from tests.conftest import ROOT, CliResult, run_cli
+
+
+def _assert_one_line_error(result: CliResult, *fragments: str) -> None:
+    assert result.code == 2, (result.code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[0].startswith("patchgate: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[CliResult, Path]:
+    out = tmp_path_factory.mktemp("demo")
+    return run_cli("validate", "--demo", "--out", str(out)), out
+
+
+@pytest.fixture(scope="module")
+def regression(tmp_path_factory: pytest.TempPathFactory) -> tuple[CliResult, Path]:
+    out = tmp_path_factory.mktemp("regression")
+    return run_cli("validate", "--demo", "regression", "--out", str(out)), out
+
+
+def test_demo_clean_patch_is_unchanged(demo: tuple[CliResult, Path]) -> None:
+    result, out = demo
+    assert result.code == 0, result.stdout + result.stderr
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert comparison["verdict"] == "UNCHANGED"
+    assert "VERDICT: UNCHANGED" in result.stdout
+    for name in ("report.html", "junit.xml"):
+        assert (out / name).stat().st_size > 0
+    for run in ("baseline-1", "baseline-2", "candidate-1"):
+        manifest = json.loads((out / "runs" / run / "manifest.json").read_text())
+        assert manifest["status"] == "completed"
+        assert manifest["corpus"]["items"] > 20
+        assert (out / "runs" / run / "junit.xml").exists()
+        assert list((out / "runs" / run / "allure-results").glob("*-result.json"))
+    ran = [c for c in comparison["cases"] if c["before"] == "passed"]
+    assert len(ran) > 50, "the suites ran too few cases"
+
+
+def test_demo_regression_names_each_changed_behaviour(regression: tuple[CliResult, Path]) -> None:
+    result, out = regression
+    assert result.code == 1, result.stdout + result.stderr
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert comparison["verdict"] == "REGRESSED"
+    regressed = {c["case"] for c in comparison["cases"] if c["status"] == "regressed"}
+    # The regression variant changes several behaviours; each shows up as its own case.
+    assert any(c.startswith("storage/") for c in regressed), regressed
+    assert any(c.startswith("query/") for c in regressed), regressed
+    assert any(c.startswith("retrieve/") for c in regressed), regressed
+    for case in list(regressed)[:5]:
+        assert case in result.stdout
+    suite = ET.parse(out / "junit.xml").getroot()
+    failures = sum(int(s.get("failures", 0)) for s in suite.iter("testsuite"))
+    assert failures == len(regressed)
+    assert "REGRESSED" in (out / "report.html").read_text()
+
+
+def test_compare_recomputes_the_verdict_from_run_directories(
+    regression: tuple[CliResult, Path], tmp_path: Path
+) -> None:
+    _, out = regression
+    runs = out / "runs"
+    result = run_cli(
+        "compare",
+        "--baseline", str(runs / "baseline-1"),
+        "--baseline", str(runs / "baseline-2"),
+        "--candidate", str(runs / "candidate-1"),
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert result.code == 1
+    again = json.loads((tmp_path / "comparison.json").read_text())
+    before = json.loads((out / "comparison.json").read_text())
+    assert again["verdict"] == before["verdict"]
+    assert [c["status"] for c in again["cases"]] == [c["status"] for c in before["cases"]]
+
+
+def test_corrupted_observation_line(demo: tuple[CliResult, Path], tmp_path: Path) -> None:
+    _, out = demo
+    runs = tmp_path / "runs"
+    shutil.copytree(out / "runs", runs)
+    path = runs / "candidate-1" / OBSERVATIONS
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3][:40]
+    path.write_text("\n".join(lines) + "\n")
+    result = run_cli(
+        "compare", "--baseline", str(runs / "baseline-1"), "--candidate", str(runs / "candidate-1"),
+        "--out", str(tmp_path / "cmp"),
+    )  # fmt: skip
+    _assert_one_line_error(result, f"{OBSERVATIONS}:4: corrupted observation line")
+
+
+def test_missing_run_directory(tmp_path: Path) -> None:
+    result = run_cli(
+        "compare", "--baseline", str(tmp_path / "nope"), "--candidate", str(tmp_path / "nope2"),
+        "--out", str(tmp_path / "cmp"),
+    )  # fmt: skip
+    _assert_one_line_error(result, "nope: run directory not found")
+
+
+@pytest.mark.parametrize(
+    ("replace", "fragment"),
+    [
+        (("start_timeout = 20", "start_timeout = 20\nretries = 3"), ":10: device.retries: unknown key"),
+        (("start_timeout = 20", 'start_timeout = "soon"'), ":10: device.start_timeout: expected int or float"),
+    ],
+)
+def test_bad_profile(tmp_path: Path, replace: tuple[str, str], fragment: str) -> None:
+    text = (ROOT / "devices" / "reference" / "profile.toml").read_text()
+    assert replace[0] in text
+    profile = tmp_path / "profile.toml"
+    profile.write_text(text.replace(*replace))
+    result = run_cli("validate", "--profile", str(profile), "--out", str(tmp_path / "out"))
+    _assert_one_line_error(result, str(profile) + fragment)
+
+
+def test_device_that_never_answers(tmp_path: Path) -> None:
+    profile = tmp_path / "silent.toml"
+    profile.write_text(
+        textwrap.dedent(
+            """\
+            [device]
+            name = "silent"
+            ae_title = "SILENT"
+            start_timeout = 2
+
+            [variants.baseline]
+            command = ["{python}", "-c", "import time; print('booting', flush=True); time.sleep(30)"]
+
+            [variants.candidate]
+            command = ["{python}", "-c", "import time; time.sleep(30)"]
+            """
+        )
+    )
+    result = run_cli("validate", "--profile", str(profile), "--out", str(tmp_path / "out"), timeout=60)
+    _assert_one_line_error(result, "INCONCLUSIVE", "did not answer C-ECHO", "within 2 s")
+    comparison = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert comparison["verdict"] == "INCONCLUSIVE"
+    log = (tmp_path / "out" / "runs" / "baseline-1" / "logs" / "device.log").read_text()
+    assert "booting" in log
+
+
+def test_device_that_exits_at_start(tmp_path: Path) -> None:
+    profile = tmp_path / "crash.toml"
+    profile.write_text(
+        textwrap.dedent(
+            """\
+            [device]
+            name = "crash"
+            ae_title = "CRASH"
+
+            [variants.baseline]
+            command = ["{python}", "-c", "import sys; print('licence expired', file=sys.stderr); sys.exit(3)"]
+
+            [variants.candidate]
+            command = ["{python}", "-c", "import sys; sys.exit(3)"]
+            """
+        )
+    )
+    result = run_cli("run", "--profile", str(profile), "--variant", "baseline", "--out", str(tmp_path / "run"))
+    _assert_one_line_error(result, "exited with code 3 before answering C-ECHO")

@@ -1,0 +1,46 @@
+"""Mutation tests: every behaviour-changing reference variant is caught; the clean patch never false-alarms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.demo import demo_profile, known_variants
+from harness.model import CaseStatus, Verdict
+from harness.validate import validate
+
+CLEAN = {"clean", "clean-rebuild"}
+
+# For each behaviour-changing variant, a case that must be named as regressed.
+MUST_NAME = {
+    "reject-sop": "storage/test_store.py::test_store_then_retrieve[SC-explicit]",
+    "store-warning": "storage/test_store.py::test_store_then_retrieve[CT-explicit]",
+    "find-case": "query/test_find.py::test_find[patient-name-lowercase]",
+    "drop-attribute": "retrieve/test_retrieve.py::test_get[study-root-study]",
+    "move-failure": "retrieve/test_retrieve.py::test_move[study-root-study]",
+    "regression": "query/test_find.py::test_find[patient-name-lowercase]",
+}
+
+
+def test_every_behaviour_changing_variant_has_an_expectation() -> None:
+    assert set(known_variants()) - CLEAN == set(MUST_NAME)
+
+
+@pytest.mark.parametrize("variant", sorted(MUST_NAME))
+def test_behaviour_change_is_regressed(variant: str, tmp_path: Path) -> None:
+    result = validate(demo_profile(candidate=variant), tmp_path)
+    comparison = result.comparison
+    assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
+    regressed = {c.case for c in comparison.cases if c.status is CaseStatus.REGRESSED}
+    assert MUST_NAME[variant] in regressed, sorted(regressed)
+    assert any(MUST_NAME[variant] in reason for reason in comparison.reasons) or len(regressed) > 20
+
+
+def test_clean_patch_gives_no_false_alarm_ten_times_in_a_row(tmp_path: Path) -> None:
+    verdicts = []
+    for attempt in range(10):
+        comparison = validate(demo_profile(candidate="clean-rebuild"), tmp_path / str(attempt)).comparison
+        verdicts.append(comparison.verdict)
+        assert comparison.verdict is Verdict.UNCHANGED, (attempt, comparison.reasons)
+    assert verdicts == [Verdict.UNCHANGED] * 10

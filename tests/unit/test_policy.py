@@ -1,0 +1,139 @@
+"""Expected-change policy: literal globs where only `*` is special, and errors that say where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.compare.policy import ExpectedChange, Policy, load_policy, parse_policy
+from harness.errors import HarnessError, PolicyError
+from harness.model import Difference, DiffKind
+
+
+def _diff(case: str, path: str, kind: DiffKind = DiffKind.VALUE_CHANGED) -> Difference:
+    return Difference(case, path, kind, 0, 1)
+
+
+def _matches(case: str, path: str, diff: Difference, kind: DiffKind | None = None) -> bool:
+    return ExpectedChange(case, path, "why", kind).matches(diff)
+
+
+def test_star_matches_any_run_including_separators() -> None:
+    d = _diff("store/test_store.py::test_roundtrip[ct]", "retrieve.datasets[0].00100010.Value[0]")
+    assert _matches("*", "*", d)
+    assert _matches("store/*", "retrieve.*", d)
+    assert _matches("*::test_roundtrip[ct]", "retrieve.datasets[0].*.Value[0]", d)
+    assert _matches("store/test_store.py::test_*", "*00100010*", d)
+    assert not _matches("store/*", "retrieve", d)  # globs match the whole path
+    assert not _matches("tls/*", "*", d)
+
+
+def test_brackets_and_other_glob_characters_are_literal() -> None:
+    d = _diff("a.py::t[1]", "x[0].y")
+    assert _matches("a.py::t[1]", "x[0].y", d)
+    assert not _matches("a.py::t[12]", "x[0].y", d)
+    assert not _matches("a.py::t[1]", "x[01].y", d)  # fnmatch would read [01] as a set
+    assert not _matches("a.py::t?1?", "*", d)  # ? is literal too
+    assert not _matches("a.py::t[1]", "x.0..y", _diff("a.py::t[1]", "x[0].y"))
+    assert _matches("a.py::t[1]", "x.*", _diff("a.py::t[1]", "x.a+b(c)"))
+
+
+def test_kind_restricts_the_match_and_the_first_entry_wins() -> None:
+    d = _diff("c", "assoc.status", DiffKind.STATUS_CHANGED)
+    assert _matches("c", "*", d, DiffKind.STATUS_CHANGED)
+    assert not _matches("c", "*", d, DiffKind.VALUE_CHANGED)
+    policy = Policy(
+        (
+            ExpectedChange("c", "*", "values", DiffKind.VALUE_CHANGED),
+            ExpectedChange("c", "assoc.*", "TLS required", ticket="SEC-12"),
+            ExpectedChange("*", "*", "anything"),
+        )
+    )
+    entry = policy.match(d)
+    assert entry is not None and entry.reason == "TLS required" and entry.ticket == "SEC-12"
+    assert Policy().match(d) is None
+
+
+def test_parse_policy_reads_entries() -> None:
+    policy = parse_policy(
+        [
+            {
+                "case": "tls/*",
+                "path": "*",
+                "reason": " TLS now required ",
+                "kind": "status_changed",
+                "ticket": "SEC-12",
+            },
+            {"case": "*", "path": "x", "reason": "r"},
+        ],
+        "profile.toml",
+    )
+    assert policy.entries == (
+        ExpectedChange("tls/*", "*", "TLS now required", DiffKind.STATUS_CHANGED, "SEC-12"),
+        ExpectedChange("*", "x", "r"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ({"case": "*", "path": "*", "reason": "r", "pth": "x"}, ["unknown key 'pth'", "allowed keys"]),
+        ({"case": "*", "path": "*", "reason": 3}, ["key 'reason' must be a string, not int"]),
+        ({"case": "*", "path": "*"}, ["key 'reason' is missing", "why"]),
+        ({"case": "*", "path": "*", "reason": "  "}, ["key 'reason' is empty"]),
+        ({"case": "*", "reason": "r"}, ["key 'path' is missing", '"*"']),
+        ({"path": "*", "reason": "r"}, ["key 'case' is missing"]),
+        (
+            {"case": "*", "path": "*", "reason": "r", "kind": "changed"},
+            ["'kind' has unknown value 'changed'", "value_changed"],
+        ),
+    ],
+)
+def test_errors_name_the_source_entry_and_key_with_a_hint(entry: dict[str, object], words: list[str]) -> None:
+    good = {"case": "*", "path": "*", "reason": "fine"}
+    with pytest.raises(PolicyError) as caught:
+        parse_policy([good, entry], "devices/x/profile.toml")
+    text = caught.value.one_line()
+    assert text.startswith("devices/x/profile.toml: expected-change entry 2: ")
+    assert caught.value.hint
+    for w in words:
+        assert w in text
+    assert isinstance(caught.value, HarnessError)
+
+
+def test_load_policy_reads_a_toml_file(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        '[[expected]]\ncase = "tls/*"\npath = "assoc.*"\nreason = "TLS now required"\nticket = "SEC-12"\n\n'
+        '[[expected]]\ncase = "*"\npath = "timing.*"\nkind = "timing_changed"\nreason = "slower handshake"\n'
+    )
+    policy = load_policy(path)
+    assert [e.reason for e in policy.entries] == ["TLS now required", "slower handshake"]
+    assert policy.entries[1].kind is DiffKind.TIMING_CHANGED
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert load_policy(empty) == Policy()
+
+
+def test_load_policy_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[[expected]]\ncase = "*"\npath = \nreason = "r"\n')
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert caught.value.message.startswith(f"{path}:3: not valid TOML")
+
+
+def test_load_policy_entry_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[[expected]]\ncase = "*"\npath = "*"\nreason = "r"\nkindd = "extra"\n')
+    with pytest.raises(PolicyError, match=r"policy.toml: expected-change entry 1: unknown key 'kindd'"):
+        load_policy(path)
+    path.write_text('expected = "x"\n')
+    with pytest.raises(PolicyError, match="not an array of tables"):
+        load_policy(path)
+    path.write_text('[[expect]]\ncase = "*"\n')
+    with pytest.raises(PolicyError, match="unknown top-level key 'expect'"):
+        load_policy(path)
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(tmp_path / "absent.toml")

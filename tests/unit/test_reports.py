@@ -1,0 +1,235 @@
+"""Reports: comparison.json round-trips, junit.xml parses with the right counts, HTML escapes, allure is valid."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.compare.diff import format_side
+from harness.compare.engine import compare
+from harness.compare.policy import ExpectedChange, Policy
+from harness.model import (
+    JSON,
+    CaseComparison,
+    CaseRecord,
+    CaseStatus,
+    Classification,
+    Comparison,
+    Difference,
+    DiffKind,
+    Manifest,
+    Observation,
+    Outcome,
+    RunRecord,
+    RunStatus,
+    Verdict,
+)
+from harness.report import REPORTERS, Reporter, summary_table, write_reports
+from harness.report.html import render_html
+from harness.report.junit import JUnitReporter
+
+HOSTILE = "<script>alert('x')</script> & \x01\x1b"
+
+
+def _run(cases: list[CaseRecord], role: str = "baseline", replica: int = 1) -> RunRecord:
+    manifest = Manifest(
+        run_id=f"{role}-{replica}",
+        role=role,
+        replica=replica,
+        device="reference <dev>",
+        variant="1.0" if role == "baseline" else "1.0.1-sec",
+        profile_path="devices/reference/profile.toml",
+        profile_sha256="0" * 64,
+        versions={"pydicom": "3.0.2", "device": "1.0"},
+        corpus=None,
+        started="2026-11-28T10:00:00+00:00",
+        finished="2026-11-28T10:02:05+00:00",
+        timings={"total": 125.0},
+        status=RunStatus.COMPLETED,
+        cases_collected=len(cases),
+    )
+    return RunRecord(f"runs/{role}-{replica}", manifest, tuple(cases))
+
+
+def _case(case: str, outcome: Outcome = Outcome.PASSED, /, **observations: JSON) -> CaseRecord:
+    return CaseRecord(case, outcome, observations=tuple(Observation(k, v) for k, v in observations.items()))
+
+
+def _pn(name: str) -> dict[str, JSON]:
+    return {"00100010": {"vr": "PN", "Value": [{"Alphabetic": name}]}}
+
+
+def _fixture_runs() -> tuple[list[RunRecord], RunRecord]:
+    def cases(variant: str) -> list[CaseRecord]:
+        port = {"b1": 1, "b2": 2, "c": 3}[variant]
+        after = variant == "c"
+        return [
+            _case("echo/test_echo.py::test_echo", **{"echo.status": 0, "assoc": {"port": port}}),
+            _case("store/test_store.py::test_roundtrip[CT]", find=_pn(HOSTILE if after else "Doe^Jane")),
+            _case("store/test_store.py::TestCommit::test_commit", commit={"status": 0xA700 if after else 0}),
+            _case("tls/test_tls.py::test_plain", assoc={"accepted": not after}),
+            _case("mwl/test_mwl.py::test_query", Outcome.NOT_APPLICABLE),
+            _case("qr/test_find.py::test_order", matches=["B", "A"] if after else ["A", "B"]),
+        ]
+
+    return [_run(cases("b1")), _run(cases("b2"), replica=2)], _run(cases("c"), "candidate")
+
+
+@pytest.fixture
+def comparison() -> Comparison:
+    baselines, candidate = _fixture_runs()
+    policy = Policy((ExpectedChange("tls/*", "assoc.accepted", "TLS now required", ticket="SEC-12"),))
+    return compare(baselines, candidate, policy, created="2026-11-28T10:05:00+00:00")
+
+
+@pytest.fixture
+def manifests() -> list[Manifest]:
+    baselines, candidate = _fixture_runs()
+    return [r.manifest for r in (*baselines, candidate)]
+
+
+def test_fixture_has_every_status_and_classification(comparison: Comparison) -> None:
+    # The report tests below only mean something if the comparison has a bit of everything.
+    assert comparison.verdict is Verdict.REGRESSED
+    assert {c.status for c in comparison.cases} == set(CaseStatus)
+    assert {d.classification for c in comparison.cases for d in c.differences} == set(Classification)
+
+
+def test_write_reports_writes_every_report(tmp_path: Path, comparison: Comparison, manifests: list[Manifest]) -> None:
+    paths = write_reports(comparison, tmp_path / "out", manifests)
+    assert set(paths) == {"json", "junit", "html", "allure"}
+    assert all(p.exists() and p.is_relative_to(tmp_path / "out") for p in paths.values())
+    reporters: tuple[Reporter, ...] = REPORTERS
+    assert [r.name for r in reporters] == ["json", "junit", "html", "allure"]
+
+
+def test_comparison_json_round_trips(tmp_path: Path, comparison: Comparison, manifests: list[Manifest]) -> None:
+    path = write_reports(comparison, tmp_path, manifests)["json"]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert Comparison.from_json(data) == comparison
+    assert [Manifest.from_json(m) for m in data["runs"]] == manifests
+    assert path.read_text(encoding="utf-8").startswith('{\n  "baseline"')  # sorted keys, indent 2
+
+
+def test_junit_parses_with_correct_counts(tmp_path: Path, comparison: Comparison, manifests: list[Manifest]) -> None:
+    root = ET.parse(write_reports(comparison, tmp_path, manifests)["junit"]).getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert len(cases) == int(suite.get("tests", "")) == len(comparison.cases)
+    failures = [c for c in cases if c.find("failure") is not None]
+    skipped = [c for c in cases if c.find("skipped") is not None]
+    regressed = [c for c in comparison.cases if c.status is CaseStatus.REGRESSED]
+    assert len(failures) == int(suite.get("failures", "")) == len(regressed) == 3
+    assert len(skipped) == int(suite.get("skipped", "")) == 1
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert (props["verdict"], props["exit_code"]) == ("REGRESSED", "1")
+
+    by_name = {(c.get("classname"), c.get("name")): c for c in cases}
+    commit = by_name[("store.test_store", "TestCommit::test_commit")]
+    failure = commit.find("failure")
+    assert failure is not None
+    assert "commit.status" in failure.get("message", "")
+    assert "commit.status [status_changed]: 0x0000 → 0xA700" in (failure.text or "")
+    hostile = by_name[("store.test_store", "test_roundtrip[CT]")].find("failure")
+    assert hostile is not None and "<script>" in (hostile.text or "")  # escaped in the file, intact when read
+    assert "\x01" not in (hostile.text or "")
+    tls = by_name[("tls.test_tls", "test_plain")]
+    assert tls.find("failure") is None and tls.find("skipped") is None
+    assert "TLS now required (SEC-12)" in (tls.findtext("system-out") or "")
+
+
+def test_junit_strips_characters_xml_cannot_hold(tmp_path: Path) -> None:
+    bad = "suites/t.py::test_\x01[\x1b]"
+    diff = Difference(bad, "x\x0b", DiffKind.VALUE_CHANGED, 0, 1)
+    case = CaseComparison(bad, CaseStatus.REGRESSED, Outcome.PASSED, Outcome.PASSED, (diff,))
+    comparison = Comparison("dev\x00", ("b",), "c", Verdict.REGRESSED, ("regressed: \x02",), (case,))
+    root = ET.parse(JUnitReporter().write(comparison, tmp_path, [])).getroot()
+    (testcase,) = root.iter("testcase")
+    assert testcase.get("name") == "test_\ufffd[\ufffd]"
+    assert "x\ufffd [value_changed]: 0 → 1" in (testcase.findtext("failure") or "")
+
+
+def test_html_escapes_hostile_values_and_shows_every_difference(
+    tmp_path: Path, comparison: Comparison, manifests: list[Manifest]
+) -> None:
+    page = write_reports(comparison, tmp_path, manifests)["html"].read_text(encoding="utf-8")
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "reference &lt;dev&gt;" in page
+    assert "http://" not in page and "https://" not in page and "src=" not in page
+    assert "Verdict: REGRESSED" in page and "Exit code 1." in page
+    for reason in comparison.reasons:
+        assert _html(reason) in page
+    for case in comparison.cases:
+        for d in case.differences:
+            assert _html(d.path) in page
+            assert _html(format_side(d, "before", pretty=True)) in page
+            assert _html(format_side(d, "after", pretty=True)) in page
+    assert "0xA700" in page
+    assert "<details><summary>1 difference(s) that are noise" in page
+    for m in manifests:
+        assert _html(m.variant) in page
+    assert "2 min 5.0 s" in page
+
+
+def _html(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def test_html_without_runs_or_differences_still_reads() -> None:
+    empty = Comparison("dev", ("b",), "c", Verdict.INCONCLUSIVE, ("candidate run 1 (c) ran no case",), ())
+    page = render_html(empty, [])
+    assert "No run manifests were given." in page and "No differences at all." in page
+    assert "Exit code 2." in page
+
+
+def test_allure_results_are_valid_json_with_the_right_statuses(
+    tmp_path: Path, comparison: Comparison, manifests: list[Manifest]
+) -> None:
+    folder = write_reports(comparison, tmp_path, manifests)["allure"]
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*-result.json")]
+    assert len(results) == len(comparison.cases)
+    expected = {
+        CaseStatus.REGRESSED: "failed",
+        CaseStatus.NOT_APPLICABLE: "skipped",
+        CaseStatus.UNCHANGED: "passed",
+        CaseStatus.CHANGED_AS_EXPECTED: "passed",
+    }
+    by_name = {r["fullName"]: r for r in results}
+    for case in comparison.cases:
+        r = by_name[case.case]
+        assert r["status"] == expected[case.status]
+        assert r["uuid"] in {p.name.split("-result")[0] for p in folder.glob("*-result.json")}
+        assert {label["name"] for label in r["labels"]} >= {"suite", "parentSuite", "feature"}
+        assert r["stop"] - r["start"] == 125_000
+        if case.differences:
+            (attachment,) = r["attachments"]
+            data = json.loads((folder / attachment["source"]).read_text(encoding="utf-8"))
+            assert [d["path"] for d in data] == [d.path for d in case.differences]
+            assert attachment["type"] == "application/json"
+        else:
+            assert r["attachments"] == []
+    commit = by_name["store/test_store.py::TestCommit::test_commit"]
+    assert commit["name"] == "TestCommit::test_commit"
+    assert "commit.status" in commit["statusDetails"]["message"]
+    # Writing again overwrites rather than duplicates.
+    write_reports(comparison, tmp_path, manifests)
+    assert len(list(folder.glob("*-result.json"))) == len(comparison.cases)
+
+
+def test_summary_table_counts_lists_regressions_and_ends_with_the_verdict(comparison: Comparison) -> None:
+    text = summary_table(comparison)
+    lines = text.splitlines()
+    assert lines[-1] == "VERDICT: REGRESSED (exit 1)"
+    assert "  regressed                3" in lines
+    assert "  total                    6" in lines
+    assert "    commit.status  status_changed  0x0000 → 0xA700" in lines
+    assert "  store/test_store.py::test_roundtrip[CT]" in lines
+    unchanged = Comparison("dev", ("b",), "c", Verdict.UNCHANGED, ("1 case(s) compared",), ())
+    assert summary_table(unchanged).splitlines()[-1] == "VERDICT: UNCHANGED (exit 0)"

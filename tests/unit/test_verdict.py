@@ -1,0 +1,232 @@
+"""The verdict: each of the four outcomes through compare(), and each reason to be INCONCLUSIVE."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.compare.engine import NOISE_REASON, compare
+from harness.compare.policy import ExpectedChange, Policy
+from harness.model import (
+    JSON,
+    CaseRecord,
+    CaseStatus,
+    Classification,
+    Comparison,
+    DiffKind,
+    Manifest,
+    Observation,
+    Outcome,
+    RunRecord,
+    RunStatus,
+    Verdict,
+)
+from harness.verdict import decide
+
+
+def _run(
+    cases: Sequence[CaseRecord],
+    role: str = "baseline",
+    replica: int = 1,
+    status: RunStatus = RunStatus.COMPLETED,
+    detail: str = "",
+) -> RunRecord:
+    manifest = Manifest(
+        run_id=f"{role}-{replica}",
+        role=role,
+        replica=replica,
+        device="dev",
+        variant="before" if role == "baseline" else "after",
+        profile_path="p.toml",
+        profile_sha256="0" * 64,
+        versions={},
+        corpus=None,
+        started="2026-11-28T10:00:00Z",
+        finished="2026-11-28T10:10:00Z",
+        timings={},
+        status=status,
+        status_detail=detail,
+    )
+    return RunRecord(f"runs/{role}-{replica}", manifest, tuple(cases))
+
+
+def _case(case: str, outcome: Outcome = Outcome.PASSED, /, **observations: JSON) -> CaseRecord:
+    return CaseRecord(case, outcome, observations=tuple(Observation(k, v) for k, v in observations.items()))
+
+
+def _suite(n: int = 4, **changes: JSON) -> list[CaseRecord]:
+    """n echo cases; `changes` overrides observations of case 0."""
+    return [_case(f"echo/test_echo.py::test_{i}", **{"status": 0, **(changes if i == 0 else {})}) for i in range(n)]
+
+
+def _baselines(*replicas: Sequence[CaseRecord]) -> list[RunRecord]:
+    return [_run(cases, replica=i) for i, cases in enumerate(replicas, start=1)]
+
+
+def _candidate(cases: Sequence[CaseRecord], **kw: object) -> RunRecord:
+    return _run(cases, "candidate", **kw)  # type: ignore[arg-type]
+
+
+def _check_one_line(comparison: Comparison) -> None:
+    assert comparison.reasons
+    assert all(r and "\n" not in r for r in comparison.reasons)
+
+
+def test_unchanged() -> None:
+    c = compare(_baselines(_suite(), _suite()), _candidate(_suite()), created="2026-11-28T11:00:00+00:00")
+    assert (c.verdict, c.verdict.exit_code) == (Verdict.UNCHANGED, 0)
+    assert {x.status for x in c.cases} == {CaseStatus.UNCHANGED}
+    assert [x.case for x in c.cases] == sorted(x.case for x in c.cases)
+    assert (c.baseline, c.candidate, c.created) == (
+        ("runs/baseline-1", "runs/baseline-2"),
+        "runs/candidate-1",
+        "2026-11-28T11:00:00+00:00",
+    )
+    assert (c.baseline_variant, c.candidate_variant, c.device) == ("before", "after", "dev")
+    _check_one_line(c)
+
+
+def test_noise_is_masked_and_the_verdict_stays_unchanged() -> None:
+    c = compare(_baselines(_suite(port=1), _suite(port=2)), _candidate(_suite(port=3)))
+    assert c.verdict is Verdict.UNCHANGED
+    (d,) = c.cases[0].differences
+    assert (d.path, d.classification, d.reason) == ("port", Classification.NOISE, NOISE_REASON)
+    assert c.cases[0].status is CaseStatus.UNCHANGED
+
+
+def test_changed_as_expected() -> None:
+    policy = Policy((ExpectedChange("echo/*::test_0", "status", "TLS now required", ticket="SEC-12"),))
+    c = compare(_baselines(_suite()), _candidate(_suite(status=0x0122)), policy)
+    assert (c.verdict, c.verdict.exit_code) == (Verdict.CHANGED_AS_EXPECTED, 0)
+    (d,) = c.cases[0].differences
+    assert (d.kind, d.classification, d.reason) == (
+        DiffKind.STATUS_CHANGED,
+        Classification.EXPECTED,
+        "TLS now required (SEC-12)",
+    )
+    assert c.cases[0].status is CaseStatus.CHANGED_AS_EXPECTED
+    assert any("TLS now required (SEC-12)" in r for r in c.reasons)
+    _check_one_line(c)
+
+
+def test_regressed_names_each_case_and_path() -> None:
+    cand = _suite(status=0xA700)
+    cand[2] = _case(cand[2].case, Outcome.FAILED, status=0)
+    c = compare(_baselines(_suite(), _suite()), _candidate(cand))
+    assert (c.verdict, c.verdict.exit_code) == (Verdict.REGRESSED, 1)
+    assert [x.status for x in c.cases] == [
+        CaseStatus.REGRESSED,
+        CaseStatus.UNCHANGED,
+        CaseStatus.REGRESSED,
+        CaseStatus.UNCHANGED,
+    ]
+    assert c.reasons == (
+        "regressed: echo/test_echo.py::test_0: status status_changed (0x0000 → 0xA700)",
+        "regressed: echo/test_echo.py::test_2: outcome status_changed (passed → failed)",
+    )
+
+
+def test_a_policy_does_not_excuse_what_it_does_not_match() -> None:
+    policy = Policy((ExpectedChange("*", "status", "r", DiffKind.VALUE_CHANGED),))
+    c = compare(_baselines(_suite()), _candidate(_suite(status=0xA700)), policy)
+    assert c.verdict is Verdict.REGRESSED
+
+
+def test_regressed_reasons_are_capped() -> None:
+    base = [_case(f"c.py::t{i:02}", v=0) for i in range(30)]
+    cand = [_case(f"c.py::t{i:02}", v=1) for i in range(30)]
+    c = compare(_baselines(base), _candidate(cand))
+    assert c.verdict is Verdict.REGRESSED
+    assert len(c.reasons) == 21
+    assert c.reasons[-1].startswith("... and 10 more regressed cases")
+
+
+def test_not_applicable_and_skipped_in_both_runs() -> None:
+    base = [*_suite(), _case("mwl/t.py::na", Outcome.NOT_APPLICABLE), _case("mwl/t.py::sk", Outcome.SKIPPED)]
+    cand = [*_suite(), _case("mwl/t.py::na", Outcome.NOT_APPLICABLE), _case("mwl/t.py::sk", Outcome.NOT_APPLICABLE)]
+    c = compare(_baselines(base), _candidate(cand))
+    statuses = {x.case: x.status for x in c.cases}
+    assert statuses["mwl/t.py::na"] is statuses["mwl/t.py::sk"] is CaseStatus.NOT_APPLICABLE
+    assert c.verdict is Verdict.UNCHANGED
+
+
+def test_a_case_that_became_not_applicable_is_a_regression() -> None:
+    base = [*_suite(10), _case("mwl/t.py::find", status=0)]
+    cand = [*_suite(10), _case("mwl/t.py::find", Outcome.NOT_APPLICABLE)]
+    c = compare(_baselines(base), _candidate(cand))
+    assert c.verdict is Verdict.REGRESSED
+    assert {x.case: x.status for x in c.cases}["mwl/t.py::find"] is CaseStatus.REGRESSED
+
+
+def test_inconclusive_when_a_run_did_not_complete() -> None:
+    base = _baselines(_suite(), _suite())
+    cand = _candidate(
+        _suite(), status=RunStatus.DEVICE_CRASHED, detail="device exited with code 139\nSegmentation fault"
+    )
+    c = compare(base, cand)
+    assert (c.verdict, c.verdict.exit_code) == (Verdict.INCONCLUSIVE, 2)
+    assert c.reasons == (
+        "candidate run 1 (runs/candidate-1) did not complete (device_crashed): device exited with code 139"
+        " | Segmentation fault",
+    )
+
+    failed = _run([], replica=2, status=RunStatus.DEVICE_FAILED, detail="no C-ECHO answer in 30 s")
+    verdict, reasons = decide([base[0], failed], _candidate(_suite()), [])
+    assert verdict is Verdict.INCONCLUSIVE
+    assert "baseline run 2 (runs/baseline-2) did not complete (device_failed): no C-ECHO answer in 30 s" in reasons
+
+
+def test_inconclusive_when_the_candidate_or_a_baseline_ran_no_case() -> None:
+    nothing = [_case(f"c.py::t{i}", Outcome.SKIPPED) for i in range(4)]
+    c = compare(_baselines(_suite()), _candidate(nothing))
+    assert c.verdict is Verdict.INCONCLUSIVE
+    assert c.reasons == ("candidate run 1 (runs/candidate-1) ran no case (4 recorded, none passed, failed or errored)",)
+
+    c = compare(_baselines(_suite(), []), _candidate(_suite()))
+    assert c.verdict is Verdict.INCONCLUSIVE
+    assert c.reasons[0].startswith("baseline run 2 (runs/baseline-2) ran no case")
+
+    c = compare([], _candidate(_suite()))
+    assert c.verdict is Verdict.INCONCLUSIVE
+    assert c.reasons == ("no baseline run to compare against",)
+
+
+def test_inconclusive_when_the_candidate_ran_under_ninety_percent() -> None:
+    base = _suite(10)
+    c = compare(_baselines(base), _candidate(base[:8]))
+    assert c.verdict is Verdict.INCONCLUSIVE
+    assert c.reasons == ("candidate run 1 (runs/candidate-1) ran 8 case(s), fewer than 90% of the 10 the baseline ran",)
+    # Nine of ten is enough to judge: the missing case is then a regression.
+    assert compare(_baselines(base), _candidate(base[:9])).verdict is Verdict.REGRESSED
+    # Errors count as run: the device was exercised.
+    errored = [_case(x.case, Outcome.ERROR) for x in base]
+    assert compare(_baselines(base), _candidate(errored)).verdict is Verdict.REGRESSED
+
+
+def test_inconclusive_when_the_baselines_disagree_on_more_than_half_the_cases() -> None:
+    one = [_case(f"c.py::t{i}", v=0) for i in range(4)]
+    two = [_case(f"c.py::t{i}", v=1 if i < 3 else 0) for i in range(4)]
+    c = compare(_baselines(one, two), _candidate(one))
+    assert c.verdict is Verdict.INCONCLUSIVE
+    assert c.reasons == ("the baseline replicas disagree on 3 of 4 cases: the device is too noisy to compare",)
+    # decide() measures the noise itself when not told.
+    assert decide(_baselines(one, two), _candidate(one), c.cases)[0] is Verdict.INCONCLUSIVE
+    # Half is still comparable.
+    two_half = [_case(f"c.py::t{i}", v=1 if i < 2 else 0) for i in range(4)]
+    assert compare(_baselines(one, two_half), _candidate(one)).verdict is Verdict.UNCHANGED
+
+
+def test_several_problems_are_all_reported() -> None:
+    base = _baselines(_run([]).cases)
+    cand = _candidate([], status=RunStatus.INTERRUPTED)
+    verdict, reasons = decide(base, cand, [])
+    assert verdict is Verdict.INCONCLUSIVE
+    assert len(reasons) == 3  # candidate interrupted, and neither run ran a case
+
+
+def test_a_regressed_case_is_one_reason_line_with_its_count() -> None:
+    base = [_case("c.py::t", v=0), _case("c.py::u", v=0)]
+    cand = [_case("c.py::t", Outcome.FAILED, v=1), _case("c.py::u", v=0)]
+    c = compare(_baselines(base), _candidate(cand))
+    assert len(c.reasons) == 1
+    assert c.reasons[0].startswith("regressed: c.py::t: ")
+    assert c.reasons[0].endswith("(+1 more)")
