@@ -166,10 +166,12 @@ def run_variant(request: RunRequest, progress: Progress | None = None) -> Manife
     device = Endpoint(spec.ae_title, spec.host, spec.port or free_port())
     corpus = corpus_info(profile.corpus_seed)
     targets: list[LocalTarget] = []
+    extra: dict[str, object] = {"description": profile.variant(request.variant).description}
     try:
         pacs_target, pacs, pacs_storage = _start_pacs(request, logs)
         targets.append(pacs_target)
         argv, env = _device_argv(request, device, pacs)
+        extra["command"] = argv  # what exactly ran, for the audit trail
         (run_dir / "device").mkdir(exist_ok=True)
         target = LocalTarget(
             f"device {spec.name!r} variant {request.variant!r}",
@@ -234,6 +236,7 @@ def run_variant(request: RunRequest, progress: Progress | None = None) -> Manife
             status_detail=detail,
             cases_collected=collected,
             device_endpoint=device,
+            extra=extra,
         )
         write_manifest(run_dir, manifest)
     return manifest

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from harness.compare import compare
-from harness.compare.policy import Policy, load_policy, parse_policy
+from harness.compare.policy import ExpectedChange, Policy, load_policy, parse_policy
 from harness.model import Comparison, Manifest, RunRecord
 from harness.profile import Profile
 from harness.record import read_run
@@ -33,7 +34,7 @@ class Validation:
 class ProgressLine:
     """Live progress of concurrent runs: one rewritten line on a terminal, a line every few seconds in CI logs."""
 
-    def __init__(self, stream=sys.stderr, interval: float = 3.0) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, stream: TextIO = sys.stderr, interval: float = 3.0) -> None:
         self.stream = stream
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.interval = interval
@@ -71,13 +72,11 @@ class ProgressLine:
 
 def policy_for(profile: Profile | None, extra: Sequence[Path] = ()) -> Policy:
     """The expected-change policy: the profile's [[expected]] entries, its policy files, and any extra files."""
-    entries = []
+    entries: list[ExpectedChange] = []
     if profile is not None:
         entries.extend(parse_policy(profile.expected, profile.source).entries)
-        for path in profile.policy_files:
-            entries.extend(load_policy(Path(path)).entries)
-    for path in extra:
-        entries.extend(load_policy(path).entries)
+        entries.extend(e for file in profile.policy_files for e in load_policy(Path(file)).entries)
+    entries.extend(e for file in extra for e in load_policy(file).entries)
     return Policy(tuple(entries))
 
 

@@ -242,7 +242,10 @@ def test_find(
     observe: Observe,
 ) -> None:
     result = modality.find(device, case.build(corpus_index), case.model)  # type: ignore[arg-type]
-    observe("find", {"status": result.status, "count": len(result.matches), "matches": _canonical(result.matches)})
+    observe(
+        "find",
+        {"status": status_hex(result.status), "count": len(result.matches), "matches": _canonical(result.matches)},
+    )
     assert result.accepted, f"association not accepted: {result.error}"
     assert result.status == 0x0000, f"C-FIND final status {status_hex(result.status)}: {result.error}"
     if case.expected is not None:
@@ -252,7 +255,7 @@ def test_find(
 @pytest.mark.service("find")
 def test_find_invalid_level(device: Endpoint, modality: Modality, stored_corpus: StoreResult, observe: Observe) -> None:
     result = modality.find(device, query("NOSUCHLEVEL", PatientID=""), "patient")
-    observe("find", {"status": result.status, "count": len(result.matches)})
+    observe("find", {"status": status_hex(result.status), "count": len(result.matches)})
     assert result.status is not None and result.status not in (0x0000, 0xFF00, 0xFF01), (
         f"an invalid QueryRetrieveLevel must fail, got {status_hex(result.status)}"
     )

@@ -50,7 +50,7 @@ def test_store_then_retrieve(
     observe(
         "retrieved",
         {
-            "status": got.status,
+            "status": status_hex(got.status),
             "completed": got.completed,
             "failed": got.failed,
             "instances": len(got.received),
