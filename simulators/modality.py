@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config, evt
 from pynetdicom.dsutils import encode, split_dataset
@@ -259,7 +260,7 @@ def _item(source: Dataset | Path | str) -> _Item:
     path = Path(source)
     try:
         meta, _ = split_dataset(path)
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, InvalidDicomError) as exc:
         return _Item("", "", "", None, f"cannot read {path.name}: {exc.__class__.__name__}")
     ids = (
         str(meta.get("MediaStorageSOPClassUID", "")),
@@ -311,12 +312,17 @@ class Modality:
         ae.acse_timeout = self.acse_timeout
         ae.dimse_timeout = self.dimse_timeout
         ae.network_timeout = self.network_timeout
-        rejection: list[str] = []
+        seen: list[str] = []  # what happened on the wire, for a precise error
 
-        def on_rejected(event: Any) -> None:
-            p = event.primitive if hasattr(event, "primitive") else None
+        def on_open(event: Any) -> None:
+            seen.append("open")
+            no_delay(event)
+
+        def on_acse(event: Any) -> None:
+            p = getattr(event, "primitive", None)
+            seen.append("acse")
             if p is not None and getattr(p, "result", None) in (1, 2):
-                rejection.append(
+                seen.append(
                     f"association rejected (result {p.result}, source {p.result_source}, reason {p.diagnostic})"
                 )
 
@@ -335,21 +341,22 @@ class Modality:
                 ae_title=peer.ae_title,
                 ext_neg=ext_neg,
                 tls_args=tls_args,
-                evt_handlers=[(evt.EVT_CONN_OPEN, no_delay), (evt.EVT_ACSE_RECV, on_rejected), *(handlers or [])],
+                evt_handlers=[(evt.EVT_CONN_OPEN, on_open), (evt.EVT_ACSE_RECV, on_acse), *(handlers or [])],
             )
         except (ValueError, RuntimeError, OSError) as exc:  # bad AE title, too many contexts ...
             return None, f"association not requested: {exc}"
         if assoc.is_established:
             return assoc, ""
-        if rejection:
-            return assoc, rejection[0]
-        if assoc.is_rejected:
-            return assoc, "association rejected"
-        if assoc.is_aborted and assoc.rejected_contexts and not assoc.accepted_contexts:
+        rejected = [x for x in seen if x.startswith("association rejected")]
+        if rejected:
+            return assoc, rejected[0]
+        if "open" not in seen:
+            return assoc, "no connection (refused or unreachable)"
+        if "acse" not in seen:
+            return assoc, "no answer to the association request (ACSE timeout)"
+        if assoc.rejected_contexts and not assoc.accepted_contexts:
             return assoc, "no presentation context accepted"
-        if assoc.is_aborted:
-            return assoc, "association aborted by the peer"
-        return assoc, "no association (connection refused or ACSE timeout)"
+        return assoc, "association aborted by the peer"
 
     def echo(self, peer: Endpoint) -> EchoResult:
         """C-ECHO the peer."""

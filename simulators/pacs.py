@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import os
 import re
 import signal
+import socketserver
+import struct
 import sys
 import threading
 import types
@@ -28,9 +29,25 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.uid import AllTransferSyntaxes
-from pynetdicom import AE, evt
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, evt
 from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext, build_context
+from pynetdicom.transport import ThreadedAssociationServer
 
 from simulators._net import LOOPBACK, QR_MODELS, VERIFICATION, no_delay, parse_destination
 from simulators.index import Index, IndexedInstance
@@ -38,12 +55,14 @@ from simulators.matching import Query, QueryError, evaluate, parse_query, respon
 
 __all__ = [
     "STORAGE_SOP_CLASSES",
+    "STORAGE_TRANSFER_SYNTAXES",
     "PacsConfig",
     "PacsSimulator",
     "Quirks",
     "build_parser",
     "main",
     "parse_destinations",
+    "part10_header",
     "serve",
     "storage_name",
 ]
@@ -52,6 +71,24 @@ _LOG = logging.getLogger("simulators.pacs")
 
 # Every storage SOP class pynetdicom knows; a PACS that refuses one is a quirk, not a default.
 STORAGE_SOP_CLASSES: tuple[str, ...] = tuple(str(cx.abstract_syntax) for cx in AllStoragePresentationContexts)
+# Transfer syntaxes accepted for storage: uncompressed, deflated, and the common compressed
+# ones. Not all 39: pynetdicom's acceptor negotiation time grows with every supported pair.
+STORAGE_TRANSFER_SYNTAXES: tuple[str, ...] = (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    RLELossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessSV1,
+    JPEGLossless,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    HTJ2KLossless,
+)
 # Q/R abstract syntax -> information model.
 _MODELS: Mapping[str, str] = {uid: model for (model, _), uid in QR_MODELS.items()}
 _PLAIN_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
@@ -111,6 +148,35 @@ def storage_name(sop_instance_uid: str) -> str:
     return f"x-{digest}.dcm"
 
 
+def _element(group_element: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit VR little endian element with a 2-byte length (UL, UI, SH)."""
+    return struct.pack("<HH", group_element >> 16, group_element & 0xFFFF) + vr + struct.pack("<H", len(value)) + value
+
+
+def _ui(text: str) -> bytes:
+    raw = text.encode("latin-1", "replace")
+    return raw + b"\0" if len(raw) % 2 else raw
+
+
+def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> bytes:
+    """Preamble, `DICM` and the file meta group, as pynetdicom's `event.encoded_dataset()` writes them.
+
+    Encoded by hand: pydicom's writer took as long as writing the file, on every C-STORE.
+    """
+    version = PYNETDICOM_IMPLEMENTATION_VERSION.encode("ascii")
+    body = b"".join(
+        (
+            b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00\x00\x01",  # (0002,0001) version 00 01
+            _element(0x00020002, b"UI", _ui(sop_class_uid)),
+            _element(0x00020003, b"UI", _ui(sop_instance_uid)),
+            _element(0x00020010, b"UI", _ui(transfer_syntax_uid)),
+            _element(0x00020012, b"UI", _ui(PYNETDICOM_IMPLEMENTATION_UID)),
+            _element(0x00020013, b"SH", version + b" " if len(version) % 2 else version),
+        )
+    )
+    return b"\0" * 128 + b"DICM" + _element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
+
+
 class PacsSimulator:
     """A PACS SCP on pynetdicom; `start()` returns once it listens, `stop()` shuts it down."""
 
@@ -119,6 +185,7 @@ class PacsSimulator:
         self._index = Index(config.storage)
         self._ae: Any = None
         self._server: Any = None
+        self._thread: threading.Thread | None = None
         self._port = config.port
 
     @property
@@ -146,7 +213,7 @@ class PacsSimulator:
         for uid in STORAGE_SOP_CLASSES:
             if uid not in rejected:
                 # Both roles, so a C-GET requestor may take the SCP role for storage.
-                ae.add_supported_context(uid, AllTransferSyntaxes, scu_role=True, scp_role=True)
+                ae.add_supported_context(uid, STORAGE_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
         for uid in _MODELS:
             ae.add_supported_context(uid)
         handlers: list[Any] = [
@@ -161,21 +228,31 @@ class PacsSimulator:
             (evt.EVT_C_GET, self._on_get),
         ]
         try:
-            self._server = ae.start_server((cfg.host, cfg.port), block=False, evt_handlers=handlers)
+            server = ae.make_server((cfg.host, cfg.port), evt_handlers=handlers, server_class=ThreadedAssociationServer)
         except Exception:
             self._index.close()
             raise
-        self._ae = ae
-        self._port = int(self._server.server_address[1])
+        # Our own serve loop: pynetdicom's polls every 0.5 s, which is what stop() would wait.
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"pacs-{cfg.ae_title}", daemon=True
+        )
+        thread.start()
+        self._ae, self._server, self._thread = ae, server, thread
+        self._port = int(server.server_address[1])
         _LOG.info("listening as %s on %s:%d, storage %s", cfg.ae_title, cfg.host, self._port, cfg.storage)
         return self
 
     def stop(self) -> None:
         """Abort open associations, close the port, and finish indexing."""
         if self._ae is not None:
-            self._ae.shutdown()
-            self._ae = None
-            self._server = None
+            for assoc in self._ae.active_associations:
+                assoc.abort()
+            # The socketserver shutdown: pynetdicom's own expects start_server()'s bookkeeping.
+            socketserver.BaseServer.shutdown(self._server)
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._ae = self._server = self._thread = None
             _LOG.info("stopped")
         self._index.close()
 
@@ -221,16 +298,21 @@ class PacsSimulator:
         name = storage_name(uid)
         folder = self._config.storage
         try:
-            data = event.encoded_dataset()
-            tmp = folder / f".{name}.{threading.get_ident()}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, folder / name)
+            header = part10_header(
+                str(event.request.AffectedSOPClassUID or ""), uid, str(event.context.transfer_syntax)
+            )
+            # Written in place, not via a temporary file and rename: that doubled the cost of a
+            # store on this file system, and only a re-store of the same UID could be torn.
+            with open(folder / name, "wb") as f:
+                f.write(header)
+                f.write(event.request.DataSet.getvalue())
         except OSError as exc:
             _LOG.warning("C-STORE %r: cannot write %s: %s", uid, name, exc)
             return _OUT_OF_RESOURCES
         self._index.submit(name)
         status = self._config.quirks.store_status
-        _LOG.info("C-STORE %s %r -> %s: 0x%04X", event.request.AffectedSOPClassUID, uid, name, status)
+        shown = repr(uid) if name == f"{uid}.dcm" else f"{uid!r} as {name}"
+        _LOG.info("C-STORE %s %s: 0x%04X", event.request.AffectedSOPClassUID, shown, status)
         return status
 
     def _on_find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:

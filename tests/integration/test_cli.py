@@ -116,7 +116,7 @@ def test_missing_run_directory(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("replace", "fragment"),
     [
-        (("start_timeout = 20", "start_timeout = 20\nretries = 3"), ":10: device.retries: unknown key"),
+        (("start_timeout = 20", "start_timeout = 20\nretries = 3"), ":11: device.retries: unknown key"),
         (("start_timeout = 20", 'start_timeout = "soon"'), ":10: device.start_timeout: expected int or float"),
     ],
 )

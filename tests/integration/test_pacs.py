@@ -15,13 +15,14 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pynetdicom.dsutils import create_file_meta, encode_file_meta
 
 from harness.model import Endpoint
 from simulators._net import free_port
 from simulators.corpus import CorpusItem, generate
 from simulators.index import INDEX_FILENAME
 from simulators.modality import Modality, dataset_sha256, file_sha256
-from simulators.pacs import PacsConfig, PacsSimulator, Quirks, storage_name
+from simulators.pacs import PacsConfig, PacsSimulator, Quirks, part10_header, storage_name
 
 SC = "1.2.840.10008.5.1.4.1.1.7"
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -122,6 +123,13 @@ def secondary_capture(sop_instance_uid: str) -> Dataset:
     return ds
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+@pytest.mark.parametrize("uid", ["1.2.3.4", "1.2.3.45", "../../x"])
+def test_part10_header_is_what_pynetdicom_writes(uid: str) -> None:
+    meta = create_file_meta(sop_class_uid=CT, sop_instance_uid=uid, transfer_syntax="1.2.840.10008.1.2.1.99")
+    assert part10_header(CT, uid, "1.2.840.10008.1.2.1.99") == b"\0" * 128 + b"DICM" + encode_file_meta(meta)
+
+
 def test_echo(make_pacs: MakePacs, modality: Modality) -> None:
     result = modality.echo(endpoint(make_pacs()))
     assert (result.accepted, result.status, result.error) == (True, 0x0000, "")
@@ -141,6 +149,7 @@ def test_store_keeps_the_bytes_sent_for_every_class_and_syntax(
     assert len(sim.stored()) == len(corpus)
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
 def test_hostile_sop_instance_uids_stay_inside_the_folder(
     make_pacs: MakePacs, modality: Modality, tmp_path: Path
 ) -> None:
