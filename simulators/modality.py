@@ -32,7 +32,7 @@ from pynetdicom.dsutils import encode, split_dataset
 from pynetdicom.presentation import build_context, build_role
 
 from harness.model import JSON, Endpoint
-from simulators._net import LOOPBACK, VERIFICATION, no_delay, qr_sop_class, status_hex
+from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, qr_sop_class, status_hex
 
 __all__ = [
     "ContextResult",
@@ -316,7 +316,7 @@ class Modality:
 
         def on_open(event: Any) -> None:
             seen.append("open")
-            no_delay(event)
+            on_connection_open(event)
 
         def on_acse(event: Any) -> None:
             p = getattr(event, "primitive", None)

@@ -49,7 +49,7 @@ from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTAT
 from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext, build_context
 from pynetdicom.transport import ThreadedAssociationServer
 
-from simulators._net import LOOPBACK, QR_MODELS, VERIFICATION, no_delay, parse_destination
+from simulators._net import LOOPBACK, QR_MODELS, VERIFICATION, on_connection_open, parse_destination
 from simulators.index import Index, IndexedInstance
 from simulators.matching import Query, QueryError, evaluate, parse_query, response
 
@@ -96,7 +96,7 @@ _PENDING = 0xFF00
 _CANCEL = 0xFE00
 _OUT_OF_RESOURCES = 0xA700
 _MAX_CONTEXTS = 128
-_SUB_HANDLERS: list[Any] = [(evt.EVT_CONN_OPEN, no_delay)]
+_SUB_HANDLERS: list[Any] = [(evt.EVT_CONN_OPEN, on_connection_open)]
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ class PacsSimulator:
         for uid in _MODELS:
             ae.add_supported_context(uid)
         handlers: list[Any] = [
-            (evt.EVT_CONN_OPEN, no_delay),
+            (evt.EVT_CONN_OPEN, on_connection_open),
             (evt.EVT_ACCEPTED, self._on_accepted),
             (evt.EVT_RELEASED, self._on_closed, ["released"]),
             (evt.EVT_ABORTED, self._on_closed, ["aborted"]),
