@@ -79,7 +79,8 @@ def _validate(args: argparse.Namespace, started: float) -> int:
 
     if args.demo is not None:
         profile = demo_profile(candidate=args.demo)
-        title = f"reference device, patch {args.demo!r}" + (" (behaviour changes)" if args.demo == REGRESSION_ALIAS else "")
+        changes = " (behaviour changes)" if args.demo == REGRESSION_ALIAS else ""
+        title = f"reference device, patch {args.demo!r}{changes}"
     else:
         profile = load_profile(args.profile)
         title = f"{profile.device.name} from {args.profile}"

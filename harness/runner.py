@@ -206,7 +206,8 @@ def run_variant(request: RunRequest, progress: Progress | None = None) -> Manife
             detail = f"the device exited with code {target.exit_code} while the suites ran; log: {target.log_path}"
         elif code not in (0, 1):
             status = RunStatus.SUITE_ERROR
-            detail = f"pytest exited with code {code}; log: {logs / 'pytest.log'}: " + " | ".join(tail.splitlines()[-3:])
+            last = " | ".join(tail.splitlines()[-3:])
+            detail = f"pytest exited with code {code}; log: {logs / 'pytest.log'}: {last}"
     except TargetError as exc:
         status, detail = RunStatus.DEVICE_FAILED, exc.one_line()
         (logs / "error.txt").write_text(exc.one_line() + "\n" + exc.detail + "\n", encoding="utf-8")
