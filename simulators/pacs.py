@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import logging
 import re
 import signal
@@ -113,6 +114,8 @@ class Quirks:
     drop_on_retrieve: frozenset[int] = frozenset()
     # Each C-MOVE reports its first sub-operation as failed without sending it.
     fail_first_move_suboperation: bool = False
+    # The process dies (exit code 70) on its first C-FIND: a patch that crashes the device.
+    crash_on_find: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,6 +319,9 @@ class PacsSimulator:
         return status
 
     def _on_find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
+        if self._config.quirks.crash_on_find:
+            _LOG.error("crash_on_find: exiting as a crashed device would")
+            os._exit(70)  # no cleanup, no release: what a segfaulting device looks like
         model = _MODELS.get(str(event.request.AffectedSOPClassUID), "")
         identifier = event.identifier
         try:

@@ -32,6 +32,7 @@ VARIANTS: Mapping[str, Quirks] = types.MappingProxyType(
         "find-case": Quirks(pn_case_insensitive=False),
         "drop-attribute": Quirks(drop_on_retrieve=frozenset({_STUDY_DESCRIPTION})),
         "move-failure": Quirks(fail_first_move_suboperation=True),
+        "crash-on-find": Quirks(crash_on_find=True),
         # Several behaviours at once, for the demo of a patch that regressed (`--demo regression`).
         "regression": Quirks(
             store_status=0xB000,
@@ -50,6 +51,7 @@ DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "find-case": "C-FIND matches patient names case-sensitively",
         "drop-attribute": "drops StudyDescription (0008,1030) from objects it sends by C-MOVE and C-GET",
         "move-failure": "reports the first sub-operation of every C-MOVE as failed",
+        "crash-on-find": "the process exits on its first C-FIND (a patch that crashes the device)",
         "regression": "store-warning, find-case and drop-attribute at once: a patch that broke several things",
     }
 )

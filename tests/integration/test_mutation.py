@@ -11,6 +11,8 @@ from harness.model import CaseStatus, Verdict
 from harness.validate import validate
 
 CLEAN = {"clean", "clean-rebuild"}
+# Variants after which no verdict about behaviour can be trusted.
+INCONCLUSIVE = {"crash-on-find"}
 
 # For each behaviour-changing variant, a case that must be named as regressed.
 MUST_NAME = {
@@ -24,7 +26,7 @@ MUST_NAME = {
 
 
 def test_every_behaviour_changing_variant_has_an_expectation() -> None:
-    assert set(known_variants()) - CLEAN == set(MUST_NAME)
+    assert set(known_variants()) - CLEAN - INCONCLUSIVE == set(MUST_NAME)
 
 
 @pytest.mark.parametrize("variant", sorted(MUST_NAME))
@@ -35,6 +37,13 @@ def test_behaviour_change_is_regressed(variant: str, tmp_path: Path) -> None:
     regressed = {c.case for c in comparison.cases if c.status is CaseStatus.REGRESSED}
     assert MUST_NAME[variant] in regressed, sorted(regressed)
     assert any(MUST_NAME[variant] in reason for reason in comparison.reasons) or len(regressed) > 20
+
+
+def test_a_device_that_crashes_is_inconclusive(tmp_path: Path) -> None:
+    comparison = validate(demo_profile(candidate="crash-on-find"), tmp_path).comparison
+    assert comparison.verdict is Verdict.INCONCLUSIVE
+    assert comparison.verdict.exit_code == 2
+    assert any("candidate" in r and "device_crashed" in r for r in comparison.reasons), comparison.reasons
 
 
 def test_clean_patch_gives_no_false_alarm_ten_times_in_a_row(tmp_path: Path) -> None:
