@@ -199,7 +199,7 @@ class Index:
                 filename,
                 json.dumps(extract_attributes(ds), ensure_ascii=False),
             )
-        except Exception as exc:  # a stored object that does not parse must not stop the index
+        except Exception as exc:  # noqa: BLE001 - a stored object that does not parse must not stop the index
             self.errors += 1
             _LOG.warning("cannot index %s: %s", filename, exc)
             return None

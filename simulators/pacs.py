@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import logging
+import os
 import re
 import signal
 import socketserver

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
 
 from simulators.modality import file_sha256
 
@@ -54,8 +55,8 @@ def _dicom_files(storage: Path) -> Iterable[tuple[Path, str]]:
             continue
         try:
             yield path, str(dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
-        except Exception:
-            continue
+        except (InvalidDicomError, OSError, ValueError, AttributeError):
+            continue  # not a DICOM file: the index, a journal
 
 
 def clear_received(storage: Path) -> None:
