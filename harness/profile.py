@@ -44,9 +44,16 @@ class VariantSpec:
     """How to start one variant of the device (the baseline as shipped, or the patched candidate)."""
 
     name: str
-    command: tuple[str, ...] = ()  # argv template for the local backend
+    command: tuple[str, ...] = ()  # argv template: the process (local) or the container's command (docker)
     env: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    image: str = ""  # set: the docker backend runs this image
+    # Container path -> template file (absolute), rendered per run and mounted read-only.
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> str:
+        return "docker" if self.image else "local"
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "start_timeout": (int, float),
         "stop_timeout": (int, float),
     },
-    "variant": {"command": (list,), "env": (dict,), "description": (str,)},
+    "variant": {"command": (list,), "env": (dict,), "description": (str,), "image": (str,), "files": (dict,)},
     "simulator": {"ae_title": (str,), "port": (int,)},
     "modality": {"ae_title": (str,)},
     "corpus": {"seed": (int,)},
@@ -228,11 +235,22 @@ def parse_profile(text: str, source: str) -> Profile:
             raise check.fail("variants", name, "expected a table", f"write [variants.{name}] with command = [...]")
         check.table(raw, table, "variant")
         command = check.strings(raw.get("command", []), table, "command")
-        if not command:
-            raise check.fail(table, "command", "missing or empty", 'command = ["program", "arg", ...]')
+        image = raw.get("image", "")
+        if not command and not image:
+            raise check.fail(
+                table, "command", "needs command or image", 'command = ["program", "arg", ...] or image = "name:tag"'
+            )
         env = raw.get("env", {})
         check.strings(list(env.values()), table, "env")
-        variants[name] = VariantSpec(name, command, dict(env), raw.get("description", ""))
+        files = raw.get("files", {})
+        check.strings(list(files.values()), table, "files")
+        resolved = {inside: str((base / template).resolve()) for inside, template in files.items()}
+        for inside, template in resolved.items():
+            if not Path(template).is_file():
+                raise check.fail(table, "files", f"template {template} not found", "paths are relative to the profile")
+            if not inside.startswith("/"):
+                raise check.fail(table, "files", f"{inside!r} is not an absolute container path", "use /etc/...")
+        variants[name] = VariantSpec(name, command, dict(env), raw.get("description", ""), image, resolved)
     for required in ("baseline", "candidate"):
         if required not in variants:
             raise check.fail(

@@ -19,7 +19,7 @@ from harness.model import CorpusInfo, Endpoint, Manifest, RunStatus
 from harness.net import free_port
 from harness.profile import Profile
 from harness.record import OBSERVATIONS, write_manifest
-from harness.targets.base import log_tail, render
+from harness.targets.base import Target, log_tail, render
 from harness.targets.local import LocalTarget
 
 __all__ = ["Progress", "RunRequest", "corpus_info", "run_variant", "suites_root"]
@@ -97,10 +97,10 @@ def _start_pacs(request: RunRequest, logs: Path) -> tuple[LocalTarget, Endpoint,
     return target, endpoint, storage
 
 
-def _device_argv(request: RunRequest, device: Endpoint, pacs: Endpoint) -> tuple[list[str], dict[str, str]]:
+def _placeholders(request: RunRequest, device: Endpoint, pacs: Endpoint) -> dict[str, str]:
     profile = request.profile
     variant = profile.variant(request.variant)
-    values = {
+    return {
         "python": sys.executable,
         "ae_title": device.ae_title,
         "host": device.host,
@@ -113,10 +113,52 @@ def _device_argv(request: RunRequest, device: Endpoint, pacs: Endpoint) -> tuple
         "modality.ae_title": profile.modality_ae_title,
         "variant": variant.name,
     }
+
+
+def _device_target(request: RunRequest, device: Endpoint, pacs: Endpoint, run_id: str) -> Target:
+    """The device variant as a process (`command`) or a container (`image`), not started yet."""
+    profile = request.profile
+    spec = profile.device
+    variant = profile.variant(request.variant)
+    values = _placeholders(request, device, pacs)
     where = f"{profile.source}: variants.{variant.name}"
     argv = [render(arg, values, f"{where}.command") for arg in variant.command]
     env = {k: render(v, values, f"{where}.env") for k, v in variant.env.items()}
-    return argv, env
+    workdir = request.out / "device"
+    workdir.mkdir(exist_ok=True)
+    label = f"device {spec.name!r} variant {request.variant!r}"
+    log = request.out / "logs" / "device.log"
+    common = {
+        "start_timeout": spec.start_timeout,
+        "stop_timeout": spec.stop_timeout,
+        "calling_ae": profile.modality_ae_title,
+    }
+    if variant.backend == "local":
+        return LocalTarget(label, argv, device, log, env=env, cwd=workdir, **common)  # type: ignore[arg-type]
+    from harness.targets.docker import DockerTarget, docker_client, sweep
+
+    client = docker_client()
+    swept = sweep(client)  # containers a killed run left behind
+    if swept:
+        (request.out / "logs" / "swept.txt").write_text("\n".join(swept) + "\n", encoding="utf-8")
+    mounts: dict[str, str] = {}
+    for inside, template in sorted(variant.files.items()):
+        rendered = workdir / "files" / inside.strip("/").replace("/", "__")
+        rendered.parent.mkdir(parents=True, exist_ok=True)
+        text = Path(template).read_text(encoding="utf-8")
+        rendered.write_text(render(text, values, f"{where}.files[{inside!r}]"), encoding="utf-8")
+        mounts[str(rendered)] = inside
+    return DockerTarget(
+        label,
+        variant.image,
+        device,
+        log,
+        run_id=run_id,
+        command=argv or None,
+        env=env,
+        mounts=mounts,
+        **common,  # type: ignore[arg-type]
+    )
 
 
 def _run_suites(request: RunRequest, logs: Path, progress: Progress | None) -> tuple[int, str]:
@@ -147,6 +189,15 @@ def _run_suites(request: RunRequest, logs: Path, progress: Progress | None) -> t
     return process.returncode, tail
 
 
+def _describe(target: Target) -> dict[str, object]:
+    if isinstance(target, LocalTarget):
+        return {"backend": "local", "command": list(target.argv)}
+    from harness.targets.docker import DockerTarget, image_info
+
+    assert isinstance(target, DockerTarget)
+    return {"backend": "docker", "image": image_info(target.client, target.image), "command": target.command}
+
+
 def run_variant(request: RunRequest, progress: Progress | None = None) -> Manifest:
     """Start simulators and the device variant, run the suites, stop everything, write manifest.json.
 
@@ -165,29 +216,18 @@ def run_variant(request: RunRequest, progress: Progress | None = None) -> Manife
     spec = profile.device
     device = Endpoint(spec.ae_title, spec.host, spec.port or free_port())
     corpus = corpus_info(profile.corpus_seed)
-    targets: list[LocalTarget] = []
+    targets: list[Target] = []
+    run_id = f"{request.label}-{uuid.uuid4().hex[:8]}"
     extra: dict[str, object] = {"description": profile.variant(request.variant).description}
     try:
         pacs_target, pacs, pacs_storage = _start_pacs(request, logs)
         targets.append(pacs_target)
-        argv, env = _device_argv(request, device, pacs)
-        extra["command"] = argv  # what exactly ran, for the audit trail
-        (run_dir / "device").mkdir(exist_ok=True)
-        target = LocalTarget(
-            f"device {spec.name!r} variant {request.variant!r}",
-            argv,
-            device,
-            logs / "device.log",
-            env=env,
-            cwd=run_dir / "device",
-            start_timeout=spec.start_timeout,
-            stop_timeout=spec.stop_timeout,
-            calling_ae=profile.modality_ae_title,
-        )
+        target = _device_target(request, device, pacs, run_id)
         targets.append(target)
         t1 = time.monotonic()
         target.start()
         timings["device_start"] = time.monotonic() - t1
+        extra.update(_describe(target))  # what exactly ran, for the audit trail
         SuiteContext(
             run_dir=str(run_dir),
             device=device,
@@ -221,7 +261,7 @@ def run_variant(request: RunRequest, progress: Progress | None = None) -> Manife
             t.stop()
         timings["total"] = time.monotonic() - t0
         manifest = Manifest(
-            run_id=f"{request.label}-{uuid.uuid4().hex[:8]}",
+            run_id=run_id,
             role=request.role,
             replica=request.replica,
             device=spec.name,

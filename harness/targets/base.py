@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol
 
 from harness.errors import ProfileError
@@ -14,6 +15,9 @@ __all__ = ["Target", "log_tail", "render"]
 
 class Target(Protocol):
     """One started (or startable) device variant."""
+
+    log_path: Path  # where its log is kept in the run directory
+    exit_code: int | None  # set once it exited
 
     def start(self) -> Endpoint:
         """Start the device and return once it answers C-ECHO; raise TargetError otherwise."""

@@ -56,8 +56,16 @@ def test_reference_profile_file_matches_the_embedded_demo() -> None:
         ),
         (lambda t: t.replace('ae_title = "DEV"', 'ae_title = "WAY-TOO-LONG-AE-TITLE"'), ":3: device.ae_title"),
         (
+            lambda t: t.replace("[variants.candidate]", "[variants.candidate]\nimgae = 3"),
+            ":10: variants.candidate.imgae: unknown key",
+        ),
+        (
             lambda t: t.replace("[variants.candidate]", "[variants.candidate]\nimage = 3"),
-            ":10: variants.candidate.image: unknown key",
+            ":10: variants.candidate.image: expected str",
+        ),
+        (
+            lambda t: t.replace("[variants.candidate]", '[variants.candidate]\nfiles = { "/etc/x.cfg" = "nope.cfg" }'),
+            ":10: variants.candidate.files: template",
         ),
         (lambda t: t.replace('command = ["dev", "--port", "{port}"]', "command = [1, 2]"), "variants.baseline.command"),
         (lambda t: t + "\n[device.extra\n", "not valid TOML"),

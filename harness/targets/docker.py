@@ -1,0 +1,199 @@
+"""The docker target backend: the device variant is a container started from the profile's `image`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.errors import TargetError
+from harness.model import Endpoint
+from harness.targets.readiness import wait_for_echo
+
+__all__ = ["LABEL_OWNER", "LABEL_RUN", "DockerTarget", "docker_client", "image_info", "sweep"]
+
+# Every container patchgate starts carries these, so a later run can sweep what a killed one left.
+LABEL_RUN = "org.patchgate.run"
+LABEL_OWNER = "org.patchgate.owner-pid"
+LABEL_ROLE = "org.patchgate.role"
+
+
+def docker_client(timeout: float = 30.0) -> Any:
+    """A client for the local engine; TargetError with the engine's answer when there is none."""
+    try:
+        import docker
+    except ImportError:
+        raise TargetError("the docker Python SDK is not installed", hint="pip install 'patchgate[docker]'") from None
+    try:
+        client = docker.from_env(timeout=int(timeout))
+        client.ping()
+        return client
+    except Exception as exc:  # noqa: BLE001 - the SDK raises several unrelated types here
+        raise TargetError(
+            f"no Docker engine reachable: {exc}",
+            hint="start dockerd (scripts/docker-engine.sh does) or set DOCKER_HOST",
+        ) from None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(client: Any) -> list[str]:
+    """Remove containers and networks whose owning harness process is gone; returns their names."""
+    removed: list[str] = []
+    for container in client.containers.list(all=True, filters={"label": LABEL_OWNER}):
+        owner = container.labels.get(LABEL_OWNER, "")
+        if owner.isdigit() and not _pid_alive(int(owner)):
+            container.remove(force=True)
+            removed.append(container.name)
+    for network in client.networks.list(filters={"label": LABEL_OWNER}):
+        owner = network.attrs.get("Labels", {}).get(LABEL_OWNER, "")
+        if owner.isdigit() and not _pid_alive(int(owner)):
+            network.remove()
+            removed.append(network.name)
+    return removed
+
+
+def image_info(client: Any, name: str) -> dict[str, Any]:
+    """Image id, repo digests and labels, for the run manifest."""
+    image = client.images.get(name)
+    return {"name": name, "id": image.id, "digests": list(image.attrs.get("RepoDigests") or []), "labels": image.labels}
+
+
+class DockerTarget:
+    """A device container on host networking (its packets stay on loopback), logs saved to the run."""
+
+    def __init__(
+        self,
+        label: str,
+        image: str,
+        endpoint: Endpoint,
+        log_path: Path,
+        *,
+        run_id: str,
+        command: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        mounts: Mapping[str, str] | None = None,  # host path -> container path (read-only)
+        start_timeout: float = 30.0,
+        stop_timeout: float = 5.0,
+        calling_ae: str = "PGPROBE",
+        client: Any = None,
+    ) -> None:
+        self.label = label
+        self.image = image
+        self.endpoint = endpoint
+        self.log_path = log_path
+        self.run_id = run_id
+        self.command = list(command) if command else None
+        self.env = dict(env or {})
+        self.mounts = dict(mounts or {})
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.calling_ae = calling_ae
+        self._client = client
+        self._container: Any = None
+        self.exit_code: int | None = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def start(self) -> Endpoint:
+        import docker.errors
+
+        try:
+            self.client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            raise TargetError(
+                f"{self.label}: image {self.image!r} not found in the local engine",
+                hint="build it first (patchgate images build, or the device's build script)",
+            ) from None
+        volumes = {host: {"bind": inside, "mode": "ro"} for host, inside in self.mounts.items()}
+        try:
+            self._container = self.client.containers.run(
+                self.image,
+                self.command,
+                detach=True,
+                network_mode="host",
+                environment=self.env,
+                volumes=volumes,
+                labels={LABEL_RUN: self.run_id, LABEL_OWNER: str(os.getpid()), LABEL_ROLE: "device"},
+                name=f"patchgate-{self.run_id}",
+            )
+        except docker.errors.APIError as exc:
+            raise TargetError(
+                f"{self.label}: the engine refused to start {self.image!r}: {exc.explanation or exc}",
+                hint="check the image, command and mounts in the profile",
+            ) from None
+        probe = wait_for_echo(self.endpoint, self.calling_ae, self.start_timeout, self.alive)
+        if probe.answered:
+            return self.endpoint
+        where = f"{self.endpoint.ae_title}@{self.endpoint.host}:{self.endpoint.port}"
+        tail = self.log_tail()
+        if not self.alive():
+            message = f"{self.label}: container exited with code {self.exit_code} before answering C-ECHO at {where}"
+        else:
+            message = (
+                f"{self.label}: container did not answer C-ECHO at {where} within {self.start_timeout:g} s "
+                f"({probe.attempts} attempts, last: {probe.last_error})"
+            )
+        self.stop()
+        last = " | ".join(tail.splitlines()[-3:])
+        raise TargetError(
+            f"{message}; log tail: {last}",
+            hint="check the image's configuration (AE title, port) and the container log in the run directory",
+            detail=tail,
+        )
+
+    def alive(self) -> bool:
+        if self._container is None:
+            return False
+        try:
+            self._container.reload()
+        except Exception:  # noqa: BLE001 - removed underneath us
+            return False
+        if self._container.status in ("exited", "dead"):
+            self.exit_code = int(self._container.attrs.get("State", {}).get("ExitCode", -1))
+            return False
+        return True
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self._container is None:
+            return ""
+        try:
+            raw = self._container.logs(tail=lines)
+        except Exception:  # noqa: BLE001 - the container may be gone
+            return ""
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+    def stop(self) -> None:
+        container, self._container = self._container, None
+        if container is None:
+            return
+        try:
+            container.stop(timeout=int(self.stop_timeout))
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log_path.write_bytes(container.logs())
+            container.reload()
+            self.exit_code = int(container.attrs.get("State", {}).get("ExitCode", -1))
+        except Exception:  # noqa: BLE001 - best effort: removal below is what matters
+            pass
+        finally:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    container.remove(force=True)
+                    break
+                except Exception:  # noqa: BLE001 - "removal in progress": retry, bounded
+                    time.sleep(0.5)
