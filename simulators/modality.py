@@ -19,7 +19,7 @@ import hashlib
 import json
 import sys
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -185,11 +185,7 @@ class MoveResult:
 
     def summary(self) -> dict[str, JSON]:
         return {
-            "accepted": self.accepted,
-            "status": status_hex(self.status),
-            "completed": self.completed,
-            "failed": self.failed,
-            "warning": self.warning,
+            **_suboperations(self),
             "remaining": self.remaining,
             "failed_uids": list(self.failed_uids),
             "pending_responses": self.pending_responses,
@@ -230,14 +226,21 @@ class GetResult:
 
     def summary(self) -> dict[str, JSON]:
         return {
-            "accepted": self.accepted,
-            "status": status_hex(self.status),
-            "completed": self.completed,
-            "failed": self.failed,
-            "warning": self.warning,
+            **_suboperations(self),
             "received": [r.summary() for r in self.received],
             "error": self.error,
         }
+
+
+def _suboperations(result: MoveResult | GetResult) -> dict[str, JSON]:
+    """The keys a C-MOVE and a C-GET summary both start with, in their order."""
+    return {
+        "accepted": result.accepted,
+        "status": status_hex(result.status),
+        "completed": result.completed,
+        "failed": result.failed,
+        "warning": result.warning,
+    }
 
 
 @dataclass(frozen=True)
@@ -447,13 +450,7 @@ class Modality:
         assoc, error = self._associate(peer, [build_context(sop_class)])
         if error:
             return MoveResult(False, None, error=error)
-        counts = _Counts()
-        try:
-            for rsp, identifier in assoc.send_c_move(query, destination, sop_class):
-                if not counts.update(rsp, identifier):
-                    break
-        finally:
-            _close(assoc)
+        counts = _Counts.read(assoc, lambda: assoc.send_c_move(query, destination, sop_class))
         return MoveResult(
             True,
             counts.status,
@@ -499,13 +496,7 @@ class Modality:
         assoc, error = self._associate(peer, contexts, ext_neg=roles, handlers=[(evt.EVT_C_STORE, on_store)])
         if error:
             return GetResult(False, None, error=error)
-        counts = _Counts()
-        try:
-            for rsp, identifier in assoc.send_c_get(query, sop_class):
-                if not counts.update(rsp, identifier):
-                    break
-        finally:
-            _close(assoc)
+        counts = _Counts.read(assoc, lambda: assoc.send_c_get(query, sop_class))
         return GetResult(
             True,
             counts.status,
@@ -527,6 +518,18 @@ class _Counts:
         self.failed_uids: tuple[str, ...] = ()
         self.pending = 0
         self.error = ""
+
+    @classmethod
+    def read(cls, assoc: Any, send: Callable[[], Iterable[tuple[Dataset, Dataset | None]]]) -> _Counts:
+        """Count the responses of `send()` up to the final one, then release the association."""
+        counts = cls()
+        try:
+            for rsp, identifier in send():
+                if not counts.update(rsp, identifier):
+                    break
+        finally:
+            _close(assoc)
+        return counts
 
     def update(self, rsp: Dataset, identifier: Dataset | None) -> bool:
         """Take one response; False once there is nothing more to read."""

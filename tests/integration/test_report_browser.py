@@ -11,9 +11,10 @@ import pytest
 from harness.compare.diff import format_side
 from harness.compare.engine import compare
 from harness.compare.policy import ExpectedChange, Policy
-from harness.model import JSON, CaseRecord, Comparison, Manifest, Observation, Outcome, RunRecord, RunStatus
+from harness.model import CaseRecord, Comparison, Outcome, RunRecord
 from harness.report import write_reports
 from tests.conftest import require_tool
+from tests.factories import make_case, make_reference_run
 
 pytestmark = pytest.mark.browser
 
@@ -22,42 +23,29 @@ TIMEOUT = 90  # seconds for one Chromium invocation; it takes about two here
 
 
 def _run(role: str, replica: int, cases: list[CaseRecord]) -> RunRecord:
-    manifest = Manifest(
-        run_id=f"{role}-{replica}",
-        role=role,
-        replica=replica,
-        device="reference",
-        variant="1.0" if role == "baseline" else "1.0.1-sec",
-        profile_path="devices/reference/profile.toml",
-        profile_sha256="0" * 64,
+    return make_reference_run(
+        cases,
+        role,
+        replica,
         versions={"pydicom": "3.0.2", "pynetdicom": "3.0.4"},
-        corpus=None,
-        started="2026-11-28T10:00:00+00:00",
         finished="2026-11-28T10:01:30+00:00",
         timings={"total": 90.0},
-        status=RunStatus.COMPLETED,
-        cases_collected=len(cases),
     )
-    return RunRecord(f"runs/{role}-{replica}", manifest, tuple(cases))
-
-
-def _case(case: str, outcome: Outcome = Outcome.PASSED, /, **observations: JSON) -> CaseRecord:
-    return CaseRecord(case, outcome, observations=tuple(Observation(k, v) for k, v in observations.items()))
 
 
 def _cases(port: int, patched: bool) -> list[CaseRecord]:
     name = HOSTILE if patched else "Doe^Jane"
     return [
-        _case("echo/test_echo.py::test_echo", **{"echo.status": 0, "assoc": {"port": port}}),
-        _case(
+        make_case("echo/test_echo.py::test_echo", **{"echo.status": 0, "assoc": {"port": port}}),
+        make_case(
             "qr/test_find.py::test_patient_level",
             find=[
                 {"00100010": {"vr": "PN", "Value": [{"Alphabetic": name}]}, "00100020": {"vr": "LO", "Value": ["P1"]}}
             ],
         ),
-        _case("store/test_commit.py::test_commit", commit={"status": 0xC000 if patched else 0, "failed": []}),
-        _case("tls/test_tls.py::test_plain_refused", assoc={"accepted": not patched}),
-        _case("mwl/test_mwl.py::test_query", Outcome.NOT_APPLICABLE),
+        make_case("store/test_commit.py::test_commit", commit={"status": 0xC000 if patched else 0, "failed": []}),
+        make_case("tls/test_tls.py::test_plain_refused", assoc={"accepted": not patched}),
+        make_case("mwl/test_mwl.py::test_query", Outcome.NOT_APPLICABLE),
     ]
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from harness.compare.diff import diff_cases, format_side
-from harness.model import JSON, CaseRecord, Difference, DiffKind, Observation, Outcome
+from harness.model import JSON, CaseRecord, Difference, DiffKind, Outcome
+from tests.factories import make_case
 
 CASE = "store/test_store.py::test_roundtrip"
 
 
 def _case(outcome: Outcome = Outcome.PASSED, duration: float = 0.1, /, **observations: JSON) -> CaseRecord:
-    return CaseRecord(
-        CASE, outcome, duration=duration, observations=tuple(Observation(k, v) for k, v in observations.items())
-    )
+    return make_case(CASE, outcome, duration, **observations)
 
 
 def _found(before: CaseRecord | None, after: CaseRecord | None) -> list[tuple[str, DiffKind, JSON, JSON]]:

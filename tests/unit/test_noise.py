@@ -5,30 +5,12 @@ from __future__ import annotations
 from harness.compare.diff import diff_cases
 from harness.compare.noise import NoiseMask, measure_noise
 from harness.compare.normalise import normalise_run
-from harness.model import JSON, CaseRecord, Difference, DiffKind, Manifest, Observation, Outcome, RunRecord, RunStatus
+from harness.model import JSON, CaseRecord, Difference, DiffKind, Outcome, RunRecord
+from tests.factories import make_case, make_run
 
 
 def _run(*cases: CaseRecord) -> RunRecord:
-    manifest = Manifest(
-        run_id="r",
-        role="baseline",
-        replica=1,
-        device="dev",
-        variant="v1",
-        profile_path="p.toml",
-        profile_sha256="0" * 64,
-        versions={},
-        corpus=None,
-        started="2026-11-28T10:00:00Z",
-        finished="2026-11-28T10:10:00Z",
-        timings={},
-        status=RunStatus.COMPLETED,
-    )
-    return RunRecord("runs/r", manifest, cases)
-
-
-def _case(case: str, outcome: Outcome = Outcome.PASSED, /, **observations: JSON) -> CaseRecord:
-    return CaseRecord(case, outcome, observations=tuple(Observation(k, v) for k, v in observations.items()))
+    return make_run(cases)
 
 
 def _query(port: int, names: list[str], status: int = 0) -> dict[str, JSON]:
@@ -36,13 +18,13 @@ def _query(port: int, names: list[str], status: int = 0) -> dict[str, JSON]:
 
 
 def test_a_path_that_differs_between_replicas_is_masked_and_others_are_not() -> None:
-    one = _run(_case("q.py::find", find=_query(40001, ["A", "B"])), _case("e.py::echo", echo=0))
-    two = _run(_case("q.py::find", find=_query(40002, ["A", "B"])), _case("e.py::echo", echo=0))
+    one = _run(make_case("q.py::find", find=_query(40001, ["A", "B"])), make_case("e.py::echo", echo=0))
+    two = _run(make_case("q.py::find", find=_query(40002, ["A", "B"])), make_case("e.py::echo", echo=0))
     mask = measure_noise([normalise_run(one), normalise_run(two)])
     assert mask.paths == frozenset({("q.py::find", "find.assoc.port")})
     assert mask.flaky == frozenset()
 
-    candidate = _run(_case("q.py::find", find=_query(40003, ["A"], status=0xA700)), _case("e.py::echo", echo=1))
+    candidate = _run(make_case("q.py::find", find=_query(40003, ["A"], status=0xA700)), make_case("e.py::echo", echo=1))
     diffs = [d for c in ("q.py::find", "e.py::echo") for d in diff_cases(one.by_case()[c], candidate.by_case()[c])]
     covered = {d.path: mask.covers(d) for d in diffs}
     assert covered == {
@@ -77,19 +59,19 @@ def test_paths_under_a_noise_path_are_masked_at_boundaries_only() -> None:
 
 
 def test_a_list_whose_length_varies_between_replicas_masks_its_items() -> None:
-    one = _run(_case("c", log=["a", "b"]))
-    two = _run(_case("c", log=["a", "b", "c"]))
+    one = _run(make_case("c", log=["a", "b"]))
+    two = _run(make_case("c", log=["a", "b", "c"]))
     mask = measure_noise([one, two])
-    candidate = _run(_case("c", log=["a", "b", "c", "d", "e"]))
+    candidate = _run(make_case("c", log=["a", "b", "c", "d", "e"]))
     diffs = diff_cases(one.cases[0], candidate.cases[0])
     assert {d.path for d in diffs} == {"log", "log[2]", "log[3]", "log[4]"}
     assert all(mask.covers(d) for d in diffs)
 
 
 def test_a_case_whose_outcome_differs_between_replicas_is_flaky_and_all_its_differences_are_noise() -> None:
-    one = _run(_case("f.py::flaky", x=1), _case("s.py::steady", x=1))
-    two = _run(_case("f.py::flaky", Outcome.FAILED, x=1), _case("s.py::steady", x=1))
-    three = _run(_case("s.py::steady", x=1))  # and missing altogether in a third replica
+    one = _run(make_case("f.py::flaky", x=1), make_case("s.py::steady", x=1))
+    two = _run(make_case("f.py::flaky", Outcome.FAILED, x=1), make_case("s.py::steady", x=1))
+    three = _run(make_case("s.py::steady", x=1))  # and missing altogether in a third replica
     mask = measure_noise([one, two, three])
     assert mask.flaky == frozenset({"f.py::flaky"})
     assert mask.cases == frozenset({"f.py::flaky"})
@@ -99,14 +81,14 @@ def test_a_case_whose_outcome_differs_between_replicas_is_flaky_and_all_its_diff
 
 
 def test_device_uids_are_not_noise_once_normalised() -> None:
-    one = _run(_case("c", uid={"00080018": {"vr": "UI", "Value": ["1.2.3.1"]}}))
-    two = _run(_case("c", uid={"00080018": {"vr": "UI", "Value": ["1.2.3.2"]}}))
+    one = _run(make_case("c", uid={"00080018": {"vr": "UI", "Value": ["1.2.3.1"]}}))
+    two = _run(make_case("c", uid={"00080018": {"vr": "UI", "Value": ["1.2.3.2"]}}))
     assert measure_noise([normalise_run(one), normalise_run(two)]) == NoiseMask()
     assert measure_noise([one, two]).paths == frozenset({("c", "uid.00080018.Value[0]")})
 
 
 def test_a_single_replica_gives_an_empty_mask() -> None:
-    mask = measure_noise([_run(_case("c", x=1))])
+    mask = measure_noise([_run(make_case("c", x=1))])
     assert mask == NoiseMask()
     assert not mask.covers(Difference("c", "x", DiffKind.VALUE_CHANGED, 1, 2))
     assert measure_noise([]) == NoiseMask()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 
 from harness.compare.normalise import normalise_run
-from harness.model import JSON, CaseRecord, CorpusInfo, Manifest, Observation, Outcome, RunRecord, RunStatus
+from harness.model import JSON, CaseRecord, CorpusInfo, Outcome, RunRecord
+from tests.factories import make_case, make_run
 
 ROOT = "1.2.826.0.1.3680043.10.543"  # corpus UID root
 DEVICE_UID = "1.3.6.1.4.1.9590.100.1.2.111"
@@ -19,28 +20,12 @@ def _run(
     started: str = "2026-11-28T10:00:00+00:00",
     finished: str = "2026-11-28T10:20:00+00:00",
 ) -> RunRecord:
-    manifest = Manifest(
-        run_id="r1",
-        role="baseline",
-        replica=1,
-        device="dev",
-        variant="v1",
-        profile_path="p.toml",
-        profile_sha256="0" * 64,
-        versions={},
-        corpus=CorpusInfo(seed=1, sha256="0" * 64, uid_root=ROOT, items=3),
-        started=started,
-        finished=finished,
-        timings={},
-        status=RunStatus.COMPLETED,
-    )
-    return RunRecord("runs/r1", manifest, cases)
+    corpus = CorpusInfo(seed=1, sha256="0" * 64, uid_root=ROOT, items=3)
+    return make_run(cases, corpus=corpus, started=started, finished=finished)
 
 
 def _case(name: str, **observations: JSON) -> CaseRecord:
-    return CaseRecord(
-        name, Outcome.PASSED, duration=1.25, observations=tuple(Observation(k, v) for k, v in observations.items())
-    )
+    return make_case(name, Outcome.PASSED, 1.25, **observations)
 
 
 def _el(vr: str, *values: JSON) -> dict[str, JSON]:

@@ -7,26 +7,13 @@ from pathlib import Path
 import pytest
 
 from harness.errors import RunDirError
-from harness.model import CaseRecord, Manifest, Observation, Outcome, RunStatus
+from harness.model import CaseRecord, Manifest, Observation, Outcome
 from harness.record import OBSERVATIONS, CaseWriter, read_run, write_manifest
+from tests.factories import make_manifest
 
 
 def _manifest() -> Manifest:
-    return Manifest(
-        run_id="baseline-1-x",
-        role="baseline",
-        replica=1,
-        device="dev",
-        variant="baseline",
-        profile_path="p.toml",
-        profile_sha256="0" * 64,
-        versions={"python": "3"},
-        corpus=None,
-        started="2026-01-01T00:00:00Z",
-        finished="2026-01-01T00:00:01Z",
-        timings={"total": 1.0},
-        status=RunStatus.COMPLETED,
-    )
+    return make_manifest(run_id="baseline-1-x", versions={"python": "3"}, timings={"total": 1.0})
 
 
 def _write(tmp_path: Path, n: int = 3) -> Path:

@@ -21,41 +21,28 @@ from harness.model import (
     Difference,
     DiffKind,
     Manifest,
-    Observation,
     Outcome,
     RunRecord,
-    RunStatus,
     Verdict,
 )
 from harness.report import REPORTERS, Reporter, summary_table, write_reports
 from harness.report.html import render_html
 from harness.report.junit import JUnitReporter
+from tests.factories import make_case, make_reference_run
 
 HOSTILE = "<script>alert('x')</script> & \x01\x1b"
 
 
 def _run(cases: list[CaseRecord], role: str = "baseline", replica: int = 1) -> RunRecord:
-    manifest = Manifest(
-        run_id=f"{role}-{replica}",
-        role=role,
-        replica=replica,
+    return make_reference_run(
+        cases,
+        role,
+        replica,
         device="reference <dev>",
-        variant="1.0" if role == "baseline" else "1.0.1-sec",
-        profile_path="devices/reference/profile.toml",
-        profile_sha256="0" * 64,
         versions={"pydicom": "3.0.2", "device": "1.0"},
-        corpus=None,
-        started="2026-11-28T10:00:00+00:00",
         finished="2026-11-28T10:02:05+00:00",
         timings={"total": 125.0},
-        status=RunStatus.COMPLETED,
-        cases_collected=len(cases),
     )
-    return RunRecord(f"runs/{role}-{replica}", manifest, tuple(cases))
-
-
-def _case(case: str, outcome: Outcome = Outcome.PASSED, /, **observations: JSON) -> CaseRecord:
-    return CaseRecord(case, outcome, observations=tuple(Observation(k, v) for k, v in observations.items()))
 
 
 def _pn(name: str) -> dict[str, JSON]:
@@ -67,12 +54,12 @@ def _fixture_runs() -> tuple[list[RunRecord], RunRecord]:
         port = {"b1": 1, "b2": 2, "c": 3}[variant]
         after = variant == "c"
         return [
-            _case("echo/test_echo.py::test_echo", **{"echo.status": 0, "assoc": {"port": port}}),
-            _case("store/test_store.py::test_roundtrip[CT]", find=_pn(HOSTILE if after else "Doe^Jane")),
-            _case("store/test_store.py::TestCommit::test_commit", commit={"status": 0xA700 if after else 0}),
-            _case("tls/test_tls.py::test_plain", assoc={"accepted": not after}),
-            _case("mwl/test_mwl.py::test_query", Outcome.NOT_APPLICABLE),
-            _case("qr/test_find.py::test_order", matches=["B", "A"] if after else ["A", "B"]),
+            make_case("echo/test_echo.py::test_echo", **{"echo.status": 0, "assoc": {"port": port}}),
+            make_case("store/test_store.py::test_roundtrip[CT]", find=_pn(HOSTILE if after else "Doe^Jane")),
+            make_case("store/test_store.py::TestCommit::test_commit", commit={"status": 0xA700 if after else 0}),
+            make_case("tls/test_tls.py::test_plain", assoc={"accepted": not after}),
+            make_case("mwl/test_mwl.py::test_query", Outcome.NOT_APPLICABLE),
+            make_case("qr/test_find.py::test_order", matches=["B", "A"] if after else ["A", "B"]),
         ]
 
     return [_run(cases("b1")), _run(cases("b2"), replica=2)], _run(cases("c"), "candidate")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from harness.compare.engine import NOISE_REASON, compare
 from harness.compare.policy import ExpectedChange, Policy
@@ -13,57 +14,26 @@ from harness.model import (
     Classification,
     Comparison,
     DiffKind,
-    Manifest,
-    Observation,
     Outcome,
     RunRecord,
     RunStatus,
     Verdict,
 )
 from harness.verdict import decide
-
-
-def _run(
-    cases: Sequence[CaseRecord],
-    role: str = "baseline",
-    replica: int = 1,
-    status: RunStatus = RunStatus.COMPLETED,
-    detail: str = "",
-) -> RunRecord:
-    manifest = Manifest(
-        run_id=f"{role}-{replica}",
-        role=role,
-        replica=replica,
-        device="dev",
-        variant="before" if role == "baseline" else "after",
-        profile_path="p.toml",
-        profile_sha256="0" * 64,
-        versions={},
-        corpus=None,
-        started="2026-11-28T10:00:00Z",
-        finished="2026-11-28T10:10:00Z",
-        timings={},
-        status=status,
-        status_detail=detail,
-    )
-    return RunRecord(f"runs/{role}-{replica}", manifest, tuple(cases))
-
-
-def _case(case: str, outcome: Outcome = Outcome.PASSED, /, **observations: JSON) -> CaseRecord:
-    return CaseRecord(case, outcome, observations=tuple(Observation(k, v) for k, v in observations.items()))
+from tests.factories import make_case, make_run
 
 
 def _suite(n: int = 4, **changes: JSON) -> list[CaseRecord]:
     """n echo cases; `changes` overrides observations of case 0."""
-    return [_case(f"echo/test_echo.py::test_{i}", **{"status": 0, **(changes if i == 0 else {})}) for i in range(n)]
+    return [make_case(f"echo/test_echo.py::test_{i}", **{"status": 0, **(changes if i == 0 else {})}) for i in range(n)]
 
 
 def _baselines(*replicas: Sequence[CaseRecord]) -> list[RunRecord]:
-    return [_run(cases, replica=i) for i, cases in enumerate(replicas, start=1)]
+    return [make_run(cases, replica=i) for i, cases in enumerate(replicas, start=1)]
 
 
-def _candidate(cases: Sequence[CaseRecord], **kw: object) -> RunRecord:
-    return _run(cases, "candidate", **kw)  # type: ignore[arg-type]
+def _candidate(cases: Sequence[CaseRecord], **fields: Any) -> RunRecord:
+    return make_run(cases, "candidate", **fields)
 
 
 def _check_one_line(comparison: Comparison) -> None:
@@ -110,7 +80,7 @@ def test_changed_as_expected() -> None:
 
 def test_regressed_names_each_case_and_path() -> None:
     cand = _suite(status=0xA700)
-    cand[2] = _case(cand[2].case, Outcome.FAILED, status=0)
+    cand[2] = make_case(cand[2].case, Outcome.FAILED, status=0)
     c = compare(_baselines(_suite(), _suite()), _candidate(cand))
     assert (c.verdict, c.verdict.exit_code) == (Verdict.REGRESSED, 1)
     assert [x.status for x in c.cases] == [
@@ -132,8 +102,8 @@ def test_a_policy_does_not_excuse_what_it_does_not_match() -> None:
 
 
 def test_regressed_reasons_are_capped() -> None:
-    base = [_case(f"c.py::t{i:02}", v=0) for i in range(30)]
-    cand = [_case(f"c.py::t{i:02}", v=1) for i in range(30)]
+    base = [make_case(f"c.py::t{i:02}", v=0) for i in range(30)]
+    cand = [make_case(f"c.py::t{i:02}", v=1) for i in range(30)]
     c = compare(_baselines(base), _candidate(cand))
     assert c.verdict is Verdict.REGRESSED
     assert len(c.reasons) == 21
@@ -141,8 +111,12 @@ def test_regressed_reasons_are_capped() -> None:
 
 
 def test_not_applicable_and_skipped_in_both_runs() -> None:
-    base = [*_suite(), _case("mwl/t.py::na", Outcome.NOT_APPLICABLE), _case("mwl/t.py::sk", Outcome.SKIPPED)]
-    cand = [*_suite(), _case("mwl/t.py::na", Outcome.NOT_APPLICABLE), _case("mwl/t.py::sk", Outcome.NOT_APPLICABLE)]
+    base = [*_suite(), make_case("mwl/t.py::na", Outcome.NOT_APPLICABLE), make_case("mwl/t.py::sk", Outcome.SKIPPED)]
+    cand = [
+        *_suite(),
+        make_case("mwl/t.py::na", Outcome.NOT_APPLICABLE),
+        make_case("mwl/t.py::sk", Outcome.NOT_APPLICABLE),
+    ]
     c = compare(_baselines(base), _candidate(cand))
     statuses = {x.case: x.status for x in c.cases}
     assert statuses["mwl/t.py::na"] is statuses["mwl/t.py::sk"] is CaseStatus.NOT_APPLICABLE
@@ -150,8 +124,8 @@ def test_not_applicable_and_skipped_in_both_runs() -> None:
 
 
 def test_a_case_that_became_not_applicable_is_a_regression() -> None:
-    base = [*_suite(10), _case("mwl/t.py::find", status=0)]
-    cand = [*_suite(10), _case("mwl/t.py::find", Outcome.NOT_APPLICABLE)]
+    base = [*_suite(10), make_case("mwl/t.py::find", status=0)]
+    cand = [*_suite(10), make_case("mwl/t.py::find", Outcome.NOT_APPLICABLE)]
     c = compare(_baselines(base), _candidate(cand))
     assert c.verdict is Verdict.REGRESSED
     assert {x.case: x.status for x in c.cases}["mwl/t.py::find"] is CaseStatus.REGRESSED
@@ -160,7 +134,7 @@ def test_a_case_that_became_not_applicable_is_a_regression() -> None:
 def test_inconclusive_when_a_run_did_not_complete() -> None:
     base = _baselines(_suite(), _suite())
     cand = _candidate(
-        _suite(), status=RunStatus.DEVICE_CRASHED, detail="device exited with code 139\nSegmentation fault"
+        _suite(), status=RunStatus.DEVICE_CRASHED, status_detail="device exited with code 139\nSegmentation fault"
     )
     c = compare(base, cand)
     assert (c.verdict, c.verdict.exit_code) == (Verdict.INCONCLUSIVE, 2)
@@ -169,14 +143,14 @@ def test_inconclusive_when_a_run_did_not_complete() -> None:
         " | Segmentation fault",
     )
 
-    failed = _run([], replica=2, status=RunStatus.DEVICE_FAILED, detail="no C-ECHO answer in 30 s")
+    failed = make_run([], replica=2, status=RunStatus.DEVICE_FAILED, status_detail="no C-ECHO answer in 30 s")
     verdict, reasons = decide([base[0], failed], _candidate(_suite()), [])
     assert verdict is Verdict.INCONCLUSIVE
     assert "baseline run 2 (runs/baseline-2) did not complete (device_failed): no C-ECHO answer in 30 s" in reasons
 
 
-def test_inconclusive_when_the_candidate_or_a_baseline_ran_no_case() -> None:
-    nothing = [_case(f"c.py::t{i}", Outcome.SKIPPED) for i in range(4)]
+def test_inconclusive_when_the_candidate_or_a_baseline_ran_nomake_case() -> None:
+    nothing = [make_case(f"c.py::t{i}", Outcome.SKIPPED) for i in range(4)]
     c = compare(_baselines(_suite()), _candidate(nothing))
     assert c.verdict is Verdict.INCONCLUSIVE
     assert c.reasons == ("candidate run 1 (runs/candidate-1) ran no case (4 recorded, none passed, failed or errored)",)
@@ -198,25 +172,25 @@ def test_inconclusive_when_the_candidate_ran_under_ninety_percent() -> None:
     # Nine of ten is enough to judge: the missing case is then a regression.
     assert compare(_baselines(base), _candidate(base[:9])).verdict is Verdict.REGRESSED
     # Errors count as run: the device was exercised.
-    errored = [_case(x.case, Outcome.ERROR) for x in base]
+    errored = [make_case(x.case, Outcome.ERROR) for x in base]
     assert compare(_baselines(base), _candidate(errored)).verdict is Verdict.REGRESSED
 
 
 def test_inconclusive_when_the_baselines_disagree_on_more_than_half_the_cases() -> None:
-    one = [_case(f"c.py::t{i}", v=0) for i in range(4)]
-    two = [_case(f"c.py::t{i}", v=1 if i < 3 else 0) for i in range(4)]
+    one = [make_case(f"c.py::t{i}", v=0) for i in range(4)]
+    two = [make_case(f"c.py::t{i}", v=1 if i < 3 else 0) for i in range(4)]
     c = compare(_baselines(one, two), _candidate(one))
     assert c.verdict is Verdict.INCONCLUSIVE
     assert c.reasons == ("the baseline replicas disagree on 3 of 4 cases: the device is too noisy to compare",)
     # decide() measures the noise itself when not told.
     assert decide(_baselines(one, two), _candidate(one), c.cases)[0] is Verdict.INCONCLUSIVE
     # Half is still comparable.
-    two_half = [_case(f"c.py::t{i}", v=1 if i < 2 else 0) for i in range(4)]
+    two_half = [make_case(f"c.py::t{i}", v=1 if i < 2 else 0) for i in range(4)]
     assert compare(_baselines(one, two_half), _candidate(one)).verdict is Verdict.UNCHANGED
 
 
 def test_several_problems_are_all_reported() -> None:
-    base = _baselines(_run([]).cases)
+    base = _baselines(make_run([]).cases)
     cand = _candidate([], status=RunStatus.INTERRUPTED)
     verdict, reasons = decide(base, cand, [])
     assert verdict is Verdict.INCONCLUSIVE
@@ -224,8 +198,8 @@ def test_several_problems_are_all_reported() -> None:
 
 
 def test_a_regressed_case_is_one_reason_line_with_its_count() -> None:
-    base = [_case("c.py::t", v=0), _case("c.py::u", v=0)]
-    cand = [_case("c.py::t", Outcome.FAILED, v=1), _case("c.py::u", v=0)]
+    base = [make_case("c.py::t", v=0), make_case("c.py::u", v=0)]
+    cand = [make_case("c.py::t", Outcome.FAILED, v=1), make_case("c.py::u", v=0)]
     c = compare(_baselines(base), _candidate(cand))
     assert len(c.reasons) == 1
     assert c.reasons[0].startswith("regressed: c.py::t: ")
