@@ -105,6 +105,7 @@ def _placeholders(request: RunRequest, device: Endpoint, pacs: Endpoint) -> dict
         "ae_title": device.ae_title,
         "host": device.host,
         "port": str(device.port),
+        "http_port": str(free_port()),  # for devices with a web API (Orthanc), kept on loopback
         "workdir": str(request.out / "device"),
         "profile_dir": str(Path(profile.source).parent.resolve()) if not profile.source.startswith("<") else "",
         "pacs.ae_title": pacs.ae_title,

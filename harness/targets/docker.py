@@ -83,6 +83,7 @@ class DockerTarget:
         command: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
         mounts: Mapping[str, str] | None = None,  # host path -> container path (read-only)
+        workdir: Path | None = None,  # mounted read-write at the same path: the device's storage
         start_timeout: float = 30.0,
         stop_timeout: float = 5.0,
         calling_ae: str = "PGPROBE",
@@ -96,6 +97,7 @@ class DockerTarget:
         self.command = list(command) if command else None
         self.env = dict(env or {})
         self.mounts = dict(mounts or {})
+        self.workdir = workdir
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.calling_ae = calling_ae
@@ -120,6 +122,8 @@ class DockerTarget:
                 hint="build it first (patchgate images build, or the device's build script)",
             ) from None
         volumes = {host: {"bind": inside, "mode": "ro"} for host, inside in self.mounts.items()}
+        if self.workdir is not None:
+            volumes[str(self.workdir)] = {"bind": str(self.workdir), "mode": "rw"}
         try:
             self._container = self.client.containers.run(
                 self.image,

@@ -1,0 +1,1 @@
+"""Functional suite: access control (who may use which service)."""

@@ -1,0 +1,76 @@
+"""Access control: each service asked by an unknown calling AE, and with a wrong called AE title.
+
+Either answer is legitimate (a PACS may be open or locked down); what matters is that it
+does not change silently with a patch, so each case records who was let in to do what.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from harness.model import Endpoint
+from harness.plugin import Observe
+from simulators.corpus import CorpusItem
+from simulators.modality import Modality
+from suites._support import query
+
+INTRUDER = "PGINTRUDER"
+WRONG_CALLED = "NOTTHEDEVICE"
+
+
+def _ask(service: str, modality: Modality, peer: Endpoint, item: CorpusItem, pacs: Endpoint) -> Any:
+    study = query("STUDY", StudyInstanceUID=item.study_instance_uid)
+    calls: Mapping[str, Callable[[], Any]] = {
+        "echo": lambda: modality.echo(peer),
+        # The object is one the store suite stores anyway, so letting it in changes no count.
+        "store": lambda: modality.store(peer, [item.dataset]),
+        "find": lambda: modality.find(peer, query("STUDY", StudyInstanceUID="", StudyDate=""), "study"),
+        "move": lambda: modality.move(peer, study, pacs.ae_title, "study"),
+        "get": lambda: modality.get(peer, study, "study", sop_classes=[(item.sop_class_uid, item.transfer_syntax_uid)]),
+    }
+    return calls[service]()
+
+
+def _verdict(result: Any) -> dict[str, Any]:
+    """Let in or not, and what the device answered: the parts of a result that access control shapes."""
+    summary = result.summary()
+    admitted = bool(summary.get("accepted"))
+    if "instances" in summary:  # a store: admitted only if the object was taken
+        statuses = [i["status"] for i in summary["instances"]]
+        return {"association": admitted, "statuses": statuses}
+    return {"association": admitted, "status": summary.get("status")}
+
+
+# Each case carries its service's marker, so undeclared services are recorded as not applicable.
+SERVICES = [pytest.param(s, marks=pytest.mark.service(s), id=s) for s in ("echo", "store", "find", "move", "get")]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_unknown_calling_ae(
+    service: str,
+    device: Endpoint,
+    pacs: Endpoint,
+    corpus: Mapping[str, CorpusItem],
+    observe: Observe,
+) -> None:
+    result = _ask(service, Modality(INTRUDER), device, corpus["CT-explicit"], pacs)
+    observe("access", _verdict(result))
+    assert result.accepted or result.error, "a refusal must say why"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_wrong_called_ae(
+    service: str,
+    device: Endpoint,
+    pacs: Endpoint,
+    modality: Modality,
+    corpus: Mapping[str, CorpusItem],
+    observe: Observe,
+) -> None:
+    result = _ask(service, modality, replace(device, ae_title=WRONG_CALLED), corpus["CT-explicit"], pacs)
+    observe("access", _verdict(result))
+    assert result.accepted or result.error, "a refusal must say why"
