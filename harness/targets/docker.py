@@ -130,6 +130,7 @@ class DockerTarget:
                 self.command,
                 detach=True,
                 network_mode="host",
+                init=True,  # docker-init as PID 1 forwards SIGTERM (dcmqrscp as PID 1 ignores it)
                 environment=self.env,
                 volumes=volumes,
                 labels={LABEL_RUN: self.run_id, LABEL_OWNER: str(os.getpid()), LABEL_ROLE: "device"},
