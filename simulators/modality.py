@@ -187,7 +187,7 @@ class MoveResult:
         return {
             **_suboperations(self),
             "remaining": self.remaining,
-            "failed_uids": list(self.failed_uids),
+            "failed_uids": sorted(self.failed_uids),
             "pending_responses": self.pending_responses,
             "error": self.error,
         }
@@ -227,7 +227,8 @@ class GetResult:
     def summary(self) -> dict[str, JSON]:
         return {
             **_suboperations(self),
-            "received": [r.summary() for r in self.received],
+            # Sub-operation order is not specified by PS3.4 (Orthanc varies it): summarise as a set.
+            "received": sorted((r.summary() for r in self.received), key=lambda r: str(r["sop_instance_uid"])),
             "error": self.error,
         }
 
