@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, required=True, help="where comparison.json and the reports go")
 
     sub.add_parser("variants", help="list the reference device's variants")
+
+    i = sub.add_parser("images", help="container images: build the simulator and device images offline")
+    i.add_argument("action", choices=("build",))
+    i.add_argument("--force", action="store_true", help="rebuild even when an image is up to date")
+    i.add_argument("--only", action="append", default=[], help="base, simulators, orthanc or dcmtk (repeat)")
     return parser
 
 
@@ -146,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "compare":
             return _compare(args, started)
+        if args.command == "images":
+            from harness.images import main as images_main
+
+            return images_main([*(["--force"] if args.force else []), *(f"--only={o}" for o in args.only)])
         return _variants()
     except HarnessError as exc:
         print(f"patchgate: error: {exc.one_line()}", file=sys.stderr)

@@ -1,0 +1,156 @@
+"""Orthanc and DCMTK dcmqrscp as devices under test: the three verdicts, clear errors, and cleanup after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.model import CaseStatus, Verdict
+from harness.profile import load_profile
+from harness.record import OBSERVATIONS, read_cases
+from harness.targets.docker import LABEL_RUN
+from harness.validate import validate
+from tests.conftest import ROOT, run_cli
+
+DEVICES = ROOT / "devices"
+SERVICES = ("echo", "store", "find", "move", "get")
+
+
+@pytest.mark.parametrize("device", ["orthanc", "dcmtk"])
+def test_identical_images_are_unchanged(device: str, images: dict[str, str], tmp_path: Path) -> None:
+    comparison = validate(load_profile(DEVICES / device / "profile.toml"), tmp_path).comparison
+    assert comparison.verdict is Verdict.UNCHANGED, comparison.reasons
+    assert sum(c.before == "passed" for c in comparison.cases) > 40
+
+
+@pytest.mark.parametrize("device", ["orthanc", "dcmtk"])
+def test_hardening_is_regressed_without_policy_and_expected_with_it(
+    device: str, images: dict[str, str], tmp_path: Path
+) -> None:
+    profile = load_profile(DEVICES / device / "hardened.toml")
+    bare = validate(profile, tmp_path / "bare").comparison
+    assert bare.verdict is Verdict.REGRESSED, bare.reasons
+    regressed = {c.case for c in bare.cases if c.status is CaseStatus.REGRESSED}
+    # The report names the access-control change of each service.
+    for service in SERVICES:
+        assert f"access/test_access.py::test_unknown_calling_ae[{service}]" in regressed, sorted(regressed)
+    assert all(case.startswith("access/") for case in regressed), sorted(regressed)
+
+    policy = DEVICES / device / "hardening-policy.toml"
+    declared = validate(profile, tmp_path / "declared", policy_files=[policy]).comparison
+    assert declared.verdict is Verdict.CHANGED_AS_EXPECTED, declared.reasons
+    assert any("SEC-31" in reason for reason in declared.reasons)
+
+
+def _profile(tmp_path: Path, image: str, command: list[str], start_timeout: int = 20) -> Path:
+    path = tmp_path / "broken.toml"
+    quoted = ", ".join(f'"{arg}"' for arg in command)
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            [device]
+            name = "broken"
+            ae_title = "BROKEN"
+            start_timeout = {start_timeout}
+
+            [variants.baseline]
+            image = "{image}"
+            command = [{quoted}]
+
+            [variants.candidate]
+            image = "{image}"
+            command = [{quoted}]
+            """
+        )
+    )
+    return path
+
+
+def _one_line_error(result: Any) -> str:
+    assert result.code == 2, (result.code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    return str(result.stderr.splitlines()[0])
+
+
+def test_an_image_that_exits_at_start(images: dict[str, str], tmp_path: Path) -> None:
+    profile = _profile(tmp_path, "patchgate/dcmtk:3.6.7", ["sh", "-c", "echo licence expired >&2; exit 3"])
+    line = _one_line_error(
+        run_cli("run", "--profile", str(profile), "--variant", "baseline", "--out", str(tmp_path / "r"))
+    )
+    assert "container exited with code 3 before answering C-ECHO" in line
+    assert "licence expired" in line  # the container's log tail
+
+
+def test_an_image_that_never_answers(images: dict[str, str], tmp_path: Path) -> None:
+    command = ["sh", "-c", "echo waiting for a licence server; sleep 60"]
+    profile = _profile(tmp_path, "patchgate/dcmtk:3.6.7", command, start_timeout=3)
+    line = _one_line_error(
+        run_cli("run", "--profile", str(profile), "--variant", "baseline", "--out", str(tmp_path / "r"))
+    )
+    assert "did not answer C-ECHO" in line and "within 3 s" in line
+    assert "waiting for a licence server" in line
+
+
+def test_an_image_that_does_not_exist(docker_client: Any, tmp_path: Path) -> None:
+    profile = _profile(tmp_path, "patchgate/no-such-device:0.0", ["x"])
+    line = _one_line_error(
+        run_cli("run", "--profile", str(profile), "--variant", "baseline", "--out", str(tmp_path / "r"))
+    )
+    assert "image 'patchgate/no-such-device:0.0' not found" in line
+
+
+def _our_containers(client: Any, run_dir: Path) -> list[Any]:
+    return [c for c in client.containers.list(all=True, filters={"label": LABEL_RUN}) if str(run_dir) in str(c.attrs)]
+
+
+def test_sigkill_mid_run_keeps_cases_and_the_next_start_sweeps(
+    docker_client: Any, images: dict[str, str], tmp_path: Path
+) -> None:
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            "--profile",
+            str(DEVICES / "orthanc" / "profile.toml"),
+            "--variant",
+            "baseline",
+            "--out",
+            str(killed),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own group: SIGKILL takes the harness and its pytest, as a crash would
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(read_cases(killed / OBSERVATIONS)) < 8:
+            time.sleep(0.2)
+        assert len(read_cases(killed / OBSERVATIONS)) >= 8, "the run never got going"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    recorded = read_cases(killed / OBSERVATIONS)  # every line parses: nothing recorded is lost
+    assert len(recorded) >= 8
+    left = _our_containers(docker_client, killed)
+    assert left, "the killed run's container should still be there before the next start"
+
+    after = run_cli(
+        "run", "--profile", str(DEVICES / "dcmtk" / "profile.toml"), "--variant", "baseline",
+        "--out", str(tmp_path / "next"),
+    )  # fmt: skip
+    assert after.code == 0, after.stdout + after.stderr
+    assert _our_containers(docker_client, killed) == []
+    swept = (tmp_path / "next" / "logs" / "swept.txt").read_text()
+    assert left[0].name in swept
+    assert read_cases(killed / OBSERVATIONS) == recorded
