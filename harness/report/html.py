@@ -144,7 +144,7 @@ def _runs(runs: Sequence[Manifest]) -> str:
         rows.append(
             [
                 _td(f"{m.role} {m.replica}"),
-                _td(m.variant),
+                _td(_variant(m), raw=True),
                 _td(status),
                 _td(str(m.cases_collected), "num"),
                 _td(m.started),
@@ -154,6 +154,18 @@ def _runs(runs: Sequence[Manifest]) -> str:
         )
     head = ["Role", "Variant", "Status", "Cases", "Started (UTC)", "Wall time", "Versions"]
     return f"<section id='runs'><h2>Runs</h2>{_table(head, rows)}</section>"
+
+
+def _variant(m: Manifest) -> str:
+    """The variant's name, what it is (the profile's description), and the image it ran, if any."""
+    parts = [f"<strong>{_e(m.variant)}</strong>"]
+    description = m.extra.get("description")
+    if description:
+        parts.append(_e(str(description)))
+    image = m.extra.get("image")
+    if isinstance(image, dict) and image.get("name"):
+        parts.append(f"<code>{_e(str(image['name']))}</code> {_e(str(image.get('id', ''))[:19])}")
+    return "<br>".join(parts)
 
 
 def _wall_time(m: Manifest) -> str:

@@ -220,3 +220,12 @@ def test_summary_table_counts_lists_regressions_and_ends_with_the_verdict(compar
     assert "  store/test_store.py::test_roundtrip[CT]" in lines
     unchanged = Comparison("dev", ("b",), "c", Verdict.UNCHANGED, ("1 case(s) compared",), ())
     assert summary_table(unchanged).splitlines()[-1] == "VERDICT: UNCHANGED (exit 0)"
+
+
+def test_html_runs_table_says_what_each_variant_is() -> None:
+    extra = {"description": "hardened <peers> only", "image": {"name": "vendor/pacs:2.1", "id": "sha256:abc123"}}
+    base = make_reference_run([make_case("echo/t.py::t", status=0)])
+    cand = make_reference_run([make_case("echo/t.py::t", status=0)], role="candidate", extra=extra)
+    page = render_html(compare([base], cand), [base.manifest, cand.manifest])
+    assert "hardened &lt;peers&gt; only" in page
+    assert "<code>vendor/pacs:2.1</code> sha256:abc123" in page
