@@ -49,17 +49,26 @@ def _pid_alive(pid: int) -> bool:
 
 def sweep(client: Any) -> list[str]:
     """Remove containers and networks whose owning harness process is gone; returns their names."""
+    import docker.errors
+
     removed: list[str] = []
-    for container in client.containers.list(all=True, filters={"label": LABEL_OWNER}):
+    # Concurrent runs sweep at the same time: what another one removed first is not an error.
+    for container in client.containers.list(all=True, filters={"label": LABEL_OWNER}, ignore_removed=True):
         owner = container.labels.get(LABEL_OWNER, "")
         if owner.isdigit() and not _pid_alive(int(owner)):
-            container.remove(force=True)
-            removed.append(container.name)
+            try:
+                container.remove(force=True)
+                removed.append(container.name)
+            except (docker.errors.NotFound, docker.errors.APIError):
+                continue
     for network in client.networks.list(filters={"label": LABEL_OWNER}):
         owner = network.attrs.get("Labels", {}).get(LABEL_OWNER, "")
         if owner.isdigit() and not _pid_alive(int(owner)):
-            network.remove()
-            removed.append(network.name)
+            try:
+                network.remove()
+                removed.append(network.name)
+            except (docker.errors.NotFound, docker.errors.APIError):
+                continue
     return removed
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -154,3 +155,25 @@ def test_sigkill_mid_run_keeps_cases_and_the_next_start_sweeps(
     swept = (tmp_path / "next" / "logs" / "swept.txt").read_text()
     assert left[0].name in swept
     assert read_cases(killed / OBSERVATIONS) == recorded
+
+
+def test_concurrent_sweeps_remove_a_dead_runs_container_once(
+    docker_client: Any, images: dict[str, str], tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness.targets.docker import LABEL_OWNER, sweep
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=30)
+    container = docker_client.containers.create(
+        "patchgate/dcmtk:3.6.7", ["sleep", "60"], labels={LABEL_OWNER: str(dead.pid), LABEL_RUN: "dead-run"}
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            results = list(pool.map(lambda _: sweep(docker_client), range(3)))
+        assert sum(container.name in r for r in results) == 1
+        assert container.id not in [c.id for c in docker_client.containers.list(all=True)]
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
