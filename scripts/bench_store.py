@@ -33,6 +33,7 @@ from typing import Any
 
 import pydicom
 import pynetdicom
+from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
 from pydicom.dataset import Dataset
 from pydicom.uid import AllTransferSyntaxes, generate_uid
 from pynetdicom import AE, evt
@@ -424,16 +425,8 @@ def render_markdown(
 
 
 def update_markdown(path: Path, section: str) -> None:
-    """Rewrite the text between the markers in `path` (created with an intro, or appended, if missing)."""
-    block = f"{BEGIN_MARKER}\n{section}{END_MARKER}"
-    text = path.read_text(encoding="utf-8") if path.exists() else _INTRO
-    begin, end = text.find(BEGIN_MARKER), text.find(END_MARKER)
-    if begin >= 0 and end > begin:
-        text = text[:begin] + block + text[end + len(END_MARKER) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Rewrite this benchmark's section of `path` (created with an intro if missing)."""
+    rewrite_section(path, BEGIN_MARKER, END_MARKER, section, _INTRO)
 
 
 def _table(rows: Sequence[Row]) -> str:

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
+
 from harness.model import Verdict
 from harness.profile import load_profile
 from harness.targets.docker import LABEL_OWNER, LABEL_RUN
@@ -425,16 +427,8 @@ def render_markdown(
 
 
 def update_markdown(path: Path, section: str) -> None:
-    """Rewrite the text between this script's markers in `path` (appended, or the file created, if missing)."""
-    block = f"{BEGIN_MARKER}\n{section}{END_MARKER}"
-    text = path.read_text(encoding="utf-8") if path.exists() else _INTRO
-    begin, end = text.find(BEGIN_MARKER), text.find(END_MARKER)
-    if begin >= 0 and end > begin:
-        text = text[:begin] + block + text[end + len(END_MARKER) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Rewrite this benchmark's section of `path` (created with an intro if missing)."""
+    rewrite_section(path, BEGIN_MARKER, END_MARKER, section, _INTRO)
 
 
 def _table(rows: Sequence[Row]) -> str:

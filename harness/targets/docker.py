@@ -12,7 +12,7 @@ from harness.errors import TargetError
 from harness.model import Endpoint
 from harness.targets.readiness import wait_for_echo
 
-__all__ = ["LABEL_OWNER", "LABEL_RUN", "DockerTarget", "docker_client", "image_info", "sweep"]
+__all__ = ["LABEL_OWNER", "LABEL_RUN", "DockerTarget", "docker_client", "image_info", "pid_alive", "sweep"]
 
 # Every container patchgate starts carries these, so a later run can sweep what a killed one left.
 LABEL_RUN = "org.patchgate.run"
@@ -37,7 +37,8 @@ def docker_client(timeout: float = 30.0) -> Any:
         ) from None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` still exists (owners of labelled containers are checked with it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -55,7 +56,7 @@ def sweep(client: Any) -> list[str]:
     # Concurrent runs sweep at the same time: what another one removed first is not an error.
     for container in client.containers.list(all=True, filters={"label": LABEL_OWNER}, ignore_removed=True):
         owner = container.labels.get(LABEL_OWNER, "")
-        if owner.isdigit() and not _pid_alive(int(owner)):
+        if owner.isdigit() and not pid_alive(int(owner)):
             try:
                 container.remove(force=True)
                 removed.append(container.name)
@@ -63,7 +64,7 @@ def sweep(client: Any) -> list[str]:
                 continue
     for network in client.networks.list(filters={"label": LABEL_OWNER}):
         owner = network.attrs.get("Labels", {}).get(LABEL_OWNER, "")
-        if owner.isdigit() and not _pid_alive(int(owner)):
+        if owner.isdigit() and not pid_alive(int(owner)):
             try:
                 network.remove()
                 removed.append(network.name)

@@ -11,22 +11,13 @@ from typing import Any
 import pytest
 
 from harness.images import build_all
+from harness.targets.docker import pid_alive
 
 # Every container a test starts carries these, so a later session can sweep what a killed one left.
 TEST_LABEL = "org.patchgate.test"
 PID_LABEL = "org.patchgate.test-pid"
 
 RunContainer = Callable[..., Any]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +35,7 @@ def docker_client() -> Iterator[Any]:
         pytest.skip(message)
     for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
         owner = container.labels.get(PID_LABEL, "")
-        if owner.isdigit() and not _pid_alive(int(owner)):
+        if owner.isdigit() and not pid_alive(int(owner)):
             container.remove(force=True)
     yield client
     client.close()
