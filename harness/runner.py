@@ -16,11 +16,11 @@ from pathlib import Path
 from harness.context import SuiteContext
 from harness.errors import HarnessError, TargetError
 from harness.model import CorpusInfo, Endpoint, Manifest, RunStatus
-from harness.net import free_port
 from harness.profile import Profile
 from harness.record import OBSERVATIONS, write_manifest
 from harness.targets.base import Target, log_tail, render
 from harness.targets.local import LocalTarget
+from simulators._net import free_port
 
 __all__ = ["Progress", "RunRequest", "corpus_info", "run_variant", "suites_root"]
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.model import Endpoint
+from harness.targets.readiness import wait_for_echo
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,6 +38,12 @@ def run_cli(*args: str, timeout: float = 240.0, cwd: Path = ROOT) -> CliResult:
 @pytest.fixture
 def cli() -> object:
     return run_cli
+
+
+def wait_for_device(peer: Endpoint, proc: subprocess.Popen[str], deadline: float = 15.0) -> None:
+    """Until the process at `peer` answers C-ECHO; fails with its stderr if it exits or the deadline passes."""
+    probe = wait_for_echo(peer, "PGMODALITY", deadline, alive=lambda: proc.poll() is None)
+    assert probe.answered, (probe.last_error, proc.poll() is None or proc.communicate()[1])
 
 
 def require_tool(name: str, install: str) -> str:

@@ -12,7 +12,16 @@ from harness.errors import TargetError
 from harness.model import Endpoint
 from harness.targets.readiness import wait_for_echo
 
-__all__ = ["LABEL_OWNER", "LABEL_RUN", "DockerTarget", "docker_client", "image_info", "pid_alive", "sweep"]
+__all__ = [
+    "LABEL_OWNER",
+    "LABEL_RUN",
+    "DockerTarget",
+    "docker_client",
+    "image_info",
+    "pid_alive",
+    "remove_container",
+    "sweep",
+]
 
 # Every container patchgate starts carries these, so a later run can sweep what a killed one left.
 LABEL_RUN = "org.patchgate.run"
@@ -71,6 +80,17 @@ def sweep(client: Any) -> list[str]:
             except (docker.errors.NotFound, docker.errors.APIError):
                 continue
     return removed
+
+
+def remove_container(container: Any, timeout: float = 30.0) -> None:
+    """Force-remove a container, retrying while the engine says removal is in progress (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            container.remove(force=True)
+            return
+        except Exception:  # noqa: BLE001 - "removal in progress" and friends: retry, bounded
+            time.sleep(0.5)
 
 
 def image_info(client: Any, name: str) -> dict[str, Any]:
@@ -205,10 +225,4 @@ class DockerTarget:
         except Exception:  # noqa: BLE001 - best effort: removal below is what matters
             pass
         finally:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    container.remove(force=True)
-                    break
-                except Exception:  # noqa: BLE001 - "removal in progress": retry, bounded
-                    time.sleep(0.5)
+            remove_container(container)

@@ -7,10 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pynetdicom import AE
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-
 from harness.model import Endpoint
+from simulators.modality import Modality
 
 __all__ = ["EchoProbe", "echo_once", "wait_for_echo"]
 
@@ -30,20 +28,10 @@ class EchoProbe:
 
 def echo_once(endpoint: Endpoint, calling_ae: str, timeout: float = 2.0) -> str:
     """One C-ECHO; returns "" on success status 0x0000, else why it failed."""
-    ae = AE(ae_title=calling_ae)
-    ae.acse_timeout = timeout
-    ae.dimse_timeout = timeout
-    ae.network_timeout = timeout
-    ae.add_requested_context(Verification)
-    assoc = ae.associate(endpoint.host, endpoint.port, ae_title=endpoint.ae_title)
-    if not assoc.is_established:
-        return "association rejected" if assoc.is_rejected else "no association (connection refused or timed out)"
-    try:
-        status = assoc.send_c_echo()
-        code = getattr(status, "Status", None)
-        return "" if code == 0x0000 else f"C-ECHO status {code!r}"
-    finally:
-        assoc.release()
+    result = Modality(calling_ae, acse_timeout=timeout, dimse_timeout=timeout, network_timeout=timeout).echo(endpoint)
+    if not result.accepted:
+        return result.error
+    return "" if result.status == 0x0000 else f"C-ECHO status {result.status!r}"
 
 
 def wait_for_echo(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.images import build_all
-from harness.targets.docker import pid_alive
+from harness.targets.docker import pid_alive, remove_container
 
 # Every container a test starts carries these, so a later session can sweep what a killed one left.
 TEST_LABEL = "org.patchgate.test"
@@ -82,10 +81,4 @@ def run_container(docker_client: Any) -> Iterator[RunContainer]:
             print(container.logs(tail=30).decode("utf-8", "replace"))
         except Exception:  # noqa: BLE001 - best effort: removal below is what matters
             pass
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                container.remove(force=True)
-                break
-            except Exception:  # noqa: BLE001 - "removal in progress": retry, bounded
-                time.sleep(0.5)
+        remove_container(container)

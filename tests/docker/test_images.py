@@ -13,9 +13,9 @@ from pydicom.dataset import Dataset
 from harness._debootstrap import debian_mirror
 from harness.images import BASE_IMAGE, DCMTK_IMAGE, LABEL_IMAGE, ORTHANC_IMAGE, simulators_image
 from harness.model import Endpoint
-from harness.net import free_port
 from harness.targets.base import render
 from harness.targets.readiness import wait_for_echo
+from simulators._net import free_port
 from simulators.corpus import CorpusItem, generate
 from simulators.modality import EchoResult, Modality
 from simulators.pacs import PacsConfig, PacsSimulator

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from simulators.corpus import CorpusItem, generate
 from simulators.index import INDEX_FILENAME
 from simulators.modality import Modality, dataset_sha256, file_sha256
 from simulators.pacs import PacsConfig, PacsSimulator, Quirks, part10_header, storage_name
+from tests.conftest import wait_for_device
 
 SC = "1.2.840.10008.5.1.4.1.1.7"
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -430,24 +430,13 @@ def test_rejected_sop_class_and_store_status_quirks(
     assert [i.sop_class_uid for i in sim.stored()] == [CT]
 
 
-def _wait_for_echo(peer: Endpoint, proc: subprocess.Popen[str], deadline: float = 15.0) -> None:
-    modality = Modality(acse_timeout=2, dimse_timeout=2, network_timeout=2)
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        assert proc.poll() is None, proc.communicate()[1]
-        if modality.echo(peer).status == 0x0000:
-            return
-        time.sleep(0.1)
-    raise AssertionError("no C-ECHO answer before the deadline")
-
-
 def test_entry_point_answers_echo_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "simulators.pacs", "--ae-title", "CLIPACS", "--port", str(port)]
     cmd += ["--storage", str(tmp_path / "store"), "--destination", "DEST=127.0.0.1:11113"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
-        _wait_for_echo(Endpoint("CLIPACS", "127.0.0.1", port), proc)
+        wait_for_device(Endpoint("CLIPACS", "127.0.0.1", port), proc)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     finally:

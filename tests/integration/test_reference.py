@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from simulators.corpus import CorpusItem, generate
 from simulators.modality import Modality, dataset_sha256
 from simulators.pacs import PacsConfig, PacsSimulator, Quirks
 from simulators.reference import DESCRIPTIONS, VARIANTS, build
+from tests.conftest import wait_for_device
 
 MODALITY = Modality("PGTEST", acse_timeout=3, dimse_timeout=5, network_timeout=5)
 # Which observations of the probe below each variant must change (and no others).
@@ -99,24 +99,13 @@ def test_each_variant_changes_only_what_it_claims(items: list[CorpusItem], dest:
     assert (observed["move-failure"]["move"]["status"], observed["move-failure"]["move"]["failed"]) == ("0xB000", 1)
 
 
-def _wait_for_echo(peer: Endpoint, proc: subprocess.Popen[str], deadline: float = 15.0) -> None:
-    modality = Modality(acse_timeout=2, dimse_timeout=2, network_timeout=2)
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        assert proc.poll() is None, proc.communicate()[1]
-        if modality.echo(peer).status == 0x0000:
-            return
-        time.sleep(0.1)
-    raise AssertionError("no C-ECHO answer before the deadline")
-
-
 def test_entry_point_runs_a_variant_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "simulators.reference", "--variant", "store-warning", "--ae-title", "REF"]
     cmd += ["--port", str(port), "--storage", str(tmp_path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_echo(Endpoint("REF", "127.0.0.1", port), proc)
+        wait_for_device(Endpoint("REF", "127.0.0.1", port), proc)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     finally:
