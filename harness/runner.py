@@ -38,6 +38,10 @@ class RunRequest:
     replica: int
     out: Path
 
+    def __post_init__(self) -> None:
+        # Absolute: the suites run with the run directory as their working directory, and containers bind-mount it.
+        object.__setattr__(self, "out", Path(self.out).resolve())
+
     @property
     def label(self) -> str:
         return f"{self.role}-{self.replica}"
@@ -106,7 +110,7 @@ def _placeholders(request: RunRequest, device: Endpoint, pacs: Endpoint) -> dict
         "host": device.host,
         "port": str(device.port),
         "http_port": str(free_port()),  # for devices with a web API (Orthanc), kept on loopback
-        "workdir": str((request.out / "device").resolve()),  # absolute: containers bind-mount it
+        "workdir": str(request.out / "device"),
         "profile_dir": str(Path(profile.source).parent.resolve()) if not profile.source.startswith("<") else "",
         "pacs.ae_title": pacs.ae_title,
         "pacs.host": pacs.host,
@@ -125,7 +129,7 @@ def _device_target(request: RunRequest, device: Endpoint, pacs: Endpoint, run_id
     where = f"{profile.source}: variants.{variant.name}"
     argv = [render(arg, values, f"{where}.command") for arg in variant.command]
     env = {k: render(v, values, f"{where}.env") for k, v in variant.env.items()}
-    workdir = (request.out / "device").resolve()
+    workdir = request.out / "device"
     workdir.mkdir(exist_ok=True)
     label = f"device {spec.name!r} variant {request.variant!r}"
     log = request.out / "logs" / "device.log"

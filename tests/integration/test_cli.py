@@ -25,8 +25,9 @@ def _assert_one_line_error(result: CliResult, *fragments: str) -> None:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[CliResult, Path]:
-    out = tmp_path_factory.mktemp("demo")
-    return run_cli("validate", "--demo", "--out", str(out)), out
+    cwd = tmp_path_factory.mktemp("demo")
+    # Relative, as the README writes it.
+    return run_cli("validate", "--demo", "--out", "out/demo", cwd=cwd), cwd / "out" / "demo"
 
 
 @pytest.fixture(scope="module")
