@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -141,9 +142,19 @@ def _variants() -> int:
     return 0
 
 
+def _on_signal(signum: int, frame: object) -> None:
+    # Every run stops its containers and processes in its own `finally`; tell the worker threads too.
+    from harness.runner import cancel_runs
+
+    cancel_runs()
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     started = time.monotonic()
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, _on_signal)
     try:
         if args.command == "validate":
             return _validate(args, started)
@@ -160,7 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"patchgate: error: {exc.one_line()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("patchgate: interrupted", file=sys.stderr)
+        from harness.runner import cancel_runs
+
+        cancel_runs()
+        print("patchgate: interrupted; the runs' containers and processes were stopped", file=sys.stderr)
         return 130
 
 

@@ -37,7 +37,9 @@ __all__ = [
     "build_orthanc",
     "build_simulators",
     "main",
+    "require_simulators_image",
     "simulators_image",
+    "source_digest",
 ]
 
 Log = Callable[[str], object]
@@ -47,6 +49,7 @@ ORTHANC_IMAGE = "patchgate/orthanc:1.10"
 DCMTK_IMAGE = "patchgate/dcmtk:3.6.7"
 LABEL_IMAGE = "org.patchgate.image"
 LABEL_INPUTS = "org.patchgate.inputs"  # sha256 of what the image was built from
+LABEL_SOURCE = "org.patchgate.source"  # sha256 of the project files inside the simulators image
 
 # The registry images the Dockerfiles name by default; used as is when already present locally.
 _PYTHON_DEFAULT = "python:3.11-slim-bookworm"
@@ -93,6 +96,38 @@ def _tree_files(root: Path) -> list[Path]:
     return files
 
 
+def source_digest(root: Path = _ROOT) -> str | None:
+    """The digest of the project files the simulators image is made of; None outside a source checkout."""
+    if not (root / "pyproject.toml").is_file():
+        return None  # an installed wheel: there is no tree to compare the image with
+    return _digest(f.read_bytes() for f in _tree_files(root))
+
+
+def require_simulators_image(client: Any, root: Path = _ROOT) -> str:
+    """The simulators image name, once it exists and holds this checkout's code; TargetError otherwise.
+
+    $PATCHGATE_SIMULATORS_IMAGE names another image (e.g. one from a registry) and is taken as it is.
+    """
+    import docker.errors
+
+    chosen = os.environ.get("PATCHGATE_SIMULATORS_IMAGE", "").strip()
+    name = chosen or simulators_image(root)
+    try:
+        image = client.images.get(name)
+    except docker.errors.ImageNotFound:
+        raise TargetError(
+            f"image {name!r} not found: containerised runs need the simulators image",
+            hint="build it: patchgate images build",
+        ) from None
+    wanted = None if chosen else source_digest(root)
+    if wanted is not None and (image.labels or {}).get(LABEL_SOURCE) != wanted:
+        raise TargetError(
+            f"image {name!r} was built from other sources than this checkout ({root})",
+            hint="rebuild it: patchgate images build (only what changed is rebuilt)",
+        )
+    return name
+
+
 def _current(client: Any, name: str, inputs: str) -> str | None:
     """The id of image `name` when it exists and was built from `inputs`, else None."""
     import docker.errors
@@ -132,6 +167,7 @@ def _build(
     timeout: float,
     log: Log,
     nocache: bool = False,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """`docker build --network host` of context/Dockerfile, bounded by `timeout`; returns the image id."""
     import docker.errors
@@ -147,7 +183,7 @@ def _build(
             dockerfile="Dockerfile",
             tag=name,
             buildargs=dict(buildargs),
-            labels={LABEL_IMAGE: kind, LABEL_INPUTS: inputs},
+            labels={LABEL_IMAGE: kind, LABEL_INPUTS: inputs, **(labels or {})},
             network_mode="host",
             rm=True,
             forcerm=True,
@@ -276,8 +312,8 @@ def build_simulators(
     name = simulators_image(root)
     dockerfile = root / "simulators" / "docker" / "Dockerfile"
     base = base or _base_for(client, _PYTHON_DEFAULT, log=log)
-    files = [dockerfile, *_tree_files(root)]
-    inputs = _digest([base.encode(), _base_id(client, base).encode(), *(f.read_bytes() for f in files)])
+    source = _digest(f.read_bytes() for f in _tree_files(root))
+    inputs = _digest([base.encode(), _base_id(client, base).encode(), dockerfile.read_bytes(), source.encode()])
     if not force and (image_id := _current(client, name, inputs)):
         log(f"{name}: up to date")
         return image_id
@@ -298,6 +334,7 @@ def build_simulators(
             timeout=600.0,
             log=log,
             nocache=force,
+            labels={LABEL_SOURCE: source},
         )
 
 

@@ -37,6 +37,8 @@ class DeviceSpec:
     services: tuple[str, ...] = SERVICES
     start_timeout: float = 20.0
     stop_timeout: float = 5.0
+    # Containers only: "bridge" (a network and a shared namespace made per run) or "host" (the host's loopback).
+    network: str = "bridge"
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "services": (list,),
         "start_timeout": (int, float),
         "stop_timeout": (int, float),
+        "network": (str,),
     },
     "variant": {"command": (list,), "env": (dict,), "description": (str,), "image": (str,), "files": (dict,)},
     "simulator": {"ae_title": (str,), "port": (int,)},
@@ -218,6 +221,14 @@ def parse_profile(text: str, source: str) -> Profile:
     port = raw_device.get("port", 0)
     if not 0 <= port <= 65535:
         raise check.fail("device", "port", f"{port} is not a TCP port", "use 0 (pick a free port) or 1-65535")
+    network = raw_device.get("network", "bridge")
+    if network not in ("bridge", "host"):
+        raise check.fail(
+            "device",
+            "network",
+            f"unknown network {network!r}",
+            '"bridge" (default: a network of its own per run) or "host" (the host\'s loopback)',
+        )
     device = DeviceSpec(
         name=raw_device["name"],
         ae_title=raw_device["ae_title"],
@@ -226,6 +237,7 @@ def parse_profile(text: str, source: str) -> Profile:
         services=services,
         start_timeout=float(raw_device.get("start_timeout", 20.0)),
         stop_timeout=float(raw_device.get("stop_timeout", 5.0)),
+        network=network,
     )
 
     variants: dict[str, VariantSpec] = {}

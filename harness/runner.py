@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any, Protocol
 
 from harness.context import SuiteContext
 from harness.errors import HarnessError, TargetError
@@ -20,9 +24,22 @@ from harness.profile import Profile
 from harness.record import OBSERVATIONS, write_manifest
 from harness.targets.base import Target, log_tail, render
 from harness.targets.local import LocalTarget
+from harness.targets.network import RunNetwork, labels, open_network
 from simulators._net import free_port
 
-__all__ = ["Progress", "RunRequest", "corpus_info", "run_variant", "suites_root"]
+__all__ = ["Progress", "RunRequest", "cancel_runs", "corpus_info", "run_variant", "suites_root"]
+
+# Simulator and suite containers run as the calling user, so what they write in the run directory is theirs.
+_USER = f"{os.getuid()}:{os.getgid()}"
+
+# Set by a signal handler: every run's wait loop turns it into KeyboardInterrupt, so its `finally` cleans up.
+_CANCELLED = threading.Event()
+
+
+def cancel_runs() -> None:
+    """Make every run in this process stop at its next check (SIGTERM, Ctrl-C), cleaning up as it goes."""
+    _CANCELLED.set()
+
 
 # (run label, cases finished, cases collected or 0 while collecting)
 Progress = Callable[[str, int, int], None]
@@ -90,15 +107,22 @@ def _collected(run_dir: Path) -> int:
         return 0
 
 
-def _start_pacs(request: RunRequest, logs: Path) -> tuple[LocalTarget, Endpoint, Path]:
+def _pacs_argv(python: str, endpoint: Endpoint, storage: Path) -> list[str]:
+    argv = [python, "-m", "simulators.pacs", "--ae-title", endpoint.ae_title, "--host", endpoint.host]
+    return [*argv, "--port", str(endpoint.port), "--storage", str(storage)]
+
+
+def _pacs_endpoint(request: RunRequest) -> tuple[Endpoint, Path]:
     spec = request.profile.simulators["pacs"]
-    endpoint = Endpoint(spec.ae_title, "127.0.0.1", spec.port or free_port())
     storage = request.out / "simulators" / "pacs"
-    argv = [sys.executable, "-m", "simulators.pacs", "--ae-title", endpoint.ae_title]
-    argv += ["--host", endpoint.host, "--port", str(endpoint.port), "--storage", str(storage)]
-    target = LocalTarget("PACS simulator", argv, endpoint, logs / "pacs.log", start_timeout=20.0)
-    target.start()
-    return target, endpoint, storage
+    storage.mkdir(parents=True, exist_ok=True)  # before a container mounts it, so it is ours, not root's
+    return Endpoint(spec.ae_title, "127.0.0.1", spec.port or free_port()), storage
+
+
+def _local_pacs(request: RunRequest, logs: Path) -> LocalTarget:
+    endpoint, storage = _pacs_endpoint(request)
+    argv = _pacs_argv(sys.executable, endpoint, storage)
+    return LocalTarget("PACS simulator", argv, endpoint, logs / "pacs.log", start_timeout=20.0)
 
 
 def _placeholders(request: RunRequest, device: Endpoint, pacs: Endpoint) -> dict[str, str]:
@@ -120,7 +144,56 @@ def _placeholders(request: RunRequest, device: Endpoint, pacs: Endpoint) -> dict
     }
 
 
-def _device_target(request: RunRequest, device: Endpoint, pacs: Endpoint, run_id: str) -> Target:
+@dataclass
+class _Stage:
+    """What one run started: the PACS simulator, the device, and (docker) the run's network and engine."""
+
+    pacs: Target
+    pacs_storage: Path
+    device: Target | None = None
+    network: RunNetwork | None = None
+    client: Any = None
+    simulators_image: str = ""
+    run_id: str = ""
+
+    def stop(self) -> None:
+        for target in (self.device, self.pacs):
+            if target is not None:
+                target.stop()
+        if self.network is not None:
+            self.network.close()
+
+
+def _docker_stage(request: RunRequest, logs: Path, run_id: str) -> _Stage:
+    """Sweep what killed runs left, make the run's network, and start the PACS simulator as a container in it."""
+    from harness.images import require_simulators_image
+    from harness.targets.docker import DockerTarget, docker_client, sweep
+
+    client = docker_client()
+    swept = sweep(client)
+    if swept:
+        (logs / "swept.txt").write_text("\n".join(swept) + "\n", encoding="utf-8")
+    image = require_simulators_image(client)
+    network = open_network(request.profile.device.network, client, run_id, image)
+    endpoint, storage = _pacs_endpoint(request)
+    pacs = DockerTarget(
+        "PACS simulator",
+        image,
+        endpoint,
+        logs / "pacs.log",
+        run_id=run_id,
+        command=_pacs_argv("python", endpoint, storage),
+        workdir=storage,
+        start_timeout=30.0,
+        client=client,
+        network=network,
+        role="pacs",
+        user=_USER,
+    )
+    return _Stage(pacs, storage, network=network, client=client, simulators_image=image, run_id=run_id)
+
+
+def _device_target(request: RunRequest, stage: _Stage, device: Endpoint, pacs: Endpoint, run_id: str) -> Target:
     """The device variant as a process (`command`) or a container (`image`), not started yet."""
     profile = request.profile
     spec = profile.device
@@ -140,12 +213,8 @@ def _device_target(request: RunRequest, device: Endpoint, pacs: Endpoint, run_id
     }
     if variant.backend == "local":
         return LocalTarget(label, argv, device, log, env=env, cwd=workdir, **common)  # type: ignore[arg-type]
-    from harness.targets.docker import DockerTarget, docker_client, sweep
+    from harness.targets.docker import DockerTarget
 
-    client = docker_client()
-    swept = sweep(client)  # containers a killed run left behind
-    if swept:
-        (request.out / "logs" / "swept.txt").write_text("\n".join(swept) + "\n", encoding="utf-8")
     mounts: dict[str, str] = {}
     for inside, template in sorted(variant.files.items()):
         rendered = workdir / "files" / inside.strip("/").replace("/", "__")
@@ -163,46 +232,125 @@ def _device_target(request: RunRequest, device: Endpoint, pacs: Endpoint, run_id
         env=env,
         mounts=mounts,
         workdir=workdir,
-        client=client,
+        client=stage.client,
+        network=stage.network,
         **common,  # type: ignore[arg-type]
     )
 
 
-def _run_suites(request: RunRequest, logs: Path, progress: Progress | None) -> tuple[int, str]:
-    """Run pytest on the suites in a subprocess; returns its exit code and log tail."""
-    profile = request.profile
+def _suite_argv(request: RunRequest, python: str) -> tuple[list[str], list[Path]]:
+    """The pytest command line for the run's suites, and the suite roots it reads."""
     run_dir = request.out
-    roots = [Path(p) for p in profile.suite_paths] or [suites_root()]
+    roots = [Path(p) for p in request.profile.suite_paths] or [suites_root()]
     ini = run_dir / "pytest.ini"
     # Our own ini and rootdir: the suites must not pick up a user project's pytest configuration.
     ini.write_text("[pytest]\naddopts = -p no:cacheprovider\n", encoding="utf-8")
-    argv = [sys.executable, "-m", "pytest", "-c", str(ini), "--rootdir", str(roots[0]), "--import-mode=importlib"]
+    argv = [python, "-m", "pytest", "-c", str(ini), "--rootdir", str(roots[0]), "--import-mode=importlib"]
     argv += ["--patchgate-run", str(run_dir), "--junitxml", str(run_dir / "junit.xml")]
     argv += ["--alluredir", str(run_dir / "allure-results"), "-q", "-rN", "--no-header"]
-    argv += [str(r) for r in roots]
+    return argv + [str(r) for r in roots], roots
+
+
+class _Suites(Protocol):
+    """A started pytest process (local or in the run's pod)."""
+
+    def poll(self) -> int | None: ...
+    def kill(self) -> None: ...
+
+
+class _SuiteContainer:
+    """pytest in the run's pod: the simulators image, the run directory and suite roots mounted at their own paths."""
+
+    def __init__(self, stage: _Stage, argv: list[str], roots: list[Path], run_dir: Path, log_path: Path) -> None:
+        volumes = {str(root): {"bind": str(root), "mode": "ro"} for root in roots}
+        volumes[str(run_dir)] = {"bind": str(run_dir), "mode": "rw"}
+        assert stage.network is not None
+        self.log_path = log_path
+        self.container = stage.client.containers.run(
+            stage.simulators_image,
+            argv,
+            detach=True,
+            init=True,
+            working_dir=str(run_dir),
+            volumes=volumes,
+            environment={"HOME": "/tmp", "USER": "patchgate"},
+            user=_USER,
+            labels=labels(stage.run_id, "suites"),
+            name=f"patchgate-{stage.run_id}-suites",
+            **stage.network.container_options(),
+        )
+
+    def poll(self) -> int | None:
+        self.container.reload()
+        if self.container.status not in ("exited", "dead"):
+            return None
+        return int(self.container.attrs.get("State", {}).get("ExitCode", -1))
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):  # already gone
+            self.container.kill()
+
+    def close(self) -> None:
+        from harness.targets.docker import remove_container
+
+        with contextlib.suppress(Exception):  # best effort: the log is for people
+            self.log_path.write_bytes(self.container.logs())
+        remove_container(self.container)
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _run_suites(request: RunRequest, stage: _Stage, logs: Path, progress: Progress | None) -> tuple[int, str]:
+    """Run pytest on the suites (a local subprocess, or a container in the run's pod); exit code and log tail."""
+    run_dir = request.out
     log_path = logs / "pytest.log"
-    deadline = time.monotonic() + profile.suite_timeout
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir)
-        while process.poll() is None:
+    deadline = time.monotonic() + request.profile.suite_timeout
+    in_pod = stage.network is not None and stage.network.in_pod
+    argv, roots = _suite_argv(request, "python" if in_pod else sys.executable)
+    with contextlib.ExitStack() as stack:
+        suites: _Suites
+        if in_pod:
+            container = _SuiteContainer(stage, argv, roots, run_dir, log_path)
+            stack.callback(container.close)
+            suites = container
+        else:
+            log = stack.enter_context(log_path.open("wb"))
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir
+            )
+            stack.callback(_reap, process)
+            suites = process
+        while (code := suites.poll()) is None:
+            if _CANCELLED.is_set():
+                suites.kill()
+                raise KeyboardInterrupt
             if time.monotonic() > deadline:
-                process.kill()
-                process.wait(timeout=10)
-                raise TimeoutError(f"suites did not finish within {profile.suite_timeout:g} s")
+                suites.kill()
+                raise TimeoutError(f"suites did not finish within {request.profile.suite_timeout:g} s")
             if progress:
                 progress(request.label, _count_lines(run_dir / OBSERVATIONS), _collected(run_dir))
             time.sleep(0.2)
     tail = log_tail(log_path.read_text(encoding="utf-8", errors="replace"), 30)
-    return process.returncode, tail
+    return code, tail
 
 
-def _describe(target: Target) -> dict[str, object]:
+def _describe(stage: _Stage, target: Target) -> dict[str, object]:
     if isinstance(target, LocalTarget):
         return {"backend": "local", "command": list(target.argv)}
     from harness.targets.docker import DockerTarget, image_info
 
-    assert isinstance(target, DockerTarget)
-    return {"backend": "docker", "image": image_info(target.client, target.image), "command": target.command}
+    assert isinstance(target, DockerTarget) and stage.network is not None
+    return {
+        "backend": "docker",
+        "image": image_info(target.client, target.image),
+        "command": target.command,
+        "network": stage.network.describe(),
+        "simulators_image": image_info(target.client, stage.simulators_image),
+    }
 
 
 def run_variant(request: RunRequest, progress: Progress | None = None) -> Manifest:
@@ -223,29 +371,31 @@ def run_variant(request: RunRequest, progress: Progress | None = None) -> Manife
     spec = profile.device
     device = Endpoint(spec.ae_title, spec.host, spec.port or free_port())
     corpus = corpus_info(profile.corpus_seed)
-    targets: list[Target] = []
     run_id = f"{request.label}-{uuid.uuid4().hex[:8]}"
     extra: dict[str, object] = {"description": profile.variant(request.variant).description}
+    stage: _Stage | None = None
     try:
-        pacs_target, pacs, pacs_storage = _start_pacs(request, logs)
-        targets.append(pacs_target)
-        target = _device_target(request, device, pacs, run_id)
-        targets.append(target)
+        if profile.variant(request.variant).backend == "docker":
+            stage = _docker_stage(request, logs, run_id)
+        else:
+            stage = _Stage(_local_pacs(request, logs), request.out / "simulators" / "pacs")
+        pacs = stage.pacs.start()
+        target = stage.device = _device_target(request, stage, device, pacs, run_id)
         t1 = time.monotonic()
         target.start()
         timings["device_start"] = time.monotonic() - t1
-        extra.update(_describe(target))  # what exactly ran, for the audit trail
+        extra.update(_describe(stage, target))  # what exactly ran, for the audit trail
         SuiteContext(
             run_dir=str(run_dir),
             device=device,
             pacs=pacs,
-            pacs_storage=str(pacs_storage),
+            pacs_storage=str(stage.pacs_storage),
             modality_ae_title=profile.modality_ae_title,
             services=spec.services,
             corpus_seed=profile.corpus_seed,
         ).write()
         t2 = time.monotonic()
-        code, tail = _run_suites(request, logs, progress)
+        code, tail = _run_suites(request, stage, logs, progress)
         timings["suites"] = time.monotonic() - t2
         collected = _collected(run_dir)
         if not target.alive():
@@ -264,8 +414,8 @@ def run_variant(request: RunRequest, progress: Progress | None = None) -> Manife
         status, detail = RunStatus.INTERRUPTED, "interrupted"
         raise
     finally:
-        for t in reversed(targets):
-            t.stop()
+        if stage is not None:
+            stage.stop()
         timings["total"] = time.monotonic() - t0
         manifest = Manifest(
             run_id=run_id,

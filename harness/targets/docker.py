@@ -1,4 +1,4 @@
-"""The docker target backend: the device variant is a container started from the profile's `image`."""
+"""The docker target backend: the device variant (or a simulator) is a container started from an image."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from typing import Any
 
 from harness.errors import TargetError
 from harness.model import Endpoint
+from harness.targets.network import LABEL_OWNER, LABEL_ROLE, LABEL_RUN, HostNetwork, RunNetwork, labels
 from harness.targets.readiness import wait_for_echo
 
 __all__ = [
     "LABEL_OWNER",
+    "LABEL_ROLE",
     "LABEL_RUN",
     "DockerTarget",
     "docker_client",
@@ -23,10 +25,8 @@ __all__ = [
     "sweep",
 ]
 
-# Every container patchgate starts carries these, so a later run can sweep what a killed one left.
-LABEL_RUN = "org.patchgate.run"
-LABEL_OWNER = "org.patchgate.owner-pid"
-LABEL_ROLE = "org.patchgate.role"
+# Every container and network patchgate starts carries LABEL_RUN and LABEL_OWNER (harness.targets.network),
+# so a later run can sweep what a killed one left.
 
 
 def docker_client(timeout: float = 30.0) -> Any:
@@ -84,11 +84,15 @@ def sweep(client: Any) -> list[str]:
 
 def remove_container(container: Any, timeout: float = 30.0) -> None:
     """Force-remove a container, retrying while the engine says removal is in progress (bounded)."""
+    import docker.errors
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             container.remove(force=True)
             return
+        except docker.errors.NotFound:
+            return  # already gone: what we wanted
         except Exception:  # noqa: BLE001 - "removal in progress" and friends: retry, bounded
             time.sleep(0.5)
 
@@ -100,7 +104,7 @@ def image_info(client: Any, name: str) -> dict[str, Any]:
 
 
 class DockerTarget:
-    """A device container on host networking (its packets stay on loopback), logs saved to the run."""
+    """A container in the run's network (host loopback or the run's pod), answering C-ECHO; logs saved to the run."""
 
     def __init__(
         self,
@@ -118,6 +122,9 @@ class DockerTarget:
         stop_timeout: float = 5.0,
         calling_ae: str = "PGPROBE",
         client: Any = None,
+        network: RunNetwork | None = None,  # default: host networking
+        role: str = "device",
+        user: str | None = None,  # "uid:gid"; None: the image's user
     ) -> None:
         self.label = label
         self.image = image
@@ -132,8 +139,16 @@ class DockerTarget:
         self.stop_timeout = stop_timeout
         self.calling_ae = calling_ae
         self._client = client
+        self.network: RunNetwork = network or HostNetwork()
+        self.role = role
+        self.user = user
         self._container: Any = None
         self.exit_code: int | None = None
+
+    @property
+    def container(self) -> Any:
+        """The running container (None before start and after stop)."""
+        return self._container
 
     @property
     def client(self) -> Any:
@@ -159,19 +174,20 @@ class DockerTarget:
                 self.image,
                 self.command,
                 detach=True,
-                network_mode="host",
                 init=True,  # docker-init as PID 1 forwards SIGTERM (dcmqrscp as PID 1 ignores it)
                 environment=self.env,
                 volumes=volumes,
-                labels={LABEL_RUN: self.run_id, LABEL_OWNER: str(os.getpid()), LABEL_ROLE: "device"},
-                name=f"patchgate-{self.run_id}",
+                labels=labels(self.run_id, self.role),
+                name=f"patchgate-{self.run_id}-{self.role}",
+                user=self.user,
+                **self.network.container_options(),
             )
         except docker.errors.APIError as exc:
             raise TargetError(
                 f"{self.label}: the engine refused to start {self.image!r}: {exc.explanation or exc}",
                 hint="check the image, command and mounts in the profile",
             ) from None
-        probe = wait_for_echo(self.endpoint, self.calling_ae, self.start_timeout, self.alive)
+        probe = wait_for_echo(self.endpoint, self.calling_ae, self.start_timeout, self.alive, echo=self.network.echo)
         if probe.answered:
             return self.endpoint
         where = f"{self.endpoint.ae_title}@{self.endpoint.host}:{self.endpoint.port}"

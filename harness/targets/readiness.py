@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness.model import Endpoint
 from simulators.modality import Modality
 
-__all__ = ["EchoProbe", "echo_once", "wait_for_echo"]
+__all__ = ["Echo", "EchoProbe", "echo_once", "main", "wait_for_echo"]
+
+# One C-ECHO attempt: (endpoint, calling AE title, timeout) -> "" on success, else why it failed.
+Echo = Callable[[Endpoint, str, float], str]
 
 # pynetdicom logs every refused connection at ERROR; a readiness poll expects refusals.
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
@@ -40,6 +45,7 @@ def wait_for_echo(
     deadline: float,
     alive: Callable[[], bool] = lambda: True,
     interval: float = 0.1,
+    echo: Echo | None = None,  # default: echo_once from this process
 ) -> EchoProbe:
     """Poll until C-ECHO succeeds, `alive()` turns False, or `deadline` seconds pass (never unbounded)."""
     start = time.monotonic()
@@ -47,7 +53,7 @@ def wait_for_echo(
     last = "not tried"
     while True:
         attempts += 1
-        last = echo_once(endpoint, calling_ae, timeout=min(2.0, max(0.2, deadline)))
+        last = (echo or echo_once)(endpoint, calling_ae, min(2.0, max(0.2, deadline)))
         elapsed = time.monotonic() - start
         if not last:
             return EchoProbe(True, attempts, elapsed, "")
@@ -56,3 +62,23 @@ def wait_for_echo(
         if elapsed >= deadline:
             return EchoProbe(False, attempts, elapsed, last)
         time.sleep(interval)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """One C-ECHO from inside a run's network (the harness runs it with `docker exec`): exit 0 when answered."""
+    parser = argparse.ArgumentParser(prog="python -m harness.targets.readiness", description=main.__doc__)
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("called", help="the AE title to call")
+    parser.add_argument("--calling", default="PGPROBE", help="our AE title")
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds per ACSE/DIMSE/network wait")
+    args = parser.parse_args(argv)
+    error = echo_once(Endpoint(args.called, args.host, args.port), args.calling, args.timeout)
+    if error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,7 +17,7 @@ import pytest
 from harness.model import CaseStatus, Verdict
 from harness.profile import load_profile
 from harness.record import OBSERVATIONS, read_cases
-from harness.targets.docker import LABEL_RUN
+from harness.targets.docker import LABEL_OWNER, LABEL_ROLE, LABEL_RUN
 from harness.validate import validate
 from tests.conftest import ROOT, run_cli
 
@@ -108,8 +108,10 @@ def test_an_image_that_does_not_exist(docker_client: Any, tmp_path: Path) -> Non
     assert "image 'patchgate/no-such-device:0.0' not found" in line
 
 
-def _our_containers(client: Any, run_dir: Path) -> list[Any]:
-    return [c for c in client.containers.list(all=True, filters={"label": LABEL_RUN}) if str(run_dir) in str(c.attrs)]
+def _owned_by(client: Any, pid: int) -> tuple[list[Any], list[Any]]:
+    """The containers and networks a harness process `pid` labelled as its own."""
+    owner = {"label": f"{LABEL_OWNER}={pid}"}
+    return client.containers.list(all=True, filters=owner), client.networks.list(filters=owner)
 
 
 def test_sigkill_mid_run_keeps_cases_and_the_next_start_sweeps(
@@ -143,17 +145,20 @@ def test_sigkill_mid_run_keeps_cases_and_the_next_start_sweeps(
         process.wait(timeout=30)
     recorded = read_cases(killed / OBSERVATIONS)  # every line parses: nothing recorded is lost
     assert len(recorded) >= 8
-    left = _our_containers(docker_client, killed)
-    assert left, "the killed run's container should still be there before the next start"
+    containers, networks = _owned_by(docker_client, process.pid)
+    # The device, the PACS simulator, the suites and the pod in the run's own network, all left behind.
+    roles = sorted(c.labels[LABEL_ROLE] for c in containers)
+    assert roles == ["device", "pacs", "pod", "suites"], roles
+    assert len(networks) == 1, networks
 
     after = run_cli(
         "run", "--profile", str(DEVICES / "dcmtk" / "profile.toml"), "--variant", "baseline",
         "--out", str(tmp_path / "next"),
     )  # fmt: skip
     assert after.code == 0, after.stdout + after.stderr
-    assert _our_containers(docker_client, killed) == []
-    swept = (tmp_path / "next" / "logs" / "swept.txt").read_text()
-    assert left[0].name in swept
+    assert _owned_by(docker_client, process.pid) == ([], [])
+    swept = (tmp_path / "next" / "logs" / "swept.txt").read_text().split()
+    assert sorted(swept) == sorted([*(c.name for c in containers), networks[0].name])
     assert read_cases(killed / OBSERVATIONS) == recorded
 
 
@@ -162,7 +167,7 @@ def test_concurrent_sweeps_remove_a_dead_runs_container_once(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from harness.targets.docker import LABEL_OWNER, sweep
+    from harness.targets.docker import sweep
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(timeout=30)

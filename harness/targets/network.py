@@ -1,0 +1,144 @@
+"""Where a run's containers meet: the host's loopback, or a network of their own made for the run.
+
+`bridge` (the default): a user-defined network is made for the run (internal: no route out, so a
+device under test cannot call home), and one small "pod" container holds a network namespace on
+it. The device, the simulators and the suites all join that namespace (`container:<pod>`), so they
+reach each other on the pod's own 127.0.0.1 — fixed ports never clash between concurrent runs, and
+no packet is addressed to the bridge. The harness probes the pod with `docker exec`.
+
+`host`: every container shares the host's network namespace; ports are chosen free per run and
+all traffic stays on the host's loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Protocol
+
+from harness.errors import TargetError
+from harness.model import Endpoint
+from harness.targets.readiness import echo_once
+
+__all__ = ["HOST", "NETWORK_MODES", "POD", "HostNetwork", "PodNetwork", "RunNetwork", "open_network"]
+
+HOST = "host"
+POD = "bridge"
+NETWORK_MODES = (POD, HOST)
+
+# Labels shared with harness.targets.docker (which imports this module, so they live here).
+LABEL_RUN = "org.patchgate.run"
+LABEL_OWNER = "org.patchgate.owner-pid"
+LABEL_ROLE = "org.patchgate.role"
+
+
+def labels(run_id: str, role: str) -> dict[str, str]:
+    """What every container and network of a run carries: the run, its owner process (for the sweep), its role."""
+    return {LABEL_RUN: run_id, LABEL_OWNER: str(os.getpid()), LABEL_ROLE: role}
+
+
+class RunNetwork(Protocol):
+    """How a run's containers are networked, and how the harness reaches their DICOM endpoints."""
+
+    mode: str
+    in_pod: bool  # True: the suites must run inside the pod too (the host cannot reach it)
+
+    def container_options(self) -> dict[str, Any]:
+        """`network_mode` (and friends) for containers.run()."""
+
+    def echo(self, endpoint: Endpoint, calling_ae: str, timeout: float) -> str:
+        """One C-ECHO to `endpoint` as the run's network sees it: "" on success, else why not."""
+
+    def describe(self) -> dict[str, object]:
+        """For the run manifest."""
+
+    def close(self) -> None:
+        """Remove what was made for the run; safe to call twice."""
+
+
+class HostNetwork:
+    """Host networking: containers listen on the host's loopback; the harness probes them directly."""
+
+    mode = HOST
+    in_pod = False
+
+    def container_options(self) -> dict[str, Any]:
+        return {"network_mode": "host"}
+
+    def echo(self, endpoint: Endpoint, calling_ae: str, timeout: float) -> str:
+        return echo_once(endpoint, calling_ae, timeout)
+
+    def describe(self) -> dict[str, object]:
+        return {"mode": HOST}
+
+    def close(self) -> None:
+        pass
+
+
+class PodNetwork:
+    """A user-defined network for one run and a pod container whose network namespace the run shares."""
+
+    mode = POD
+    in_pod = True
+
+    def __init__(self, client: Any, run_id: str, image: str) -> None:
+        import docker.errors
+
+        self.name = f"patchgate-{run_id}"
+        self._client = client
+        self._network: Any = None
+        self._pod: Any = None
+        try:
+            self._network = client.networks.create(
+                self.name, driver="bridge", internal=True, labels=labels(run_id, "network"), check_duplicate=True
+            )
+            # The pod only holds the namespace; docker-init reaps and forwards SIGTERM so it stops at once.
+            self._pod = client.containers.run(
+                image,
+                ["sleep", "infinity"],
+                detach=True,
+                init=True,
+                network=self.name,
+                labels=labels(run_id, "pod"),
+                name=f"{self.name}-pod",
+            )
+        except docker.errors.APIError as exc:
+            self.close()
+            raise TargetError(
+                f"cannot make the run's network {self.name!r}: {exc.explanation or exc}",
+                hint='check the engine (docker network ls); or set network = "host" under [device]',
+            ) from None
+
+    def container_options(self) -> dict[str, Any]:
+        return {"network_mode": f"container:{self._pod.id}"}
+
+    def echo(self, endpoint: Endpoint, calling_ae: str, timeout: float) -> str:
+        argv = ["python", "-m", "harness.targets.readiness", endpoint.host, str(endpoint.port), endpoint.ae_title]
+        argv += ["--calling", calling_ae, "--timeout", f"{timeout:g}"]
+        try:
+            code, output = self._pod.exec_run(argv, demux=False)
+        except Exception as exc:  # noqa: BLE001 - the pod gone, the engine gone: both mean "not answered"
+            return f"cannot probe from the run's pod: {exc}"
+        text = (output or b"").decode("utf-8", "replace").strip()
+        return "" if code == 0 else (text.splitlines()[-1] if text else f"probe exited with code {code}")
+
+    def describe(self) -> dict[str, object]:
+        return {"mode": POD, "network": self.name, "internal": True, "pod": self._pod.name if self._pod else ""}
+
+    def close(self) -> None:
+        from harness.targets.docker import remove_container
+
+        pod, self._pod = self._pod, None
+        if pod is not None:
+            remove_container(pod)
+        network, self._network = self._network, None
+        if network is not None:
+            with contextlib.suppress(Exception):  # best effort; the sweep of a later run removes it
+                network.remove()
+
+
+def open_network(mode: str, client: Any, run_id: str, image: str) -> RunNetwork:
+    """The run's network in `mode` ("bridge" or "host"); `image` runs the pod (the simulators image)."""
+    if mode == HOST:
+        return HostNetwork()
+    return PodNetwork(client, run_id, image)
