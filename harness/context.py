@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import RunDirError
@@ -25,6 +26,10 @@ class SuiteContext:
     modality_ae_title: str
     services: tuple[str, ...]
     corpus_seed: int
+    pki_dir: str = ""  # this run's test PKI (simulators.pki layout); "" when the run has none
+    audit_log: str = ""  # JSON lines the audit record repository simulator writes; "" when none runs
+    # Valid credentials the device knows, by identity kind (username, passcode, kerberos, saml, jwt).
+    identity: Mapping[str, str] = field(default_factory=dict)
 
     def write(self) -> Path:
         path = Path(self.run_dir) / ENDPOINTS
@@ -44,6 +49,9 @@ class SuiteContext:
                 modality_ae_title=str(d["modality_ae_title"]),
                 services=tuple(d["services"]),
                 corpus_seed=int(d["corpus_seed"]),
+                pki_dir=str(d.get("pki_dir", "")),
+                audit_log=str(d.get("audit_log", "")),
+                identity={str(k): str(v) for k, v in d.get("identity", {}).items()},
             )
         except FileNotFoundError:
             raise RunDirError(

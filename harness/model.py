@@ -29,6 +29,7 @@ __all__ = [
     "Outcome",
     "RunRecord",
     "RunStatus",
+    "Security",
     "Verdict",
     "to_json",
 ]
@@ -46,6 +47,18 @@ class Outcome(enum.StrEnum):
     SKIPPED = "skipped"
     # The device's profile does not declare the service the case exercises.
     NOT_APPLICABLE = "not_applicable"
+
+
+class Security(enum.StrEnum):
+    """What an observation means for the device's security posture, so a change reads as tightened or loosened.
+
+    EXPOSURE: more of it is looser (a TLS version accepted, a port listening, an AE admitted).
+    PROTECTION: less of it is looser (a refusal, an audit message sent, a client certificate required).
+    """
+
+    NONE = ""
+    EXPOSURE = "exposure"
+    PROTECTION = "protection"
 
 
 class RunStatus(enum.StrEnum):
@@ -181,6 +194,17 @@ class Observation:
 
     name: str
     value: JSON
+    security: Security = Security.NONE
+
+    def to_json(self) -> dict[str, JSON]:
+        d: dict[str, JSON] = {"name": self.name, "value": self.value}
+        if self.security:
+            d["security"] = self.security.value
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> Observation:
+        return cls(str(d["name"]), d["value"], Security(d.get("security", "")))
 
 
 @dataclass(frozen=True)
@@ -203,7 +227,7 @@ class CaseRecord:
             "outcome": self.outcome.value,
             "duration": round(self.duration, 6),
             "message": self.message,
-            "observations": [{"name": o.name, "value": o.value} for o in self.observations],
+            "observations": [o.to_json() for o in self.observations],
         }
 
     @classmethod
@@ -213,7 +237,7 @@ class CaseRecord:
             outcome=Outcome(d["outcome"]),
             duration=float(d.get("duration", 0.0)),
             message=str(d.get("message", "")),
-            observations=tuple(Observation(str(o["name"]), o["value"]) for o in d.get("observations", [])),
+            observations=tuple(Observation.from_json(o) for o in d.get("observations", [])),
         )
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
 from harness.context import SuiteContext
-from harness.model import JSON, CaseRecord, Observation, Outcome
+from harness.model import JSON, CaseRecord, Observation, Outcome, Security
 from harness.record import OBSERVATIONS, CaseWriter
 
 __all__ = ["Observe"]
@@ -20,7 +20,11 @@ _CONTEXT = pytest.StashKey[SuiteContext]()
 _OBSERVED = pytest.StashKey[list[Observation]]()
 _NOT_APPLICABLE = "not applicable: "
 
-Observe = Callable[[str, JSON], None]
+
+class Observe(Protocol):
+    """`observe(name, value, security=...)`: record one observation of the current case."""
+
+    def __call__(self, name: str, value: JSON, security: Security | str = Security.NONE) -> None: ...
 
 
 @dataclass
@@ -44,7 +48,7 @@ class _Recorder:
         pending = self.pending.setdefault(report.nodeid, _Pending())
         pending.duration += report.duration
         observed = getattr(report, "patchgate_observations", [])
-        pending.observations = [Observation(o["name"], o["value"]) for o in observed]
+        pending.observations = [Observation.from_json(o) for o in observed]
         if report.skipped and pending.outcome is Outcome.PASSED:
             reason = _skip_reason(report)
             pending.outcome = Outcome.NOT_APPLICABLE if reason.startswith(_NOT_APPLICABLE) else Outcome.SKIPPED
@@ -114,7 +118,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     # Carried on the report (plain JSON) so it survives xdist's serialisation to the controller.
     observed = item.stash.get(_OBSERVED, [])
-    report.patchgate_observations = [{"name": o.name, "value": o.value} for o in observed]
+    report.patchgate_observations = [o.to_json() for o in observed]
     return report
 
 
@@ -144,15 +148,19 @@ def patchgate_context(request: pytest.FixtureRequest) -> SuiteContext:
 
 @pytest.fixture
 def observe(request: pytest.FixtureRequest) -> Observe:
-    """Record a named observation of the device's behaviour (a JSON value) for this case."""
+    """Record a named observation of the device's behaviour (a JSON value) for this case.
+
+    `security` marks what the value means for the security posture (see harness.model.Security),
+    so the comparison can say whether a change tightened or loosened it.
+    """
     observed: list[Observation] = []
     request.node.stash[_OBSERVED] = observed
 
-    def record(name: str, value: JSON) -> None:
+    def record(name: str, value: JSON, security: Security | str = Security.NONE) -> None:
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"observation {name!r} is not JSON: {exc}") from None
-        observed.append(Observation(name, value))
+        observed.append(Observation(name, value, Security(security)))
 
     return record

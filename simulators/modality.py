@@ -296,12 +296,14 @@ class Modality:
         dimse_timeout: float = 10,
         network_timeout: float = 10,
         ssl_context: Any = None,  # an ssl.SSLContext for peers with tls=True
+        identity: Any = None,  # a pynetdicom UserIdentityNegotiation sent with every association request
     ) -> None:
         self.ae_title = ae_title
         self.acse_timeout = acse_timeout
         self.dimse_timeout = dimse_timeout
         self.network_timeout = network_timeout
         self.ssl_context = ssl_context
+        self.identity = identity
 
     def _associate(
         self,
@@ -343,7 +345,7 @@ class Modality:
                 peer.port,
                 contexts=contexts,
                 ae_title=peer.ae_title,
-                ext_neg=ext_neg,
+                ext_neg=[*(ext_neg or []), *([self.identity] if self.identity is not None else [])] or None,
                 tls_args=tls_args,
                 evt_handlers=[(evt.EVT_CONN_OPEN, on_open), (evt.EVT_ACSE_RECV, on_acse), *(handlers or [])],
             )
