@@ -110,9 +110,9 @@ def on_connection_open(event: Any) -> None:
     event.assoc._reactor_checkpoint = ReactorCheckpoint(event.assoc)
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that was free on `host` a moment ago (bind to port 0 and ask)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def free_port(host: str = LOOPBACK, kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """A TCP (or, with SOCK_DGRAM, UDP) port that was free on `host` a moment ago (bind to port 0 and ask)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 

@@ -318,6 +318,9 @@ class Modality:
         ae.acse_timeout = self.acse_timeout
         ae.dimse_timeout = self.dimse_timeout
         ae.network_timeout = self.network_timeout
+        ae.connection_timeout = (
+            self.network_timeout
+        )  # pynetdicom's default None: an unbounded TCP connect/TLS handshake
         seen: list[str] = []  # what happened on the wire, for a precise error
 
         def on_open(event: Any) -> None:
@@ -353,7 +356,7 @@ class Modality:
             return None, f"association not requested: {exc}"
         if assoc.is_established:
             return assoc, ""
-        rejected = [x for x in seen if x.startswith("association rejected")]
+        rejected = [x for x in seen if x.startswith("association rejected")] or _unread_rejection(assoc)
         if rejected:
             return assoc, rejected[0]
         if "open" not in seen:
@@ -558,6 +561,23 @@ class _Counts:
             uids = [] if value in (None, "") else [value] if isinstance(value, str) else list(value)
             self.failed_uids = tuple(str(u) for u in uids if str(u))
         return True
+
+
+def _unread_rejection(assoc: Any) -> list[str]:
+    """The A-ASSOCIATE-RJ pynetdicom received but never read, worded as above; [] if none.
+
+    pynetdicom 3.0.4 (acse._negotiate_as_requestor) checks that the socket is still connected
+    after sending the request; on a loaded machine the peer's quick RJ can arrive and its
+    connection close first, so the association is marked aborted with the RJ left in the
+    DUL's queue (a few in a thousand rejections under load), and a refusal read as a timeout.
+    """
+    from pynetdicom.pdu_primitives import A_ASSOCIATE
+
+    for primitive in list(assoc.dul.to_user_queue.queue):
+        if isinstance(primitive, A_ASSOCIATE) and primitive.result in (0x01, 0x02):
+            reason = f"result {primitive.result}, source {primitive.result_source}, reason {primitive.diagnostic}"
+            return [f"association rejected ({reason})"]
+    return []
 
 
 def _close(assoc: Any) -> None:

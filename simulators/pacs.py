@@ -7,7 +7,7 @@ that changed something.
 
 Run it standalone:
     python -m simulators.pacs --ae-title PACS --port 11112 --storage /tmp/pacs \\
-        [--destination AE=host:port ...]
+        [--destination AE=host:port ...] [--tls-dir PKI_DIR [--tls-client-cert optional]]
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import logging
 import os
 import re
 import signal
+import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
@@ -26,7 +28,7 @@ import types
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -51,8 +53,11 @@ from pynetdicom.presentation import AllStoragePresentationContexts, Presentation
 from pynetdicom.transport import ThreadedAssociationServer
 
 from simulators._net import LOOPBACK, QR_MODELS, VERIFICATION, on_connection_open, parse_destination
+from simulators.auditor import Auditor
+from simulators.identity import IdentityPolicy, identity_handlers
 from simulators.index import Index, IndexedInstance
 from simulators.matching import Query, QueryError, evaluate, parse_query, response
+from simulators.pki import PkiError, load_pki
 
 __all__ = [
     "STORAGE_SOP_CLASSES",
@@ -65,6 +70,7 @@ __all__ = [
     "parse_destinations",
     "part10_header",
     "serve",
+    "ssl_context_from_args",
     "storage_name",
 ]
 
@@ -133,6 +139,18 @@ class PacsConfig:
     dimse_timeout: float = 10.0
     network_timeout: float = 10.0
     maximum_associations: int = 16
+    # TLS (DICOM PS3.15 B.9+): every association is wrapped with it; None serves plain TCP.
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
+    # For the associations it opens (C-MOVE sub-operations): TLS with this client context.
+    client_ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
+    # Access control: only these calling AE titles may associate (empty: anyone), and the
+    # called AE title must be its own when `check_called_ae`.
+    known_peers: frozenset[str] = frozenset()
+    check_called_ae: bool = False
+    # User identity negotiation (PS3.7 D.3.3.7), checked by simulators.identity; None: ignored.
+    identity: IdentityPolicy | None = field(default=None, compare=False)
+    # Where its audit messages go (PS3.15 A.5); None: it keeps no audit trail.
+    auditor: Auditor | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "storage", Path(self.storage))
@@ -180,6 +198,32 @@ def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid
     return b"\0" * 128 + b"DICM" + _element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
 
 
+class _TlsAssociationServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server with the TLS handshake moved out of the accept loop.
+
+    pynetdicom 3.0.4 handshakes inside get_request(), on the one thread that accepts, with
+    no timeout: a client that connects and stays silent stalls every later connection.
+    Here the handshake runs in the connection's own thread with a deadline.
+    """
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        listener, context = cast(socket.socket, self.socket), cast(ssl.SSLContext, self.ssl_context)
+        sock, address = listener.accept()
+        sock.settimeout(self.ae.acse_timeout or 30.0)
+        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return tls, address
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            request.do_handshake()
+        except (OSError, ValueError) as exc:  # refused client certificate, protocol, cipher, timeout
+            _LOG.info("TLS handshake with %s failed: %s", client_address, exc)
+            self.shutdown_request(request)
+            return
+        request.settimeout(None)  # as a plain accepted socket: pynetdicom polls with select()
+        super().process_request_thread(request, client_address)
+
+
 class PacsSimulator:
     """A PACS SCP on pynetdicom; `start()` returns once it listens, `stop()` shuts it down."""
 
@@ -219,6 +263,9 @@ class PacsSimulator:
                 ae.add_supported_context(uid, STORAGE_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
         for uid in _MODELS:
             ae.add_supported_context(uid)
+        if cfg.known_peers:
+            ae.require_calling_aet = sorted(cfg.known_peers)
+        ae.require_called_aet = cfg.check_called_ae
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, on_connection_open),
             (evt.EVT_ACCEPTED, self._on_accepted),
@@ -229,9 +276,16 @@ class PacsSimulator:
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_MOVE, self._on_move),
             (evt.EVT_C_GET, self._on_get),
+            (evt.EVT_REJECTED, self._on_rejected),
+            *(identity_handlers(cfg.identity) if cfg.identity is not None else []),
         ]
         try:
-            server = ae.make_server((cfg.host, cfg.port), evt_handlers=handlers, server_class=ThreadedAssociationServer)
+            server = ae.make_server(
+                (cfg.host, cfg.port),
+                evt_handlers=handlers,
+                ssl_context=cfg.ssl_context,
+                server_class=ThreadedAssociationServer if cfg.ssl_context is None else _TlsAssociationServer,
+            )
         except Exception:
             self._index.close()
             raise
@@ -242,7 +296,16 @@ class PacsSimulator:
         thread.start()
         self._ae, self._server, self._thread = ae, server, thread
         self._port = int(server.server_address[1])
-        _LOG.info("listening as %s on %s:%d, storage %s", cfg.ae_title, cfg.host, self._port, cfg.storage)
+        if cfg.auditor is not None:
+            cfg.auditor.application(started=True)
+        _LOG.info(
+            "listening as %s on %s:%d%s, storage %s",
+            cfg.ae_title,
+            cfg.host,
+            self._port,
+            " (TLS)" if cfg.ssl_context is not None else "",
+            cfg.storage,
+        )
         return self
 
     def stop(self) -> None:
@@ -257,6 +320,9 @@ class PacsSimulator:
                 self._thread.join(timeout=5)
             self._ae = self._server = self._thread = None
             _LOG.info("stopped")
+            if self._config.auditor is not None:
+                self._config.auditor.application(started=False)
+                self._config.auditor.close()
         self._index.close()
 
     def __enter__(self) -> PacsSimulator:
@@ -289,6 +355,13 @@ class PacsSimulator:
             f" ({', '.join(rejected)})" if rejected else "",
         )
 
+    def _on_rejected(self, event: Any) -> None:
+        requestor = event.assoc.requestor
+        _LOG.info("association from %s (%s) rejected", requestor.ae_title, requestor.address)
+        if self._config.auditor is not None:
+            why = f"association from {requestor.ae_title!r} rejected: unknown calling or wrong called AE title"
+            self._config.auditor.security_alert(str(requestor.ae_title), str(requestor.address), why)
+
     def _on_closed(self, event: Any, how: str) -> None:
         _LOG.info("association from %s %s", event.assoc.requestor.ae_title, how)
 
@@ -313,6 +386,15 @@ class PacsSimulator:
             _LOG.warning("C-STORE %r: cannot write %s: %s", uid, name, exc)
             return _OUT_OF_RESOURCES
         self._index.submit(name)
+        if self._config.auditor is not None:
+            ds = event.dataset  # decoded only for the audit message, and only a device that audits
+            self._config.auditor.transferred(
+                str(event.assoc.requestor.ae_title),
+                self._config.ae_title,
+                [str(ds.get("StudyInstanceUID", ""))],
+                [str(ds.get("PatientID", ""))],
+                "C",
+            )
         status = self._config.quirks.store_status
         shown = repr(uid) if name == f"{uid}.dcm" else f"{uid!r} as {name}"
         _LOG.info("C-STORE %s %s: 0x%04X", event.request.AffectedSOPClassUID, shown, status)
@@ -332,6 +414,11 @@ class PacsSimulator:
             return
         groups = self._select(query, identifier)
         _LOG.info("C-FIND %s %s: %d matches", model, query.level, len(groups))
+        if self._config.auditor is not None:
+            sop_class = str(event.request.AffectedSOPClassUID)
+            self._config.auditor.query(
+                str(event.assoc.requestor.ae_title), sop_class, event.request.Identifier.getvalue()
+            )
         for group in groups:
             if event.is_cancelled:
                 yield _CANCEL, None
@@ -349,12 +436,16 @@ class PacsSimulator:
         # A bad identifier raises here; pynetdicom then answers 0xC514 (unable to process).
         instances = self._retrieve(parse_query(event.identifier, model, retrieve=True), event.identifier)
         _LOG.info("C-MOVE %s to %s: %d instances", model, destination, len(instances))
-        yield (
-            address[0],
-            address[1],
-            {"ae_title": destination, "contexts": _contexts(instances), "evt_handlers": _SUB_HANDLERS},
-        )
+        kwargs: dict[str, Any] = {
+            "ae_title": destination,
+            "contexts": _contexts(instances),
+            "evt_handlers": _SUB_HANDLERS,
+        }
+        if self._config.client_ssl_context is not None:
+            kwargs["tls_args"] = (self._config.client_ssl_context, address[0])
+        yield address[0], address[1], kwargs
         yield len(instances)
+        self._audit_transfer(destination, instances, begin=True)
         for i, inst in enumerate(instances):
             if event.is_cancelled:
                 yield _CANCEL, None
@@ -363,6 +454,7 @@ class PacsSimulator:
                 yield _PENDING, _unsendable(inst)
                 continue
             yield _PENDING, self._load(inst)
+        self._audit_transfer(destination, instances, begin=False)
 
     def _on_get(self, event: Any) -> Iterator[Any]:
         model = _MODELS.get(str(event.request.AffectedSOPClassUID), "")
@@ -370,13 +462,27 @@ class PacsSimulator:
         instances = self._retrieve(parse_query(event.identifier, model, retrieve=True), event.identifier)
         _LOG.info("C-GET %s: %d instances", model, len(instances))
         yield len(instances)
+        requestor = str(event.assoc.requestor.ae_title)
+        self._audit_transfer(requestor, instances, begin=True)
         for inst in instances:
             if event.is_cancelled:
                 yield _CANCEL, None
                 return
             yield _PENDING, self._load(inst)
+        self._audit_transfer(requestor, instances, begin=False)
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _audit_transfer(self, destination: str, instances: Sequence[IndexedInstance], *, begin: bool) -> None:
+        auditor = self._config.auditor
+        if auditor is None or not instances:
+            return
+        studies = [i.study_instance_uid for i in instances]
+        patients = [i.patient_id for i in instances]
+        if begin:
+            auditor.begin_transferring(self._config.ae_title, destination, studies, patients)
+        else:
+            auditor.transferred(self._config.ae_title, destination, studies, patients, "R")
 
     def _select(self, query: Query, identifier: Dataset) -> list[Any]:
         self._index.flush()
@@ -410,8 +516,12 @@ def _unsendable(inst: IndexedInstance) -> Dataset:
     return ds
 
 
-def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """The command line shared by the PACS and the reference device."""
+def build_parser(prog: str, description: str, *, tls: bool = False) -> argparse.ArgumentParser:
+    """The command line shared by the PACS and the reference device; `tls` adds --tls-dir and --tls-client-cert.
+
+    TLS options are opt-in so that a program that does not pass them on (see
+    `ssl_context_from_args`) never accepts --tls-dir only to serve plain TCP.
+    """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--ae-title", required=True, help="AE title to answer as")
     parser.add_argument("--host", default=LOOPBACK, help="address to listen on (default 127.0.0.1)")
@@ -424,7 +534,32 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
         metavar="AE=HOST:PORT",
         help="a C-MOVE destination (repeatable)",
     )
+    if tls:
+        parser.add_argument(
+            "--tls-dir",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="serve TLS with the server credential of this simulators.pki directory (default: plain TCP)",
+        )
+        parser.add_argument(
+            "--tls-client-cert",
+            choices=("required", "optional"),
+            default="required",
+            help="whether a client certificate signed by the PKI's CA is required (default: required)",
+        )
     return parser
+
+
+def ssl_context_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server SSL context --tls-dir/--tls-client-cert ask for (None: plain); exits 2 through the parser if unusable."""
+    if getattr(args, "tls_dir", None) is None:
+        return None
+    try:
+        pki = load_pki(args.tls_dir)
+        return pki.server_context(require_client_cert=args.tls_client_cert == "required")
+    except (PkiError, OSError, ssl.SSLError) as exc:
+        parser.error(f"--tls-dir {args.tls_dir}: {exc}")
 
 
 def serve(config: PacsConfig, *, banner: str = "") -> int:
@@ -462,7 +597,7 @@ def parse_destinations(parser: argparse.ArgumentParser, values: Sequence[str]) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser("python -m simulators.pacs", "Run the PACS simulator until SIGTERM/SIGINT.")
+    parser = build_parser("python -m simulators.pacs", "Run the PACS simulator until SIGTERM/SIGINT.", tls=True)
     args = parser.parse_args(argv)
     config = PacsConfig(
         ae_title=args.ae_title,
@@ -470,6 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         storage=args.storage,
         destinations=parse_destinations(parser, args.destination),
+        ssl_context=ssl_context_from_args(parser, args),
     )
     return serve(config)
 

@@ -5,7 +5,12 @@
 tell them apart:
 
     python -m simulators.reference --variant store-warning --ae-title REF --port 11112 \\
-        --storage /tmp/ref [--destination AE=host:port ...]
+        --storage /tmp/ref [--destination AE=host:port ...] [--tls-dir PKI] \\
+        [--audit udp://HOST:PORT] [--audit-tls tls://HOST:PORT] [--known-peer AE ...] [--identity-secret S]
+
+Its security posture (TLS, access control, user identity, audit trail) is part of the variant too:
+the command line says what it can use (a PKI, where the audit repository listens, its peers),
+the variant decides what it does with it.
 """
 
 from __future__ import annotations
@@ -13,12 +18,29 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from simulators._net import LOOPBACK
+from simulators.auditor import Auditor, parse_target
+from simulators.identity import policy_from_credentials, standard_credentials
 from simulators.pacs import PacsConfig, PacsSimulator, Quirks, build_parser, parse_destinations, serve
+from simulators.pki import load_pki
 
-__all__ = ["DESCRIPTIONS", "VARIANTS", "build", "main"]
+__all__ = ["DESCRIPTIONS", "IDENTITY_SECRET", "POSTURES", "VARIANTS", "Posture", "build", "main"]
+
+# The secret the reference device's user identity credentials derive from (simulators.identity).
+IDENTITY_SECRET = "patchgate-reference"
+
+
+@dataclass(frozen=True)
+class Posture:
+    """The reference device's security behaviour; the default is the device as shipped."""
+
+    tls: bool = False  # requires DICOM TLS (client certificate too); its audit trail then goes over TLS
+    audit: bool = True  # sends DICOM audit messages to the audit record repository
+    known_peers: bool = False  # admits only its known peers, and checks the called AE title
+
 
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 _STUDY_DESCRIPTION = 0x00081030
@@ -33,6 +55,9 @@ VARIANTS: Mapping[str, Quirks] = types.MappingProxyType(
         "drop-attribute": Quirks(drop_on_retrieve=frozenset({_STUDY_DESCRIPTION})),
         "move-failure": Quirks(fail_first_move_suboperation=True),
         "crash-on-find": Quirks(crash_on_find=True),
+        "tls-required": Quirks(),
+        "no-audit": Quirks(),
+        "known-peers": Quirks(),
         # Several behaviours at once, for the demo of a patch that regressed (`--demo regression`).
         "regression": Quirks(
             store_status=0xB000,
@@ -52,7 +77,19 @@ DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "drop-attribute": "drops StudyDescription (0008,1030) from objects it sends by C-MOVE and C-GET",
         "move-failure": "reports the first sub-operation of every C-MOVE as failed",
         "crash-on-find": "the process exits on its first C-FIND (a patch that crashes the device)",
+        "tls-required": "requires DICOM TLS with a client certificate; sends its audit trail over TLS (a hardening)",
+        "no-audit": "silently stops sending audit messages (a security regression)",
+        "known-peers": "admits only known calling AE titles and checks the called AE title (a hardening)",
         "regression": "store-warning, find-case and drop-attribute at once: a patch that broke several things",
+    }
+)
+
+
+POSTURES: Mapping[str, Posture] = types.MappingProxyType(
+    {
+        "tls-required": Posture(tls=True),
+        "no-audit": Posture(audit=False),
+        "known-peers": Posture(known_peers=True),
     }
 )
 
@@ -65,10 +102,31 @@ def build(
     storage: str | Path,
     host: str = LOOPBACK,
     destinations: Mapping[str, tuple[str, int]] | None = None,
+    tls_dir: str | Path | None = None,
+    audit: str = "",
+    audit_tls: str = "",
+    known_peers: Sequence[str] = (),
+    identity_secret: str = "",
 ) -> PacsSimulator:
-    """The reference device (not started) in `variant`; KeyError naming the known variants if unknown."""
+    """The reference device (not started) in `variant`; KeyError naming the known variants if unknown.
+
+    `tls_dir` (a simulators.pki directory), `audit`/`audit_tls` (udp:// and tls:// targets of the
+    audit repository), `known_peers` and `identity_secret` are what it may use; `variant` decides.
+    """
     if variant not in VARIANTS:
         raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    posture = POSTURES.get(variant, Posture())
+    pki = load_pki(Path(tls_dir)) if tls_dir else None
+    if posture.tls and pki is None:
+        raise ValueError(f"variant {variant!r} requires TLS: give --tls-dir")
+    auditor = None
+    target = audit_tls if posture.tls and audit_tls else audit
+    if posture.audit and target:
+        client = pki.client_context() if pki is not None and target.startswith("tls://") else None
+        auditor = Auditor(parse_target(target), ae_title, client)
+    identity = None
+    if identity_secret:  # offered identities are checked; none offered is fine
+        identity = policy_from_credentials(standard_credentials(identity_secret), required=False)
     config = PacsConfig(
         ae_title=ae_title,
         host=host,
@@ -76,6 +134,12 @@ def build(
         storage=Path(storage),
         destinations=dict(destinations or {}),
         quirks=VARIANTS[variant],
+        ssl_context=pki.server_context() if posture.tls and pki is not None else None,
+        client_ssl_context=pki.client_context() if posture.tls and pki is not None else None,
+        known_peers=frozenset(known_peers) if posture.known_peers else frozenset(),
+        check_called_ae=posture.known_peers,
+        identity=identity,
+        auditor=auditor,
     )
     return PacsSimulator(config)
 
@@ -83,6 +147,11 @@ def build(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser("python -m simulators.reference", "Run the reference device in one variant.")
     parser.add_argument("--variant", required=True, help=f"one of: {', '.join(VARIANTS)}")
+    parser.add_argument("--tls-dir", help="a simulators.pki directory (used by variants that require TLS)")
+    parser.add_argument("--audit", default="", help="udp://HOST:PORT of the audit record repository")
+    parser.add_argument("--audit-tls", default="", help="tls://HOST:PORT of the audit repository (TLS variants)")
+    parser.add_argument("--known-peer", action="append", default=[], help="a calling AE title it knows (repeat)")
+    parser.add_argument("--identity-secret", default="", help="checks offered user identities against it")
     args = parser.parse_args(argv)
     if args.variant not in VARIANTS:
         print(
@@ -90,14 +159,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    device = build(
-        args.variant,
-        ae_title=args.ae_title,
-        host=args.host,
-        port=args.port,
-        storage=args.storage,
-        destinations=parse_destinations(parser, args.destination),
-    )
+    try:
+        device = build(
+            args.variant,
+            ae_title=args.ae_title,
+            host=args.host,
+            port=args.port,
+            storage=args.storage,
+            destinations=parse_destinations(parser, args.destination),
+            tls_dir=args.tls_dir,
+            audit=args.audit,
+            audit_tls=args.audit_tls,
+            known_peers=args.known_peer,
+            identity_secret=args.identity_secret,
+        )
+    except (ValueError, OSError) as exc:  # a bad PKI, audit target or credential: say which
+        parser.error(str(exc))
     return serve(device.config, banner=f"reference device, variant {args.variant}: {DESCRIPTIONS[args.variant]}")
 
 
