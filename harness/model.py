@@ -1,8 +1,8 @@
 """The frozen records passed between stages; each stage reads only the previous stage's JSON.
 
 Run side: Endpoint, CorpusInfo, Manifest, Observation, CaseRecord, RunRecord.
-Compare side: Difference, CaseComparison, Comparison, with the closed enums
-DiffKind, Classification, CaseStatus and Verdict.
+Compare side: Difference, CaseComparison, SecurityChange, Comparison, with the closed enums
+DiffKind, Classification, CaseStatus, Direction and Verdict.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ __all__ = [
     "CorpusInfo",
     "DiffKind",
     "Difference",
+    "Direction",
     "Endpoint",
     "Manifest",
     "Observation",
@@ -30,6 +31,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "Security",
+    "SecurityChange",
     "Verdict",
     "to_json",
 ]
@@ -59,6 +61,16 @@ class Security(enum.StrEnum):
     NONE = ""
     EXPOSURE = "exposure"
     PROTECTION = "protection"
+
+
+class Direction(enum.StrEnum):
+    """Which way a security-tagged observation moved between baseline and candidate."""
+
+    TIGHTENED = "tightened"
+    LOOSENED = "loosened"
+    CHANGED = "changed"  # it changed, but its kind of value says nothing of the direction
+    UNCHANGED = "unchanged"
+    NOISY = "noisy"  # the baseline replicas disagree, so no direction can be told
 
 
 class RunStatus(enum.StrEnum):
@@ -304,6 +316,44 @@ class CaseComparison:
 
 
 @dataclass(frozen=True)
+class SecurityChange:
+    """One security-tagged observation of one case: its value before and after, and which way it moved.
+
+    A list observation that both gained and lost items is two changes, one LOOSENED and
+    one TIGHTENED, each holding its own items in `added` / `removed`. `absent` is
+    "before" or "after" when the observation was not recorded on that side.
+    """
+
+    case: str
+    name: str  # the observation's name
+    security: Security
+    before: JSON  # the first baseline replica's (normalised) value
+    after: JSON  # the candidate's (normalised) value
+    direction: Direction
+    added: tuple[JSON, ...] = ()
+    removed: tuple[JSON, ...] = ()
+    expected: bool = False  # every difference on it is declared by the policy
+    reason: str = ""  # the policy's reason, or why the policy does not cover it
+    absent: str = ""
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> SecurityChange:
+        return cls(
+            case=str(d["case"]),
+            name=str(d["name"]),
+            security=Security(d["security"]),
+            before=d.get("before"),
+            after=d.get("after"),
+            direction=Direction(d["direction"]),
+            added=tuple(d.get("added", ())),
+            removed=tuple(d.get("removed", ())),
+            expected=bool(d.get("expected", False)),
+            reason=str(d.get("reason", "")),
+            absent=str(d.get("absent", "")),
+        )
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Baseline replicas against one candidate: per-case results and the verdict."""
 
@@ -316,6 +366,8 @@ class Comparison:
     baseline_variant: str = ""
     candidate_variant: str = ""
     created: str = ""
+    # One entry per security-tagged observation (two for a list that both gained and lost items).
+    security: tuple[SecurityChange, ...] = ()
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> Comparison:
@@ -329,6 +381,7 @@ class Comparison:
             baseline_variant=str(d.get("baseline_variant", "")),
             candidate_variant=str(d.get("candidate_variant", "")),
             created=str(d.get("created", "")),
+            security=tuple(SecurityChange.from_json(x) for x in d.get("security", [])),
         )
 
 

@@ -7,14 +7,17 @@ from collections.abc import Collection, Sequence
 from harness.compare.diff import format_side
 from harness.compare.noise import measure_noise
 from harness.compare.normalise import normalise_run
+from harness.compare.security import describe
 from harness.model import (
     CaseComparison,
     CaseStatus,
     Classification,
     Difference,
+    Direction,
     Outcome,
     RunRecord,
     RunStatus,
+    SecurityChange,
     Verdict,
 )
 
@@ -34,28 +37,37 @@ def decide(
     cases: Sequence[CaseComparison],
     *,
     noisy_cases: Collection[str] | None = None,
+    security: Sequence[SecurityChange] = (),
 ) -> tuple[Verdict, tuple[str, ...]]:
     """The verdict and its reasons, one line each.
 
     `noisy_cases` are the cases that differ between baseline replicas; compare() passes
-    what it measured, otherwise it is measured here.
+    what it measured, otherwise it is measured here. `security` is the comparison's
+    security posture: a loosening not allowed by the policy is named first.
     """
     if noisy_cases is None:
         noisy_cases = measure_noise([normalise_run(b) for b in baselines]).cases
     problems = _untrustworthy(baselines, candidate, noisy_cases)
-    verdict, lines = (Verdict.INCONCLUSIVE, problems) if problems else _judge(cases)
+    verdict, lines = (Verdict.INCONCLUSIVE, problems) if problems else _judge(cases, security)
     # Details (a device's stderr, an odd case id) may hold newlines; CI logs want one line each.
     return verdict, tuple(" | ".join(line.splitlines()) for line in lines)
 
 
-def _judge(cases: Sequence[CaseComparison]) -> tuple[Verdict, list[str]]:
+def _judge(cases: Sequence[CaseComparison], security: Sequence[SecurityChange]) -> tuple[Verdict, list[str]]:
     """The verdict of trustworthy runs, from the classified differences."""
     # Differences of a case run in neither (skipped vs not applicable) say nothing about the device.
     regressed = [c for c in cases if c.status is CaseStatus.REGRESSED]
+    loosened = [s for s in security if s.direction is Direction.LOOSENED]
     if regressed:
-        lines = [_regressed_line(c) for c in regressed[:MAX_LISTED]]
-        if len(regressed) > MAX_LISTED:
-            lines.append(f"... and {len(regressed) - MAX_LISTED} more regressed cases (see the report)")
+        # A loosening outranks any other regression: it is listed first, in security words.
+        refused = [s for s in loosened if not s.expected]
+        named = {s.case for s in refused}
+        listed = [(s.case, _loosened_line(s)) for s in refused]
+        listed += [(c.case, _regressed_line(c)) for c in regressed if c.case not in named]
+        lines = [line for _, line in listed[:MAX_LISTED]]
+        left = len({c.case for c in regressed} - {case for case, _ in listed[:MAX_LISTED]})
+        if left:
+            lines.append(f"... and {left} more regressed cases (see the report)")
         return Verdict.REGRESSED, lines
     expected = [c for c in cases if c.status is CaseStatus.CHANGED_AS_EXPECTED]
     if expected:
@@ -64,6 +76,14 @@ def _judge(cases: Sequence[CaseComparison]) -> tuple[Verdict, list[str]]:
         )
         lines = [f"{len(expected)} case(s) changed as the policy expects"]
         lines += [f"expected: {r}" for r in reasons]
+        allowed = [
+            f"{s.case}: security loosened as the policy allows: {describe(s)} ({s.reason})"
+            for s in loosened
+            if s.expected
+        ]
+        lines += allowed[:MAX_LISTED]
+        if len(allowed) > MAX_LISTED:
+            lines.append(f"... and {len(allowed) - MAX_LISTED} more allowed loosenings (see the report)")
         return Verdict.CHANGED_AS_EXPECTED, lines
     compared = sum(1 for c in cases if c.status is not CaseStatus.NOT_APPLICABLE)
     return Verdict.UNCHANGED, [f"{compared} case(s) compared, no change outside baseline noise"]
@@ -77,6 +97,12 @@ def _regressed_line(case: CaseComparison) -> str:
     first = changed[0]
     more = f" (+{len(changed) - 1} more)" if len(changed) > 1 else ""
     return f"regressed: {case.case}: {first.path} {first.kind.value}{_values(first)}{more}"
+
+
+def _loosened_line(change: SecurityChange) -> str:
+    """`case: security loosened: accepted false → true (policy entry at FILE:LINE matches but ...)`."""
+    why = f" ({change.reason})" if change.reason else ""
+    return f"{change.case}: security loosened: {describe(change)}{why}"
 
 
 def _untrustworthy(baselines: Sequence[RunRecord], candidate: RunRecord, noisy_cases: Collection[str]) -> list[str]:

@@ -1,16 +1,18 @@
-"""Comparison of run records: normalise, diff, mask noise, apply the expected-change policy."""
+"""Comparison of run records: normalise, diff, mask noise, apply the expected-change policy, weigh security."""
 
 from harness.compare.diff import diff_cases, format_side
 from harness.compare.engine import compare
 from harness.compare.noise import NoiseMask, measure_noise
 from harness.compare.normalise import normalise_run
 from harness.compare.policy import ExpectedChange, Policy, load_policy, parse_policy
+from harness.compare.security import describe
 
 __all__ = [
     "ExpectedChange",
     "NoiseMask",
     "Policy",
     "compare",
+    "describe",
     "diff_cases",
     "format_side",
     "load_policy",

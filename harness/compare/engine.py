@@ -1,14 +1,16 @@
-"""The comparison of baseline replicas against a candidate: normalise, diff, mask noise, apply policy."""
+"""The comparison of baseline replicas against a candidate: normalise, diff, mask noise, apply policy, weigh security."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 # `harness.verdict` imports this package's modules; importing the module (not the
 # name) keeps either import order working, and decide is looked up at call time.
 from harness import verdict
+from harness.compare import security
 from harness.compare.diff import diff_cases
 from harness.compare.noise import NoiseMask, measure_noise
 from harness.compare.normalise import normalise_run
@@ -22,13 +24,27 @@ from harness.model import (
     Difference,
     Outcome,
     RunRecord,
+    SecurityChange,
 )
 
-__all__ = ["NOISE_REASON", "compare"]
+__all__ = ["LOOSENING_REFUSED", "NOISE_REASON", "compare"]
 
 NOISE_REASON = "differs between baseline replicas"
+# Why a declared difference stays regressed: the entry was not written for a weaker device.
+LOOSENING_REFUSED = "policy entry at {where} matches but does not allow loosening"
 _NO_POLICY = Policy()
 _NOT_RUN = frozenset({Outcome.NOT_APPLICABLE, Outcome.SKIPPED})
+
+
+@dataclass(frozen=True)
+class _Loosened:
+    """The loosened security observations of one case, among all its observation names."""
+
+    names: frozenset[str]
+    loosened: frozenset[str]
+
+    def covers(self, path: str) -> bool:
+        return bool(self.loosened) and security.observation_of(path, self.names) in self.loosened
 
 
 def compare(
@@ -45,29 +61,46 @@ def compare(
     normal = [normalise_run(b) for b in baselines]
     after = normalise_run(candidate)
     noise = measure_noise(normal)
-    first = normal[0].by_case() if normal else {}
+    replicas = [b.by_case() for b in normal]
+    first = replicas[0] if replicas else {}
     now = after.by_case()
-    cases = tuple(
-        _case(case, first.get(case), now.get(case), noise, policy) for case in sorted(first.keys() | now.keys())
-    )
-    decision, reasons = verdict.decide(normal, after, cases, noisy_cases=noise.cases)
+    # Security tags as recorded (normalisation keeps values only), the candidate's first.
+    raw = [candidate.by_case(), *(b.by_case() for b in baselines)]
+    cases: list[CaseComparison] = []
+    changes: list[SecurityChange] = []
+    for case in sorted(first.keys() | now.keys()):
+        tags = security.tags_of(*(r.get(case) for r in raw))
+        posture = security.classify(case, [r.get(case) for r in replicas], now.get(case), tags)
+        names = security.names_of(first.get(case), now.get(case))
+        loosened = _Loosened(names, security.loosened_names(posture))
+        compared = _case(case, first.get(case), now.get(case), noise, policy, loosened)
+        cases.append(compared)
+        changes.extend(security.settle(posture, compared.differences, names))
+    decision, reasons = verdict.decide(normal, after, cases, noisy_cases=noise.cases, security=changes)
     return Comparison(
         device=candidate.manifest.device,
         baseline=tuple(b.directory for b in baselines),
         candidate=candidate.directory,
         verdict=decision,
         reasons=reasons,
-        cases=cases,
+        cases=tuple(cases),
         baseline_variant=baselines[0].manifest.variant if baselines else "",
         candidate_variant=candidate.manifest.variant,
         created=created or datetime.now(UTC).isoformat(timespec="seconds"),
+        security=tuple(changes),
     )
 
 
 def _case(
-    case: str, before: CaseRecord | None, after: CaseRecord | None, noise: NoiseMask, policy: Policy
+    case: str,
+    before: CaseRecord | None,
+    after: CaseRecord | None,
+    noise: NoiseMask,
+    policy: Policy,
+    loosened: _Loosened,
 ) -> CaseComparison:
-    differences = tuple(_classify(d, noise, policy) for d in diff_cases(before, after))
+    """The case's differences classified, and its status."""
+    differences = tuple(_classify(d, noise, policy, loosened.covers(d.path)) for d in diff_cases(before, after))
     kinds = {d.classification for d in differences}
     if before and after and before.outcome in _NOT_RUN and after.outcome in _NOT_RUN:
         status = CaseStatus.NOT_APPLICABLE
@@ -86,11 +119,15 @@ def _case(
     )
 
 
-def _classify(diff: Difference, noise: NoiseMask, policy: Policy) -> Difference:
+def _classify(diff: Difference, noise: NoiseMask, policy: Policy, loosening: bool) -> Difference:
+    """NOISE, EXPECTED, or REGRESSED; `loosening`: the difference lies on a loosened security observation."""
     if noise.covers(diff):
         return dataclasses.replace(diff, classification=Classification.NOISE, reason=NOISE_REASON)
-    entry = policy.match(diff)
+    entry = policy.match(diff, loosening=loosening)
     if entry is not None:
         reason = f"{entry.reason} ({entry.ticket})" if entry.ticket else entry.reason
         return dataclasses.replace(diff, classification=Classification.EXPECTED, reason=reason)
+    blocked = policy.match(diff) if loosening else None
+    if blocked is not None:
+        return dataclasses.replace(diff, reason=LOOSENING_REFUSED.format(where=blocked.where))
     return diff

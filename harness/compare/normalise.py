@@ -75,7 +75,7 @@ class _Normaliser:
         self._tokens: dict[str, dict[str, str]] = {"UID": {}, "DATE": {}, "TIME": {}, "DATETIME": {}}
 
     def case(self, case: CaseRecord) -> CaseRecord:
-        observations = tuple(Observation(o.name, self._walk(o.value)) for o in case.observations)
+        observations = tuple(Observation(o.name, self._walk(o.value), o.security) for o in case.observations)
         return dataclasses.replace(case, observations=observations)
 
     def _token(self, kind: str, value: str) -> str:

@@ -8,7 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.compare.diff import format_side
-from harness.model import CaseComparison, CaseStatus, Classification, Comparison, Difference, Manifest, Outcome
+from harness.model import (
+    CaseComparison,
+    CaseStatus,
+    Classification,
+    Comparison,
+    Difference,
+    Direction,
+    Manifest,
+    Outcome,
+)
 from harness.report._case import split_case
 
 __all__ = ["JUnitReporter", "xml_text"]
@@ -51,6 +60,11 @@ class JUnitReporter:
             ("candidate_variant", comparison.candidate_variant),
         ]
         facts += [(f"reason.{i}", r) for i, r in enumerate(comparison.reasons, start=1)]
+        if comparison.security:
+            # Counts only: CI dashboards chart them; report.html says which observations.
+            facts += [
+                (f"security.{d.value}", str(sum(1 for s in comparison.security if s.direction is d))) for d in Direction
+            ]
         for name, value in facts:
             ET.SubElement(properties, "property", name=name, value=xml_text(value))
         for case in cases:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from harness.compare.diff import format_side
-from harness.model import CaseStatus, Classification, Comparison
+from harness.compare.security import describe
+from harness.model import CaseStatus, Classification, Comparison, Direction, SecurityChange
 
 __all__ = ["summary_table"]
 
@@ -14,6 +15,9 @@ _VALUE_WIDTH = 40  # longer values are cut; the reports have them whole
 
 # A terminal shows the first few differences of each regressed case; the report has them all.
 _DIFFS_PER_CASE = 4
+# ... and the first few security changes, loosened first.
+_SECURITY_LINES = 10
+_COUNTED = (Direction.LOOSENED, Direction.TIGHTENED, Direction.CHANGED, Direction.NOISY)
 
 
 def summary_table(comparison: Comparison) -> str:
@@ -23,6 +27,7 @@ def summary_table(comparison: Comparison) -> str:
     lines = ["Cases by status"]
     lines += [f"  {s.value:<{width}}  {counts[s]:>5}" for s in CaseStatus]
     lines.append(f"  {'total':<{width}}  {len(comparison.cases):>5}")
+    lines += _posture(comparison.security)
     regressed = [c for c in comparison.cases if c.status is CaseStatus.REGRESSED]
     if regressed:
         lines += ["", "Regressed cases"]
@@ -38,6 +43,23 @@ def summary_table(comparison: Comparison) -> str:
         lines += ["", "Reasons"] + [f"  {r}" for r in comparison.reasons]
     lines += ["", f"VERDICT: {comparison.verdict.value} (exit {comparison.verdict.exit_code})"]
     return "\n".join(lines)
+
+
+def _posture(changes: tuple[SecurityChange, ...]) -> list[str]:
+    """A count line, then one line per loosened or tightened observation (bounded); nothing if none moved."""
+    moved = [c for c in changes if c.direction is Direction.LOOSENED]
+    moved += [c for c in changes if c.direction is Direction.TIGHTENED]
+    if not moved:
+        return []
+    count = {d: sum(1 for c in changes if c.direction is d) for d in Direction}
+    said = ", ".join(f"{count[d]} {d.value}" for d in _COUNTED if count[d])
+    lines = ["", f"Security posture: {said}, {count[Direction.UNCHANGED]} unchanged"]
+    for c in moved[:_SECURITY_LINES]:
+        judged = "expected" if c.expected else "regressed"
+        lines.append(f"  {c.direction.value:<9}  {c.case}  {describe(c)}  ({judged})")
+    if len(moved) > _SECURITY_LINES:
+        lines.append(f"  ... and {len(moved) - _SECURITY_LINES} more (see report.html)")
+    return lines
 
 
 def _cut(text: str) -> str:

@@ -1,17 +1,25 @@
-"""report.html in real headless Chromium: the rendered page shows the verdict and every difference."""
+"""report.html in real headless Chromium: the rendered page shows the verdict, every difference, the security posture."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import select
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.compare.diff import format_side
 from harness.compare.engine import compare
 from harness.compare.policy import ExpectedChange, Policy
-from harness.model import CaseRecord, Comparison, Outcome, RunRecord
+from harness.model import CaseRecord, Comparison, Direction, Observation, Outcome, RunRecord, Security
 from harness.report import write_reports
 from tests.conftest import require_tool
 from tests.factories import make_case, make_reference_run
@@ -61,9 +69,17 @@ def report(tmp_path: Path) -> tuple[Comparison, Path]:
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     binary = require_tool("chromium", "apt-get install -y chromium")
+    done = subprocess.run(
+        [binary, *_flags(tmp_path), *args], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def _flags(tmp_path: Path) -> list[str]:
     profile = tmp_path / "chromium-profile"
     profile.mkdir(exist_ok=True)
-    flags = [
+    return [
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -74,9 +90,6 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "--disable-sync",
         f"--user-data-dir={profile}",
     ]
-    done = subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=TIMEOUT, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
 
 
 class _Page(HTMLParser):
@@ -123,3 +136,197 @@ def test_screenshot_renders(tmp_path: Path, report: tuple[Comparison, Path]) -> 
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1280, 2000)
     assert len(data) > 20_000  # a blank page compresses to a few kB
+
+
+# --- The security posture section ---------------------------------------------------------------
+
+TLS1 = "tls/test_tls.py::test_protocol_version[TLSv1]"
+
+
+def _posture_cases(patched: bool) -> list[CaseRecord]:
+    e, p = Security.EXPOSURE, Security.PROTECTION
+
+    def case(name: str, **obs: Any) -> CaseRecord:
+        return CaseRecord(name, Outcome.PASSED, observations=tuple(Observation(k, v, t) for k, (v, t) in obs.items()))
+
+    return [
+        case(TLS1, accepted=(patched, e)),
+        case("tls/test_tls.py::test_protocol_version[TLSv1.1]", accepted=(False, e)),
+        case("tls/test_tls.py::test_plain_tcp", admitted=(not patched, e)),
+        case("tls/test_tls.py::test_cipher_suites", forbidden=([HOSTILE] if patched else [], e)),
+        case(
+            "surface/test_surface.py::test_inventory",
+            listening=(["tcp/104 any (dev)", "tcp/8042 any (dev)" if patched else "tcp/80 any (dev)"], e),
+        ),
+        case("audit/test_audit.py::test_events[store]", events=([] if patched else ["DICOM Instances Transferred"], p)),
+        case("access/test_access.py::test_unknown_calling_ae[find]", admitted=(False, e)),
+    ]
+
+
+@pytest.fixture
+def posture_report(tmp_path: Path) -> tuple[Comparison, Path]:
+    baselines = [_run("baseline", i, _posture_cases(False)) for i in (1, 2)]
+    candidate = _run("candidate", 1, _posture_cases(True))
+    policy = Policy(
+        (
+            ExpectedChange("tls/test_tls.py::test_plain_tcp", "*", "TLS now required", ticket="SEC-12"),
+            ExpectedChange("tls/*", "accepted", "TLS rework", where="devices/dev/policy.toml:3"),
+        )
+    )
+    comparison = compare(baselines, candidate, policy, created="2026-11-28T10:05:00+00:00")
+    runs = [r.manifest for r in (*baselines, candidate)]
+    return comparison, write_reports(comparison, tmp_path / "out", runs)["html"]
+
+
+class _Devtools:
+    """Headless Chromium driven over --remote-debugging-pipe (fd 3 in, fd 4 out, NUL-framed JSON): no extra package."""
+
+    def __init__(self, process: subprocess.Popen[bytes], commands: int, events: int) -> None:
+        self.process, self._commands, self._events = process, commands, events
+        self._buffer = b""
+        self._next = 0
+        self.session = ""
+
+    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        self._next += 1
+        message: dict[str, Any] = {"id": self._next, "method": method, "params": params or {}}
+        if self.session:
+            message["sessionId"] = self.session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._next:
+                    assert "error" not in reply, f"{method}: {reply['error']}"
+                    result: dict[str, Any] = reply["result"]
+                    return result
+            left = deadline - time.monotonic()
+            assert left > 0, f"{method}: no answer from Chromium in {timeout} s"
+            ready, _, _ = select.select([self._events], [], [], left)
+            if ready:
+                chunk = os.read(self._events, 1 << 20)
+                assert chunk, f"{method}: Chromium closed the pipe (exit code {self.process.poll()})"
+                self._buffer += chunk
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def open(self, url: str, timeout: float = 30.0) -> None:
+        target = self.call("Target.createTarget", {"url": url})["targetId"]
+        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        deadline = time.monotonic() + timeout
+        while self.evaluate("location.href + ' ' + document.readyState") != f"{url} complete":
+            assert time.monotonic() < deadline, f"{url} did not load in {timeout} s"
+            time.sleep(0.05)
+
+
+@contextmanager
+def _devtools(tmp_path: Path, width: int = 1280, height: int = 900) -> Iterator[_Devtools]:
+    binary = require_tool("chromium", "apt-get install -y chromium")
+    to_chromium, commands = os.pipe()
+    events, from_chromium = os.pipe()
+
+    def fds_3_and_4() -> None:  # Chromium reads commands on fd 3 and answers on fd 4
+        os.dup2(to_chromium, 3)
+        os.dup2(from_chromium, 4)
+
+    process = subprocess.Popen(
+        [binary, *_flags(tmp_path), "--remote-debugging-pipe", f"--window-size={width},{height}", "about:blank"],
+        pass_fds=(3, 4),
+        preexec_fn=fds_3_and_4,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(to_chromium)
+    os.close(from_chromium)
+    try:
+        yield _Devtools(process, commands, events)
+    finally:
+        os.close(commands)  # Chromium exits when its command pipe closes
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+        os.close(events)
+
+
+def test_rendered_dom_shows_the_security_posture(tmp_path: Path, posture_report: tuple[Comparison, Path]) -> None:
+    comparison, html_path = posture_report
+    dom = _chromium(tmp_path, "--dump-dom", html_path.as_uri()).stdout
+    page = _Page()
+    page.feed(dom)
+    text = "".join(page.text)
+    start, end = text.index("Security posture"), text.index("Differences by case")
+    section = text[start:end]
+    loosened = [c for c in comparison.security if c.direction is Direction.LOOSENED]
+    tightened = [c for c in comparison.security if c.direction is Direction.TIGHTENED]
+    assert (len(loosened), len(tightened)) == (4, 2)
+    assert f"Loosened: {len(loosened)}" in section and f"Tightened: {len(tightened)}" in section
+    assert "Stayed the same: 2 security observation(s)" in section
+    for c in comparison.security:
+        assert c.case in section
+    assert "false→true" in section  # the TLSv1 row: before, arrow, after
+    assert "+ tcp/8042 any (dev)" in section and "\N{MINUS SIGN} tcp/80 any (dev)" in section
+    assert "\N{MINUS SIGN} DICOM Instances Transferred" in section
+    assert "policy entry at devices/dev/policy.toml:3 matches but does not allow loosening" in section
+    assert "TLS now required (SEC-12)" in section
+    line = (
+        f"{TLS1}: security loosened: accepted false → true "
+        "(policy entry at devices/dev/policy.toml:3 matches but does not allow loosening)"
+    )
+    assert line in comparison.reasons and line in text[:start]  # in the verdict's reasons at the top
+    assert "+ " + HOSTILE in section  # the hostile cipher name is text ...
+    assert "script" not in page.tags and "img" not in page.tags  # ... and never markup
+
+
+def test_security_posture_is_visible_in_colour_with_what_stayed_collapsed(
+    tmp_path: Path, posture_report: tuple[Comparison, Path]
+) -> None:
+    _, html_path = posture_report
+    with _devtools(tmp_path) as chrome:
+        chrome.open(html_path.as_uri())
+        chrome.evaluate("document.getElementById('security').scrollIntoView()")
+        layout = chrome.evaluate(
+            """JSON.stringify({
+              groups: [...document.querySelectorAll('#security .posture')].map(g => ({
+                cls: g.className, height: g.getBoundingClientRect().height, right: g.getBoundingClientRect().right,
+                border: getComputedStyle(g).borderLeftColor, title: (g.querySelector('h3, summary') || {}).innerText,
+                heading: g.querySelector('h3') ? getComputedStyle(g.querySelector('h3')).color : '',
+                rows: [...g.querySelectorAll('tbody tr')].map(r => r.checkVisibility() ? r.offsetHeight : 0),
+                open: g.querySelector('details') ? g.querySelector('details').open : null })),
+              width: innerWidth, scrollWidth: document.documentElement.scrollWidth,
+              top: document.getElementById('security').getBoundingClientRect().top })"""
+        )
+        rect = chrome.evaluate(
+            "JSON.stringify((r => ({x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}))"
+            "(document.getElementById('security').getBoundingClientRect()))"
+        )
+        clip = {k: round(v) for k, v in json.loads(rect).items()}
+        shot = chrome.call(
+            "Page.captureScreenshot", {"format": "png", "clip": {**clip, "scale": 1}, "captureBeyondViewport": True}
+        )
+    info = json.loads(layout)
+    groups = {g["cls"].split()[-1]: g for g in info["groups"]}
+    assert list(groups) == ["p-loosened", "p-tightened", "p-unchanged"]
+    assert abs(info["top"]) < 2  # scrolled to: the section is laid out, not hidden
+    assert info["scrollWidth"] <= info["width"]  # nothing runs off the page sideways
+    loosened, tightened, stayed = groups["p-loosened"], groups["p-tightened"], groups["p-unchanged"]
+    assert (loosened["border"], loosened["heading"]) == ("rgb(162, 35, 29)", "rgb(162, 35, 29)")  # red
+    assert (tightened["border"], tightened["heading"]) == ("rgb(31, 111, 61)", "rgb(31, 111, 61)")  # green
+    assert loosened["title"] == "Loosened: 4" and tightened["title"] == "Tightened: 2"
+    assert len(loosened["rows"]) == 4 and all(h > 10 for h in loosened["rows"])
+    assert len(tightened["rows"]) == 2 and all(h > 10 for h in tightened["rows"])
+    assert all(g["right"] <= info["width"] for g in info["groups"])
+    # What stayed is listed but collapsed: its rows exist and take no room until opened.
+    assert stayed["open"] is False and len(stayed["rows"]) == 2 and all(h == 0 for h in stayed["rows"])
+    assert stayed["title"].startswith("Stayed the same: 2") and stayed["height"] < 40  # one summary line
+    png = base64.b64decode(shot["data"])
+    (tmp_path / "security.png").write_bytes(png)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    size = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert size == (clip["width"], clip["height"]) and clip["height"] > 400

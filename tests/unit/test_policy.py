@@ -137,3 +137,71 @@ def test_load_policy_entry_errors_name_the_file(tmp_path: Path) -> None:
         load_policy(path)
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "absent.toml")
+
+
+def test_allow_loosening_is_an_optional_boolean() -> None:
+    policy = parse_policy(
+        [
+            {
+                "case": "tls/*",
+                "path": "accepted",
+                "reason": "TLS 1.0 kept for legacy modalities",
+                "allow_loosening": True,
+            },
+            {"case": "*", "path": "*", "reason": "r", "allow_loosening": False},
+            {"case": "*", "path": "*", "reason": "r"},
+        ],
+        "<embedded:test>",
+    )
+    assert [e.allow_loosening for e in policy.entries] == [True, False, False]
+    assert policy.entries[0].where == "<embedded:test>, expected-change entry 1"
+
+
+def test_a_loosening_is_covered_only_by_an_entry_that_allows_it() -> None:
+    d = _diff("tls/test_tls.py::test_protocol_version[TLSv1]", "accepted")
+    broad = ExpectedChange("tls/*", "*", "TLS rework")
+    allowing = ExpectedChange("tls/*", "accepted", "legacy modalities", allow_loosening=True)
+    assert Policy((broad,)).match(d) is broad
+    assert Policy((broad,)).match(d, loosening=True) is None
+    # A broad entry first does not shadow a later one written for the loosening.
+    assert Policy((broad, allowing)).match(d, loosening=True) is allowing
+    assert Policy((broad, allowing)).match(d) is broad
+
+
+def test_entries_know_their_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        '# hardening\n\n[[expected]]\ncase = "tls/*"\npath = "*"\nreason = "TLS rework"\n\n'
+        '[[expected]]\ncase = "*"\npath = "x"\nreason = "r"\nallow_loosening = true\n'
+    )
+    first, second = load_policy(path).entries
+    assert (first.where, first.allow_loosening) == (f"{path}:3", False)
+    assert (second.where, second.allow_loosening) == (f"{path}:8", True)
+    # Entries read from a profile are placed in it too when the source names the file.
+    profile = tmp_path / "profile.toml"
+    profile.write_text('[device]\nname = "x"\n\n[[expected]]\ncase = "*"\npath = "*"\nreason = "r"\n')
+    (entry,) = parse_policy([{"case": "*", "path": "*", "reason": "r"}], str(profile)).entries
+    assert entry.where == f"{profile}:4"
+    # ... and by number when the headers cannot be paired with the entries.
+    (entry,) = parse_policy([{"case": "*", "path": "*", "reason": "r"}], str(profile), text="").entries
+    assert entry.where == f"{profile}, expected-change entry 1"
+
+
+def test_allow_loosening_must_be_a_boolean_and_the_error_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        '[[expected]]\ncase = "*"\npath = "*"\nreason = "r"\n\n'
+        '[[expected]]\ncase = "tls/*"\npath = "*"\nreason = "r"\nallow_loosening = "yes"\n'
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert caught.value.message == (
+        f"{path}: expected-change entry 2: key 'allow_loosening' must be true or false, not str (at {path}:10)"
+    )
+    assert caught.value.hint == "write it unquoted, e.g. allow_loosening = true"
+    with pytest.raises(PolicyError, match=r"key 'allow_loosening' must be true or false, not int"):
+        parse_policy([{"case": "*", "path": "*", "reason": "r", "allow_loosening": 1}], "p.toml")
+    # Other keys' errors gain the line too; a missing key points at the entry's header.
+    path.write_text('[[expected]]\ncase = "*"\npath = "*"\n')
+    with pytest.raises(PolicyError, match=r"entry 1: key 'reason' is missing \(at .*policy.toml:1\)"):
+        load_policy(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -21,8 +22,10 @@ from harness.model import (
     Difference,
     DiffKind,
     Manifest,
+    Observation,
     Outcome,
     RunRecord,
+    Security,
     Verdict,
 )
 from harness.report import REPORTERS, Reporter, summary_table, write_reports
@@ -229,3 +232,133 @@ def test_html_runs_table_says_what_each_variant_is() -> None:
     page = render_html(compare([base], cand), [base.manifest, cand.manifest])
     assert "hardened &lt;peers&gt; only" in page
     assert "<code>vendor/pacs:2.1</code> sha256:abc123" in page
+
+
+def _posture_runs(n_ports: int = 1) -> tuple[list[RunRecord], RunRecord]:
+    """Security-tagged cases: a TLS version newly accepted, plain TCP refused, ports opened and closed,
+    an audit event no longer sent, a text value changed, and a hostile list item."""
+    e, p = Security.EXPOSURE, Security.PROTECTION
+
+    def case(name: str, **obs: tuple[JSON, Security]) -> CaseRecord:
+        return CaseRecord(name, Outcome.PASSED, observations=tuple(Observation(k, v, t) for k, (v, t) in obs.items()))
+
+    def cases(after: bool) -> list[CaseRecord]:
+        ports = [f"tcp/{9000 + i} any" for i in range(n_ports)] if after else ["tcp/80 any (web)"]
+        return [
+            case("tls/test_tls.py::test_protocol_version[TLSv1]", accepted=(after, e)),
+            case("tls/test_tls.py::test_protocol_version[TLSv1.2]", accepted=(True, e)),
+            case("tls/test_tls.py::test_plain_tcp", admitted=(not after, e)),
+            case("surface/test_surface.py::test_inventory", listening=(["tcp/104 any", *ports], e)),
+            case(
+                "audit/test_audit.py::test_events[store]", events=([] if after else ["DICOM Instances Transferred"], p)
+            ),
+            case("tls/test_tls.py::test_cipher_suites", forbidden=([HOSTILE] if after else [], e)),
+            case("tls/test_tls.py::test_certificate", minimum=("TLSv1.3" if after else "TLSv1.2", e)),
+        ]
+
+    return [_run(cases(False)), _run(cases(False), replica=2)], _run(cases(True), "candidate")
+
+
+@pytest.fixture
+def posture() -> Comparison:
+    baselines, candidate = _posture_runs()
+    policy = Policy(
+        (
+            ExpectedChange("tls/test_tls.py::test_plain_tcp", "*", "TLS now required", ticket="SEC-12"),
+            ExpectedChange("tls/test_tls.py::test_protocol_version*", "*", "TLS rework", where="policy.toml:7"),
+        )
+    )
+    return compare(baselines, candidate, policy, created="2026-11-28T10:05:00+00:00")
+
+
+def test_comparison_json_holds_the_security_posture_and_round_trips(tmp_path: Path, posture: Comparison) -> None:
+    path = write_reports(posture, tmp_path, [])["json"]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert [s["direction"] for s in data["security"]] == [s.direction.value for s in posture.security]
+    assert Comparison.from_json(data) == posture
+    assert {"loosened", "tightened", "unchanged", "changed"} <= {s["direction"] for s in data["security"]}
+
+
+def test_html_security_section_says_what_loosened_tightened_and_stayed(posture: Comparison) -> None:
+    page = render_html(posture, [])
+    # After the summary, before the per-case tables.
+    assert page.index("id='summary'") < page.index("id='security'") < page.index("id='differences'")
+    section = page[page.index("id='security'") : page.index("id='differences'")]
+    assert "<h2>Security posture</h2>" in section
+    assert "<strong>4 loosened, 2 tightened, 1 changed, 1 stayed the same.</strong>" in section
+    loosened = section[section.index("p-loosened") : section.index("p-tightened")]
+    tightened = section[section.index("p-tightened") : section.index("p-changed")]
+    changed = section[section.index("p-changed") : section.index("p-unchanged")]
+    stayed = section[section.index("p-unchanged") :]
+    # Booleans in words, the refused policy entry named with its place.
+    assert "<span class='was'>false</span><span class='arrow'>→</span><strong>true</strong>" in loosened
+    assert "policy entry at policy.toml:7 matches but does not allow loosening" in loosened
+    assert "<div class='added'>+ tcp/9000 any</div>" in loosened
+    assert "<div class='removed'>\N{MINUS SIGN} DICOM Instances Transferred</div>" in loosened
+    assert "protection: less of it is looser" in loosened
+    assert "<div class='removed'>\N{MINUS SIGN} tcp/80 any (web)</div>" in tightened
+    assert "<span class='badge c-expected'>expected</span> TLS now required (SEC-12)" in tightened
+    assert "<span class='badge c-regressed'>regressed</span>" in tightened  # the closed port is not declared
+    assert "TLSv1.2</span><span class='arrow'>→</span><strong>TLSv1.3</strong>" in changed
+    assert stayed.startswith("p-unchanged'><details><summary>Stayed the same: 1 security observation(s)")
+    assert "test_protocol_version[TLSv1.2]" in stayed
+    assert "[" not in loosened.replace("[TLSv1]", "").replace("[store]", "")  # no JSON dumps of simple values
+
+
+def test_html_security_section_escapes_every_value(posture: Comparison) -> None:
+    page = render_html(posture, [])
+    section = page[page.index("id='security'") : page.index("id='differences'")]
+    assert "<script>" not in page
+    assert "<div class='added'>+ &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; \x01\x1b</div>" in section
+    hostile = dataclasses.replace(
+        posture.security[0],
+        case="<b>case</b>",
+        name="<i>x</i>",
+        reason="<script>r</script>",
+        after={"k": "<s>"},
+        removed=(),
+    )
+    page = render_html(dataclasses.replace(posture, security=(hostile,)), [])
+    assert "<b>" not in page and "<i>" not in page and "<script>" not in page and "<s>" not in page
+    assert "&lt;b&gt;case&lt;/b&gt;" in page and "&lt;script&gt;r&lt;/script&gt;" in page
+    assert "&quot;k&quot;: &quot;&lt;s&gt;&quot;" in page  # structured values as escaped, indented JSON
+
+
+def test_html_without_security_observations_says_so() -> None:
+    page = render_html(Comparison("dev", ("b",), "c", Verdict.UNCHANGED, (), ()), [])
+    assert "No observation in these runs carries a security meaning" in page
+
+
+def test_summary_table_lists_loosened_then_tightened_bounded() -> None:
+    baselines, candidate = _posture_runs(n_ports=12)  # twelve new ports listening: one change of many items
+    text = summary_table(compare(baselines, candidate))
+    lines = text.splitlines()
+    assert "Security posture: 4 loosened, 2 tightened, 1 changed, 1 unchanged" in lines
+    first = lines.index("Security posture: 4 loosened, 2 tightened, 1 changed, 1 unchanged")
+    moved = lines[first + 1 : first + 7]
+    assert [line.split()[0] for line in moved] == ["loosened"] * 4 + ["tightened"] * 2
+    assert "  loosened   tls/test_tls.py::test_protocol_version[TLSv1]  accepted false → true  (regressed)" in lines
+    assert any(
+        line.startswith("  loosened   surface/test_surface.py::test_inventory  listening + tcp/9000") for line in lines
+    )
+    assert lines[-1] == "VERDICT: REGRESSED (exit 1)"
+
+
+def test_summary_table_caps_the_security_lines() -> None:
+    e = Security.EXPOSURE
+    base = [
+        CaseRecord(f"t.py::t{i:02}", Outcome.PASSED, observations=(Observation("open", False, e),)) for i in range(15)
+    ]
+    cand = [
+        CaseRecord(f"t.py::t{i:02}", Outcome.PASSED, observations=(Observation("open", True, e),)) for i in range(15)
+    ]
+    text = summary_table(compare([_run(base)], _run(cand, "candidate")))
+    assert "Security posture: 15 loosened, 0 unchanged" in text
+    assert sum(1 for line in text.splitlines() if line.startswith("  loosened ")) == 10
+    assert "  ... and 5 more (see report.html)" in text.splitlines()
+
+
+def test_junit_carries_security_counts(tmp_path: Path, posture: Comparison) -> None:
+    root = ET.parse(JUnitReporter().write(posture, tmp_path, [])).getroot()
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert (props["security.loosened"], props["security.tightened"], props["security.unchanged"]) == ("4", "2", "1")

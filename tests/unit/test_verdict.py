@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from harness.compare.engine import NOISE_REASON, compare
-from harness.compare.policy import ExpectedChange, Policy
+from harness.compare.policy import ExpectedChange, Policy, load_policy
 from harness.model import (
     JSON,
     CaseRecord,
@@ -14,9 +15,12 @@ from harness.model import (
     Classification,
     Comparison,
     DiffKind,
+    Direction,
+    Observation,
     Outcome,
     RunRecord,
     RunStatus,
+    Security,
     Verdict,
 )
 from harness.verdict import decide
@@ -204,3 +208,78 @@ def test_a_regressed_case_is_one_reason_line_with_its_count() -> None:
     assert len(c.reasons) == 1
     assert c.reasons[0].startswith("regressed: c.py::t: ")
     assert c.reasons[0].endswith("(+1 more)")
+
+
+TLS1 = "tls/test_tls.py::test_protocol_version[TLSv1]"
+PLAIN = "tls/test_tls.py::test_plain_tcp"
+
+
+def _tls(v1: bool, plain: bool) -> list[CaseRecord]:
+    """The echo suite plus two security cases: TLSv1 accepted, plain TCP admitted (both exposure)."""
+    tagged = [
+        CaseRecord(TLS1, Outcome.PASSED, observations=(Observation("accepted", v1, Security.EXPOSURE),)),
+        CaseRecord(PLAIN, Outcome.PASSED, observations=(Observation("admitted", plain, Security.EXPOSURE),)),
+    ]
+    return [*_suite(), *tagged]
+
+
+def _tls_policy(tmp_path: Path, allow: str = "") -> tuple[Policy, Path]:
+    path = tmp_path / "policy.toml"
+    path.write_text(f'# TLS rework\n[[expected]]\ncase = "tls/*"\npath = "*"\nreason = "TLS rework"\n{allow}')
+    return load_policy(path), path
+
+
+def test_a_loosening_nothing_declares_is_named_first_in_security_words() -> None:
+    c = compare(_baselines(_tls(False, True)), _candidate(_tls(True, True)))
+    assert c.verdict is Verdict.REGRESSED
+    assert c.reasons == (f"{TLS1}: security loosened: accepted false → true",)
+
+
+def test_a_policy_entry_without_allow_loosening_does_not_cover_a_loosening(tmp_path: Path) -> None:
+    policy, path = _tls_policy(tmp_path)
+    # TLSv1 now accepted (loosened) and plain TCP refused (tightened): one entry matches both.
+    c = compare(_baselines(_tls(False, True)), _candidate(_tls(True, False)), policy)
+    assert (c.verdict, c.verdict.exit_code) == (Verdict.REGRESSED, 1)
+    line = f"{TLS1}: security loosened: accepted false → true (policy entry at {path}:2 matches but does not allow loosening)"
+    assert c.reasons == (line,)
+    statuses = {x.case: x for x in c.cases}
+    (d,) = statuses[TLS1].differences
+    assert (d.classification, d.reason) == (
+        Classification.REGRESSED,
+        f"policy entry at {path}:2 matches but does not allow loosening",
+    )
+    # The tightening follows the normal rules: declared, so expected.
+    assert statuses[PLAIN].status is CaseStatus.CHANGED_AS_EXPECTED
+    posture = {(s.case, s.direction): s for s in c.security}
+    assert posture[(TLS1, Direction.LOOSENED)].expected is False
+    assert posture[(PLAIN, Direction.TIGHTENED)].expected is True
+    assert posture[(PLAIN, Direction.TIGHTENED)].reason == "TLS rework"
+    _check_one_line(c)
+
+
+def test_a_policy_entry_with_allow_loosening_covers_it(tmp_path: Path) -> None:
+    policy, _ = _tls_policy(tmp_path, "allow_loosening = true\n")
+    c = compare(_baselines(_tls(False, True)), _candidate(_tls(True, True)), policy)
+    assert (c.verdict, c.verdict.exit_code) == (Verdict.CHANGED_AS_EXPECTED, 0)
+    (change,) = [s for s in c.security if s.direction is Direction.LOOSENED]
+    assert (change.expected, change.reason) == (True, "TLS rework")
+    assert f"{TLS1}: security loosened as the policy allows: accepted false → true (TLS rework)" in c.reasons
+    _check_one_line(c)
+
+
+def test_an_undeclared_tightening_regresses_like_any_change() -> None:
+    c = compare(_baselines(_tls(False, True)), _candidate(_tls(False, False)))
+    assert c.verdict is Verdict.REGRESSED
+    assert c.reasons == (f"regressed: {PLAIN}: admitted value_changed (true → false)",)
+    (change,) = [s for s in c.security if s.case == PLAIN]
+    assert (change.direction, change.expected) == (Direction.TIGHTENED, False)
+
+
+def test_loosenings_come_before_other_regressions_and_the_cap_counts_cases() -> None:
+    base = [*(make_case(f"c.py::t{i:02}", v=0) for i in range(30)), *_tls(False, True)]
+    cand = [*(make_case(f"c.py::t{i:02}", v=1) for i in range(30)), *_tls(True, True)]
+    c = compare(_baselines(base), _candidate(cand))
+    assert c.reasons[0] == f"{TLS1}: security loosened: accepted false → true"
+    assert c.reasons[1].startswith("regressed: c.py::t00: ")
+    assert len(c.reasons) == 21
+    assert c.reasons[-1] == "... and 11 more regressed cases (see the report)"
