@@ -30,6 +30,7 @@ class SuiteContext:
     audit_log: str = ""  # JSON lines the audit record repository simulator writes; "" when none runs
     # Valid credentials the device knows, by identity kind (username, passcode, kerberos, saml, jwt).
     identity: Mapping[str, str] = field(default_factory=dict)
+    inventory: str = ""  # inventory.json of a containerised device; "" for a process
 
     def write(self) -> Path:
         path = Path(self.run_dir) / ENDPOINTS
@@ -52,6 +53,7 @@ class SuiteContext:
                 pki_dir=str(d.get("pki_dir", "")),
                 audit_log=str(d.get("audit_log", "")),
                 identity={str(k): str(v) for k, v in d.get("identity", {}).items()},
+                inventory=str(d.get("inventory", "")),
             )
         except FileNotFoundError:
             raise RunDirError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.errors import ProfileError
 from harness.profile import Profile, parse_profile
 
-__all__ = ["DEMO_TEMPLATE", "REGRESSION_ALIAS", "demo_profile", "known_variants"]
+__all__ = ["DEMO_TEMPLATE", "REGRESSION_ALIAS", "demo_profile", "demo_text", "known_variants"]
 
 # `--demo regression` picks the variant that changes several behaviours at once.
 REGRESSION_ALIAS = "regression"
@@ -20,6 +20,9 @@ port = 0
 services = ["echo", "store", "find", "move", "get"]
 start_timeout = 20
 
+[device.identity]
+{identity}
+
 [simulators.pacs]
 ae_title = "PGPACS"
 
@@ -31,15 +34,23 @@ seed = 1422
 
 [variants.baseline]
 description = "as shipped"
+tls = {baseline_tls}
 command = ["{{python}}", "-m", "simulators.reference", "--variant", "{baseline}", "--ae-title", "{{ae_title}}",
            "--port", "{{port}}", "--storage", "{{workdir}}/storage",
-           "--destination", "{{pacs.ae_title}}={{pacs.host}}:{{pacs.port}}"]
+           "--destination", "{{pacs.ae_title}}={{pacs.host}}:{{pacs.port}}", "--tls-dir", "{{tls.dir}}",
+           "--audit", "udp://{{arr.host}}:{{arr.udp_port}}", "--audit-tls", "tls://{{arr.host}}:{{arr.tls_port}}",
+           "--known-peer", "{{modality.ae_title}}", "--known-peer", "{{pacs.ae_title}}",
+           "--identity-secret", "{secret}"]
 
 [variants.candidate]
 description = "patched"
+tls = {candidate_tls}
 command = ["{{python}}", "-m", "simulators.reference", "--variant", "{candidate}", "--ae-title", "{{ae_title}}",
            "--port", "{{port}}", "--storage", "{{workdir}}/storage",
-           "--destination", "{{pacs.ae_title}}={{pacs.host}}:{{pacs.port}}"]
+           "--destination", "{{pacs.ae_title}}={{pacs.host}}:{{pacs.port}}", "--tls-dir", "{{tls.dir}}",
+           "--audit", "udp://{{arr.host}}:{{arr.udp_port}}", "--audit-tls", "tls://{{arr.host}}:{{arr.tls_port}}",
+           "--known-peer", "{{modality.ae_title}}", "--known-peer", "{{pacs.ae_title}}",
+           "--identity-secret", "{secret}"]
 """
 
 
@@ -48,6 +59,22 @@ def known_variants() -> dict[str, str]:
     from simulators.reference import DESCRIPTIONS
 
     return dict(DESCRIPTIONS)
+
+
+def demo_text(candidate: str = "clean-rebuild", baseline: str = "clean") -> str:
+    """The embedded profile's TOML for `baseline` as shipped and `candidate` as the patch."""
+    from simulators.identity import standard_credentials
+    from simulators.reference import IDENTITY_SECRET, POSTURES, Posture
+
+    identity = "\n".join(f'{k} = "{v}"' for k, v in standard_credentials(IDENTITY_SECRET).items())
+    return DEMO_TEMPLATE.format(
+        baseline=baseline,
+        candidate=candidate,
+        baseline_tls=str(POSTURES.get(baseline, Posture()).tls).lower(),
+        candidate_tls=str(POSTURES.get(candidate, Posture()).tls).lower(),
+        secret=IDENTITY_SECRET,
+        identity=identity,
+    )
 
 
 def demo_profile(candidate: str = "clean-rebuild", baseline: str = "clean") -> Profile:
@@ -59,5 +86,4 @@ def demo_profile(candidate: str = "clean-rebuild", baseline: str = "clean") -> P
                 f"--demo: unknown reference variant {name!r}",
                 hint=f"choose one of: {', '.join(sorted(variants))}",
             )
-    text = DEMO_TEMPLATE.format(baseline=baseline, candidate=candidate)
-    return parse_profile(text, f"<embedded:reference:{candidate}>")
+    return parse_profile(demo_text(candidate, baseline), f"<embedded:reference:{candidate}>")

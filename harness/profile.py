@@ -39,6 +39,9 @@ class DeviceSpec:
     stop_timeout: float = 5.0
     # Containers only: "bridge" (a network and a shared namespace made per run) or "host" (the host's loopback).
     network: str = "bridge"
+    probe: tuple[str, ...] = ()  # containers: a command whose output goes into the inventory (e.g. a version)
+    # Valid user identity credentials the device knows, by kind (username, passcode, kerberos, saml, jwt).
+    identity: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class VariantSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     image: str = ""  # set: the docker backend runs this image
+    tls: bool = False  # the variant requires DICOM TLS: suites and simulators speak TLS to it
     # Container path -> template file (absolute), rendered per run and mounted read-only.
     files: Mapping[str, str] = field(default_factory=dict)
 
@@ -115,8 +119,17 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "start_timeout": (int, float),
         "stop_timeout": (int, float),
         "network": (str,),
+        "probe": (list,),
+        "identity": (dict,),
     },
-    "variant": {"command": (list,), "env": (dict,), "description": (str,), "image": (str,), "files": (dict,)},
+    "variant": {
+        "command": (list,),
+        "env": (dict,),
+        "description": (str,),
+        "image": (str,),
+        "files": (dict,),
+        "tls": (bool,),
+    },
     "simulator": {"ae_title": (str,), "port": (int,)},
     "modality": {"ae_title": (str,)},
     "corpus": {"seed": (int,)},
@@ -164,8 +177,11 @@ class _Checker:
             if key not in allowed:
                 raise self.fail(table, key, "unknown key", f"allowed keys here: {', '.join(sorted(allowed))}")
             types = allowed[key]
-            if isinstance(value, bool) or not isinstance(value, types):
-                wanted = " or ".join("table" if t is dict else "array" if t is list else t.__name__ for t in types)
+            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+                wanted = " or ".join(
+                    "table" if t is dict else "array" if t is list else "true/false" if t is bool else t.__name__
+                    for t in types
+                )
                 raise self.fail(
                     table,
                     key,
@@ -178,6 +194,18 @@ class _Checker:
             if not isinstance(value, str):
                 raise self.fail(table, key, f"expected an array of strings, found {value!r}", "quote every item")
         return tuple(values)
+
+
+_IDENTITY_KINDS = ("username", "passcode", "kerberos", "saml", "jwt")
+
+
+def _identity(check: _Checker, raw: Mapping[str, Any]) -> dict[str, str]:
+    for kind, value in raw.items():
+        if kind not in _IDENTITY_KINDS:
+            raise check.fail("device.identity", kind, "unknown credential kind", f"known: {', '.join(_IDENTITY_KINDS)}")
+        if not isinstance(value, str):
+            raise check.fail("device.identity", kind, f"expected a string, got {value!r}", "quote the credential")
+    return dict(raw)
 
 
 def parse_profile(text: str, source: str) -> Profile:
@@ -238,6 +266,8 @@ def parse_profile(text: str, source: str) -> Profile:
         start_timeout=float(raw_device.get("start_timeout", 20.0)),
         stop_timeout=float(raw_device.get("stop_timeout", 5.0)),
         network=network,
+        probe=check.strings(raw_device.get("probe", []), "device", "probe"),
+        identity=_identity(check, raw_device.get("identity", {})),
     )
 
     variants: dict[str, VariantSpec] = {}
@@ -262,7 +292,15 @@ def parse_profile(text: str, source: str) -> Profile:
                 raise check.fail(table, "files", f"template {template} not found", "paths are relative to the profile")
             if not inside.startswith("/"):
                 raise check.fail(table, "files", f"{inside!r} is not an absolute container path", "use /etc/...")
-        variants[name] = VariantSpec(name, command, dict(env), raw.get("description", ""), image, resolved)
+        variants[name] = VariantSpec(
+            name,
+            command,
+            dict(env),
+            raw.get("description", ""),
+            image=image,
+            files=resolved,
+            tls=bool(raw.get("tls", False)),
+        )
     for required in ("baseline", "candidate"):
         if required not in variants:
             raise check.fail(

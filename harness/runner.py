@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import platform
 import subprocess
 import sys
@@ -15,22 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from harness.context import SuiteContext
 from harness.errors import HarnessError, TargetError
 from harness.model import CorpusInfo, Endpoint, Manifest, RunStatus
 from harness.profile import Profile
 from harness.record import OBSERVATIONS, write_manifest
-from harness.targets.base import Target, log_tail, render
-from harness.targets.local import LocalTarget
-from harness.targets.network import RunNetwork, labels, open_network
+from harness.stage import USER, Stage
+from harness.targets.base import log_tail
+from harness.targets.network import labels
 from simulators._net import free_port
 
 __all__ = ["Progress", "RunRequest", "cancel_runs", "corpus_info", "run_variant", "suites_root"]
-
-# Simulator and suite containers run as the calling user, so what they write in the run directory is theirs.
-_USER = f"{os.getuid()}:{os.getgid()}"
 
 # Set by a signal handler: every run's wait loop turns it into KeyboardInterrupt, so its `finally` cleans up.
 _CANCELLED = threading.Event()
@@ -107,137 +102,6 @@ def _collected(run_dir: Path) -> int:
         return 0
 
 
-def _pacs_argv(python: str, endpoint: Endpoint, storage: Path) -> list[str]:
-    argv = [python, "-m", "simulators.pacs", "--ae-title", endpoint.ae_title, "--host", endpoint.host]
-    return [*argv, "--port", str(endpoint.port), "--storage", str(storage)]
-
-
-def _pacs_endpoint(request: RunRequest) -> tuple[Endpoint, Path]:
-    spec = request.profile.simulators["pacs"]
-    storage = request.out / "simulators" / "pacs"
-    storage.mkdir(parents=True, exist_ok=True)  # before a container mounts it, so it is ours, not root's
-    return Endpoint(spec.ae_title, "127.0.0.1", spec.port or free_port()), storage
-
-
-def _local_pacs(request: RunRequest, logs: Path) -> LocalTarget:
-    endpoint, storage = _pacs_endpoint(request)
-    argv = _pacs_argv(sys.executable, endpoint, storage)
-    return LocalTarget("PACS simulator", argv, endpoint, logs / "pacs.log", start_timeout=20.0)
-
-
-def _placeholders(request: RunRequest, device: Endpoint, pacs: Endpoint) -> dict[str, str]:
-    profile = request.profile
-    variant = profile.variant(request.variant)
-    return {
-        "python": sys.executable,
-        "ae_title": device.ae_title,
-        "host": device.host,
-        "port": str(device.port),
-        "http_port": str(free_port()),  # for devices with a web API (Orthanc), kept on loopback
-        "workdir": str(request.out / "device"),
-        "profile_dir": str(Path(profile.source).parent.resolve()) if not profile.source.startswith("<") else "",
-        "pacs.ae_title": pacs.ae_title,
-        "pacs.host": pacs.host,
-        "pacs.port": str(pacs.port),
-        "modality.ae_title": profile.modality_ae_title,
-        "variant": variant.name,
-    }
-
-
-@dataclass
-class _Stage:
-    """What one run started: the PACS simulator, the device, and (docker) the run's network and engine."""
-
-    pacs: Target
-    pacs_storage: Path
-    device: Target | None = None
-    network: RunNetwork | None = None
-    client: Any = None
-    simulators_image: str = ""
-    run_id: str = ""
-
-    def stop(self) -> None:
-        for target in (self.device, self.pacs):
-            if target is not None:
-                target.stop()
-        if self.network is not None:
-            self.network.close()
-
-
-def _docker_stage(request: RunRequest, logs: Path, run_id: str) -> _Stage:
-    """Sweep what killed runs left, make the run's network, and start the PACS simulator as a container in it."""
-    from harness.images import require_simulators_image
-    from harness.targets.docker import DockerTarget, docker_client, sweep
-
-    client = docker_client()
-    swept = sweep(client)
-    if swept:
-        (logs / "swept.txt").write_text("\n".join(swept) + "\n", encoding="utf-8")
-    image = require_simulators_image(client)
-    network = open_network(request.profile.device.network, client, run_id, image)
-    endpoint, storage = _pacs_endpoint(request)
-    pacs = DockerTarget(
-        "PACS simulator",
-        image,
-        endpoint,
-        logs / "pacs.log",
-        run_id=run_id,
-        command=_pacs_argv("python", endpoint, storage),
-        workdir=storage,
-        start_timeout=30.0,
-        client=client,
-        network=network,
-        role="pacs",
-        user=_USER,
-    )
-    return _Stage(pacs, storage, network=network, client=client, simulators_image=image, run_id=run_id)
-
-
-def _device_target(request: RunRequest, stage: _Stage, device: Endpoint, pacs: Endpoint, run_id: str) -> Target:
-    """The device variant as a process (`command`) or a container (`image`), not started yet."""
-    profile = request.profile
-    spec = profile.device
-    variant = profile.variant(request.variant)
-    values = _placeholders(request, device, pacs)
-    where = f"{profile.source}: variants.{variant.name}"
-    argv = [render(arg, values, f"{where}.command") for arg in variant.command]
-    env = {k: render(v, values, f"{where}.env") for k, v in variant.env.items()}
-    workdir = request.out / "device"
-    workdir.mkdir(exist_ok=True)
-    label = f"device {spec.name!r} variant {request.variant!r}"
-    log = request.out / "logs" / "device.log"
-    common = {
-        "start_timeout": spec.start_timeout,
-        "stop_timeout": spec.stop_timeout,
-        "calling_ae": profile.modality_ae_title,
-    }
-    if variant.backend == "local":
-        return LocalTarget(label, argv, device, log, env=env, cwd=workdir, **common)  # type: ignore[arg-type]
-    from harness.targets.docker import DockerTarget
-
-    mounts: dict[str, str] = {}
-    for inside, template in sorted(variant.files.items()):
-        rendered = workdir / "files" / inside.strip("/").replace("/", "__")
-        rendered.parent.mkdir(parents=True, exist_ok=True)
-        text = Path(template).read_text(encoding="utf-8")
-        rendered.write_text(render(text, values, f"{where}.files[{inside!r}]"), encoding="utf-8")
-        mounts[str(rendered)] = inside
-    return DockerTarget(
-        label,
-        variant.image,
-        device,
-        log,
-        run_id=run_id,
-        command=argv or None,
-        env=env,
-        mounts=mounts,
-        workdir=workdir,
-        client=stage.client,
-        network=stage.network,
-        **common,  # type: ignore[arg-type]
-    )
-
-
 def _suite_argv(request: RunRequest, python: str) -> tuple[list[str], list[Path]]:
     """The pytest command line for the run's suites, and the suite roots it reads."""
     run_dir = request.out
@@ -245,7 +109,9 @@ def _suite_argv(request: RunRequest, python: str) -> tuple[list[str], list[Path]
     ini = run_dir / "pytest.ini"
     # Our own ini and rootdir: the suites must not pick up a user project's pytest configuration.
     ini.write_text("[pytest]\naddopts = -p no:cacheprovider\n", encoding="utf-8")
-    argv = [python, "-m", "pytest", "-c", str(ini), "--rootdir", str(roots[0]), "--import-mode=importlib"]
+    # -P: the run directory (the working directory) is not on sys.path, so its simulators/ folder
+    # of received files can never shadow the simulators package as a namespace package.
+    argv = [python, "-P", "-m", "pytest", "-c", str(ini), "--rootdir", str(roots[0]), "--import-mode=importlib"]
     argv += ["--patchgate-run", str(run_dir), "--junitxml", str(run_dir / "junit.xml")]
     argv += ["--alluredir", str(run_dir / "allure-results"), "-q", "-rN", "--no-header"]
     return argv + [str(r) for r in roots], roots
@@ -261,7 +127,7 @@ class _Suites(Protocol):
 class _SuiteContainer:
     """pytest in the run's pod: the simulators image, the run directory and suite roots mounted at their own paths."""
 
-    def __init__(self, stage: _Stage, argv: list[str], roots: list[Path], run_dir: Path, log_path: Path) -> None:
+    def __init__(self, stage: Stage, argv: list[str], roots: list[Path], run_dir: Path, log_path: Path) -> None:
         volumes = {str(root): {"bind": str(root), "mode": "ro"} for root in roots}
         volumes[str(run_dir)] = {"bind": str(run_dir), "mode": "rw"}
         assert stage.network is not None
@@ -274,7 +140,7 @@ class _SuiteContainer:
             working_dir=str(run_dir),
             volumes=volumes,
             environment={"HOME": "/tmp", "USER": "patchgate"},
-            user=_USER,
+            user=USER,
             labels=labels(stage.run_id, "suites"),
             name=f"patchgate-{stage.run_id}-suites",
             **stage.network.container_options(),
@@ -304,7 +170,7 @@ def _reap(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-def _run_suites(request: RunRequest, stage: _Stage, logs: Path, progress: Progress | None) -> tuple[int, str]:
+def _run_suites(request: RunRequest, stage: Stage, logs: Path, progress: Progress | None) -> tuple[int, str]:
     """Run pytest on the suites (a local subprocess, or a container in the run's pod); exit code and log tail."""
     run_dir = request.out
     log_path = logs / "pytest.log"
@@ -338,21 +204,6 @@ def _run_suites(request: RunRequest, stage: _Stage, logs: Path, progress: Progre
     return code, tail
 
 
-def _describe(stage: _Stage, target: Target) -> dict[str, object]:
-    if isinstance(target, LocalTarget):
-        return {"backend": "local", "command": list(target.argv)}
-    from harness.targets.docker import DockerTarget, image_info
-
-    assert isinstance(target, DockerTarget) and stage.network is not None
-    return {
-        "backend": "docker",
-        "image": image_info(target.client, target.image),
-        "command": target.command,
-        "network": stage.network.describe(),
-        "simulators_image": image_info(target.client, stage.simulators_image),
-    }
-
-
 def run_variant(request: RunRequest, progress: Progress | None = None) -> Manifest:
     """Start simulators and the device variant, run the suites, stop everything, write manifest.json.
 
@@ -369,31 +220,20 @@ def run_variant(request: RunRequest, progress: Progress | None = None) -> Manife
     timings: dict[str, float] = {}
     status, detail, collected = RunStatus.COMPLETED, "", 0
     spec = profile.device
-    device = Endpoint(spec.ae_title, spec.host, spec.port or free_port())
+    device = Endpoint(spec.ae_title, spec.host, spec.port or free_port(), tls=profile.variant(request.variant).tls)
     corpus = corpus_info(profile.corpus_seed)
     run_id = f"{request.label}-{uuid.uuid4().hex[:8]}"
     extra: dict[str, object] = {"description": profile.variant(request.variant).description}
-    stage: _Stage | None = None
+    stage: Stage | None = None
     try:
-        if profile.variant(request.variant).backend == "docker":
-            stage = _docker_stage(request, logs, run_id)
-        else:
-            stage = _Stage(_local_pacs(request, logs), request.out / "simulators" / "pacs")
-        pacs = stage.pacs.start()
-        target = stage.device = _device_target(request, stage, device, pacs, run_id)
+        stage = Stage(profile, request.variant, run_dir, run_id)
         t1 = time.monotonic()
-        target.start()
+        context = stage.start(device)
+        target = stage.device
+        assert target is not None
         timings["device_start"] = time.monotonic() - t1
-        extra.update(_describe(stage, target))  # what exactly ran, for the audit trail
-        SuiteContext(
-            run_dir=str(run_dir),
-            device=device,
-            pacs=pacs,
-            pacs_storage=str(stage.pacs_storage),
-            modality_ae_title=profile.modality_ae_title,
-            services=spec.services,
-            corpus_seed=profile.corpus_seed,
-        ).write()
+        extra.update(stage.describe())  # what exactly ran, for the audit trail
+        context.write()
         t2 = time.monotonic()
         code, tail = _run_suites(request, stage, logs, progress)
         timings["suites"] = time.monotonic() - t2

@@ -61,7 +61,11 @@ BEGIN_MARKER = "<!-- bench_validate:begin -->"
 END_MARKER = "<!-- bench_validate:end -->"
 TARGET = 0.65  # the bar: concurrent wall time at most 0.65x serial
 MODES = ("concurrent", "serial")
-DEVICES: dict[str, str] = {"orthanc": "devices/orthanc/profile.toml", "dcmtk": "devices/dcmtk/profile.toml"}
+DEVICES: dict[str, str] = {
+    "orthanc": "devices/orthanc/profile.toml",
+    "dcmtk": "devices/dcmtk/profile.toml",
+    "dcmtk-host": "devices/dcmtk/host.toml",  # the same device on host networking: what the per-run network costs
+}
 _REPLICAS = 2
 _MAX_ROUNDS = 10
 _DOCKER_TIMEOUT = 30.0  # one docker CLI call, seconds

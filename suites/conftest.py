@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -35,8 +35,23 @@ def services(patchgate_context: SuiteContext) -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="session")
-def modality(patchgate_context: SuiteContext) -> Modality:
-    return Modality(patchgate_context.modality_ae_title)
+def make_modality(patchgate_context: SuiteContext) -> Callable[[str], Modality]:
+    """A modality SCU with AE title `ae_title`; over TLS (the run's client certificate) when the device requires it."""
+    context = None
+    if patchgate_context.device.tls:
+        from simulators.pki import load_pki
+
+        context = load_pki(Path(patchgate_context.pki_dir)).client_context()
+
+    def make(ae_title: str) -> Modality:
+        return Modality(ae_title, ssl_context=context)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def modality(patchgate_context: SuiteContext, make_modality: Callable[[str], Modality]) -> Modality:
+    return make_modality(patchgate_context.modality_ae_title)
 
 
 @pytest.fixture(scope="session")

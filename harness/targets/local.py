@@ -12,7 +12,7 @@ from typing import IO
 from harness.errors import TargetError
 from harness.model import Endpoint
 from harness.targets.base import log_tail
-from harness.targets.readiness import wait_for_echo
+from harness.targets.readiness import echo_once, wait_for_echo
 
 __all__ = ["LocalTarget"]
 
@@ -32,6 +32,7 @@ class LocalTarget:
         start_timeout: float = 20.0,
         stop_timeout: float = 5.0,
         calling_ae: str = "PGPROBE",
+        tls_dir: str = "",  # the run's PKI, for a device that requires TLS
     ) -> None:
         self.label = label
         self.argv = tuple(argv)
@@ -42,6 +43,7 @@ class LocalTarget:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.calling_ae = calling_ae
+        self.tls_dir = tls_dir
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.exit_code: int | None = None
@@ -68,7 +70,13 @@ class LocalTarget:
                 f"{self.label}: cannot start {self.argv[0]!r}: {exc.strerror}",
                 hint="check the variant's command in the profile",
             ) from None
-        probe = wait_for_echo(self.endpoint, self.calling_ae, self.start_timeout, self.alive)
+        probe = wait_for_echo(
+            self.endpoint,
+            self.calling_ae,
+            self.start_timeout,
+            self.alive,
+            echo=lambda endpoint, ae, timeout: echo_once(endpoint, ae, timeout, self.tls_dir),
+        )
         if probe.answered:
             return self.endpoint
         where = f"{self.endpoint.ae_title}@{self.endpoint.host}:{self.endpoint.port}"

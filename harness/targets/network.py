@@ -62,11 +62,14 @@ class HostNetwork:
     mode = HOST
     in_pod = False
 
+    def __init__(self, tls_dir: str = "") -> None:
+        self.tls_dir = tls_dir
+
     def container_options(self) -> dict[str, Any]:
         return {"network_mode": "host"}
 
     def echo(self, endpoint: Endpoint, calling_ae: str, timeout: float) -> str:
-        return echo_once(endpoint, calling_ae, timeout)
+        return echo_once(endpoint, calling_ae, timeout, self.tls_dir)
 
     def describe(self) -> dict[str, object]:
         return {"mode": HOST}
@@ -81,9 +84,10 @@ class PodNetwork:
     mode = POD
     in_pod = True
 
-    def __init__(self, client: Any, run_id: str, image: str) -> None:
+    def __init__(self, client: Any, run_id: str, image: str, tls_dir: str = "") -> None:
         import docker.errors
 
+        self.tls_dir = tls_dir  # the run's PKI: mounted into the pod so TLS endpoints can be probed
         self.name = f"patchgate-{run_id}"
         self._client = client
         self._network: Any = None
@@ -98,6 +102,8 @@ class PodNetwork:
                 ["sleep", "infinity"],
                 detach=True,
                 init=True,
+                volumes={tls_dir: {"bind": tls_dir, "mode": "ro"}} if tls_dir else {},
+                user=f"{os.getuid()}:{os.getgid()}",  # reads the run's PKI keys, which are the caller's (0600)
                 network=self.name,
                 labels=labels(run_id, "pod"),
                 name=f"{self.name}-pod",
@@ -115,6 +121,8 @@ class PodNetwork:
     def echo(self, endpoint: Endpoint, calling_ae: str, timeout: float) -> str:
         argv = ["python", "-m", "harness.targets.readiness", endpoint.host, str(endpoint.port), endpoint.ae_title]
         argv += ["--calling", calling_ae, "--timeout", f"{timeout:g}"]
+        if endpoint.tls:
+            argv += ["--tls-dir", self.tls_dir]
         try:
             code, output = self._pod.exec_run(argv, demux=False)
         except Exception as exc:  # noqa: BLE001 - the pod gone, the engine gone: both mean "not answered"
@@ -137,8 +145,8 @@ class PodNetwork:
                 network.remove()
 
 
-def open_network(mode: str, client: Any, run_id: str, image: str) -> RunNetwork:
+def open_network(mode: str, client: Any, run_id: str, image: str, tls_dir: str = "") -> RunNetwork:
     """The run's network in `mode` ("bridge" or "host"); `image` runs the pod (the simulators image)."""
     if mode == HOST:
-        return HostNetwork()
-    return PodNetwork(client, run_id, image)
+        return HostNetwork(tls_dir)
+    return PodNetwork(client, run_id, image, tls_dir)

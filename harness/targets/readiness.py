@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.model import Endpoint
 from simulators.modality import Modality
@@ -31,9 +32,16 @@ class EchoProbe:
     last_error: str
 
 
-def echo_once(endpoint: Endpoint, calling_ae: str, timeout: float = 2.0) -> str:
-    """One C-ECHO; returns "" on success status 0x0000, else why it failed."""
-    result = Modality(calling_ae, acse_timeout=timeout, dimse_timeout=timeout, network_timeout=timeout).echo(endpoint)
+def echo_once(endpoint: Endpoint, calling_ae: str, timeout: float = 2.0, tls_dir: str = "") -> str:
+    """One C-ECHO; returns "" on success status 0x0000, else why it failed. TLS endpoints need `tls_dir` (a PKI)."""
+    context = None
+    if endpoint.tls and tls_dir:
+        from simulators.pki import load_pki
+
+        context = load_pki(Path(tls_dir)).client_context()
+    modality = Modality(calling_ae, acse_timeout=timeout, dimse_timeout=timeout, network_timeout=timeout)
+    modality.ssl_context = context
+    result = modality.echo(endpoint)
     if not result.accepted:
         return result.error
     return "" if result.status == 0x0000 else f"C-ECHO status {result.status!r}"
@@ -72,8 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("called", help="the AE title to call")
     parser.add_argument("--calling", default="PGPROBE", help="our AE title")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds per ACSE/DIMSE/network wait")
+    parser.add_argument("--tls-dir", default="", help="a simulators.pki directory: echo over TLS with its client")
     args = parser.parse_args(argv)
-    error = echo_once(Endpoint(args.called, args.host, args.port), args.calling, args.timeout)
+    endpoint = Endpoint(args.called, args.host, args.port, tls=bool(args.tls_dir))
+    error = echo_once(endpoint, args.calling, args.timeout, args.tls_dir)
     if error:
         print(error, file=sys.stderr)
         return 1

@@ -35,6 +35,12 @@ def _ask(service: str, modality: Modality, peer: Endpoint, item: CorpusItem, pac
     return calls[service]()
 
 
+def _admitted(verdict: Mapping[str, Any]) -> bool:
+    """Let in and served: the association accepted and no failure status (0xA***, 0xC***) in the answer."""
+    statuses = verdict.get("statuses", [verdict.get("status")])
+    return bool(verdict["association"]) and all(s is None or int(str(s), 16) < 0xA000 for s in statuses)
+
+
 def _verdict(result: Any) -> dict[str, Any]:
     """Let in or not, and what the device answered: the parts of a result that access control shapes."""
     summary = result.summary()
@@ -56,9 +62,12 @@ def test_unknown_calling_ae(
     pacs: Endpoint,
     corpus: Mapping[str, CorpusItem],
     observe: Observe,
+    make_modality: Callable[[str], Modality],
 ) -> None:
-    result = _ask(service, Modality(INTRUDER), device, corpus["CT-explicit"], pacs)
-    observe("access", _verdict(result))
+    result = _ask(service, make_modality(INTRUDER), device, corpus["CT-explicit"], pacs)
+    verdict = _verdict(result)
+    observe("access", verdict)
+    observe("admitted", _admitted(verdict), security="exposure")
     assert result.accepted or result.error, "a refusal must say why"
 
 
@@ -72,5 +81,7 @@ def test_wrong_called_ae(
     observe: Observe,
 ) -> None:
     result = _ask(service, modality, replace(device, ae_title=WRONG_CALLED), corpus["CT-explicit"], pacs)
-    observe("access", _verdict(result))
+    verdict = _verdict(result)
+    observe("access", verdict)
+    observe("admitted", _admitted(verdict), security="exposure")
     assert result.accepted or result.error, "a refusal must say why"

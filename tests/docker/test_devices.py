@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness.model import CaseStatus, Verdict
+from harness.model import CaseStatus, Direction, Verdict
 from harness.profile import load_profile
 from harness.record import OBSERVATIONS, read_cases
 from harness.targets.docker import LABEL_OWNER, LABEL_ROLE, LABEL_RUN
@@ -49,6 +49,37 @@ def test_hardening_is_regressed_without_policy_and_expected_with_it(
     declared = validate(profile, tmp_path / "declared", policy_files=[policy]).comparison
     assert declared.verdict is Verdict.CHANGED_AS_EXPECTED, declared.reasons
     assert any("SEC-31" in reason for reason in declared.reasons)
+
+
+def test_orthanc_tls_patch_is_shown_and_expected_with_its_policy(images: dict[str, str], tmp_path: Path) -> None:
+    """Orthanc with DicomTlsEnabled against plain Orthanc: TLS now required, every function unchanged over TLS."""
+    profile = load_profile(DEVICES / "orthanc" / "tls.toml")
+    bare = validate(profile, tmp_path / "bare", replicas=1)
+    comparison = bare.comparison
+    assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
+    security = {(c.case, c.name): c for c in comparison.security}
+    plain = security[("tls/test_tls.py::test_plain_tcp", "admitted")]
+    assert (plain.before, plain.after, plain.direction) == (True, False, Direction.TIGHTENED)
+    # What Orthanc 1.10 accepts once TLS is on is measured, not assumed: its TLS 1.0 shows as a loosening.
+    old = security[("tls/test_tls.py::test_protocol_version[TLSv1]", "accepted")]
+    assert old.before is False and old.after is True and old.direction is Direction.LOOSENED
+    assert any("security loosened" in r and "TLSv1]" in r for r in comparison.reasons), comparison.reasons
+    functional = [c for c in comparison.cases if c.case.startswith(("storage/", "query/", "retrieve/"))]
+    assert len(functional) > 40 and all(c.status is CaseStatus.UNCHANGED for c in functional)
+    assert bare.runs[-1].extra["tls"] is True and bare.runs[0].extra["tls"] is False
+    # The inventory of the device container: ports by role, packages, the probe's answer; same image, unchanged.
+    case = "surface/test_surface.py::test_inventory"
+    observed = next(r for r in read_cases(tmp_path / "bare" / "runs" / "baseline-1" / OBSERVATIONS) if r.case == case)
+    inventory = observed.observed()
+    assert inventory["listening"] == ["tcp/{dicom} any (Orthanc)", "tcp/{http} any (Orthanc)"], inventory["listening"]
+    assert str(inventory["packages"]["orthanc"]).startswith("1.10.")
+    assert "1.10" in str(inventory["probe"]), inventory["probe"]
+    assert next(c for c in comparison.cases if c.case == case).status is CaseStatus.UNCHANGED
+
+    policy = DEVICES / "orthanc" / "tls-policy.toml"
+    declared = validate(profile, tmp_path / "declared", replicas=1, policy_files=[policy]).comparison
+    assert declared.verdict is Verdict.CHANGED_AS_EXPECTED, declared.reasons
+    assert any("security loosened as the policy allows" in r and "SEC-41" in r for r in declared.reasons)
 
 
 def _profile(tmp_path: Path, image: str, command: list[str], start_timeout: int = 20) -> Path:

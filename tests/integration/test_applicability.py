@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.demo import DEMO_TEMPLATE
+from harness.demo import demo_text
 from harness.model import CaseStatus, Outcome, Verdict
 from harness.profile import parse_profile
 from harness.record import read_run
@@ -12,7 +12,7 @@ from harness.validate import validate
 
 
 def test_undeclared_services_are_not_applicable(tmp_path: Path) -> None:
-    text = DEMO_TEMPLATE.format(baseline="clean", candidate="clean-rebuild").replace(
+    text = demo_text("clean-rebuild", "clean").replace(
         'services = ["echo", "store", "find", "move", "get"]', 'services = ["echo", "store"]'
     )
     profile = parse_profile(text, str(tmp_path / "store-only.toml"))
