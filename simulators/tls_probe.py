@@ -40,6 +40,7 @@ __all__ = [
     "VERSIONS",
     "CipherReport",
     "judge_profiles",
+    "memory_handshake",
     "presented_certificate",
     "probe_ciphers",
     "probe_client_certificate",
@@ -234,10 +235,17 @@ def _offerable(version: ssl.TLSVersion) -> bool:
     server.set_ciphers("aNULL:@SECLEVEL=0")
     _set_versions(server, version, version)
     client = _context(None, minimum=version, maximum=version, ciphers="aNULL:@SECLEVEL=0")
+    return memory_handshake(server, client, None, rounds=8) == ""
+
+
+def memory_handshake(
+    server: ssl.SSLContext, client: ssl.SSLContext, hostname: str | None = "localhost", rounds: int = 10
+) -> str:
+    """A TLS handshake between two contexts in memory (no socket): "" when it completes, else the first error."""
     c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-    c = client.wrap_bio(c_in, c_out)
+    c = client.wrap_bio(c_in, c_out, server_hostname=hostname)
     s = server.wrap_bio(s_in, s_out, server_side=True)
-    for _ in range(8):
+    for _ in range(rounds):
         finished = 0
         for side, out, peer_in in ((c, c_out, s_in), (s, s_out, c_in)):
             try:
@@ -245,12 +253,12 @@ def _offerable(version: ssl.TLSVersion) -> bool:
                 finished += 1
             except ssl.SSLWantReadError:
                 pass
-            except ssl.SSLError:
-                return False
+            except ssl.SSLError as exc:
+                return f"{'client' if side is c else 'server'}: {exc.reason}"
             peer_in.write(out.read())
         if finished == 2:
-            return True
-    return False
+            return ""
+    return "no progress"
 
 
 # --- versions -----------------------------------------------------------------------------

@@ -3,24 +3,47 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from simulators.modality import file_sha256
+from harness.model import Endpoint
+from simulators.corpus import CorpusItem
+from simulators.modality import Modality, file_sha256
 
 __all__ = [
+    "SERVICES",
     "SUCCESS_OR_WARNING",
+    "ask",
     "clear_received",
     "dataset_json",
     "query",
     "received_by_pacs",
     "status_hex",
 ]
+
+# One parameter per DICOM service, each with its marker: undeclared services are recorded as not applicable.
+SERVICES = [pytest.param(s, marks=pytest.mark.service(s), id=s) for s in ("echo", "store", "find", "move", "get")]
+
+
+def ask(service: str, modality: Modality, peer: Endpoint, item: CorpusItem, pacs: Endpoint) -> Any:
+    """One request of `service` about `item`'s study (store: the item itself); the Modality result."""
+    study = query("STUDY", StudyInstanceUID=item.study_instance_uid)
+    calls: Mapping[str, Callable[[], Any]] = {
+        "echo": lambda: modality.echo(peer),
+        # The object is one the store suite stores anyway, so letting it in changes no count.
+        "store": lambda: modality.store(peer, [item.dataset]),
+        "find": lambda: modality.find(peer, query("STUDY", StudyInstanceUID="", StudyDate=""), "study"),
+        "move": lambda: modality.move(peer, study, pacs.ae_title, "study"),
+        "get": lambda: modality.get(peer, study, "study", sop_classes=[(item.sop_class_uid, item.transfer_syntax_uid)]),
+    }
+    return calls[service]()
+
 
 # PS3.4 C-STORE: success, or warnings that still mean "stored" (coercion, elements discarded, mismatch).
 SUCCESS_OR_WARNING = frozenset({0x0000, 0xB000, 0xB006, 0xB007})

@@ -16,23 +16,10 @@ from harness.model import Endpoint
 from harness.plugin import Observe
 from simulators.corpus import CorpusItem
 from simulators.modality import Modality
-from suites._support import query
+from suites._support import SERVICES, ask
 
 INTRUDER = "PGINTRUDER"
 WRONG_CALLED = "NOTTHEDEVICE"
-
-
-def _ask(service: str, modality: Modality, peer: Endpoint, item: CorpusItem, pacs: Endpoint) -> Any:
-    study = query("STUDY", StudyInstanceUID=item.study_instance_uid)
-    calls: Mapping[str, Callable[[], Any]] = {
-        "echo": lambda: modality.echo(peer),
-        # The object is one the store suite stores anyway, so letting it in changes no count.
-        "store": lambda: modality.store(peer, [item.dataset]),
-        "find": lambda: modality.find(peer, query("STUDY", StudyInstanceUID="", StudyDate=""), "study"),
-        "move": lambda: modality.move(peer, study, pacs.ae_title, "study"),
-        "get": lambda: modality.get(peer, study, "study", sop_classes=[(item.sop_class_uid, item.transfer_syntax_uid)]),
-    }
-    return calls[service]()
 
 
 def _admitted(verdict: Mapping[str, Any]) -> bool:
@@ -51,10 +38,6 @@ def _verdict(result: Any) -> dict[str, Any]:
     return {"association": admitted, "status": summary.get("status")}
 
 
-# Each case carries its service's marker, so undeclared services are recorded as not applicable.
-SERVICES = [pytest.param(s, marks=pytest.mark.service(s), id=s) for s in ("echo", "store", "find", "move", "get")]
-
-
 @pytest.mark.parametrize("service", SERVICES)
 def test_unknown_calling_ae(
     service: str,
@@ -64,7 +47,7 @@ def test_unknown_calling_ae(
     observe: Observe,
     make_modality: Callable[[str], Modality],
 ) -> None:
-    result = _ask(service, make_modality(INTRUDER), device, corpus["CT-explicit"], pacs)
+    result = ask(service, make_modality(INTRUDER), device, corpus["CT-explicit"], pacs)
     verdict = _verdict(result)
     observe("access", verdict)
     observe("admitted", _admitted(verdict), security="exposure")
@@ -80,7 +63,7 @@ def test_wrong_called_ae(
     corpus: Mapping[str, CorpusItem],
     observe: Observe,
 ) -> None:
-    result = _ask(service, modality, replace(device, ae_title=WRONG_CALLED), corpus["CT-explicit"], pacs)
+    result = ask(service, modality, replace(device, ae_title=WRONG_CALLED), corpus["CT-explicit"], pacs)
     verdict = _verdict(result)
     observe("access", verdict)
     observe("admitted", _admitted(verdict), security="exposure")

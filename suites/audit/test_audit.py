@@ -22,7 +22,7 @@ from harness.plugin import Observe
 from simulators.arr import AuditRecord, read_records
 from simulators.corpus import CorpusItem
 from simulators.modality import Modality
-from suites._support import query
+from suites._support import SERVICES, ask
 
 INTRUDER = "PGINTRUDER"
 SETTLE = 0.4  # seconds without a new message before an operation's messages are taken as complete
@@ -65,25 +65,6 @@ def audit_log(patchgate_context: SuiteContext) -> Path:
     return Path(patchgate_context.audit_log)
 
 
-def _operation(
-    service: str, modality: Modality, device: Endpoint, pacs: Endpoint, item: CorpusItem
-) -> Callable[[], Any]:
-    study = query("STUDY", StudyInstanceUID=item.study_instance_uid)
-    calls: Mapping[str, Callable[[], Any]] = {
-        "echo": lambda: modality.echo(device),
-        "store": lambda: modality.store(device, [item.dataset]),
-        "find": lambda: modality.find(device, query("STUDY", StudyInstanceUID=item.study_instance_uid), "study"),
-        "move": lambda: modality.move(device, study, pacs.ae_title, "study"),
-        "get": lambda: modality.get(
-            device, study, "study", sop_classes=[(item.sop_class_uid, item.transfer_syntax_uid)]
-        ),
-    }
-    return calls[service]
-
-
-SERVICES = [pytest.param(s, marks=pytest.mark.service(s), id=s) for s in ("echo", "store", "find", "move", "get")]
-
-
 @pytest.mark.parametrize("service", SERVICES)
 def test_events(
     service: str,
@@ -94,7 +75,7 @@ def test_events(
     audit_log: Path,
     observe: Observe,
 ) -> None:
-    result, records = _during(audit_log, _operation(service, modality, device, pacs, corpus["CT-explicit"]))
+    result, records = _during(audit_log, lambda: ask(service, modality, device, corpus["CT-explicit"], pacs))
     observe("operation", {"accepted": bool(result.accepted)})
     _observe(observe, records)
 

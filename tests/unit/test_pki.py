@@ -12,6 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from simulators.pki import CREDENTIALS, FILES, Pki, PkiError, create_pki, load_pki
+from simulators.tls_probe import memory_handshake
 
 
 @pytest.fixture(scope="module")
@@ -88,23 +89,7 @@ def test_extensions(pki: Pki) -> None:
 def _handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str = "localhost") -> str:
     """An in-memory TLS 1.2 handshake (client certificate checked inside it): "" or the first error."""
     client.maximum_version = ssl.TLSVersion.TLSv1_2
-    c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-    c = client.wrap_bio(c_in, c_out, server_hostname=hostname)
-    s = server.wrap_bio(s_in, s_out, server_side=True)
-    for _ in range(10):
-        finished = 0
-        for side, out, peer_in in ((c, c_out, s_in), (s, s_out, c_in)):
-            try:
-                side.do_handshake()
-                finished += 1
-            except ssl.SSLWantReadError:
-                pass
-            except ssl.SSLError as exc:
-                return f"{'client' if side is c else 'server'}: {exc.reason}"
-            peer_in.write(out.read())
-        if finished == 2:
-            return ""
-    return "no progress"
+    return memory_handshake(server, client, hostname)
 
 
 def test_contexts_interoperate_and_refuse_what_they_should(pki: Pki) -> None:
