@@ -100,7 +100,7 @@ def test_sigterm_stops_every_container_and_the_network(
             time.sleep(0.2)
         assert len(read_cases(out / OBSERVATIONS)) >= 5, "the run never got going"
         owner = {"label": f"{LABEL_OWNER}={process.pid}"}
-        assert len(docker_client.containers.list(filters=owner)) == 4  # pod, PACS, device, suites
+        assert len(docker_client.containers.list(filters=owner)) == 5  # pod, audit repository, PACS, device, suites
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     finally:
