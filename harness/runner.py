@@ -256,6 +256,7 @@ def run_variant(request: RunRequest, progress: Progress | None = None) -> Manife
     finally:
         if stage is not None:
             stage.stop()
+            extra["memory_peak_bytes"] = stage.memory_peaks()
         timings["total"] = time.monotonic() - t0
         manifest = Manifest(
             run_id=run_id,

@@ -318,6 +318,14 @@ class Stage:
             "simulators_image": image_info(self.client, self.simulators_image),
         }
 
+    def memory_peaks(self) -> dict[str, int | None]:
+        """Peak memory in bytes of the device and the PACS simulator (after stop); None where unmeasured."""
+        return {
+            role: getattr(target, "memory_peak", None)
+            for role, target in (("device", self.device), ("pacs", self.pacs))
+            if target is not None
+        }
+
     def stop(self) -> None:
         """Device first, then the simulators, then the network; safe after a partial start."""
         for part in (self.device, self.pacs, self.arr):

@@ -204,23 +204,35 @@ def _runs(runs: Sequence[Manifest]) -> str:
                 _td(str(m.cases_collected), "num"),
                 _td(m.started),
                 _td(_wall_time(m), "num"),
+                _td(_memory(m), "num", raw=True),
                 _td(versions, raw=True),
             ]
         )
-    head = ["Role", "Variant", "Status", "Cases", "Started (UTC)", "Wall time", "Versions"]
+    head = ["Role", "Variant", "Status", "Cases", "Started (UTC)", "Wall time", "Peak memory", "Versions"]
     return f"<section id='runs'><h2>Runs</h2>{_table(head, rows)}</section>"
 
 
 def _variant(m: Manifest) -> str:
-    """The variant's name, what it is (the profile's description), and the image it ran, if any."""
+    """The variant's name, what it is (the profile's description), TLS if it requires it, and the image it ran."""
     parts = [f"<strong>{_e(m.variant)}</strong>"]
     description = m.extra.get("description")
     if description:
         parts.append(_e(str(description)))
+    if m.extra.get("tls") is True:
+        parts.append("requires DICOM TLS")
     image = m.extra.get("image")
     if isinstance(image, dict) and image.get("name"):
         parts.append(f"<code>{_e(str(image['name']))}</code> {_e(str(image.get('id', ''))[:19])}")
     return "<br>".join(parts)
+
+
+def _memory(m: Manifest) -> str:
+    """Peak memory of the device and the PACS simulator, as the run measured them when they stopped."""
+    peaks = m.extra.get("memory_peak_bytes")
+    if not isinstance(peaks, dict):
+        return "not measured"
+    shown = [f"{_e(str(role))} {value / 1e6:.0f} MB" for role, value in sorted(peaks.items()) if isinstance(value, int)]
+    return "<br>".join(shown) or "not measured"
 
 
 def _wall_time(m: Manifest) -> str:

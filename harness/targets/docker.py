@@ -20,6 +20,7 @@ __all__ = [
     "DockerTarget",
     "docker_client",
     "image_info",
+    "peak_memory",
     "pid_alive",
     "remove_container",
     "sweep",
@@ -97,6 +98,16 @@ def remove_container(container: Any, timeout: float = 30.0) -> None:
             time.sleep(0.5)
 
 
+def peak_memory(container: Any) -> int | None:
+    """The container's peak memory use in bytes so far (cgroup v1 `max_usage`); None where the engine has none."""
+    try:
+        stats = container.stats(stream=False, one_shot=True)
+    except Exception:  # noqa: BLE001 - gone, or an engine without stats: no number rather than a guess
+        return None
+    peak = (stats.get("memory_stats") or {}).get("max_usage")
+    return int(peak) if isinstance(peak, int) else None
+
+
 def image_info(client: Any, name: str) -> dict[str, Any]:
     """Image id, repo digests and labels, for the run manifest."""
     image = client.images.get(name)
@@ -144,6 +155,7 @@ class DockerTarget:
         self.user = user
         self._container: Any = None
         self.exit_code: int | None = None
+        self.memory_peak: int | None = None  # bytes, read from the engine as it stops (cgroup v1 only)
 
     @property
     def container(self) -> Any:
@@ -232,6 +244,7 @@ class DockerTarget:
         container, self._container = self._container, None
         if container is None:
             return
+        self.memory_peak = peak_memory(container)
         try:
             container.stop(timeout=int(self.stop_timeout))
             self.log_path.parent.mkdir(parents=True, exist_ok=True)

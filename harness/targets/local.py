@@ -17,6 +17,17 @@ from harness.targets.readiness import echo_once, wait_for_echo
 __all__ = ["LocalTarget"]
 
 
+def _peak_rss(pid: int) -> int | None:
+    """VmHWM of a running process in bytes (Linux /proc); None where it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 class LocalTarget:
     """A device (or simulator) process whose stdout and stderr go to a log file in the run directory."""
 
@@ -47,6 +58,7 @@ class LocalTarget:
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.exit_code: int | None = None
+        self.memory_peak: int | None = None  # bytes: the process's peak resident set (VmHWM), read as it stops
 
     @property
     def pid(self) -> int | None:
@@ -111,6 +123,7 @@ class LocalTarget:
     def stop(self) -> None:
         process = self._process
         if process is not None and process.poll() is None:
+            self.memory_peak = _peak_rss(process.pid)
             try:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=self.stop_timeout)

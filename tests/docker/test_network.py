@@ -72,6 +72,9 @@ def test_concurrent_runs_on_the_same_fixed_ports_each_get_a_network(
     assert all(n["mode"] == "bridge" and n["internal"] is True for n in networks), networks
     assert len({n["network"] for n in networks}) == 3, networks  # two baselines and the candidate, one each
     assert all(run.device_endpoint is not None and run.device_endpoint.port == 4242 for run in result.runs)
+    # The engine's peak memory of each container, as it stopped (cgroup v1 on these machines).
+    peaks = [run.extra["memory_peak_bytes"] for run in result.runs]
+    assert all(isinstance(p["device"], int) and p["device"] > 1_000_000 for p in peaks), peaks
     assert sum(c.before == "passed" for c in result.comparison.cases) > 40
     assert _leftovers(docker_client) == ([], [])
 

@@ -50,6 +50,9 @@ def test_demo_clean_patch_is_unchanged(demo: tuple[CliResult, Path]) -> None:
         assert manifest["corpus"]["items"] > 20
         assert (out / "runs" / run / "junit.xml").exists()
         assert list((out / "runs" / run / "allure-results").glob("*-result.json"))
+        # Peak memory of the device process and the PACS simulator, measured as they stopped.
+        peaks = manifest["extra"]["memory_peak_bytes"]
+        assert set(peaks) == {"device", "pacs"} and all(10_000_000 < v < 2_000_000_000 for v in peaks.values()), peaks
     ran = [c for c in comparison["cases"] if c["before"] == "passed"]
     assert len(ran) > 50, "the suites ran too few cases"
 
