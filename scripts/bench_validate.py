@@ -37,6 +37,7 @@ from pathlib import Path
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
 
+from harness.images import build_all
 from harness.model import Verdict
 from harness.profile import load_profile
 from harness.targets.docker import LABEL_OWNER, LABEL_RUN
@@ -474,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--rounds must be within 1..{_MAX_ROUNDS} and --timeout within 10..3600")
     if not devices or any(d not in DEVICES for d in devices):
         parser.error(f"--devices takes a comma-separated list of {', '.join(DEVICES)}")
+    # The images hold the code under test: build what is missing or stale first, outside the timings.
+    build_all(log=lambda line: print(f"[images] {line}", flush=True))
     command = "python scripts/bench_validate.py " + " ".join(sys.argv[1:] if argv is None else argv)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
