@@ -157,11 +157,9 @@ class _SuiteContainer:
             self.container.kill()
 
     def close(self) -> None:
-        from harness.targets.docker import remove_container
+        from harness.targets.docker import retire
 
-        with contextlib.suppress(Exception):  # best effort: the log is for people
-            self.log_path.write_bytes(self.container.logs())
-        remove_container(self.container)
+        retire(self.container, self.log_path)
 
 
 def _reap(process: subprocess.Popen[bytes]) -> None:

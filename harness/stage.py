@@ -15,7 +15,7 @@ from harness.context import SuiteContext
 from harness.errors import TargetError
 from harness.model import Endpoint
 from harness.profile import Profile, VariantSpec
-from harness.targets.base import Target, log_tail, render
+from harness.targets.base import Target, log_tail, render, start_failure
 from harness.targets.local import LocalTarget
 from harness.targets.network import RunNetwork, labels, open_network
 from simulators._net import free_port
@@ -86,12 +86,8 @@ class _Arr:
             if not self._alive() or time.monotonic() - start > deadline:
                 tail = log_tail(self._log(), 20)
                 self.stop()
-                last = " | ".join(tail.splitlines()[-3:])
-                raise TargetError(
-                    f"audit record repository simulator did not start within {deadline:g} s; log tail: {last}",
-                    hint="see logs/arr.log in the run directory",
-                    detail=tail,
-                )
+                message = f"audit record repository simulator did not start within {deadline:g} s"
+                raise start_failure(message, tail, "see logs/arr.log in the run directory")
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -104,14 +100,9 @@ class _Arr:
                 self._process.wait(timeout=10)
         container, self._container = self._container, None
         if container is not None:
-            from harness.targets.docker import remove_container
+            from harness.targets.docker import retire
 
-            try:
-                container.stop(timeout=5)
-                self.log_path.write_bytes(container.logs())
-            except Exception:  # noqa: BLE001 - best effort: removal below is what matters
-                pass
-            remove_container(container)
+            retire(container, self.log_path)
 
 
 class Stage:

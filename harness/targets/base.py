@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from harness.errors import ProfileError
+from harness.errors import ProfileError, TargetError
 from harness.model import Endpoint
 
-__all__ = ["Target", "log_tail", "render"]
+__all__ = ["Target", "log_tail", "render", "start_failure"]
 
 
 class Target(Protocol):
@@ -52,3 +52,9 @@ def render(template: str, values: Mapping[str, str], where: str) -> str:
 
 def log_tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
+
+
+def start_failure(message: str, tail: str, hint: str) -> TargetError:
+    """A start that failed, with the last log lines in the message (one line) and the tail as detail."""
+    last = " | ".join(tail.splitlines()[-3:])
+    return TargetError(f"{message}; log tail: {last}", hint=hint, detail=tail)

@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.errors import TargetError
 from harness.model import Endpoint
+from harness.targets.base import start_failure
 from harness.targets.network import LABEL_OWNER, LABEL_ROLE, LABEL_RUN, HostNetwork, RunNetwork, labels
 from harness.targets.readiness import wait_for_echo
 
@@ -23,6 +24,7 @@ __all__ = [
     "peak_memory",
     "pid_alive",
     "remove_container",
+    "retire",
     "sweep",
 ]
 
@@ -96,6 +98,22 @@ def remove_container(container: Any, timeout: float = 30.0) -> None:
             return  # already gone: what we wanted
         except Exception:  # noqa: BLE001 - "removal in progress" and friends: retry, bounded
             time.sleep(0.5)
+
+
+def retire(container: Any, log_path: Path, stop_timeout: float = 5.0) -> int | None:
+    """Stop a container (SIGTERM, then SIGKILL after `stop_timeout`), keep its log, remove it; its exit code."""
+    code = None
+    try:
+        container.stop(timeout=int(stop_timeout))
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_bytes(container.logs())
+        container.reload()
+        code = int(container.attrs.get("State", {}).get("ExitCode", -1))
+    except Exception:  # noqa: BLE001 - best effort: removal below is what matters
+        pass
+    finally:
+        remove_container(container)
+    return code
 
 
 def peak_memory(container: Any) -> int | None:
@@ -212,12 +230,8 @@ class DockerTarget:
                 f"({probe.attempts} attempts, last: {probe.last_error})"
             )
         self.stop()
-        last = " | ".join(tail.splitlines()[-3:])
-        raise TargetError(
-            f"{message}; log tail: {last}",
-            hint="check the image's configuration (AE title, port) and the container log in the run directory",
-            detail=tail,
-        )
+        hint = "check the image's configuration (AE title, port) and the container log in the run directory"
+        raise start_failure(message, tail, hint)
 
     def alive(self) -> bool:
         if self._container is None:
@@ -245,13 +259,4 @@ class DockerTarget:
         if container is None:
             return
         self.memory_peak = peak_memory(container)
-        try:
-            container.stop(timeout=int(self.stop_timeout))
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self.log_path.write_bytes(container.logs())
-            container.reload()
-            self.exit_code = int(container.attrs.get("State", {}).get("ExitCode", -1))
-        except Exception:  # noqa: BLE001 - best effort: removal below is what matters
-            pass
-        finally:
-            remove_container(container)
+        self.exit_code = retire(container, self.log_path, self.stop_timeout)
