@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
+from pydicom import Dataset
 
 from harness.model import Endpoint
 from harness.plugin import Observe
@@ -16,7 +17,7 @@ from suites._support import SUCCESS_OR_WARNING, dataset_json, query, status_hex
 KEYS = [item.key for item in generate()]
 
 
-def _image_query(item: CorpusItem) -> object:
+def _image_query(item: CorpusItem) -> Dataset:
     return query(
         "IMAGE",
         StudyInstanceUID=item.study_instance_uid,
