@@ -66,8 +66,13 @@ def _mirrors_in(path: Path, suite: str) -> Iterator[str]:
 
 
 def debian_mirror(suite: str = "bookworm", sources_list: Path = _SOURCES_LIST, sources_dir: Path = _SOURCES_DIR) -> str:
-    """The Debian mirror this machine's apt already uses for `suite` ($PATCHGATE_DEBIAN_MIRROR wins)."""
-    override = os.environ.get("PATCHGATE_DEBIAN_MIRROR", "").strip()
+    """The Debian mirror this machine's apt already uses for `suite`.
+
+    $PATCHGATE_DEBIAN_MIRROR wins for the release itself, $PATCHGATE_DEBIAN_SECURITY_MIRROR for
+    a `-security` suite (the security archive is a different URL on every mirror network).
+    """
+    variable = "PATCHGATE_DEBIAN_SECURITY_MIRROR" if suite.endswith("-security") else "PATCHGATE_DEBIAN_MIRROR"
+    override = os.environ.get(variable, "").strip()
     if override:
         return override
     files = [sources_list, *sorted(sources_dir.glob("*.list")), *sorted(sources_dir.glob("*.sources"))]
@@ -76,7 +81,8 @@ def debian_mirror(suite: str = "bookworm", sources_list: Path = _SOURCES_LIST, s
             return uri
     raise TargetError(
         f"no apt source for Debian {suite!r} in {sources_list} or {sources_dir}/*.sources|*.list",
-        hint="set PATCHGATE_DEBIAN_MIRROR to a Debian mirror URL, or PATCHGATE_BASE_IMAGE to an existing image",
+        hint=f"set {variable} to a Debian mirror URL"
+        + ("" if suite.endswith("-security") else ", or PATCHGATE_BASE_IMAGE to an existing image"),
     )
 
 

@@ -3,7 +3,7 @@
 Every image is built on this machine (no registry needed) and labelled with a digest of
 its inputs, so a second `build_all()` reuses what is current and rebuilds what is stale.
 
-    python -m harness.images [--force] [--only base|simulators|orthanc|dcmtk]
+    python -m harness.images [--force] [--only base|simulators|orthanc|dcmtk|orthanc-security]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness._debootstrap import debootstrap_image
+from harness._debootstrap import debian_mirror, debootstrap_image
 from harness.errors import HarnessError, TargetError
 
 __all__ = [
@@ -31,10 +31,12 @@ __all__ = [
     "LABEL_IMAGE",
     "LABEL_INPUTS",
     "ORTHANC_IMAGE",
+    "ORTHANC_SECURITY_IMAGE",
     "build_all",
     "build_base",
     "build_dcmtk",
     "build_orthanc",
+    "build_orthanc_security",
     "build_simulators",
     "main",
     "require_simulators_image",
@@ -46,6 +48,7 @@ Log = Callable[[str], object]
 
 BASE_IMAGE = "patchgate/base:bookworm"
 ORTHANC_IMAGE = "patchgate/orthanc:1.10"
+ORTHANC_SECURITY_IMAGE = "patchgate/orthanc:1.10-security"
 DCMTK_IMAGE = "patchgate/dcmtk:3.6.7"
 LABEL_IMAGE = "org.patchgate.image"
 LABEL_INPUTS = "org.patchgate.inputs"  # sha256 of what the image was built from
@@ -338,17 +341,26 @@ def build_simulators(
         )
 
 
-def _build_device(client: Any, name: str, kind: str, folder: Path, base: str | None, force: bool, log: Log) -> str:
+def _build_device(
+    client: Any,
+    name: str,
+    kind: str,
+    folder: Path,
+    base: str | None,
+    force: bool,
+    log: Log,
+    buildargs: Mapping[str, str] | None = None,
+) -> str:
     base = base or _base_for(client, _DEBIAN_DEFAULT, log=log)
     dockerfile = folder / "Dockerfile"
-    inputs = _digest([base.encode(), _base_id(client, base).encode(), dockerfile.read_bytes()])
+    extra = dict(buildargs or {})
+    parts = [base.encode(), _base_id(client, base).encode(), dockerfile.read_bytes()]
+    inputs = _digest([*parts, *(f"{k}={v}".encode() for k, v in sorted(extra.items()))])
+    args = {"BASE_IMAGE": base, **extra}
     if not force and (image_id := _current(client, name, inputs)):
         log(f"{name}: up to date")
         return image_id
-    buildargs = {"BASE_IMAGE": base}
-    return _build(
-        client, name, folder, kind=kind, inputs=inputs, buildargs=buildargs, timeout=600.0, log=log, nocache=force
-    )
+    return _build(client, name, folder, kind=kind, inputs=inputs, buildargs=args, timeout=600.0, log=log, nocache=force)
 
 
 def build_orthanc(
@@ -365,11 +377,33 @@ def build_dcmtk(
     return _build_device(client, DCMTK_IMAGE, "dcmtk", root / "devices" / "dcmtk", base, force, log)
 
 
-_DEFAULT_BASE = {"simulators": _PYTHON_DEFAULT, "orthanc": _DEBIAN_DEFAULT, "dcmtk": _DEBIAN_DEFAULT}
+def build_orthanc_security(
+    client: Any, *, base: str | None = None, force: bool = False, log: Log = print, root: Path = _ROOT
+) -> str:
+    """`patchgate/orthanc:1.10-security`: patchgate/orthanc:1.10 upgraded from bookworm-security (a real OS patch)."""
+    base = base or ORTHANC_IMAGE
+    if not _present(client, base):
+        raise TargetError(
+            f"cannot build {ORTHANC_SECURITY_IMAGE}: its base {base} is not built",
+            hint="build it first: python -m harness.images --only orthanc",
+        )
+    mirror = {"SECURITY_MIRROR": debian_mirror("bookworm-security")}
+    folder = root / "devices" / "orthanc" / "security-update"
+    return _build_device(client, ORTHANC_SECURITY_IMAGE, "orthanc-security-update", folder, base, force, log, mirror)
+
+
+# The registry image each Dockerfile names by default ("" for ours: built here first, never pulled).
+_DEFAULT_BASE = {
+    "simulators": _PYTHON_DEFAULT,
+    "orthanc": _DEBIAN_DEFAULT,
+    "dcmtk": _DEBIAN_DEFAULT,
+    "orthanc-security": "",
+}
 _BUILDERS: dict[str, Callable[..., str]] = {
     "simulators": build_simulators,
     "orthanc": build_orthanc,
     "dcmtk": build_dcmtk,
+    "orthanc-security": build_orthanc_security,  # after orthanc: built on top of it
 }
 
 
@@ -385,10 +419,17 @@ def build_all(force: bool = False, log: Log = print, *, only: Sequence[str] = ()
     kinds = [kind for kind in _BUILDERS if not only or kind in only]
     built: dict[str, str] = {}
     # The local base is built once, first, and only when some Dockerfile's default base is missing.
-    needs_base = "base" in only or any(not _present(client, _DEFAULT_BASE[kind]) for kind in kinds)
+    needs_base = "base" in only or any(
+        _DEFAULT_BASE[kind] and not _present(client, _DEFAULT_BASE[kind]) for kind in kinds
+    )
     if needs_base and not os.environ.get("PATCHGATE_BASE_IMAGE", "").strip():
         built[BASE_IMAGE] = build_base(client, force=force, log=log)
-    names = {"simulators": simulators_image(), "orthanc": ORTHANC_IMAGE, "dcmtk": DCMTK_IMAGE}
+    names = {
+        "simulators": simulators_image(),
+        "orthanc": ORTHANC_IMAGE,
+        "dcmtk": DCMTK_IMAGE,
+        "orthanc-security": ORTHANC_SECURITY_IMAGE,
+    }
     for kind in kinds:
         built[names[kind]] = _BUILDERS[kind](client, force=force, log=log)
     # A rebuild leaves the image it replaced untagged; drop ours, never anyone else's.

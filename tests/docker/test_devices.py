@@ -14,15 +14,23 @@ from typing import Any
 
 import pytest
 
-from harness.model import CaseStatus, Direction, Verdict
-from harness.profile import load_profile
-from harness.record import OBSERVATIONS, read_cases
+from harness.images import ORTHANC_SECURITY_IMAGE
+from harness.model import CaseStatus, Comparison, Direction, Verdict
+from harness.profile import Profile, load_profile
+from harness.record import OBSERVATIONS, read_cases, read_run
 from harness.targets.docker import LABEL_OWNER, LABEL_ROLE, LABEL_RUN
-from harness.validate import validate
+from harness.validate import compare_runs, policy_for, validate
 from tests.conftest import ROOT, run_cli
 
 DEVICES = ROOT / "devices"
 SERVICES = ("echo", "store", "find", "move", "get")
+
+
+def _under_policy(profile: Profile, validated: Path, policy: Path, out: Path) -> Comparison:
+    """The runs of an earlier validation into `validated`, compared again under `policy`: the devices need not run twice."""
+    runs = validated / "runs"
+    baselines = [read_run(d) for d in sorted(runs.glob("baseline-*"))]
+    return compare_runs(baselines, read_run(runs / "candidate-1"), policy_for(profile, [policy]), out).comparison
 
 
 @pytest.mark.parametrize("device", ["orthanc", "dcmtk"])
@@ -47,8 +55,9 @@ def test_hardening_is_regressed_without_policy_and_expected_with_it(
     others = regressed - {c for c in regressed if c.startswith("access/")}
     assert others == {"audit/test_audit.py::test_refused_association"}, sorted(regressed)
 
-    policy = DEVICES / device / "hardening-policy.toml"
-    declared = validate(profile, tmp_path / "declared", policy_files=[policy]).comparison
+    declared = _under_policy(
+        profile, tmp_path / "bare", DEVICES / device / "hardening-policy.toml", tmp_path / "declared"
+    )
     assert declared.verdict is Verdict.CHANGED_AS_EXPECTED, declared.reasons
     assert any("SEC-31" in reason for reason in declared.reasons)
 
@@ -78,10 +87,49 @@ def test_orthanc_tls_patch_is_shown_and_expected_with_its_policy(images: dict[st
     assert "1.10" in str(inventory["probe"]), inventory["probe"]
     assert next(c for c in comparison.cases if c.case == case).status is CaseStatus.UNCHANGED
 
-    policy = DEVICES / "orthanc" / "tls-policy.toml"
-    declared = validate(profile, tmp_path / "declared", replicas=1, policy_files=[policy]).comparison
+    declared = _under_policy(profile, tmp_path / "bare", DEVICES / "orthanc" / "tls-policy.toml", tmp_path / "declared")
     assert declared.verdict is Verdict.CHANGED_AS_EXPECTED, declared.reasons
     assert any("security loosened as the policy allows" in r and "SEC-41" in r for r in declared.reasons)
+
+
+def test_orthanc_os_security_update_changes_only_the_inventory(
+    images: dict[str, str], docker_client: Any, tmp_path: Path
+) -> None:
+    """The same Orthanc after bookworm-security's updates, HTTP off: every DICOM function unchanged, and the
+    report lists exactly the packages the upgrade changed (as dpkg inside the image recorded them) and the
+    port no longer listening."""
+    profile = load_profile(DEVICES / "orthanc" / "security-update.toml")
+    bare = validate(profile, tmp_path / "bare", replicas=1)
+    comparison = bare.comparison
+    assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
+    case = "surface/test_surface.py::test_inventory"
+    regressed = [c.case for c in comparison.cases if c.status is CaseStatus.REGRESSED]
+    assert regressed == [case], regressed
+    assert sum(c.status is CaseStatus.UNCHANGED for c in comparison.cases) > 90
+
+    # What the upgrade changed, by the build's own dpkg record ("package old new"), against the report's rows.
+    listed = docker_client.containers.run(
+        images[ORTHANC_SECURITY_IMAGE], ["cat", "/etc/patchgate/security-updates"], remove=True
+    )
+    upgraded = {name: (old, new) for name, old, new in (line.split() for line in listed.decode().splitlines())}
+    inventory = next(c for c in comparison.cases if c.case == case)
+    packages = {
+        d.path.removeprefix("packages."): (d.before, d.after)
+        for d in inventory.differences
+        if d.path.startswith("packages.")
+    }
+    assert packages == upgraded, (packages, upgraded)
+    assert "libssl3" in upgraded, (
+        "bookworm-security has no OpenSSL update over bookworm any more: the demo reads less well"
+    )
+    port = next(c for c in comparison.security if c.case == case and c.name == "listening")
+    assert port.direction is Direction.TIGHTENED and port.removed == ("tcp/{http} any (Orthanc)",), port
+
+    # The same runs, compared again under the patch's policy: every change is declared.
+    policy = DEVICES / "orthanc" / "security-update-policy.toml"
+    declared = _under_policy(profile, tmp_path / "bare", policy, tmp_path / "declared")
+    assert declared.verdict is Verdict.CHANGED_AS_EXPECTED, declared.reasons
+    assert {r for r in declared.reasons if "SEC-5" in r}, declared.reasons
 
 
 def _profile(tmp_path: Path, image: str, command: list[str], start_timeout: int = 20) -> Path:

@@ -11,7 +11,14 @@ import pytest
 from pydicom.dataset import Dataset
 
 from harness._debootstrap import debian_mirror
-from harness.images import BASE_IMAGE, DCMTK_IMAGE, LABEL_IMAGE, ORTHANC_IMAGE, simulators_image
+from harness.images import (
+    BASE_IMAGE,
+    DCMTK_IMAGE,
+    LABEL_IMAGE,
+    ORTHANC_IMAGE,
+    ORTHANC_SECURITY_IMAGE,
+    simulators_image,
+)
 from harness.model import Endpoint
 from harness.targets.base import render
 from harness.targets.readiness import wait_for_echo
@@ -105,6 +112,15 @@ def test_mirror_from_deb822_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "Types: deb deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n"
     )
     assert debian_mirror("bookworm", tmp_path / "none.list", tmp_path / "d") == "http://mirror.example/debian"
+    monkeypatch.setenv("PATCHGATE_DEBIAN_MIRROR", "http://main-only.example/debian")  # not for the security archive
+    monkeypatch.delenv("PATCHGATE_DEBIAN_SECURITY_MIRROR", raising=False)
+    security = debian_mirror("bookworm-security", tmp_path / "none.list", tmp_path / "d")
+    assert security == "http://security.example/debian-security"
+    monkeypatch.setenv("PATCHGATE_DEBIAN_SECURITY_MIRROR", "http://mine.example/debian-security")
+    assert (
+        debian_mirror("bookworm-security", tmp_path / "none.list", tmp_path / "d")
+        == "http://mine.example/debian-security"
+    )
 
 
 def test_mirror_from_one_line_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,7 +154,13 @@ def test_orthanc_templates_render_to_json(template: str, tmp_path: Path) -> None
 
 @pytest.mark.docker
 def test_images_are_labelled(docker_client: Any, images: dict[str, str]) -> None:
-    kinds = {BASE_IMAGE: "base", simulators_image(): "simulators", ORTHANC_IMAGE: "orthanc", DCMTK_IMAGE: "dcmtk"}
+    kinds = {
+        BASE_IMAGE: "base",
+        simulators_image(): "simulators",
+        ORTHANC_IMAGE: "orthanc",
+        DCMTK_IMAGE: "dcmtk",
+        ORTHANC_SECURITY_IMAGE: "orthanc-security-update",
+    }
     for name, image_id in images.items():
         image = docker_client.images.get(name)
         assert image.id == image_id

@@ -330,3 +330,44 @@ def test_security_posture_is_visible_in_colour_with_what_stayed_collapsed(
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     size = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert size == (clip["width"], clip["height"]) and clip["height"] > 400
+
+
+# --- The software changes section ----------------------------------------------------------------
+
+
+def _inventory_cases(patched: bool) -> list[CaseRecord]:
+    ssl = "3.0.22-1~deb12u2" if patched else "3.0.20-1~deb12u2"
+    # The patch removes zlib1g and installs a package with a hostile name.
+    other = {HOSTILE: "1.0-1"} if patched else {"zlib1g": "1:1.2.13.dfsg-1"}
+    packages = {"libssl3": ssl, "openssl": ssl, **other}
+    return [make_case("surface/test_surface.py::test_inventory", packages=packages)]
+
+
+def test_software_changes_table_shows_each_package_with_both_versions(tmp_path: Path) -> None:
+    baselines = [_run("baseline", i, _inventory_cases(False)) for i in (1, 2)]
+    candidate = _run("candidate", 1, _inventory_cases(True))
+    policy = Policy((ExpectedChange("surface/*", "packages.*ssl*", "OpenSSL security update", ticket="SEC-50"),))
+    comparison = compare(baselines, candidate, policy, created="2026-11-28T10:05:00+00:00")
+    html_path = write_reports(comparison, tmp_path / "out", [r.manifest for r in (*baselines, candidate)])["html"]
+    with _devtools(tmp_path) as chrome:
+        chrome.open(html_path.as_uri())
+        shown = json.loads(
+            chrome.evaluate(
+                """JSON.stringify({
+                  heading: document.querySelector('#software h2').innerText,
+                  previous: document.getElementById('software').previousElementSibling.id,
+                  sentence: document.querySelector('#software p').innerText,
+                  rows: [...document.querySelectorAll('#software tbody tr')].map(r =>
+                    r.checkVisibility() ? [...r.cells].map(c => c.innerText.trim()) : null),
+                  scripts: document.querySelectorAll('script, img').length, title: document.title })"""
+            )
+        )
+    assert shown["heading"] == "Software changes" and shown["previous"] == "security"
+    assert shown["sentence"] == "4 packages changed: 2 changed version, 1 added, 1 removed."
+    assert shown["rows"] == [
+        [HOSTILE, "not installed", "1.0-1", "regressed not declared in the policy"],
+        ["libssl3", "3.0.20-1~deb12u2", "3.0.22-1~deb12u2", "expected OpenSSL security update (SEC-50)"],
+        ["openssl", "3.0.20-1~deb12u2", "3.0.22-1~deb12u2", "expected OpenSSL security update (SEC-50)"],
+        ["zlib1g", "1:1.2.13.dfsg-1", "not installed", "regressed not declared in the policy"],
+    ]
+    assert shown["scripts"] == 0 and shown["title"] == "patchgate: reference — REGRESSED"  # the name never ran
