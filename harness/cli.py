@@ -54,11 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, required=True, help="where comparison.json and the reports go")
 
     sub.add_parser("variants", help="list the reference device's variants")
+    sub.add_parser(
+        "sweep", help="remove the containers and networks of runs whose harness process is gone (after a kill)"
+    )
 
     i = sub.add_parser("images", help="container images: build the simulator and device images offline")
     i.add_argument("action", choices=("build",))
     i.add_argument("--force", action="store_true", help="rebuild even when an image is up to date")
-    i.add_argument("--only", action="append", default=[], help="base, simulators, orthanc or dcmtk (repeat)")
+    i.add_argument(
+        "--only", action="append", default=[], help="base, simulators, orthanc, dcmtk or orthanc-security (repeat)"
+    )
     return parser
 
 
@@ -134,6 +139,16 @@ def _compare(args: argparse.Namespace, started: float) -> int:
     return _finish(result.comparison, result.reports, started)
 
 
+def _sweep() -> int:
+    from harness.targets.docker import docker_client, sweep
+
+    removed = sweep(docker_client())
+    for name in removed:
+        print(f"removed {name}")
+    print(f"{len(removed)} container(s) and network(s) of killed runs removed")
+    return 0
+
+
 def _variants() -> int:
     from harness.demo import known_variants
 
@@ -166,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness.images import main as images_main
 
             return images_main([*(["--force"] if args.force else []), *(f"--only={o}" for o in args.only)])
+        if args.command == "sweep":
+            return _sweep()
         return _variants()
     except HarnessError as exc:
         print(f"patchgate: error: {exc.one_line()}", file=sys.stderr)

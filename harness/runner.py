@@ -25,15 +25,25 @@ from harness.targets.base import log_tail
 from harness.targets.network import labels
 from simulators._net import free_port
 
-__all__ = ["Progress", "RunRequest", "cancel_runs", "corpus_info", "run_variant", "suites_root"]
+__all__ = ["Progress", "RunRequest", "cancel_runs", "cancel_token", "corpus_info", "run_variant", "suites_root"]
 
-# Set by a signal handler: every run's wait loop turns it into KeyboardInterrupt, so its `finally` cleans up.
-_CANCELLED = threading.Event()
+# Bumped by a signal handler: a run started before the bump turns it into KeyboardInterrupt at its next
+# check, so its `finally` cleans up. A generation, not a flag: a library caller's later runs are not cancelled.
+_cancel_lock = threading.Lock()
+_cancel_generation = 0
 
 
 def cancel_runs() -> None:
-    """Make every run in this process stop at its next check (SIGTERM, Ctrl-C), cleaning up as it goes."""
-    _CANCELLED.set()
+    """Make every run started so far in this process stop at its next check (SIGTERM, Ctrl-C), cleaning up."""
+    global _cancel_generation
+    with _cancel_lock:
+        _cancel_generation += 1
+
+
+def cancel_token() -> int:
+    """The current generation: runs given it are cancelled by any later `cancel_runs()`."""
+    with _cancel_lock:
+        return _cancel_generation
 
 
 # (run label, cases finished, cases collected or 0 while collecting)
@@ -168,7 +178,9 @@ def _reap(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-def _run_suites(request: RunRequest, stage: Stage, logs: Path, progress: Progress | None) -> tuple[int, str]:
+def _run_suites(
+    request: RunRequest, stage: Stage, logs: Path, progress: Progress | None, token: int
+) -> tuple[int, str]:
     """Run pytest on the suites (a local subprocess, or a container in the run's pod); exit code and log tail."""
     run_dir = request.out
     log_path = logs / "pytest.log"
@@ -189,7 +201,7 @@ def _run_suites(request: RunRequest, stage: Stage, logs: Path, progress: Progres
             stack.callback(_reap, process)
             suites = process
         while (code := suites.poll()) is None:
-            if _CANCELLED.is_set():
+            if cancel_token() != token:
                 suites.kill()
                 raise KeyboardInterrupt
             if time.monotonic() > deadline:
@@ -202,12 +214,15 @@ def _run_suites(request: RunRequest, stage: Stage, logs: Path, progress: Progres
     return code, tail
 
 
-def run_variant(request: RunRequest, progress: Progress | None = None) -> Manifest:
+def run_variant(request: RunRequest, progress: Progress | None = None, token: int | None = None) -> Manifest:
     """Start simulators and the device variant, run the suites, stop everything, write manifest.json.
+
+    `token` (from `cancel_token()`, taken now when None): a `cancel_runs()` after it stops this run.
 
     Never raises for a device that fails: the manifest records it (status and detail) and the
     caller decides; raises HarnessError only for a bad profile or an unusable output directory.
     """
+    token = cancel_token() if token is None else token
     profile = request.profile
     run_dir = request.out
     if (run_dir / "manifest.json").exists() or (run_dir / OBSERVATIONS).exists():
@@ -233,7 +248,7 @@ def run_variant(request: RunRequest, progress: Progress | None = None) -> Manife
         extra.update(stage.describe())  # what exactly ran, for the audit trail
         context.write()
         t2 = time.monotonic()
-        code, tail = _run_suites(request, stage, logs, progress)
+        code, tail = _run_suites(request, stage, logs, progress, token)
         timings["suites"] = time.monotonic() - t2
         collected = _collected(run_dir)
         if not target.alive():

@@ -17,7 +17,7 @@ from harness.model import Comparison, Manifest, RunRecord
 from harness.profile import Profile
 from harness.record import read_run
 from harness.report import write_reports
-from harness.runner import RunRequest, run_variant
+from harness.runner import RunRequest, cancel_token, run_variant
 
 __all__ = ["ProgressLine", "Validation", "compare_runs", "policy_for", "validate"]
 
@@ -102,12 +102,13 @@ def validate(
         RunRequest(profile, "baseline", "baseline", i, out / "runs" / f"baseline-{i}") for i in range(1, replicas + 1)
     ]
     requests.append(RunRequest(profile, "candidate", "candidate", 1, out / "runs" / "candidate-1"))
+    token = cancel_token()  # a signal during any of these runs stops all of them, however late one starts
     if concurrent:
         with ThreadPoolExecutor(max_workers=len(requests)) as pool:
-            list(pool.map(lambda r: run_variant(r, progress), requests))
+            list(pool.map(lambda r: run_variant(r, progress, token), requests))
     else:
         for request in requests:
-            run_variant(request, progress)
+            run_variant(request, progress, token)
     if progress:
         progress.done()
     records = [read_run(r.out) for r in requests]

@@ -268,3 +268,30 @@ def test_concurrent_sweeps_remove_a_dead_runs_container_once(
     finally:
         with contextlib.suppress(Exception):
             container.remove(force=True)
+
+
+def test_the_sweep_command_removes_what_a_killed_run_left(docker_client: Any, images: dict[str, str]) -> None:
+    """`patchgate sweep`: for a CI job's cleanup step, without waiting for the next run to start."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=30)
+    network = docker_client.networks.create(f"patchgate-test-{dead.pid}", labels={LABEL_OWNER: str(dead.pid)})
+    container = docker_client.containers.run(
+        "patchgate/dcmtk:3.6.7", ["sleep", "60"], detach=True, labels={LABEL_OWNER: str(dead.pid), LABEL_RUN: "x"}
+    )
+    alive = docker_client.containers.create(
+        "patchgate/dcmtk:3.6.7", ["sleep", "60"], labels={LABEL_OWNER: str(os.getpid()), LABEL_RUN: "mine"}
+    )
+    try:
+        result = run_cli("sweep")
+        assert result.code == 0, result.stdout + result.stderr
+        assert f"removed {container.name}" in result.stdout and f"removed {network.name}" in result.stdout
+        removed = sum(line.startswith("removed ") for line in result.stdout.splitlines())  # others' leftovers too
+        assert f"{removed} container(s) and network(s) of killed runs removed" in result.stdout, result.stdout
+        remaining = [c.id for c in docker_client.containers.list(all=True)]
+        assert container.id not in remaining and alive.id in remaining  # a live owner's container is kept
+    finally:
+        for leftover in (container, alive):
+            with contextlib.suppress(Exception):
+                leftover.remove(force=True)
+        with contextlib.suppress(Exception):
+            network.remove()
