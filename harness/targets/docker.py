@@ -12,6 +12,7 @@ from harness.errors import TargetError
 from harness.model import Endpoint
 from harness.targets.base import start_failure
 from harness.targets.network import LABEL_OWNER, LABEL_ROLE, LABEL_RUN, HostNetwork, RunNetwork, labels
+from harness.targets.ownership import hand_over, image_owner
 from harness.targets.readiness import wait_for_echo
 
 __all__ = [
@@ -196,6 +197,11 @@ class DockerTarget:
                 f"{self.label}: image {self.image!r} not found in the local engine",
                 hint="build it first (patchgate images build, or the device's build script)",
             ) from None
+        owner = image_owner(self.client, self.image, self.user)
+        # A non-root image other than ourselves (the simulators run as the caller): give it what it reads and writes.
+        if owner not in (None, (os.getuid(), os.getgid())) and self.workdir is not None:
+            assert owner is not None
+            self.mounts = hand_over(self.mounts, self.workdir, self.workdir.parent / f"for-{self.role}", owner)
         volumes = {host: {"bind": inside, "mode": "ro"} for host, inside in self.mounts.items()}
         if self.workdir is not None:
             volumes[str(self.workdir)] = {"bind": str(self.workdir), "mode": "rw"}
