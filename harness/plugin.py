@@ -13,12 +13,14 @@ import pytest
 from harness.context import SuiteContext
 from harness.model import JSON, CaseRecord, Observation, Outcome, Security
 from harness.record import OBSERVATIONS, CaseWriter
+from simulators._lifeline import harness_gone
 
 __all__ = ["Observe"]
 
 _CONTEXT = pytest.StashKey[SuiteContext]()
 _OBSERVED = pytest.StashKey[list[Observation]]()
 _NOT_APPLICABLE = "not applicable: "
+_ORPHANED = 75  # no harness is left to read it; distinct from pytest's own 0-5 for a person reading the log
 
 
 class Observe(Protocol):
@@ -111,6 +113,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
                 break
     (Path(context.run_dir) / "collected").write_text(f"{len(items)}\n", encoding="utf-8")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Orphaned by a killed harness, the suites stop before the next case instead of appending to its record.
+    if item.config.stash.get(_CONTEXT, None) is not None and (why := harness_gone()):
+        pytest.exit(why, returncode=_ORPHANED)
 
 
 @pytest.hookimpl(wrapper=True)

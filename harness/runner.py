@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import platform
 import subprocess
 import sys
@@ -149,7 +150,7 @@ class _SuiteContainer:
             init=True,
             working_dir=str(run_dir),
             volumes=volumes,
-            environment={"HOME": "/tmp", "USER": "patchgate"},
+            environment={"HOME": "/tmp", "USER": "patchgate", **stage.lifeline},
             user=USER,
             labels=labels(stage.run_id, "suites"),
             name=f"patchgate-{stage.run_id}-suites",
@@ -195,8 +196,9 @@ def _run_suites(
             suites = container
         else:
             log = stack.enter_context(log_path.open("wb"))
+            env = {**os.environ, **stage.lifeline}
             process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir, env=env
             )
             stack.callback(_reap, process)
             suites = process

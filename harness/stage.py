@@ -18,6 +18,7 @@ from harness.profile import Profile, VariantSpec
 from harness.targets.base import Target, log_tail, render, start_failure
 from harness.targets.local import LocalTarget
 from harness.targets.network import RunNetwork, labels, open_network
+from simulators._lifeline import Heartbeat
 from simulators._net import free_port
 from simulators.pki import Pki, create_pki
 
@@ -26,6 +27,7 @@ __all__ = ["Stage"]
 # Simulator and suite containers run as the calling user, so what they write in the run directory is theirs.
 USER = f"{os.getuid()}:{os.getgid()}"
 INVENTORY = "inventory.json"
+HEARTBEAT = "heartbeat"  # touched while the run lives (simulators._lifeline)
 
 
 class _Arr:
@@ -44,18 +46,21 @@ class _Arr:
         self._container: Any = None
         if stage.client is None:
             with log_path.open("wb") as log:
-                self._process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                env = {**os.environ, **stage.lifeline}
+                self._process = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+                )
         else:
             assert stage.network is not None
-            volumes = {
-                str(p): {"bind": str(p), "mode": m} for p, m in ((stage.pki.directory, "ro"), (self.out.parent, "rw"))
-            }
+            shared = ((stage.pki.directory, "ro"), (self.out.parent, "rw"), (stage.run_dir / HEARTBEAT, "ro"))
+            volumes = {str(p): {"bind": str(p), "mode": m} for p, m in shared}
             self._container = stage.client.containers.run(
                 stage.simulators_image,
                 argv,
                 detach=True,
                 init=True,
                 volumes=volumes,
+                environment=stage.lifeline,
                 user=USER,
                 labels=labels(stage.run_id, "arr"),
                 name=f"patchgate-{stage.run_id}-arr",
@@ -123,6 +128,7 @@ class Stage:
         self.arr: _Arr | None = None
         self.device: Target | None = None
         self.pacs_storage = run_dir / "simulators" / "pacs"
+        self.heartbeat: Heartbeat | None = None
 
     @property
     def docker(self) -> bool:
@@ -130,6 +136,8 @@ class Stage:
 
     def start(self, device: Endpoint) -> SuiteContext:
         """Network, audit repository, PACS simulator, then the device; TargetError when one does not come up."""
+        # First: everything started after it stops by itself should this process be killed (simulators._lifeline).
+        self.heartbeat = Heartbeat(self.run_dir / HEARTBEAT)
         if self.docker:
             self._open_docker()
         self.arr = _Arr(self, self.logs / "arr.log")
@@ -176,7 +184,8 @@ class Stage:
         log = self.logs / "pacs.log"
         tls_dir = str(self.pki.directory)
         if not self.docker:
-            self.pacs = LocalTarget("PACS simulator", [sys.executable, *argv], endpoint, log, tls_dir=tls_dir)
+            pacs_argv = [sys.executable, *argv]
+            self.pacs = LocalTarget("PACS simulator", pacs_argv, endpoint, log, env=self.lifeline, tls_dir=tls_dir)
         else:
             from harness.targets.docker import DockerTarget
 
@@ -187,7 +196,8 @@ class Stage:
                 log,
                 run_id=self.run_id,
                 command=["python", *argv],
-                mounts={tls_dir: tls_dir},
+                env=self.lifeline,
+                mounts={tls_dir: tls_dir, str(self.run_dir / HEARTBEAT): str(self.run_dir / HEARTBEAT)},
                 workdir=self.pacs_storage,
                 start_timeout=30.0,
                 client=self.client,
@@ -246,7 +256,7 @@ class Stage:
                 argv,
                 device,
                 log,
-                env=env,
+                env={**self.lifeline, **env},  # a local device of ours (the reference) stops with its harness too
                 cwd=workdir,
                 tls_dir=str(self.pki.directory),
                 **common,  # type: ignore[arg-type]
@@ -324,3 +334,10 @@ class Stage:
                 part.stop()
         if self.network is not None:
             self.network.close()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+
+    @property
+    def lifeline(self) -> dict[str, str]:
+        """The environment that tells a started process where the run's heartbeat is."""
+        return self.heartbeat.environment() if self.heartbeat is not None else {}

@@ -52,6 +52,7 @@ from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTAT
 from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext, build_context
 from pynetdicom.transport import ThreadedAssociationServer
 
+from simulators._lifeline import harness_gone
 from simulators._net import LOOPBACK, QR_MODELS, VERIFICATION, on_connection_open, parse_destination
 from simulators.auditor import Auditor
 from simulators.identity import IdentityPolicy, identity_handlers
@@ -578,7 +579,9 @@ def serve(config: PacsConfig, *, banner: str = "") -> int:
     pacs = PacsSimulator(config).start()
     try:
         while not stop.wait(0.5):
-            pass
+            if why := harness_gone():
+                _LOG.warning("%s; stopping", why)
+                break
     finally:
         pacs.stop()
     return 0

@@ -20,6 +20,7 @@ from harness.profile import Profile, load_profile
 from harness.record import OBSERVATIONS, read_cases, read_run
 from harness.targets.docker import LABEL_OWNER, LABEL_ROLE, LABEL_RUN
 from harness.validate import compare_runs, policy_for, validate
+from simulators._lifeline import LIMIT_ENV
 from tests.conftest import ROOT, run_cli
 
 DEVICES = ROOT / "devices"
@@ -214,6 +215,7 @@ def test_sigkill_mid_run_keeps_cases_and_the_next_start_sweeps(
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, LIMIT_ENV: "5"},  # seconds without the harness's heartbeat before its helpers stop
         start_new_session=True,  # its own group: SIGKILL takes the harness and its pytest, as a crash would
     )
     try:
@@ -231,6 +233,13 @@ def test_sigkill_mid_run_keeps_cases_and_the_next_start_sweeps(
     roles = sorted(c.labels[LABEL_ROLE] for c in containers)
     assert roles == ["arr", "device", "pacs", "pod", "suites"], roles
     assert len(networks) == 1, networks
+    # Ours notice the heartbeat stopped and exit by themselves; the vendor's device and the pod wait for a sweep.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _running_roles(containers) != ["device", "pod"]:
+        time.sleep(0.5)
+    assert _running_roles(containers) == ["device", "pod"], _running_roles(containers)
+    settled = read_cases(killed / OBSERVATIONS)
+    assert settled[: len(recorded)] == recorded
 
     after = run_cli(
         "run", "--profile", str(DEVICES / "dcmtk" / "profile.toml"), "--variant", "baseline",
@@ -240,12 +249,18 @@ def test_sigkill_mid_run_keeps_cases_and_the_next_start_sweeps(
     assert _owned_by(docker_client, process.pid) == ([], [])
     swept = (tmp_path / "next" / "logs" / "swept.txt").read_text().split()
     assert sorted(swept) == sorted([*(c.name for c in containers), networks[0].name])
-    # What was recorded before the kill is intact. The suites container, orphaned in the killed run's
-    # namespace, may have appended more until the sweep; after the sweep nothing moves.
-    after_sweep = read_cases(killed / OBSERVATIONS)
-    assert after_sweep[: len(recorded)] == recorded
-    time.sleep(1.0)
-    assert read_cases(killed / OBSERVATIONS) == after_sweep
+    # What was recorded before the kill is intact, and nothing was appended since the suites stopped.
+    assert read_cases(killed / OBSERVATIONS) == settled
+
+
+def _running_roles(containers: list[Any]) -> list[str]:
+    running = []
+    for container in containers:
+        with contextlib.suppress(Exception):  # removed: not running
+            container.reload()
+            if container.status == "running":
+                running.append(container.labels[LABEL_ROLE])
+    return sorted(running)
 
 
 def test_concurrent_sweeps_remove_a_dead_runs_container_once(

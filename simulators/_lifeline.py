@@ -1,0 +1,64 @@
+"""A process the harness started stops by itself once the harness is gone: the run's heartbeat file goes stale.
+
+The harness touches the file every `BEAT` seconds while a run lives (`Heartbeat`) and names it in
+the environment of what it starts: the simulators, a local device, the suites, in processes or
+containers (the run directory is mounted at the same path). A harness killed with SIGKILL runs no
+cleanup, so without this its simulators and suites would go on, and the suites would go on
+appending to the run's record, until someone swept them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["BEAT", "HEARTBEAT_ENV", "LIMIT_ENV", "Heartbeat", "harness_gone"]
+
+HEARTBEAT_ENV = "PATCHGATE_HEARTBEAT"  # the file's path
+LIMIT_ENV = "PATCHGATE_HEARTBEAT_LIMIT"  # seconds without a beat after which the harness counts as gone
+BEAT = 1.0
+DEFAULT_LIMIT = 30.0  # generous: a loaded machine may stall the harness for seconds, never for this long
+
+
+def harness_gone(environ: Mapping[str, str] = os.environ) -> str:
+    """Why the harness that started this process counts as gone, or "" (also when no heartbeat is named)."""
+    path = environ.get(HEARTBEAT_ENV, "")
+    if not path:
+        return ""
+    try:
+        limit = float(environ.get(LIMIT_ENV, "") or DEFAULT_LIMIT)
+        age = time.time() - os.stat(path).st_mtime
+    except (OSError, ValueError):
+        return ""  # not written yet, or already removed by a harness that stopped the run itself
+    if age <= limit:
+        return ""
+    return f"the harness that started this run is gone: its heartbeat {path} is {age:.0f} s old (limit {limit:g} s)"
+
+
+class Heartbeat:
+    """Touches `path` every BEAT seconds until `stop()`, which removes it; `environment()` names it to children."""
+
+    def __init__(self, path: Path, limit: float | None = None) -> None:
+        self.path = path
+        self.limit = limit if limit is not None else float(os.environ.get(LIMIT_ENV, "") or DEFAULT_LIMIT)
+        self._stop = threading.Event()
+        self.path.touch()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{path.parent.name}", daemon=True)
+        self._thread.start()
+
+    def environment(self) -> dict[str, str]:
+        return {HEARTBEAT_ENV: str(self.path), LIMIT_ENV: f"{self.limit:g}"}
+
+    def _beat(self) -> None:
+        while not self._stop.wait(BEAT):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.path.unlink(missing_ok=True)

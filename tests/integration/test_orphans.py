@@ -1,0 +1,81 @@
+"""A harness killed with SIGKILL: what it started (simulators, device, suites) notices and stops by itself."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.record import OBSERVATIONS, read_cases
+from simulators._lifeline import LIMIT_ENV
+from tests.conftest import ROOT
+
+LIMIT = 5  # seconds without a heartbeat; the default (30 s) would only make the test slower
+
+
+def _children(pid: int) -> dict[int, str]:
+    """pid -> command line of the live (non-zombie) processes whose parent is `pid`."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_what_a_killed_harness_started_stops_by_itself(tmp_path: Path) -> None:
+    run_dir = tmp_path / "killed"
+    profile = ROOT / "devices" / "reference" / "profile.toml"
+    argv = ["run", "--profile", str(profile), "--variant", "baseline", "--out", str(run_dir)]
+    harness = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, LIMIT_ENV: str(LIMIT)},
+        start_new_session=True,
+    )
+    started: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(read_cases(run_dir / OBSERVATIONS)) < 5:
+            time.sleep(0.2)
+        assert len(read_cases(run_dir / OBSERVATIONS)) >= 5, "the run never got going"
+        started = _children(harness.pid)
+        kinds = sorted(k for k in ("simulators.arr", "simulators.pacs", "simulators.reference", "pytest")
+                       if any(k in line for line in started.values()))  # fmt: skip
+        assert kinds == ["pytest", "simulators.arr", "simulators.pacs", "simulators.reference"], started
+        harness.kill()  # the harness alone, as `kill -9 PID` would: its children live on, orphaned
+        harness.wait(timeout=30)
+        deadline = time.monotonic() + LIMIT + 45
+        while time.monotonic() < deadline and any(_alive(pid) for pid in started):
+            time.sleep(0.2)
+        left = {pid: line for pid, line in started.items() if _alive(pid)}
+        assert not left, f"still running {LIMIT + 45} s after the kill: {left}"
+    finally:
+        for pid in [harness.pid, *started]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    recorded = read_cases(run_dir / OBSERVATIONS)  # every line still parses
+    time.sleep(1.0)
+    assert read_cases(run_dir / OBSERVATIONS) == recorded  # and nothing moves any more
+    log = (run_dir / "logs" / "pacs.log").read_text(encoding="utf-8")
+    assert "the harness that started this run is gone" in log, log[-2000:]
+    assert "gone" in (run_dir / "logs" / "pytest.log").read_text(encoding="utf-8")
