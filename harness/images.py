@@ -57,6 +57,7 @@ LABEL_SOURCE = "org.patchgate.source"  # sha256 of the project files inside the 
 # The registry images the Dockerfiles name by default; used as is when already present locally.
 _PYTHON_DEFAULT = "python:3.11-slim-bookworm"
 _DEBIAN_DEFAULT = "debian:bookworm-slim"
+_SECURITY_DEFAULT = "http://deb.debian.org/debian-security"
 _BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 _IMAGE_PYTHON = "3.11"  # bookworm's python3 and python:3.11-slim both; the wheels are fetched for it
 _GLIBC = 36  # bookworm's glibc 2.36: every manylinux wheel from 2.17 up to it runs in the image
@@ -387,7 +388,11 @@ def build_orthanc_security(
             f"cannot build {ORTHANC_SECURITY_IMAGE}: its base {base} is not built",
             hint="build it first: python -m harness.images --only orthanc",
         )
-    mirror = {"SECURITY_MIRROR": debian_mirror("bookworm-security")}
+    try:
+        mirror = {"SECURITY_MIRROR": debian_mirror("bookworm-security")}
+    except TargetError:  # apt here names no security archive (not Debian bookworm): Debian's own then
+        mirror = {"SECURITY_MIRROR": _SECURITY_DEFAULT}
+        log(f"{ORTHANC_SECURITY_IMAGE}: no bookworm-security apt source on this machine; using {_SECURITY_DEFAULT}")
     folder = root / "devices" / "orthanc" / "security-update"
     return _build_device(client, ORTHANC_SECURITY_IMAGE, "orthanc-security-update", folder, base, force, log, mirror)
 

@@ -13,12 +13,13 @@ import pytest
 from harness.context import SuiteContext
 from harness.model import JSON, CaseRecord, Observation, Outcome, Security
 from harness.record import OBSERVATIONS, CaseWriter
-from simulators._lifeline import harness_gone
+from simulators._lifeline import Lifeline
 
 __all__ = ["Observe"]
 
 _CONTEXT = pytest.StashKey[SuiteContext]()
 _OBSERVED = pytest.StashKey[list[Observation]]()
+_LIFELINE = pytest.StashKey[Lifeline]()
 _NOT_APPLICABLE = "not applicable: "
 _ORPHANED = 75  # no harness is left to read it; distinct from pytest's own 0-5 for a person reading the log
 
@@ -95,6 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     context = SuiteContext.read(Path(run_dir))
     config.stash[_CONTEXT] = context
+    config.stash[_LIFELINE] = Lifeline()
     # xdist workers send their reports to the controller, which alone writes the record.
     if not hasattr(config, "workerinput"):
         recorder = _Recorder(CaseWriter(Path(run_dir) / OBSERVATIONS))
@@ -117,7 +119,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # Orphaned by a killed harness, the suites stop before the next case instead of appending to its record.
-    if item.config.stash.get(_CONTEXT, None) is not None and (why := harness_gone()):
+    lifeline = item.config.stash.get(_LIFELINE, None)
+    if lifeline is not None and (why := lifeline.gone()):
         pytest.exit(why, returncode=_ORPHANED)
 
 

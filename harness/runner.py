@@ -8,7 +8,6 @@ import os
 import platform
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -30,21 +29,19 @@ __all__ = ["Progress", "RunRequest", "cancel_runs", "cancel_token", "corpus_info
 
 # Bumped by a signal handler: a run started before the bump turns it into KeyboardInterrupt at its next
 # check, so its `finally` cleans up. A generation, not a flag: a library caller's later runs are not cancelled.
-_cancel_lock = threading.Lock()
+# No lock: the handler runs on the main thread between bytecodes, and one the main thread held would deadlock.
 _cancel_generation = 0
 
 
 def cancel_runs() -> None:
     """Make every run started so far in this process stop at its next check (SIGTERM, Ctrl-C), cleaning up."""
     global _cancel_generation
-    with _cancel_lock:
-        _cancel_generation += 1
+    _cancel_generation += 1
 
 
 def cancel_token() -> int:
     """The current generation: runs given it are cancelled by any later `cancel_runs()`."""
-    with _cancel_lock:
-        return _cancel_generation
+    return _cancel_generation
 
 
 # (run label, cases finished, cases collected or 0 while collecting)

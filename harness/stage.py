@@ -263,7 +263,9 @@ class Stage:
             )
         from harness.targets.docker import DockerTarget
 
-        mounts = {str(self.pki.directory): str(self.pki.directory)}
+        # The device sees its own credential and the CA certificate where the templates say the PKI is.
+        view = self.pki.device_view(self.run_dir / "pki-device")
+        mounts = {str(view.directory): str(self.pki.directory)}
         for inside, template in sorted(variant.files.items()):
             rendered = workdir / "files" / inside.strip("/").replace("/", "__")
             rendered.parent.mkdir(parents=True, exist_ok=True)
@@ -329,13 +331,15 @@ class Stage:
 
     def stop(self) -> None:
         """Device first, then the simulators, then the network; safe after a partial start."""
-        for part in (self.device, self.pacs, self.arr):
-            if part is not None:
-                part.stop()
-        if self.network is not None:
-            self.network.close()
-        if self.heartbeat is not None:
-            self.heartbeat.stop()
+        try:
+            for part in (self.device, self.pacs, self.arr):
+                if part is not None:
+                    part.stop()
+            if self.network is not None:
+                self.network.close()
+        finally:  # whatever failed above, the beat stops: what is left then stops by itself too
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
 
     @property
     def lifeline(self) -> dict[str, str]:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["BEAT", "HEARTBEAT_ENV", "LIMIT_ENV", "Heartbeat", "harness_gone"]
+__all__ = ["BEAT", "HEARTBEAT_ENV", "LIMIT_ENV", "Heartbeat", "Lifeline"]
 
 HEARTBEAT_ENV = "PATCHGATE_HEARTBEAT"  # the file's path
 LIMIT_ENV = "PATCHGATE_HEARTBEAT_LIMIT"  # seconds without a beat after which the harness counts as gone
@@ -24,19 +24,44 @@ BEAT = 1.0
 DEFAULT_LIMIT = 30.0  # generous: a loaded machine may stall the harness for seconds, never for this long
 
 
-def harness_gone(environ: Mapping[str, str] = os.environ) -> str:
-    """Why the harness that started this process counts as gone, or "" (also when no heartbeat is named)."""
-    path = environ.get(HEARTBEAT_ENV, "")
-    if not path:
-        return ""
-    try:
-        limit = float(environ.get(LIMIT_ENV, "") or DEFAULT_LIMIT)
-        age = time.time() - os.stat(path).st_mtime
-    except (OSError, ValueError):
-        return ""  # not written yet, or already removed by a harness that stopped the run itself
-    if age <= limit:
-        return ""
-    return f"the harness that started this run is gone: its heartbeat {path} is {age:.0f} s old (limit {limit:g} s)"
+class Lifeline:
+    """A started process's view of its harness: `gone()` says why the harness counts as gone, or "".
+
+    Judged on this process's own monotonic clock (how long the file's mtime has not moved), never by
+    comparing the wall clock with the mtime: a clock step or a file server's skew must not stop a
+    healthy run. A missing file counts as gone: the harness writes it before it starts anything and
+    removes it only after it stopped everything, so it is missing only when the run directory went
+    away under a killed harness. No heartbeat named in the environment: never gone.
+    """
+
+    def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
+        self.path = environ.get(HEARTBEAT_ENV, "")
+        try:
+            self.limit = float(environ.get(LIMIT_ENV, "") or DEFAULT_LIMIT)
+        except ValueError:
+            self.limit = DEFAULT_LIMIT
+        self._last: int | None = None  # the mtime (ns) seen last
+        self._since = time.monotonic()  # when it last moved
+
+    def gone(self) -> str:
+        if not self.path:
+            return ""
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+        except FileNotFoundError:
+            return f"the harness that started this run is gone: its heartbeat {self.path} was removed"
+        except OSError:
+            return ""  # unreadable for a moment (a network file system): judge at the next look
+        now = time.monotonic()
+        if mtime != self._last:
+            self._last, self._since = mtime, now
+            return ""
+        if now - self._since <= self.limit:
+            return ""
+        return (
+            f"the harness that started this run is gone: its heartbeat {self.path} has not moved "
+            f"for {now - self._since:.0f} s (limit {self.limit:g} s)"
+        )
 
 
 class Heartbeat:

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from simulators._lifeline import harness_gone
+from simulators._lifeline import Lifeline
 from simulators._net import LOOPBACK
 from simulators.audit import (
     MAX_MESSAGE_BYTES,
@@ -540,8 +540,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         print(f"listening udp={arr.udp_port} tls={arr.tls_port if arr.tls_port is not None else '-'}", flush=True)
+        lifeline = Lifeline()
         while not stop.wait(0.5):
-            if why := harness_gone():
+            if why := lifeline.gone():
                 _LOG.warning("%s; stopping", why)
                 break
     finally:

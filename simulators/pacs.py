@@ -52,7 +52,7 @@ from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTAT
 from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext, build_context
 from pynetdicom.transport import ThreadedAssociationServer
 
-from simulators._lifeline import harness_gone
+from simulators._lifeline import Lifeline
 from simulators._net import LOOPBACK, QR_MODELS, VERIFICATION, on_connection_open, parse_destination
 from simulators.auditor import Auditor
 from simulators.identity import IdentityPolicy, identity_handlers
@@ -578,8 +578,9 @@ def serve(config: PacsConfig, *, banner: str = "") -> int:
         _LOG.info("%s", banner)
     pacs = PacsSimulator(config).start()
     try:
+        lifeline = Lifeline()
         while not stop.wait(0.5):
-            if why := harness_gone():
+            if why := lifeline.gone():
                 _LOG.warning("%s; stopping", why)
                 break
     finally:

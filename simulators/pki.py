@@ -19,6 +19,7 @@ import argparse
 import datetime
 import ipaddress
 import os
+import shutil
 import ssl
 import sys
 from collections.abc import Sequence
@@ -73,6 +74,16 @@ class Pki:
     def ca(self) -> Path:
         """The run CA's certificate: the one trust anchor of both sides."""
         return self.directory / "ca.pem"
+
+    def device_view(self, directory: Path) -> Pki:
+        """A copy in `directory` of what a device under test needs: the CA certificate and its own credential.
+
+        Mounted in place of the whole PKI, so a device never holds the CA's or the clients' keys.
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        for source in (self.ca, self.cert("server"), self.key("server")):
+            shutil.copy2(source, directory / source.name)  # the key keeps its 0600
+        return Pki(directory)
 
     def server_context(self, *, require_client_cert: bool = True) -> ssl.SSLContext:
         """A server context: presents the server credential, trusts the run CA, asks for (and by default requires) a client certificate."""

@@ -11,7 +11,18 @@ from typing import Any
 from harness.errors import TargetError
 from harness.model import Endpoint
 from harness.targets.base import start_failure
-from harness.targets.network import LABEL_OWNER, LABEL_ROLE, LABEL_RUN, HostNetwork, RunNetwork, labels
+from harness.targets.network import (
+    LABEL_OWNER,
+    LABEL_OWNER_SPACE,
+    LABEL_OWNER_START,
+    LABEL_ROLE,
+    LABEL_RUN,
+    HostNetwork,
+    RunNetwork,
+    labels,
+    process_space,
+    process_start,
+)
 from harness.targets.ownership import hand_over, image_owner
 from harness.targets.readiness import wait_for_echo
 
@@ -22,6 +33,7 @@ __all__ = [
     "DockerTarget",
     "docker_client",
     "image_info",
+    "owner_gone",
     "peak_memory",
     "pid_alive",
     "remove_container",
@@ -61,6 +73,20 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def owner_gone(labelled: Mapping[str, str]) -> bool:
+    """Whether the harness process these labels name is certainly gone (never for one we cannot see)."""
+    owner = labelled.get(LABEL_OWNER, "")
+    if not owner.isdigit():
+        return False
+    space = labelled.get(LABEL_OWNER_SPACE, "")
+    if space and space != process_space():
+        return False  # another machine boot or pid namespace (a CI job in a container): not ours to judge
+    if not pid_alive(int(owner)):
+        return True
+    started = labelled.get(LABEL_OWNER_START, "")
+    return bool(started) and process_start(int(owner)) not in ("", started)  # the pid was handed out again
+
+
 def sweep(client: Any) -> list[str]:
     """Remove containers and networks whose owning harness process is gone; returns their names."""
     import docker.errors
@@ -68,16 +94,14 @@ def sweep(client: Any) -> list[str]:
     removed: list[str] = []
     # Concurrent runs sweep at the same time: what another one removed first is not an error.
     for container in client.containers.list(all=True, filters={"label": LABEL_OWNER}, ignore_removed=True):
-        owner = container.labels.get(LABEL_OWNER, "")
-        if owner.isdigit() and not pid_alive(int(owner)):
+        if owner_gone(container.labels):
             try:
                 container.remove(force=True)
                 removed.append(container.name)
             except (docker.errors.NotFound, docker.errors.APIError):
                 continue
     for network in client.networks.list(filters={"label": LABEL_OWNER}):
-        owner = network.attrs.get("Labels", {}).get(LABEL_OWNER, "")
-        if owner.isdigit() and not pid_alive(int(owner)):
+        if owner_gone(network.attrs.get("Labels") or {}):
             try:
                 network.remove()
                 removed.append(network.name)
@@ -199,9 +223,9 @@ class DockerTarget:
             ) from None
         owner = image_owner(self.client, self.image, self.user)
         # A non-root image other than ourselves (the simulators run as the caller): give it what it reads and writes.
-        if owner not in (None, (os.getuid(), os.getgid())) and self.workdir is not None:
-            assert owner is not None
-            self.mounts = hand_over(self.mounts, self.workdir, self.workdir.parent / f"for-{self.role}", owner)
+        if owner is not None and owner[0] != os.getuid():
+            copies = (self.workdir.parent if self.workdir is not None else self.log_path.parent) / f"for-{self.role}"
+            self.mounts = hand_over(self.mounts, self.workdir, copies, owner)
         volumes = {host: {"bind": inside, "mode": "ro"} for host, inside in self.mounts.items()}
         if self.workdir is not None:
             volumes[str(self.workdir)] = {"bind": str(self.workdir), "mode": "rw"}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import TargetError
+from harness.targets.network import owner_labels
 
 __all__ = ["Owner", "hand_over", "image_owner", "parse_passwd"]
 
@@ -43,14 +44,16 @@ def _read_from_image(client: Any, image: str, path: str) -> str:
     """A text file of the image, read from a created (never started) container: no shell or `id` needed."""
     import docker.errors
 
-    container = client.containers.create(image, command=["/patchgate-never-runs"], entrypoint=[])
+    # Labelled as ours, so a sweep finds it should this process be killed before it is removed.
+    owner = owner_labels()
+    container = client.containers.create(image, command=["/patchgate-never-runs"], entrypoint=[], labels=owner)
     try:
         stream, _ = container.get_archive(path)
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
             member = tar.next()
             handle = tar.extractfile(member) if member is not None else None
             return handle.read().decode("utf-8", errors="replace") if handle is not None else ""
-    except docker.errors.NotFound:
+    except (docker.errors.NotFound, KeyError):  # absent, or a symlink out of the archive
         return ""
     finally:
         container.remove(force=True)
@@ -62,9 +65,10 @@ def image_owner(client: Any, image: str, user: str | None = None) -> Owner | Non
     name, _, group = spec.partition(":")
     if name in ("", "0", "root"):
         return None  # root reads and writes everything it is given
-    passwd = parse_passwd(_read_from_image(client, image, "/etc/passwd")) if not name.isdigit() else {}
-    if name.isdigit():
-        uid, gid = int(name), int(name)
+    passwd = parse_passwd(_read_from_image(client, image, "/etc/passwd"))
+    if name.isdigit():  # the engine's rule: the primary group from /etc/passwd, or root's group
+        uid = int(name)
+        gid = next((g for u, g in passwd.values() if u == uid), 0)
     elif name in passwd:
         uid, gid = passwd[name]
     else:

@@ -44,6 +44,8 @@ def test_the_image_user_is_resolved_from_the_image_itself(docker_client: Any, no
     assert image_owner(docker_client, ORTHANC_IMAGE) is None  # no USER: root
     assert image_owner(docker_client, NONROOT_IMAGE) == orthanc  # USER orthanc, looked up in its /etc/passwd
     assert image_owner(docker_client, ORTHANC_IMAGE, "1234:56") == (1234, 56)
+    assert image_owner(docker_client, ORTHANC_IMAGE, str(orthanc[0])) == orthanc  # the primary group from passwd
+    assert image_owner(docker_client, ORTHANC_IMAGE, "4321") == (4321, 0)  # no entry: root's group, as the engine
     assert image_owner(docker_client, ORTHANC_IMAGE, "orthanc:root") == (orthanc[0], 0)
     assert image_owner(docker_client, ORTHANC_IMAGE, "root") is None
     with pytest.raises(TargetError, match="'ghost', which its /etc/passwd does not name"):
@@ -98,8 +100,9 @@ def test_a_non_root_image_requiring_tls_runs_every_suite(
     orthanc = _uid_gid(docker_client, ORTHANC_IMAGE, "orthanc")
     written = [p for p in (run_dir / "device" / "orthanc-storage").rglob("*") if p.is_file()]
     assert written and {(p.stat().st_uid, p.stat().st_gid) for p in written} == {orthanc}
+    handed = sorted(p.name for p in (run_dir / "for-device").rglob("*.pem"))
+    assert handed == ["ca.pem", "server-key.pem", "server.pem"], handed  # never the CA's or the clients' keys
     keys = sorted((run_dir / "for-device").rglob("server-key.pem"))
-    assert keys, sorted(str(p) for p in (run_dir / "for-device").rglob("*"))
     if os.geteuid() == 0:
         assert (keys[0].stat().st_uid, keys[0].stat().st_gid) == orthanc
     else:  # no chown without root: the throwaway copy is made readable instead

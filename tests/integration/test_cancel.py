@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.demo import demo_profile
 from harness.model import RunStatus, Verdict
-from harness.record import OBSERVATIONS, read_manifest
+from harness.record import OBSERVATIONS, read_cases, read_manifest
 from harness.runner import cancel_runs
 from harness.validate import validate
 
@@ -31,18 +31,20 @@ def test_cancel_stops_the_runs_in_progress_and_not_a_later_validation(tmp_path: 
     worker = threading.Thread(target=first)
     worker.start()
     observations = tmp_path / "first" / "runs" / "candidate-1" / OBSERVATIONS
-    deadline = time.monotonic() + 90
-    while _lines(observations) < 3 and worker.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _lines(observations) >= 3, "the candidate run recorded no case within 90 s"
-    recorded = _lines(observations)
-    cancel_runs()
-    worker.join(timeout=60)
+    try:
+        deadline = time.monotonic() + 90
+        while _lines(observations) < 3 and worker.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _lines(observations) >= 3, "the candidate run recorded no case within 90 s"
+        recorded = read_cases(observations)
+    finally:  # never leave the runs going into the worker's later tests
+        cancel_runs()
+        worker.join(timeout=60)
     assert not worker.is_alive() and ended == ["cancelled"], ended
     for run in ("baseline-1", "candidate-1"):
         manifest = read_manifest(tmp_path / "first" / "runs" / run)
         assert manifest.status is RunStatus.INTERRUPTED, (run, manifest.status)
-    assert _lines(observations) >= recorded  # what was recorded before the cancel is kept
+    assert read_cases(observations)[: len(recorded)] == recorded  # what was recorded before the cancel is kept
 
     # The cancel was for the runs then in progress: a validation started afterwards runs to its verdict.
     later = validate(profile, tmp_path / "later", replicas=1)

@@ -6,31 +6,42 @@ import os
 import time
 from pathlib import Path
 
-from simulators._lifeline import BEAT, HEARTBEAT_ENV, LIMIT_ENV, Heartbeat, harness_gone
+from simulators._lifeline import BEAT, HEARTBEAT_ENV, LIMIT_ENV, Heartbeat, Lifeline
 
 
 def test_no_heartbeat_named_means_never_gone() -> None:
-    assert harness_gone({}) == ""
+    assert Lifeline({}).gone() == ""
 
 
-def test_a_fresh_heartbeat_is_alive_and_a_stale_one_gone(tmp_path: Path) -> None:
+def test_a_heartbeat_that_stops_moving_means_gone_after_the_limit(tmp_path: Path) -> None:
     beat = tmp_path / "heartbeat"
     beat.touch()
-    env = {HEARTBEAT_ENV: str(beat), LIMIT_ENV: "10"}
-    assert harness_gone(env) == ""
-    old = time.time() - 11
-    os.utime(beat, (old, old))
-    why = harness_gone(env)
-    assert str(beat) in why and "limit 10 s" in why and "gone" in why
+    lifeline = Lifeline({HEARTBEAT_ENV: str(beat), LIMIT_ENV: "0.5"})
+    assert lifeline.gone() == ""
+    time.sleep(0.3)
+    os.utime(beat, ns=(1, beat.stat().st_mtime_ns + 1))  # a beat: the timer starts again
+    assert lifeline.gone() == ""
+    time.sleep(0.3)
+    assert lifeline.gone() == ""  # 0.3 s since the beat, under the limit
+    time.sleep(0.4)
+    why = lifeline.gone()
+    assert str(beat) in why and "limit 0.5 s" in why and "has not moved" in why
 
 
-def test_a_missing_file_or_a_bad_limit_is_not_taken_for_a_dead_harness(tmp_path: Path) -> None:
-    assert harness_gone({HEARTBEAT_ENV: str(tmp_path / "not-yet")}) == ""
+def test_clock_steps_do_not_matter_only_movement_does(tmp_path: Path) -> None:
     beat = tmp_path / "heartbeat"
     beat.touch()
-    os.utime(beat, (0, 0))
-    assert harness_gone({HEARTBEAT_ENV: str(beat), LIMIT_ENV: "soon"}) == ""
-    assert harness_gone({HEARTBEAT_ENV: str(beat)})  # the default limit applies when none is given
+    os.utime(beat, (0, 0))  # an mtime decades "old" by the wall clock (a skewed file server)
+    lifeline = Lifeline({HEARTBEAT_ENV: str(beat), LIMIT_ENV: "5"})
+    assert lifeline.gone() == ""
+
+
+def test_a_removed_heartbeat_means_gone_and_a_bad_limit_falls_back(tmp_path: Path) -> None:
+    assert "was removed" in Lifeline({HEARTBEAT_ENV: str(tmp_path / "gone")}).gone()
+    beat = tmp_path / "heartbeat"
+    beat.touch()
+    lifeline = Lifeline({HEARTBEAT_ENV: str(beat), LIMIT_ENV: "soon"})
+    assert lifeline.limit == 30.0 and lifeline.gone() == ""
 
 
 def test_the_heartbeat_beats_until_stopped_then_is_removed(tmp_path: Path) -> None:
@@ -43,7 +54,6 @@ def test_the_heartbeat_beats_until_stopped_then_is_removed(tmp_path: Path) -> No
         while path.stat().st_mtime == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert path.stat().st_mtime > 0
-        assert harness_gone(heartbeat.environment()) == ""
     finally:
         heartbeat.stop()
     assert not path.exists()

@@ -129,3 +129,12 @@ def test_recreating_overwrites_with_a_new_ca(tmp_path: Path) -> None:
     second = create_pki(tmp_path / "pki")
     assert second.ca.read_bytes() != first
     assert stat.S_IMODE(second.key("client").stat().st_mode) == 0o600
+
+
+def test_the_device_view_holds_its_credential_and_the_ca_certificate_only(pki: Pki, tmp_path: Path) -> None:
+    view = pki.device_view(tmp_path / "device")
+    assert sorted(p.name for p in view.directory.iterdir()) == ["ca.pem", "server-key.pem", "server.pem"]
+    assert stat.S_IMODE(view.key("server").stat().st_mode) == 0o600
+    assert view.key("server").read_bytes() == pki.key("server").read_bytes()
+    # Enough to serve TLS to the run's clients.
+    assert _handshake(view.server_context(), pki.client_context()) == ""  # no error
