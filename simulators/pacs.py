@@ -313,7 +313,10 @@ class PacsSimulator:
         """Abort open associations, close the port, and finish indexing."""
         if self._ae is not None:
             for assoc in self._ae.active_associations:
-                assoc.abort()
+                # Only established ones: pynetdicom's state machine raises in its reactor thread on an abort in
+                # Sta2 (a connection that sent no A-ASSOCIATE-RQ yet, e.g. a TLS probe); those end with their peer.
+                if assoc.is_established:
+                    assoc.abort()
             # The socketserver shutdown: pynetdicom's own expects start_server()'s bookkeeping.
             socketserver.BaseServer.shutdown(self._server)
             self._server.server_close()
