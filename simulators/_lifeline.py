@@ -10,13 +10,15 @@ appending to the run's record, until someone swept them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["BEAT", "HEARTBEAT_ENV", "LIMIT_ENV", "Heartbeat", "Lifeline"]
+__all__ = ["BEAT", "HEARTBEAT_ENV", "LIMIT_ENV", "Heartbeat", "Lifeline", "stop_signals", "wait_until_stopped"]
 
 HEARTBEAT_ENV = "PATCHGATE_HEARTBEAT"  # the file's path
 LIMIT_ENV = "PATCHGATE_HEARTBEAT_LIMIT"  # seconds without a beat after which the harness counts as gone
@@ -87,3 +89,24 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
         self.path.unlink(missing_ok=True)
+
+
+def stop_signals() -> threading.Event:
+    """An event SIGTERM and SIGINT set; installed before a simulator starts, so an early stop is not lost."""
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return stop
+
+
+def wait_until_stopped(stop: threading.Event, log: logging.Logger) -> None:
+    """Block until `stop` is set, or until the harness that started this process is gone (said in `log`)."""
+    lifeline = Lifeline()
+    while not stop.wait(0.5):
+        if why := lifeline.gone():
+            log.warning("%s; stopping", why)
+            return

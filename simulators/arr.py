@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import selectors
-import signal
 import socket
 import ssl
 import sys
@@ -32,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from simulators._lifeline import Lifeline
+from simulators._lifeline import stop_signals, wait_until_stopped
 from simulators._net import LOOPBACK
 from simulators.audit import (
     MAX_MESSAGE_BYTES,
@@ -526,13 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_signals()
     try:
         arr = AuditRepository(config).start()
     except OSError as exc:
@@ -540,11 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         print(f"listening udp={arr.udp_port} tls={arr.tls_port if arr.tls_port is not None else '-'}", flush=True)
-        lifeline = Lifeline()
-        while not stop.wait(0.5):
-            if why := lifeline.gone():
-                _LOG.warning("%s; stopping", why)
-                break
+        wait_until_stopped(stop, _LOG)
     finally:
         arr.stop()
     return 0

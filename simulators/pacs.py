@@ -17,7 +17,6 @@ import hashlib
 import logging
 import os
 import re
-import signal
 import socket
 import socketserver
 import ssl
@@ -52,7 +51,7 @@ from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTAT
 from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext, build_context
 from pynetdicom.transport import ThreadedAssociationServer
 
-from simulators._lifeline import Lifeline
+from simulators._lifeline import stop_signals, wait_until_stopped
 from simulators._net import LOOPBACK, QR_MODELS, VERIFICATION, on_connection_open, parse_destination
 from simulators.auditor import Auditor
 from simulators.identity import IdentityPolicy, identity_handlers
@@ -570,22 +569,12 @@ def serve(config: PacsConfig, *, banner: str = "") -> int:
     """Run a PACS until SIGTERM or SIGINT, logging to stderr; 0 on a clean stop."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_signals()
     if banner:
         _LOG.info("%s", banner)
     pacs = PacsSimulator(config).start()
     try:
-        lifeline = Lifeline()
-        while not stop.wait(0.5):
-            if why := lifeline.gone():
-                _LOG.warning("%s; stopping", why)
-                break
+        wait_until_stopped(stop, _LOG)
     finally:
         pacs.stop()
     return 0

@@ -14,7 +14,7 @@ import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,21 +40,24 @@ def _groups(text: str) -> dict[str, int]:
     return {f[0]: int(f[2]) for f in (line.split(":") for line in text.splitlines()) if len(f) >= 3 and f[2].isdigit()}
 
 
-def _read_from_image(client: Any, image: str, path: str) -> str:
-    """A text file of the image, read from a created (never started) container: no shell or `id` needed."""
+def _read_from_image(client: Any, image: str, paths: Sequence[str]) -> list[str]:
+    """Text files of the image ("" for one it lacks), from one created, never started container: no shell needed."""
     import docker.errors
 
     # Labelled as ours, so a sweep finds it should this process be killed before it is removed.
-    owner = owner_labels()
-    container = client.containers.create(image, command=["/patchgate-never-runs"], entrypoint=[], labels=owner)
+    container = client.containers.create(image, command=["/patchgate-never-runs"], entrypoint=[], labels=owner_labels())
     try:
-        stream, _ = container.get_archive(path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.next()
-            handle = tar.extractfile(member) if member is not None else None
-            return handle.read().decode("utf-8", errors="replace") if handle is not None else ""
-    except (docker.errors.NotFound, KeyError):  # absent, or a symlink out of the archive
-        return ""
+        texts = []
+        for path in paths:
+            try:
+                stream, _ = container.get_archive(path)
+                with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                    member = tar.next()
+                    handle = tar.extractfile(member) if member is not None else None
+                    texts.append(handle.read().decode("utf-8", errors="replace") if handle is not None else "")
+            except (docker.errors.NotFound, KeyError):  # absent, or a symlink out of the archive
+                texts.append("")
+        return texts
     finally:
         container.remove(force=True)
 
@@ -65,7 +68,10 @@ def image_owner(client: Any, image: str, user: str | None = None) -> Owner | Non
     name, _, group = spec.partition(":")
     if name in ("", "0", "root"):
         return None  # root reads and writes everything it is given
-    passwd = parse_passwd(_read_from_image(client, image, "/etc/passwd"))
+    if name.isdigit() and group.isdigit():
+        return int(name), int(group)  # nothing to look up (the simulators run so, as the caller)
+    passwd_text, group_text = _read_from_image(client, image, ["/etc/passwd", "/etc/group"])
+    passwd = parse_passwd(passwd_text)
     if name.isdigit():  # the engine's rule: the primary group from /etc/passwd, or root's group
         uid = int(name)
         gid = next((g for u, g in passwd.values() if u == uid), 0)
@@ -79,7 +85,7 @@ def image_owner(client: Any, image: str, user: str | None = None) -> Owner | Non
     if group.isdigit():
         gid = int(group)
     elif group:
-        groups = _groups(_read_from_image(client, image, "/etc/group"))
+        groups = _groups(group_text)
         if group not in groups:
             raise TargetError(f"image {image!r} runs as group {group!r}, which its /etc/group does not name")
         gid = groups[group]
