@@ -31,8 +31,8 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.dsutils import encode, split_dataset
 from pynetdicom.presentation import build_context, build_role
 
-from harness.model import JSON, Endpoint
 from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, qr_sop_class, status_hex
+from simulators.endpoint import JSON, Endpoint
 
 __all__ = [
     "ContextResult",
@@ -84,11 +84,17 @@ def file_sha256(path: str | Path) -> str:
 
 @dataclass(frozen=True)
 class EchoResult:
-    """A C-ECHO: did the association come up, and what status the peer answered."""
+    """A C-ECHO: did the association come up, and what status the peer answered.
+
+    `user_identity_response` is the server response of the User Identity item in the peer's
+    A-ASSOCIATE-AC (PS3.7 D.3.3.7.2; b"" when the item had none), None without that item. It
+    is not in the summary: simulators.identity.negotiation records it for the identity suite.
+    """
 
     accepted: bool
     status: int | None
     error: str = ""
+    user_identity_response: bytes | None = None
 
     def summary(self) -> dict[str, JSON]:
         return {"accepted": self.accepted, "status": status_hex(self.status), "error": self.error}
@@ -372,10 +378,12 @@ class Modality:
         assoc, error = self._associate(peer, [build_context(VERIFICATION)])
         if error:
             return EchoResult(False, None, error)
+        item = assoc.acceptor.user_identity  # from the A-ASSOCIATE-AC
+        response = None if item is None else (item.server_response or b"")
         try:
             rsp = assoc.send_c_echo()
             status = int(rsp.Status) if "Status" in rsp else None
-            return EchoResult(True, status, "" if status is not None else _NO_RESPONSE)
+            return EchoResult(True, status, "" if status is not None else _NO_RESPONSE, response)
         finally:
             _close(assoc)
 

@@ -53,8 +53,8 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from simulators._lifeline import stop_signals, wait_until_stopped
 from simulators._net import LOOPBACK, QR_MODELS, VERIFICATION, on_connection_open, parse_destination
-from simulators.auditor import Auditor
-from simulators.identity import IdentityPolicy, identity_handlers
+from simulators.audit.sender import Auditor
+from simulators.identity.policy import IdentityPolicy, identity_handlers
 from simulators.index import Index, IndexedInstance
 from simulators.matching import Query, QueryError, evaluate, parse_query, response
 from simulators.pki import PkiError, load_pki
@@ -147,7 +147,7 @@ class PacsConfig:
     # called AE title must be its own when `check_called_ae`.
     known_peers: frozenset[str] = frozenset()
     check_called_ae: bool = False
-    # User identity negotiation (PS3.7 D.3.3.7), checked by simulators.identity; None: ignored.
+    # User identity negotiation (PS3.7 D.3.3.7), checked by simulators.identity.policy; None: ignored.
     identity: IdentityPolicy | None = field(default=None, compare=False)
     # Where its audit messages go (PS3.15 A.5); None: it keeps no audit trail.
     auditor: Auditor | None = field(default=None, compare=False)

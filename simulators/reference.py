@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulators._net import LOOPBACK
-from simulators.auditor import Auditor, parse_target
-from simulators.identity import policy_from_credentials, standard_credentials
+from simulators.audit.sender import Auditor, parse_target
+from simulators.identity.credentials import policy_from_credentials, standard_credentials
 from simulators.pacs import PacsConfig, PacsSimulator, Quirks, build_parser, parse_destinations, serve
 from simulators.pki import load_pki
 
 __all__ = ["DESCRIPTIONS", "IDENTITY_SECRET", "POSTURES", "VARIANTS", "Posture", "build", "main"]
 
-# The secret the reference device's user identity credentials derive from (simulators.identity).
+# The secret the reference device's user identity credentials derive from (simulators.identity.credentials).
 IDENTITY_SECRET = "patchgate-reference"
 
 

@@ -17,7 +17,7 @@ import pytest
 from harness.context import SuiteContext
 from harness.model import Endpoint
 from harness.plugin import Observe
-from simulators.arr import AuditRecord
+from simulators.audit.record import AuditRecord
 from simulators.corpus import CorpusItem
 from simulators.modality import Modality
 from suites._support import SERVICES, ask

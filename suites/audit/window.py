@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from simulators.arr import AuditRecord, read_records
+from simulators.audit.record import AuditRecord, read_records
 
 __all__ = ["DRAIN", "DRAIN_LIMIT", "drain", "during", "records"]
 

@@ -13,7 +13,8 @@ import pytest
 from harness.context import SuiteContext
 from harness.model import Endpoint, Security
 from harness.plugin import Observe
-from simulators.identity import IdentityEcho, IdentityKind, Quality, echo_with_identity, offer
+from simulators.identity.credentials import Quality, offer
+from simulators.identity.negotiation import IdentityEcho, IdentityKind, echo_with_identity
 from simulators.modality import Modality
 
 pytestmark = pytest.mark.service("echo")

@@ -1,6 +1,6 @@
 """Exposed surface and software inventory of a containerised device: listening ports, packages, probe, labels.
 
-The runner takes the inventory once the device answers (harness.targets.inventory, written to
+The runner takes the inventory once the device answers (harness.inventory, written to
 inventory.json); this case records it, so the comparison reads like "openssl 3.0.11 → 3.0.15;
 tcp/{http} no longer listening". A newly listening port reads as a loosening (`exposure`).
 """
@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 
 from harness.context import SuiteContext
+from harness.model import Observation
 from harness.plugin import Observe
+
+# The observation of harness.inventory that holds the installed software, {package: version}.
+_SOFTWARE = "packages"
 
 
 def test_inventory(patchgate_context: SuiteContext, observe: Observe) -> None:
@@ -23,4 +27,6 @@ def test_inventory(patchgate_context: SuiteContext, observe: Observe) -> None:
     if "error" in data:
         pytest.fail(f"no inventory of the device container: {data['error']}")
     for name, value, security in data["observations"]:
-        observe(name, value, security=security)
+        # Tagged, so report.html lists its changes under Software changes whatever this case is called.
+        tags = (Observation.INVENTORY,) if name == _SOFTWARE else ()
+        observe(name, value, security=security, tags=tags)

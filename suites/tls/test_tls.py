@@ -18,9 +18,9 @@ from harness.context import SuiteContext
 from harness.model import Endpoint, Security
 from harness.plugin import Observe
 from simulators.pki import Pki, load_pki
-from simulators.tls_probe import (
+from simulators.tls.handshake import VERSIONS
+from simulators.tls.probe import (
     CLIENT_CREDENTIALS,
-    VERSIONS,
     CipherReport,
     presented_certificate,
     probe_ciphers,

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from simulators.arr import ArrConfig, AuditRecord, AuditRepository, read_records
-from simulators.audit import (
+from simulators.audit.build import build_message
+from simulators.audit.message import (
     APPLICATION_START,
     APPLICATION_STOP,
     LOGIN,
@@ -28,16 +28,14 @@ from simulators.audit import (
     ROLE_DESTINATION,
     ROLE_SOURCE,
     ActiveParticipant,
-    TlsSender,
-    build_message,
-    octet_frame,
     patient,
     security_subject,
-    send_udp,
     sop_queried,
     study,
-    syslog_frame,
 )
+from simulators.audit.record import AuditRecord, read_records
+from simulators.audit.repository import ArrConfig, AuditRepository
+from simulators.audit.syslog import TlsSender, octet_frame, send_udp, syslog_frame
 from simulators.pki import Pki, create_pki
 from tests.conftest import ROOT
 
@@ -451,7 +449,7 @@ def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
 
 def test_cli_serves_until_sigterm(tmp_path: Path, pki: Pki) -> None:
     out = tmp_path / "cli.jsonl"
-    command = [sys.executable, "-m", "simulators.arr", "--udp-port", "0", "--tls-port", "0"]
+    command = [sys.executable, "-m", "simulators.audit.repository", "--udp-port", "0", "--tls-port", "0"]
     proc = subprocess.Popen(
         [*command, "--tls-dir", str(pki.directory), "--out", str(out)],
         cwd=ROOT,
@@ -493,7 +491,16 @@ def test_cli_serves_until_sigterm(tmp_path: Path, pki: Pki) -> None:
 )
 def test_cli_refuses_bad_tls_arguments(tmp_path: Path, args: list[str], message: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "simulators.arr", "--udp-port", "0", "--out", str(tmp_path / "x.jsonl"), *args],
+        [
+            sys.executable,
+            "-m",
+            "simulators.audit.repository",
+            "--udp-port",
+            "0",
+            "--out",
+            str(tmp_path / "x.jsonl"),
+            *args,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

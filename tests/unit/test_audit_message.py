@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from simulators.audit import (
+from simulators.audit.build import build_message
+from simulators.audit.message import (
     APPLICATION_START,
     APPLICATION_STOP,
     EVENT_NAMES,
@@ -24,19 +25,15 @@ from simulators.audit import (
     ActiveParticipant,
     AuditMessageError,
     Code,
-    OctetCountingDecoder,
     ParticipantObject,
-    build_message,
     event_code,
-    octet_frame,
-    parse_message,
-    parse_syslog,
     patient,
     security_subject,
     sop_queried,
     study,
-    syslog_frame,
 )
+from simulators.audit.parse import parse_message
+from simulators.audit.syslog import OctetCountingDecoder, octet_frame, parse_syslog, syslog_frame
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
 FIND = "1.2.840.10008.5.1.4.1.2.2.1"

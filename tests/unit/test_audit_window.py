@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from simulators.arr import AuditRecord
+from simulators.audit.record import AuditRecord
 from suites.audit import window
 
 

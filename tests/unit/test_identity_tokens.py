@@ -7,20 +7,16 @@ import json
 
 import pytest
 
-from simulators.identity import (
+from simulators.identity.credentials import Quality, offer, policy_from_credentials, standard_credentials
+from simulators.identity.negotiation import IdentityKind, negotiation
+from simulators.identity.policy import IdentityPolicy
+from simulators.identity.tokens import (
     CredentialError,
-    IdentityKind,
-    IdentityPolicy,
-    Quality,
     jwt_token,
     kerberos_principal,
     kerberos_ticket,
-    negotiation,
-    offer,
-    policy_from_credentials,
     saml_assertion,
     saml_issuer,
-    standard_credentials,
     verify_jwt,
 )
 

@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from simulators.pki import CREDENTIALS, FILES, Pki, PkiError, create_pki, load_pki
-from simulators.tls_probe import memory_handshake
+from simulators.tls.handshake import memory_handshake
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from simulators.audit import (
+from simulators.audit.build import build_message
+from simulators.audit.message import (
     APPLICATION_START,
     APPLICATION_STOP,
     LOGIN,
@@ -25,19 +26,16 @@ from simulators.audit import (
     ActiveParticipant,
     Code,
     ParticipantObject,
-    TlsSender,
-    build_message,
     patient,
     security_subject,
-    send_udp,
     sop_queried,
     study,
-    syslog_frame,
 )
+from simulators.audit.syslog import TlsSender, send_udp, syslog_frame
 
 __all__ = ["AuditTarget", "Auditor", "parse_target"]
 
-_LOG = logging.getLogger("simulators.auditor")
+_LOG = logging.getLogger("simulators.audit.sender")
 _QUEUE = 1024  # messages waiting to be sent; beyond it they are dropped (and logged)
 
 

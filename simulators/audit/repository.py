@@ -1,4 +1,4 @@
-"""The audit record repository (ARR) simulator: DICOM audit messages over syslog (UDP, TLS), each one recorded.
+"""The audit record repository (ARR) simulator: receives DICOM audit messages over syslog (UDP, TLS) and records each.
 
 Every message received, valid or not, becomes one `AuditRecord`: kept in memory and
 appended as a JSON line to the output file (flushed and fsynced, so a killed run keeps
@@ -7,7 +7,7 @@ oversized frame is recorded as invalid with its reason; the misbehaving TLS conn
 is closed and everything else keeps going.
 
 Run it standalone:
-    python -m simulators.arr --udp-port 0 [--tls-port 0 --tls-dir PKI_DIR] --out audit.jsonl
+    python -m simulators.audit.repository --udp-port 0 [--tls-port 0 --tls-dir PKI_DIR] --out audit.jsonl
 It prints `listening udp=PORT tls=PORT` (`tls=-` without TLS) and serves until SIGTERM/SIGINT.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -26,25 +25,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from simulators._lifeline import stop_signals, wait_until_stopped
 from simulators._net import LOOPBACK
-from simulators.audit import (
-    MAX_MESSAGE_BYTES,
-    AuditMessageError,
-    OctetCountingDecoder,
-    parse_message,
-    parse_syslog,
-)
+from simulators.audit.message import MAX_MESSAGE_BYTES, AuditMessageError
+from simulators.audit.record import AuditRecord, record_failure, record_message
+from simulators.audit.syslog import OctetCountingDecoder
 from simulators.pki import PkiError, load_pki
 
-__all__ = ["ArrConfig", "AuditRecord", "AuditRepository", "main", "read_records"]
+__all__ = ["ArrConfig", "AuditRepository", "build_parser", "main"]
 
-_LOG = logging.getLogger("simulators.arr")
+_LOG = logging.getLogger("simulators.audit.repository")
 _POLL = 0.25  # how often a blocked connection thread checks for stop()
 _RECV = 16 * 1024
 
@@ -71,124 +65,11 @@ class ArrConfig:
             )
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    """One received message (or refused TLS peer) as the ARR saw it; `reason` is "" exactly when `valid`."""
-
-    received: str  # ISO 8601, UTC
-    transport: str  # "udp" | "tls"
-    peer: str  # host:port
-    valid: bool
-    reason: str
-    problems: tuple[str, ...] = ()
-    size: int = 0  # bytes of the syslog message
-    sha256: str = ""  # of the syslog message
-    app_name: str = ""
-    msgid: str = ""
-    event_code: str = ""
-    event_name: str = ""
-    action: str = ""
-    outcome: int | None = None
-    event_types: tuple[str, ...] = ()
-    audit_source_id: str = ""
-    user_ids: tuple[str, ...] = ()
-    object_ids: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> AuditRecord:
-        outcome = d.get("outcome")
-        return cls(
-            received=str(d["received"]),
-            transport=str(d["transport"]),
-            peer=str(d.get("peer", "")),
-            valid=bool(d["valid"]),
-            reason=str(d.get("reason", "")),
-            problems=tuple(str(p) for p in d.get("problems", ())),
-            size=int(d.get("size", 0)),
-            sha256=str(d.get("sha256", "")),
-            app_name=str(d.get("app_name", "")),
-            msgid=str(d.get("msgid", "")),
-            event_code=str(d.get("event_code", "")),
-            event_name=str(d.get("event_name", "")),
-            action=str(d.get("action", "")),
-            outcome=None if outcome is None else int(outcome),
-            event_types=tuple(str(t) for t in d.get("event_types", ())),
-            audit_source_id=str(d.get("audit_source_id", "")),
-            user_ids=tuple(str(u) for u in d.get("user_ids", ())),
-            object_ids=tuple(str(o) for o in d.get("object_ids", ())),
-        )
-
-    def summary(self) -> str:
-        """One line for logs and timeout messages."""
-        what = self.event_name or "-"
-        return f"{self.transport} {self.peer} {what}: " + ("valid" if self.valid else f"invalid ({self.reason})")
-
-
-def read_records(path: Path) -> list[AuditRecord]:
-    """The records in an ARR output file; a torn last line (a killed writer) is ignored, any other bad line raises."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    out: list[AuditRecord] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(AuditRecord.from_json(json.loads(line)))
-        except (ValueError, KeyError, TypeError) as exc:
-            if number == len(lines):
-                break
-            raise ValueError(
-                f"{path}:{number}: not an ARR record ({exc}); hint: was it written by simulators.arr?"
-            ) from None
-    return out
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def _peer(address: Any) -> str:
     try:
         return f"{address[0]}:{address[1]}"
     except (TypeError, IndexError):
         return str(address)
-
-
-def _record(raw: bytes, transport: str, peer: str, max_bytes: int) -> AuditRecord:
-    """Parse one syslog message into a record; never raises for anything the peer sent."""
-    base: dict[str, Any] = {
-        "received": _now(),
-        "transport": transport,
-        "peer": peer,
-        "size": len(raw),
-        "sha256": hashlib.sha256(raw).hexdigest(),
-    }
-    try:
-        header, msg = parse_syslog(raw)
-        base.update(app_name=header.app_name, msgid=header.msgid)
-        message = parse_message(msg, max_bytes=max_bytes)
-    except AuditMessageError as exc:
-        return AuditRecord(valid=False, reason=exc.reason, **base)
-    problems = message.problems()
-    reason = ""
-    if problems:
-        reason = problems[0] if len(problems) == 1 else f"{problems[0]} (+{len(problems) - 1} more problems)"
-    return AuditRecord(
-        valid=not problems,
-        reason=reason,
-        problems=problems,
-        event_code=message.event_id.code,
-        event_name=message.event_name,
-        action=message.event_action_code,
-        outcome=message.event_outcome_indicator,
-        event_types=tuple(t.code for t in message.event_type_codes),
-        audit_source_id=message.audit_source_id,
-        user_ids=tuple(p.user_id for p in message.active_participants),
-        object_ids=tuple(o.object_id for o in message.participant_objects),
-        **base,
-    )
 
 
 class AuditRepository:
@@ -325,7 +206,7 @@ class AuditRepository:
             _LOG.warning("%s", record.summary())
 
     def _invalid(self, transport: str, peer: str, reason: str, size: int = 0) -> None:
-        self._add(AuditRecord(received=_now(), transport=transport, peer=peer, valid=False, reason=reason, size=size))
+        self._add(record_failure(transport, peer, reason, size))
 
     # -- serving -------------------------------------------------------------------------------
 
@@ -357,7 +238,7 @@ class AuditRepository:
         if flags & socket.MSG_TRUNC:  # the kernel dropped what did not fit
             self._invalid("udp", peer, f"oversized (datagram over {limit} bytes)", size=len(data))
             return
-        self._add(_record(data, "udp", peer, limit))
+        self._add(record_message(data, "udp", peer, limit))
 
     def _on_accept(self, listener: socket.socket) -> None:
         try:
@@ -475,7 +356,7 @@ class AuditRepository:
             else:
                 error = ""
             for frame in frames:
-                self._add(_record(frame, "tls", peer, limit))
+                self._add(record_message(frame, "tls", peer, limit))
             if error:
                 self._invalid("tls", peer, error)
                 return
@@ -486,7 +367,8 @@ class AuditRepository:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m simulators.arr", description="Run the audit record repository simulator until SIGTERM/SIGINT."
+        prog="python -m simulators.audit.repository",
+        description="Run the audit record repository simulator until SIGTERM/SIGINT.",
     )
     parser.add_argument("--host", default=LOOPBACK, help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--udp-port", type=int, required=True, help="syslog UDP port, RFC 5426 (0: any free port)")
@@ -529,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         arr = AuditRepository(config).start()
     except OSError as exc:
-        print(f"simulators.arr: cannot listen on {args.host}: {exc}", file=sys.stderr)
+        print(f"simulators.audit.repository: cannot listen on {args.host}: {exc}", file=sys.stderr)
         return 1
     try:
         print(f"listening udp={arr.udp_port} tls={arr.tls_port if arr.tls_port is not None else '-'}", flush=True)
