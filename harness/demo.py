@@ -1,57 +1,26 @@
-"""The embedded default: a profile for the reference device, so `patchgate validate --demo` needs no files."""
+"""The embedded default: the reference device's profile, shipped as package data, with any of its variants as the patch."""
 
 from __future__ import annotations
+
+import re
+from importlib import resources
 
 from harness.errors import ProfileError
 from harness.profile import Profile, parse_profile
 
-__all__ = ["DEMO_TEMPLATE", "REGRESSION_ALIAS", "demo_profile", "demo_text", "known_variants"]
+__all__ = ["REFERENCE_PROFILE", "REGRESSION_ALIAS", "demo_profile", "demo_text", "known_variants", "reference_text"]
 
 # `--demo regression` picks the variant that changes several behaviours at once.
 REGRESSION_ALIAS = "regression"
 
-DEMO_TEMPLATE = """\
-# The reference device: patchgate's embedded PACS, whose variants stand for patches.
-[device]
-name = "reference"
-ae_title = "REFDEVICE"
-host = "127.0.0.1"
-port = 0
-services = ["echo", "store", "find", "move", "get"]
-start_timeout = 20
+# The one copy of the reference profile: package data, so an installed wheel has it too
+# (devices/reference/profile.toml is a link to it, for people reading the checkout).
+REFERENCE_PROFILE = "data/reference.toml"
 
-[device.identity]
-{identity}
 
-[simulators.pacs]
-ae_title = "PGPACS"
-
-[modality]
-ae_title = "PGMODALITY"
-
-[corpus]
-seed = 1422
-
-[variants.baseline]
-description = "as shipped"
-tls = {baseline_tls}
-command = ["{{python}}", "-m", "simulators.reference", "--variant", "{baseline}", "--ae-title", "{{ae_title}}",
-           "--port", "{{port}}", "--storage", "{{workdir}}/storage",
-           "--destination", "{{pacs.ae_title}}={{pacs.host}}:{{pacs.port}}", "--tls-dir", "{{tls.dir}}",
-           "--audit", "udp://{{arr.host}}:{{arr.udp_port}}", "--audit-tls", "tls://{{arr.host}}:{{arr.tls_port}}",
-           "--known-peer", "{{modality.ae_title}}", "--known-peer", "{{pacs.ae_title}}",
-           "--identity-secret", "{secret}"]
-
-[variants.candidate]
-description = "patched"
-tls = {candidate_tls}
-command = ["{{python}}", "-m", "simulators.reference", "--variant", "{candidate}", "--ae-title", "{{ae_title}}",
-           "--port", "{{port}}", "--storage", "{{workdir}}/storage",
-           "--destination", "{{pacs.ae_title}}={{pacs.host}}:{{pacs.port}}", "--tls-dir", "{{tls.dir}}",
-           "--audit", "udp://{{arr.host}}:{{arr.udp_port}}", "--audit-tls", "tls://{{arr.host}}:{{arr.tls_port}}",
-           "--known-peer", "{{modality.ae_title}}", "--known-peer", "{{pacs.ae_title}}",
-           "--identity-secret", "{secret}"]
-"""
+def reference_text() -> str:
+    """The reference profile's TOML as shipped: baseline `clean`, candidate `clean-rebuild`."""
+    return (resources.files("harness") / REFERENCE_PROFILE).read_text(encoding="utf-8")
 
 
 def known_variants() -> dict[str, str]:
@@ -62,19 +31,17 @@ def known_variants() -> dict[str, str]:
 
 
 def demo_text(candidate: str = "clean-rebuild", baseline: str = "clean") -> str:
-    """The embedded profile's TOML for `baseline` as shipped and `candidate` as the patch."""
-    from simulators.identity import standard_credentials
-    from simulators.reference import IDENTITY_SECRET, POSTURES, Posture
+    """The reference profile's TOML with `baseline` as shipped and `candidate` as the patch.
 
-    identity = "\n".join(f'{k} = "{v}"' for k, v in standard_credentials(IDENTITY_SECRET).items())
-    return DEMO_TEMPLATE.format(
-        baseline=baseline,
-        candidate=candidate,
-        baseline_tls=str(POSTURES.get(baseline, Posture()).tls).lower(),
-        candidate_tls=str(POSTURES.get(candidate, Posture()).tls).lower(),
-        secret=IDENTITY_SECRET,
-        identity=identity,
-    )
+    Each variant table names its reference variant once (`"--variant", "NAME"`) and says whether
+    it requires TLS (`tls = ...`, the variant's posture); only those two values are rewritten.
+    """
+    from simulators.reference import POSTURES, Posture
+
+    text = reference_text()
+    for role, variant in (("baseline", baseline), ("candidate", candidate)):
+        text = _set_variant(text, role, variant, POSTURES.get(variant, Posture()).tls)
+    return text
 
 
 def demo_profile(candidate: str = "clean-rebuild", baseline: str = "clean") -> Profile:
@@ -87,3 +54,21 @@ def demo_profile(candidate: str = "clean-rebuild", baseline: str = "clean") -> P
                 hint=f"choose one of: {', '.join(sorted(variants))}",
             )
     return parse_profile(demo_text(candidate, baseline), f"<embedded:reference:{candidate}>")
+
+
+def _set_variant(text: str, role: str, variant: str, tls: bool) -> str:
+    """`text` with the `[variants.ROLE]` table running reference variant `variant`, requiring TLS or not."""
+    header = re.search(rf"^\[variants\.{role}\][ \t]*$", text, re.MULTILINE)
+    if header is None:
+        raise ProfileError(f"{REFERENCE_PROFILE}: no [variants.{role}] table", hint="reinstall patchgate")
+    following = re.search(r"^\[", text[header.end() :], re.MULTILINE)
+    end = header.end() + following.start() if following else len(text)
+    table = text[header.end() : end]
+    table, named = re.subn(r'("--variant",\s*)"[^"]*"', lambda m: f'{m[1]}"{variant}"', table)
+    table, flagged = re.subn(r"^tls = (true|false)$", lambda _: f"tls = {str(tls).lower()}", table, flags=re.MULTILINE)
+    if (named, flagged) != (1, 1):
+        raise ProfileError(
+            f"{REFERENCE_PROFILE}: [variants.{role}] must hold one --variant argument and one tls line",
+            hint="reinstall patchgate",
+        )
+    return text[: header.end()] + table + text[end:]

@@ -19,15 +19,15 @@ a broad entry written for a functional change must not wave a weaker device thro
 
 from __future__ import annotations
 
-import functools
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import PolicyError
 from harness.model import Difference, DiffKind
+from harness.profile import ExpectedChange  # one record for profiles and policy files
 
 __all__ = ["ExpectedChange", "Policy", "load_policy", "parse_policy"]
 
@@ -36,27 +36,6 @@ _BOOLEANS = frozenset({"allow_loosening"})
 _HEADER = re.compile(r"^[ \t]*\[\[[ \t]*expected[ \t]*\]\]", re.MULTILINE)
 _TABLE = re.compile(r"^[ \t]*\[")
 _KINDS = ", ".join(k.value for k in DiffKind)
-
-
-@dataclass(frozen=True)
-class ExpectedChange:
-    """One declared change: which case and path it covers, and why it is allowed."""
-
-    case: str
-    path: str
-    reason: str
-    kind: DiffKind | None = None  # None: any kind of difference
-    ticket: str = ""
-    allow_loosening: bool = False  # may cover a difference on a loosened security observation
-    # Where it was declared, for people: "FILE:LINE", or "FILE, expected-change entry N" when the line is unknown.
-    where: str = field(default="", compare=False)
-
-    def matches(self, diff: Difference) -> bool:
-        return (
-            (self.kind is None or self.kind is diff.kind)
-            and _glob(self.case).fullmatch(diff.case) is not None
-            and _glob(self.path).fullmatch(diff.path) is not None
-        )
 
 
 @dataclass(frozen=True)
@@ -74,17 +53,23 @@ class Policy:
         return next((e for e in self.entries if e.matches(diff) and (e.allow_loosening or not loosening)), None)
 
 
-def parse_policy(entries: Sequence[Mapping[str, object]], source: str, *, text: str | None = None) -> Policy:
+def parse_policy(
+    entries: Sequence[Mapping[str, object] | ExpectedChange], source: str, *, text: str | None = None
+) -> Policy:
     """A policy from `[[expected]]` tables already read from `source` (named in every error).
 
     `text` is the TOML they were read from, to name each entry's line; when not given and
-    `source` is a readable file, it is read from there.
+    `source` is a readable file, it is read from there. Typed entries (a Profile's `expected`,
+    checked when the profile was read) are taken as they are.
     """
-    if text is None:
+    if text is None and not all(isinstance(e, ExpectedChange) for e in entries):
         text = _read(source)
-    headers = _headers(text, len(entries))
+    headers = _headers(text or "", len(entries))
     return Policy(
-        tuple(_entry(e, source, n, text, headers[n - 1] if headers else 0) for n, e in enumerate(entries, start=1))
+        tuple(
+            e if isinstance(e, ExpectedChange) else _entry(e, source, n, text or "", headers[n - 1] if headers else 0)
+            for n, e in enumerate(entries, start=1)
+        )
     )
 
 
@@ -185,9 +170,3 @@ def _entry(raw: Mapping[str, object], source: str, n: int, text: str, header: in
         allow_loosening=raw.get("allow_loosening") is True,
         where=f"{source}:{header}" if header else f"{source}, expected-change entry {n}",
     )
-
-
-@functools.lru_cache(maxsize=1024)
-def _glob(pattern: str) -> re.Pattern[str]:
-    """A glob where only `*` is special: any run of characters, separators included."""
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)

@@ -1,14 +1,21 @@
-"""Profile loading: good profiles parse; every bad one names the file, the line and the key."""
+"""Profile loading: good profiles parse; every bad one names the file, the line and the key, all problems at once."""
 
 from __future__ import annotations
 
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from harness.demo import demo_profile
+from harness.demo import demo_profile, demo_text, reference_text
 from harness.errors import ProfileError
-from harness.profile import load_profile, parse_profile
+from harness.model import DiffKind
+from harness.profile import ExpectedChange, load_profile, parse_profile, profile_json_schema
+from harness.profile._locate import Locator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,20 +33,64 @@ command = ["dev-patched", "--port", "{port}"]
 """
 
 
-def test_good_profile_parses() -> None:
+def _problems(text: str, source: str = "/tmp/dev.toml") -> str:
+    with pytest.raises(ProfileError) as info:
+        parse_profile(text, source)
+    return info.value.one_line()
+
+
+def test_good_profile_parses_with_defaults_from_the_dataclasses() -> None:
     profile = parse_profile(GOOD, "/tmp/dev.toml")
     assert profile.device.ae_title == "DEV"
     assert profile.device.services == ("echo", "store")
+    assert profile.device.start_timeout == 20.0
     assert profile.variant("candidate").command[0] == "dev-patched"
+    assert profile.variant("candidate").name == "candidate"
     assert profile.simulators["pacs"].ae_title == "PGPACS"
+    assert (profile.modality_ae_title, profile.corpus_seed, profile.suite_timeout) == ("PGMODALITY", 1422, 600.0)
 
 
-def test_reference_profile_file_matches_the_embedded_demo() -> None:
-    on_disk = load_profile(ROOT / "devices" / "reference" / "profile.toml")
-    embedded = demo_profile()
-    assert on_disk.device == embedded.device
-    assert on_disk.variants == embedded.variants
-    assert on_disk.simulators == embedded.simulators
+def test_expected_entries_are_typed_records_with_their_line() -> None:
+    text = GOOD + '\n[[expected]]\ncase = "a/*"\npath = "x.*"\nreason = " why "\nkind = "status_changed"\n'
+    (entry,) = parse_profile(text, "/tmp/dev.toml").expected
+    assert entry == ExpectedChange("a/*", "x.*", "why", DiffKind.STATUS_CHANGED)
+    assert entry.where == "/tmp/dev.toml:12"
+
+
+def test_policy_may_be_one_file_or_several(tmp_path: Path) -> None:
+    assert parse_profile(GOOD, str(tmp_path / "dev.toml")).policy_files == ()
+    text = 'policy = "p.toml"\n' + GOOD
+    assert parse_profile(text, str(tmp_path / "dev.toml")).policy_files == (str(tmp_path / "p.toml"),)
+    text = 'policy = ["p.toml", "q/r.toml"]\n' + GOOD
+    assert parse_profile(text, str(tmp_path / "dev.toml")).policy_files[1] == str(tmp_path / "q" / "r.toml")
+
+
+def test_reference_profile_is_the_packaged_file() -> None:
+    on_disk = ROOT / "devices" / "reference" / "profile.toml"
+    assert on_disk.resolve() == (ROOT / "harness" / "data" / "reference.toml").resolve()
+    assert demo_text() == reference_text() == on_disk.read_text(encoding="utf-8")
+    assert load_profile(on_disk).variants == demo_profile().variants
+
+
+def test_demo_swaps_only_the_variant_and_its_tls_posture() -> None:
+    shipped = demo_profile()
+    tls = demo_profile("tls-required")
+    assert tls.device == shipped.device
+    assert tls.variants["baseline"] == shipped.variants["baseline"]
+    candidate = tls.variants["candidate"]
+    assert candidate.tls is True
+    assert candidate.command[candidate.command.index("--variant") + 1] == "tls-required"
+    assert tls.sha256 != shipped.sha256
+
+
+def test_reference_identity_is_what_the_reference_device_derives() -> None:
+    from simulators.identity.credentials import standard_credentials
+    from simulators.reference import IDENTITY_SECRET
+
+    profile = demo_profile()
+    assert dict(profile.device.identity) == standard_credentials(IDENTITY_SECRET)
+    for variant in profile.variants.values():
+        assert variant.command[variant.command.index("--identity-secret") + 1] == IDENTITY_SECRET
 
 
 @pytest.mark.parametrize(
@@ -52,12 +103,12 @@ def test_reference_profile_file_matches_the_embedded_demo() -> None:
         (lambda t: t.replace('ae_title = "DEV"', "ae_title = 7"), ":3: device.ae_title: expected str"),
         (
             lambda t: t.replace('services = ["echo", "store"]', 'services = ["echo", "teleport"]'),
-            ":4: device.services: unknown service",
+            ":4: device.services[1]: unknown value 'teleport'",
         ),
         (lambda t: t.replace('ae_title = "DEV"', 'ae_title = "WAY-TOO-LONG-AE-TITLE"'), ":3: device.ae_title"),
         (
             lambda t: t.replace("[variants.candidate]", "[variants.candidate]\nimgae = 3"),
-            ":10: variants.candidate.imgae: unknown key",
+            ":10: variants.candidate.imgae: unknown key (hint: did you mean 'image'?",
         ),
         (
             lambda t: t.replace("[variants.candidate]", "[variants.candidate]\nimage = 3"),
@@ -65,25 +116,72 @@ def test_reference_profile_file_matches_the_embedded_demo() -> None:
         ),
         (
             lambda t: t.replace("[variants.candidate]", '[variants.candidate]\nfiles = { "/etc/x.cfg" = "nope.cfg" }'),
-            ":10: variants.candidate.files: template",
+            ':10: variants.candidate.files."/etc/x.cfg": file /tmp/nope.cfg not found',
         ),
-        (lambda t: t.replace('command = ["dev", "--port", "{port}"]', "command = [1, 2]"), "variants.baseline.command"),
-        (lambda t: t + "\n[device.extra\n", "not valid TOML"),
+        (
+            lambda t: t.replace('command = ["dev", "--port", "{port}"]', "command = [1, 2]"),
+            ":7: variants.baseline.command[0]: expected str",
+        ),
+        (lambda t: t + "\n[device.extra\n", ":12: not valid TOML"),
         (
             lambda t: t.replace('name = "dev"\n', 'name = "dev"\nhost = "10.0.0.5"\n'),
-            "device.host: '10.0.0.5' is not a loopback address",
+            ":3: device.host: '10.0.0.5' is not a loopback address",
         ),
-        (lambda t: t.split("[variants.candidate]")[0], "no [variants.candidate]"),
+        (lambda t: t.split("[variants.candidate]")[0], ":6: variants.candidate: missing table"),
+        (lambda t: t.replace('command = ["dev", "--port", "{port}"]', ""), ":6: variants.baseline.command: needs"),
+        (lambda t: t.replace('name = "dev"\n', ""), ":1: device.name: missing key"),
+        (lambda t: t.replace("[device]", "[devices]"), ": device: missing table"),
+        (lambda t: "[simulators.ris]\n" + t, ":1: simulators.ris: unknown key"),
+        (lambda t: "[device.identity]\npassword = 'x'\n" + t.replace("[device]\n", ""), ":2: device.identity.password"),
+        (lambda t: t + '\n[[expected]]\ncase = "*"\npath = "*"\nreason = "  "\n', ":15: expected[0].reason: is empty"),
+        (lambda t: t + '[[expected]]\ncase = "*"\npath = "*"\nreason = "r"\nkind = "changed"\n', "expected[0].kind"),
     ],
 )
-def test_bad_profile_names_file_line_and_key(edit: object, fragment: str) -> None:
-    text = edit(GOOD)  # type: ignore[operator]
-    with pytest.raises(ProfileError) as info:
-        parse_profile(text, "/tmp/dev.toml")
-    message = info.value.one_line()
+def test_bad_profile_names_file_line_and_key(edit: Callable[[str], str], fragment: str) -> None:
+    message = _problems(edit(GOOD))
     assert message.startswith("/tmp/dev.toml"), message
     assert fragment in message, message
     assert "hint:" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("start_timeout", "nan"),
+        ("start_timeout", "inf"),
+        ("start_timeout", "-inf"),
+        ("start_timeout", "0"),
+        ("start_timeout", "-5"),
+        ("stop_timeout", "nan"),
+        ("stop_timeout", "1e9"),
+    ],
+)
+def test_timeouts_must_be_finite_and_positive(key: str, value: str) -> None:
+    message = _problems(GOOD.replace('ae_title = "DEV"', f'ae_title = "DEV"\n{key} = {value}'))
+    assert f":4: device.{key}: {value if value != 'inf' else 'inf'}" in message or f"device.{key}: " in message
+    assert "is out of range: must be a finite number > 0 and ≤" in message, message
+
+
+def test_suite_timeout_and_ports_have_ranges() -> None:
+    text = f"[suites]\ntimeout = {math.inf}\n" + GOOD.replace('name = "dev"', 'name = "dev"\nport = 70000')
+    message = _problems(text)
+    assert ":2: suites.timeout: inf is out of range: must be a finite number > 0 and ≤ 86400" in message
+    assert ":5: device.port: 70000 is out of range: must be an integer ≥ 0 and ≤ 65535" in message
+
+
+def test_three_mistakes_are_three_errors_in_one_run() -> None:
+    text = (
+        GOOD.replace('ae_title = "DEV"', 'ae_title = "DEV"\nstart_timeout = nan')
+        .replace("[variants.candidate]", "[variants.candidate]\ntsl = true")
+        .replace('services = ["echo", "store"]', 'services = ["echo", "stroe"]')
+    )
+    message = _problems(text)
+    lines = message.splitlines()
+    assert lines[0] == "/tmp/dev.toml: 3 problems:", message
+    assert lines[1].startswith("  /tmp/dev.toml:4: device.start_timeout: nan is out of range"), message
+    assert lines[2].startswith("  /tmp/dev.toml:5: device.services[1]: unknown value 'stroe'"), message
+    assert "did you mean 'store'?" in lines[2]
+    assert lines[3].startswith("  /tmp/dev.toml:11: variants.candidate.tsl: unknown key (hint: did you mean 'tls'?")
 
 
 def test_missing_profile_file(tmp_path: Path) -> None:
@@ -101,3 +199,106 @@ def test_unknown_variant_lists_known_ones() -> None:
 def test_unknown_demo_variant() -> None:
     with pytest.raises(ProfileError, match="unknown reference variant"):
         demo_profile("no-such-patch")
+
+
+@pytest.mark.parametrize(
+    "profile",
+    sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "devices").glob("*/*.toml") if "policy" not in p.name),
+)
+def test_shipped_profiles_load(profile: str) -> None:
+    load_profile(ROOT / profile)
+
+
+LOCATED = """\
+# a comment with [brackets] and key = "value"
+title = "x # not a comment"   # a comment
+dotted.key.here = 1
+
+[a]
+b = { c = 1, "d.e" = { f = 2 } }
+list = [
+  "one",  # [not a table]
+  '''multi
+line ] literal''',
+  3.14,
+]
+after = 1979-05-27T07:32:00Z
+
+[ a . "quoted key" ]
+x = 1
+
+[[entry]]
+name = "first"
+
+[[entry]]
+name = "second"
+[entry.sub]
+y = 2
+
+[[entry.items]]
+z = 3
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        (("title",), 2),
+        (("dotted",), 3),
+        (("dotted", "key", "here"), 3),
+        (("a",), 5),
+        (("a", "b", "c"), 6),
+        (("a", "b", "d.e", "f"), 6),
+        (("a", "list"), 7),
+        (("a", "list", 0), 8),
+        (("a", "list", 1), 9),
+        (("a", "list", 2), 11),
+        (("a", "after"), 13),
+        (("a", "quoted key"), 15),
+        (("a", "quoted key", "x"), 16),
+        (("entry",), 18),
+        (("entry", 0), 18),
+        (("entry", 0, "name"), 19),
+        (("entry", 1), 21),
+        (("entry", 1, "name"), 22),
+        (("entry", 1, "sub", "y"), 24),
+        (("entry", 1, "items", 0, "z"), 27),
+        (("a", "missing"), 5),  # a missing key: its table
+        (("entry", 1, "nope"), 21),
+        (("nowhere",), 0),
+    ],
+)
+def test_locator_finds_the_line_of_each_key(path: tuple[str | int, ...], line: int) -> None:
+    assert Locator(LOCATED).line(path) == line
+
+
+def test_locator_survives_malformed_text() -> None:
+    assert Locator('[a\nb = "').line(("a",)) in (0, 1)
+
+
+def test_json_schema_on_disk_is_current() -> None:
+    on_disk = json.loads((ROOT / "docs" / "profile.schema.json").read_text(encoding="utf-8"))
+    assert on_disk == profile_json_schema(), "stale: python -m harness.profile --schema > docs/profile.schema.json"
+
+
+def test_json_schema_states_ranges_defaults_and_choices() -> None:
+    schema = profile_json_schema()
+    device = schema["$defs"]["DeviceSpec"]["properties"]
+    assert device["start_timeout"] == {
+        "description": device["start_timeout"]["description"],
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 3600,
+        "default": 20.0,
+    }
+    assert device["services"]["items"]["enum"] == ["echo", "store", "find", "move", "get"]
+    assert schema["properties"]["corpus"]["properties"]["seed"]["default"] == 1422
+    assert schema["properties"]["variants"]["required"] == ["baseline", "candidate"]
+    assert schema["$defs"]["ExpectedChange"]["required"] == ["case", "path", "reason"]
+
+
+def test_schema_script_mode_prints_the_schema() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.profile", "--schema"], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert json.loads(result.stdout) == profile_json_schema()

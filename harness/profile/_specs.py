@@ -1,0 +1,196 @@
+"""The profile's records: each TOML key is a dataclass field whose metadata says its meaning, default and range."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from harness.errors import ProfileError
+from harness.model import Difference, DiffKind
+from harness.profile._schema import key
+
+__all__ = ["IDENTITY_KINDS", "SERVICES", "DeviceSpec", "ExpectedChange", "Profile", "SimulatorSpec", "VariantSpec"]
+
+# The DICOM services a profile may declare; suites for undeclared services are not applicable.
+SERVICES = ("echo", "store", "find", "move", "get")
+# The kinds of user identity credential a device may know (PS3.7 D.3.3.7).
+IDENTITY_KINDS = ("username", "passcode", "kerberos", "saml", "jwt")
+
+_AE_TITLE = dict(
+    pattern=r"[\x20-\x5b\x5d-\x7e]{1,16}", pattern_hint="an AE title: 1-16 printable ASCII characters, no backslash"
+)
+_PORT = dict(minimum=0, maximum=65535)
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """The device under test as its conformance statement describes it, in miniature."""
+
+    name: str = field(metadata=key("the device's name, for reports"))
+    ae_title: str = field(metadata=key("the device's AE title (the called AE title)", **_AE_TITLE))
+    host: str = field(
+        default="127.0.0.1",
+        metadata=key(
+            "where a local device listens",
+            pattern=r"127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|::1",
+            pattern_hint="a loopback address (the local backend only serves 127.0.0.0/8)",
+        ),
+    )
+    port: int = field(default=0, metadata=key("the device's DICOM port; 0: a free port per run", **_PORT))
+    services: tuple[str, ...] = field(
+        default=SERVICES,
+        metadata=key(
+            "the DICOM services the device declares; suites for the others are not applicable", choices=SERVICES
+        ),
+    )
+    start_timeout: float = field(
+        default=20.0, metadata=key("seconds the device may take to answer C-ECHO after starting", above=0, maximum=3600)
+    )
+    stop_timeout: float = field(
+        default=5.0, metadata=key("seconds the device may take to stop before it is killed", above=0, maximum=600)
+    )
+    network: str = field(
+        default="bridge",
+        metadata=key(
+            'containers: "bridge" (a network and a shared namespace made per run) or "host" (the host\'s loopback)',
+            choices=("bridge", "host"),
+        ),
+    )
+    probe: tuple[str, ...] = field(
+        default=(), metadata=key("containers: a command whose output goes into the inventory (e.g. a version)")
+    )
+    identity: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=key("valid user identity credentials the device knows, by kind", keys=IDENTITY_KINDS),
+    )
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """How to start one variant of the device (the baseline as shipped, or the patched candidate)."""
+
+    ONE_OF: ClassVar[tuple[str, ...]] = ("command", "image")
+
+    name: str
+    command: tuple[str, ...] = field(
+        default=(), metadata=key("argv template: the process (local) or the container's command (docker)")
+    )
+    env: Mapping[str, str] = field(default_factory=dict, metadata=key("environment variables (templates)"))
+    description: str = field(default="", metadata=key("what this variant is, for reports"))
+    image: str = field(default="", metadata=key("a container image: the docker backend runs the variant in it"))
+    tls: bool = field(default=False, metadata=key("the variant requires DICOM TLS: suites and simulators speak TLS"))
+    files: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=key(
+            "containers: configuration templates (relative to the profile) rendered per run, by container path",
+            file=True,
+            key_pattern="/.*",
+            key_hint="an absolute container path (/etc/...)",
+        ),
+    )
+
+    @property
+    def backend(self) -> str:
+        return "docker" if self.image else "local"
+
+
+@dataclass(frozen=True)
+class SimulatorSpec:
+    """A simulated peer the device talks to (e.g. the PACS it sends C-MOVE results to)."""
+
+    name: str
+    ae_title: str = field(default="PGPACS", metadata=key("the simulator's AE title", **_AE_TITLE))
+    port: int = field(default=0, metadata=key("the simulator's port; 0: a free port per run", **_PORT))
+
+
+@dataclass(frozen=True)
+class ExpectedChange:
+    """One declared change: which case and path it covers, and why it is allowed."""
+
+    case: str = field(metadata=key('a glob over case ids (only * is special); "*" for every case', nonblank=True))
+    path: str = field(
+        metadata=key('a glob over difference paths (only * is special); "*" for every path', nonblank=True)
+    )
+    reason: str = field(
+        metadata=key("why the change is expected (what the patch does, the ticket)", nonblank=True, strip=True)
+    )
+    kind: DiffKind | None = field(default=None, metadata=key("the kind of difference it covers; absent: any kind"))
+    ticket: str = field(default="", metadata=key("the ticket that asks for the change", strip=True))
+    allow_loosening: bool = field(
+        default=False, metadata=key("may also cover a difference on a security observation that loosened")
+    )
+    # Where it was declared, for people: "FILE:LINE", or "FILE, expected-change entry N" when the line is unknown.
+    where: str = field(default="", compare=False)
+
+    def matches(self, diff: Difference) -> bool:
+        return (
+            (self.kind is None or self.kind is diff.kind)
+            and _glob(self.case).fullmatch(diff.case) is not None
+            and _glob(self.path).fullmatch(diff.path) is not None
+        )
+
+
+def _default_simulators() -> dict[str, SimulatorSpec]:
+    return {"pacs": SimulatorSpec("pacs")}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A device profile: the device, how to start each variant, what the patch may change.
+
+    `source` is the file it came from (or `<embedded:...>`), `sha256` the hash of its text.
+    """
+
+    source: str
+    sha256: str
+    device: DeviceSpec = field(metadata=key("the device under test"))
+    variants: Mapping[str, VariantSpec] = field(
+        metadata=key("how to start each variant; a baseline and a candidate", required_keys=("baseline", "candidate"))
+    )
+    simulators: Mapping[str, SimulatorSpec] = field(
+        default_factory=_default_simulators, metadata=key("the simulated peers", keys=("pacs",))
+    )
+    modality_ae_title: str = field(
+        default="PGMODALITY",
+        metadata=key("the modality simulator's (calling) AE title", toml="modality.ae_title", **_AE_TITLE),
+    )
+    corpus_seed: int = field(
+        default=1422,
+        metadata=key("the seed of the synthetic DICOM corpus", toml="corpus.seed", minimum=0, maximum=2**32 - 1),
+    )
+    suite_paths: tuple[str, ...] = field(
+        default=(),
+        metadata=key(
+            "suite folders (relative to the profile); empty: the built-in suites", toml="suites.paths", path=True
+        ),
+    )
+    suite_timeout: float = field(
+        default=600.0,
+        metadata=key("seconds the suites may run in one variant", toml="suites.timeout", above=0, maximum=86400),
+    )
+    expected: tuple[ExpectedChange, ...] = field(default=(), metadata=key("the changes the patch is expected to make"))
+    policy_files: tuple[str, ...] = field(
+        default=(),
+        metadata=key(
+            "policy files of [[expected]] tables (relative to the profile)", toml="policy", path=True, one_or_many=True
+        ),
+    )
+
+    def variant(self, name: str) -> VariantSpec:
+        try:
+            return self.variants[name]
+        except KeyError:
+            known = ", ".join(sorted(self.variants)) or "none"
+            raise ProfileError(
+                f"{self.source}: no variant named {name!r}",
+                hint=f"variants in this profile: {known}",
+            ) from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A glob where only `*` is special: any run of characters, separators included."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
