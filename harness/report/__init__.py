@@ -14,12 +14,12 @@ from harness.report.junit import JUnitReporter
 from harness.report.terminal import summary_table
 
 __all__ = [
-    "REPORTERS",
     "AllureReporter",
     "HtmlReporter",
     "JUnitReporter",
     "JsonReporter",
     "Reporter",
+    "reporters",
     "summary_table",
     "write_reports",
 ]
@@ -33,11 +33,15 @@ class Reporter(Protocol):
     def write(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Path: ...
 
 
-REPORTERS: tuple[Reporter, ...] = (JsonReporter(), JUnitReporter(), HtmlReporter(), AllureReporter())
+def reporters(templates: Path | None = None) -> tuple[Reporter, ...]:
+    """Every report format; `templates` overrides report.html's packaged templates."""
+    return (JsonReporter(), JUnitReporter(), HtmlReporter(templates), AllureReporter())
 
 
-def write_reports(comparison: Comparison, out_dir: Path, runs: Sequence[Manifest]) -> dict[str, Path]:
+def write_reports(
+    comparison: Comparison, out_dir: Path, runs: Sequence[Manifest], *, templates: Path | None = None
+) -> dict[str, Path]:
     """Every report under `out_dir` (created if needed), by reporter name."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return {r.name: r.write(comparison, out_dir, runs) for r in REPORTERS}
+    return {r.name: r.write(comparison, out_dir, runs) for r in reporters(templates)}

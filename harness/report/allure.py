@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness.model import JSON, CaseComparison, CaseStatus, Classification, Comparison, Manifest, to_json
 from harness.report._case import split_case
+from harness.rundir import OutDir
 
 __all__ = ["AllureReporter"]
 
@@ -33,7 +34,7 @@ class AllureReporter:
     name = "allure"
 
     def write(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Path:
-        results = out / "allure-results"
+        results = OutDir(out).allure
         results.mkdir(parents=True, exist_ok=True)
         start, stop = _span(comparison, runs)
         for case in comparison.cases:

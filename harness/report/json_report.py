@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.model import Comparison, Manifest, to_json
+from harness.rundir import OutDir
 
 __all__ = ["JsonReporter"]
 
@@ -19,6 +20,6 @@ class JsonReporter:
     def write(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Path:
         document = to_json(comparison)
         document["runs"] = [to_json(m) for m in runs]
-        path = out / "comparison.json"
+        path = OutDir(out).comparison
         path.write_text(json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return path

@@ -19,6 +19,7 @@ from harness.model import (
     Outcome,
 )
 from harness.report._case import split_case
+from harness.rundir import OutDir
 
 __all__ = ["JUnitReporter", "xml_text"]
 
@@ -70,7 +71,7 @@ class JUnitReporter:
         for case in cases:
             _testcase(suite, case)
         ET.indent(root)
-        path = out / "junit.xml"
+        path = OutDir(out).junit
         ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
         return path
 

@@ -21,6 +21,7 @@ from harness.compare.engine import compare
 from harness.compare.policy import ExpectedChange, Policy
 from harness.model import CaseRecord, Comparison, Direction, Observation, Outcome, RunRecord, Security
 from harness.report import write_reports
+from harness.rundir import RunDir, read_run
 from tests.conftest import require_tool
 from tests.factories import make_case, make_reference_run
 
@@ -339,13 +340,26 @@ def _inventory_cases(patched: bool) -> list[CaseRecord]:
     ssl = "3.0.22-1~deb12u2" if patched else "3.0.20-1~deb12u2"
     # The patch removes zlib1g and installs a package with a hostile name.
     other = {HOSTILE: "1.0-1"} if patched else {"zlib1g": "1:1.2.13.dfsg-1"}
-    packages = {"libssl3": ssl, "openssl": ssl, **other}
-    return [make_case("surface/test_surface.py::test_inventory", packages=packages)]
+    packages = Observation("packages", {"libssl3": ssl, "openssl": ssl, **other}, tags=(Observation.INVENTORY,))
+    return [CaseRecord("surface/test_surface.py::test_inventory", Outcome.PASSED, observations=(packages,))]
+
+
+def _on_disk(run: RunRecord, folder: Path) -> RunRecord:
+    """The run written as a run directory and read back, as `patchgate compare` reads it (tags included)."""
+    directory = RunDir(folder)
+    directory.prepare()
+    directory.write_manifest(run.manifest)
+    writer = directory.case_writer()
+    for case in run.cases:
+        writer.write(case)
+    writer.close()
+    return read_run(folder)
 
 
 def test_software_changes_table_shows_each_package_with_both_versions(tmp_path: Path) -> None:
-    baselines = [_run("baseline", i, _inventory_cases(False)) for i in (1, 2)]
-    candidate = _run("candidate", 1, _inventory_cases(True))
+    runs = tmp_path / "runs"
+    baselines = [_on_disk(_run("baseline", i, _inventory_cases(False)), runs / f"baseline-{i}") for i in (1, 2)]
+    candidate = _on_disk(_run("candidate", 1, _inventory_cases(True)), runs / "candidate-1")
     policy = Policy((ExpectedChange("surface/*", "packages.*ssl*", "OpenSSL security update", ticket="SEC-50"),))
     comparison = compare(baselines, candidate, policy, created="2026-11-28T10:05:00+00:00")
     html_path = write_reports(comparison, tmp_path / "out", [r.manifest for r in (*baselines, candidate)])["html"]

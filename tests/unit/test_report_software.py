@@ -1,26 +1,41 @@
-"""report.html's Software changes section: one row per changed package, both versions, and how it was judged."""
+"""report.html's Software changes section: one row per changed package, both versions, and how it was judged.
+
+The section finds the software inventory by its observation tag (Observation.INVENTORY), not by case id.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
 from html.parser import HTMLParser
+from pathlib import Path
 
 from harness.compare.engine import compare
 from harness.compare.policy import ExpectedChange, Policy
 from harness.model import (
+    JSON,
     CaseComparison,
+    CaseRecord,
     CaseStatus,
     Classification,
     Comparison,
     Difference,
     DiffKind,
+    Observation,
     Outcome,
     RunRecord,
+    Security,
     Verdict,
+    to_json,
 )
-from harness.report.html import render_html
+from harness.report._tags import Tags
+from harness.report.html import render_html, write_html
+from harness.rundir import RunDir, read_run
 from tests.factories import make_case, make_reference_run
 
 INVENTORY = "surface/test_surface.py::test_inventory"
+# What the surface suite records for a container: the package map tagged as the software inventory.
+TAGGED = Tags({INVENTORY: {"packages": frozenset({Observation.INVENTORY})}})
 HOSTILE = "<script>alert('x')</script>"
 BEFORE = {
     "libssl3": "3.0.20-1~deb12u2",
@@ -47,12 +62,21 @@ ROWS = [
 ]
 
 
-def _runs(before: dict[str, str], after: dict[str, str]) -> tuple[list[RunRecord], RunRecord]:
+def _inventory(
+    case: str, packages: JSON, name: str = "packages", tags: tuple[str, ...] = (Observation.INVENTORY,)
+) -> CaseRecord:
+    observations = (
+        Observation("listening", ["tcp/{dicom} any (Orthanc)"], Security.EXPOSURE),
+        Observation(name, packages, tags=tags),
+    )
+    return CaseRecord(case, Outcome.PASSED, observations=observations)
+
+
+def _runs(
+    before: dict[str, str], after: dict[str, str], inventory: str = INVENTORY, name: str = "packages"
+) -> tuple[list[RunRecord], RunRecord]:
     def run(packages: dict[str, str], role: str, replica: int) -> RunRecord:
-        cases = [
-            make_case("echo/test_echo.py::test_echo", **{"echo.status": 0}),
-            make_case(INVENTORY, listening=["tcp/{dicom} any (Orthanc)"], packages=packages),
-        ]
+        cases = [make_case("echo/test_echo.py::test_echo", **{"echo.status": 0}), _inventory(inventory, packages, name)]
         return make_reference_run(cases, role, replica)
 
     return [run(before, "baseline", 1), run(before, "baseline", 2)], run(after, "candidate", 1)
@@ -60,7 +84,13 @@ def _runs(before: dict[str, str], after: dict[str, str]) -> tuple[list[RunRecord
 
 def _compare(before: dict[str, str], after: dict[str, str], policy: Policy | None = None) -> Comparison:
     baselines, candidate = _runs(before, after)
-    return compare(baselines, candidate, policy or Policy(), created="2026-11-28T10:05:00+00:00")
+    comparison = compare(baselines, candidate, policy or Policy(), created="2026-11-28T10:05:00+00:00")
+    assert Tags.of([*baselines, candidate]) == TAGGED  # what the runs tagged is what the tests below pass
+    return comparison
+
+
+def _render(comparison: Comparison, tags: Tags = TAGGED) -> str:
+    return render_html(comparison, [], tags=tags)
 
 
 class _Tables(HTMLParser):
@@ -112,7 +142,7 @@ def test_rows_show_both_versions_sorted_by_name_with_the_policy_reason() -> None
     policy = Policy((ExpectedChange(INVENTORY, "packages.*", "Debian security updates", ticket="SEC-50"),))
     comparison = _compare(BEFORE, AFTER, policy)
     assert comparison.verdict is Verdict.CHANGED_AS_EXPECTED
-    page = render_html(comparison, [])
+    page = _render(comparison)
     parsed = _parse(page)
     head, *rows = parsed.tables["software"]
     assert head == ["Package", "Baseline", "Candidate", "Judged"]
@@ -130,7 +160,7 @@ def test_rows_show_both_versions_sorted_by_name_with_the_policy_reason() -> None
 def test_a_package_change_the_policy_does_not_declare_is_shown_as_regressed() -> None:
     comparison = _compare(BEFORE, AFTER)
     assert comparison.verdict is Verdict.REGRESSED
-    page = render_html(comparison, [])
+    page = _render(comparison)
     rows = _parse(page).tables["software"][1:]
     assert [r[:3] for r in rows] == ROWS
     assert all(r[3] == "regressed not declared in the policy" for r in rows)
@@ -139,13 +169,13 @@ def test_a_package_change_the_policy_does_not_declare_is_shown_as_regressed() ->
 
 
 def test_one_package_reads_in_the_singular() -> None:
-    page = render_html(_compare(BEFORE, BEFORE | {"openssl": "3.0.22-1~deb12u2"}), [])
+    page = _render(_compare(BEFORE, BEFORE | {"openssl": "3.0.22-1~deb12u2"}))
     assert "1 package changed: 1 changed version, 0 added, 0 removed." in page
     assert [r[:3] for r in _parse(page).tables["software"][1:]] == [ROWS[2]]
 
 
 def test_inventory_without_package_changes_says_so() -> None:
-    page = render_html(_compare(BEFORE, BEFORE), [])
+    page = _render(_compare(BEFORE, BEFORE))
     section = _section(page)
     assert "<h2>Software changes</h2><p>No installed package changed.</p>" in section
     assert "software" not in _parse(page).tables  # no empty table
@@ -155,12 +185,12 @@ def test_section_is_omitted_without_an_inventory() -> None:
     case = make_case("echo/test_echo.py::test_echo", **{"echo.status": 0})
     baselines = [make_reference_run([case], "baseline", i) for i in (1, 2)]
     comparison = compare(baselines, make_reference_run([case], "candidate"), created="2026-11-28T10:05:00+00:00")
-    page = render_html(comparison, [])
+    page = _render(comparison, Tags.of([*baselines]))
     assert "Software changes" not in page and "id='software'" not in page
     # A local process: the inventory case ran on neither side (not applicable), so there is nothing to say.
     skipped = CaseComparison(INVENTORY, CaseStatus.NOT_APPLICABLE, Outcome.NOT_APPLICABLE, Outcome.NOT_APPLICABLE)
     local = Comparison("dev", ("b",), "c", Verdict.UNCHANGED, (), (skipped,))
-    assert "id='software'" not in render_html(local, [])
+    assert "id='software'" not in _render(local)
 
 
 def test_a_side_without_an_inventory_is_named_not_reported_as_unchanged() -> None:
@@ -174,7 +204,7 @@ def test_a_side_without_an_inventory_is_named_not_reported_as_unchanged() -> Non
             Difference(INVENTORY, "packages", DiffKind.MISSING, BEFORE, None),
         ),
     )
-    page = render_html(Comparison("dev", ("b",), "c", Verdict.REGRESSED, (), (failed,)), [])
+    page = _render(Comparison("dev", ("b",), "c", Verdict.REGRESSED, (), (failed,)))
     section = _section(page)
     assert "The candidate recorded no software inventory" in section and ": failed)" in section
     assert "No installed package changed." not in section
@@ -183,11 +213,11 @@ def test_a_side_without_an_inventory_is_named_not_reported_as_unchanged() -> Non
 
 def test_hostile_package_names_and_versions_are_escaped() -> None:
     name, version = f"{HOSTILE}pkg", f'1.0"><img src=x onerror=alert(1)>{HOSTILE}'
-    page = render_html(_compare(BEFORE, BEFORE | {name: version}), [])
+    page = _render(_compare(BEFORE, BEFORE | {name: version}))
     section = _section(page)
     assert "<script>" not in page and "<img" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;pkg" in section
-    assert "1.0&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in section
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;pkg" in section
+    assert "1.0&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in section
     parsed = _parse(page)
     assert "script" not in parsed.tags and "img" not in parsed.tags
     assert parsed.tables["software"][1][:3] == [name, "not installed", version]  # the text reads as it was
@@ -200,10 +230,61 @@ def test_noise_and_non_string_versions_are_shown_as_they_are() -> None:
         Difference(INVENTORY, "packages.a", DiffKind.STATUS_CHANGED, "1", "2", Classification.EXPECTED, "why"),
     )
     case = CaseComparison(INVENTORY, CaseStatus.REGRESSED, Outcome.PASSED, Outcome.PASSED, diffs)
-    page = render_html(Comparison("dev", ("b",), "c", Verdict.REGRESSED, (), (case,)), [])
+    page = _render(Comparison("dev", ("b",), "c", Verdict.REGRESSED, (), (case,)))
     assert _parse(page).tables["software"][1:] == [
         ["a", "1", "2", "expected why"],
         ["libfoo.so", "1", "2", "noise jitter"],  # a dot inside a package name stays in the name
         ["pip:odd", "null", '["1.0"]', "regressed not declared in the policy"],
     ]
     assert "3 packages changed: 3 changed version, 0 added, 0 removed." in page
+
+
+def test_the_inventory_is_found_by_its_tag_under_any_case_id_and_observation_name() -> None:
+    sbom = "vendor/test_sbom.py::test_installed[app]"
+    baselines, candidate = _runs(BEFORE, AFTER, inventory=sbom, name="installed")
+    comparison = compare(baselines, candidate, created="2026-11-28T10:05:00+00:00")
+    page = _render(comparison, Tags.of([*baselines, candidate]))
+    assert [r[:3] for r in _parse(page).tables["software"][1:]] == ROWS
+    assert "5 packages changed: 3 changed version, 1 added, 1 removed." in _section(page)
+    # The tag is what counts: the same data under the old case id, untagged, is no inventory.
+    untagged = [
+        make_reference_run([_inventory(INVENTORY, packages, tags=())], role, replica)
+        for packages, role, replica in ((BEFORE, "baseline", 1), (AFTER, "candidate", 1))
+    ]
+    comparison = compare(untagged[:1], untagged[1], created="2026-11-28T10:05:00+00:00")
+    assert Tags.of(untagged) == Tags()
+    assert "id='software'" not in _render(comparison, Tags.of(untagged))
+
+
+def test_the_comparison_carries_the_tags_from_the_run_directories(tmp_path: Path) -> None:
+    baselines, candidate = _runs(BEFORE, AFTER, inventory="surface/test_sbom.py::test_packages")
+    read: list[RunRecord] = []
+    for run in (*baselines, candidate):
+        folder = RunDir(tmp_path / "runs" / run.manifest.run_id)
+        folder.prepare()
+        folder.write_manifest(run.manifest)
+        writer = folder.case_writer()
+        for case in run.cases:
+            writer.write(case)
+        writer.close()
+        read.append(read_run(folder.path))
+    assert read[0].cases == baselines[0].cases  # the tags survive observations.jsonl
+    comparison = compare(read[:2], read[2], created="2026-11-28T10:05:00+00:00")
+    (tmp_path / "out").mkdir()
+    page = write_html(comparison, tmp_path / "out").read_text(encoding="utf-8")
+    assert [r[:3] for r in _parse(page).tables["software"][1:]] == ROWS
+    # The tags travel in comparison.json: a report redone from it alone, the runs gone, still finds the inventory.
+    again = Comparison.from_json(json.loads(json.dumps(to_json(comparison))))
+    assert again == comparison
+    for folder in (tmp_path / "runs").iterdir():
+        shutil.rmtree(folder)
+    assert [r[:3] for r in _parse(render_html(again, [])).tables["software"][1:]] == ROWS
+
+
+def test_observation_tags_are_written_only_when_set() -> None:
+    plain = Observation("packages", {"zlib1g": "1"})
+    assert json.dumps(plain.to_json()) == '{"name": "packages", "value": {"zlib1g": "1"}}'  # as older runs wrote it
+    assert Observation.from_json(json.loads('{"name": "packages", "value": 1}')).tags == ()
+    tagged = Observation("packages", {"zlib1g": "1"}, tags=(Observation.INVENTORY,))
+    assert tagged.to_json()["tags"] == ["inventory"]
+    assert Observation.from_json(json.loads(json.dumps(tagged.to_json()))) == tagged

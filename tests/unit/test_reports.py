@@ -8,10 +8,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from harness.compare.diff import format_side
 from harness.compare.engine import compare
 from harness.compare.policy import ExpectedChange, Policy
+from harness.errors import HarnessError
 from harness.model import (
     JSON,
     CaseComparison,
@@ -21,15 +23,17 @@ from harness.model import (
     Comparison,
     Difference,
     DiffKind,
+    ImageInfo,
     Manifest,
     Observation,
     Outcome,
     RunRecord,
+    RunSetup,
     Security,
     Verdict,
 )
-from harness.report import REPORTERS, Reporter, summary_table, write_reports
-from harness.report.html import render_html
+from harness.report import Reporter, reporters, summary_table, write_reports
+from harness.report.html import HtmlReporter, check_templates, render_html
 from harness.report.junit import JUnitReporter
 from tests.factories import make_case, make_reference_run
 
@@ -92,8 +96,8 @@ def test_write_reports_writes_every_report(tmp_path: Path, comparison: Compariso
     paths = write_reports(comparison, tmp_path / "out", manifests)
     assert set(paths) == {"json", "junit", "html", "allure"}
     assert all(p.exists() and p.is_relative_to(tmp_path / "out") for p in paths.values())
-    reporters: tuple[Reporter, ...] = REPORTERS
-    assert [r.name for r in reporters] == ["json", "junit", "html", "allure"]
+    every: tuple[Reporter, ...] = reporters()
+    assert [r.name for r in every] == ["json", "junit", "html", "allure"]
 
 
 def test_comparison_json_round_trips(tmp_path: Path, comparison: Comparison, manifests: list[Manifest]) -> None:
@@ -148,7 +152,7 @@ def test_html_escapes_hostile_values_and_shows_every_difference(
 ) -> None:
     page = write_reports(comparison, tmp_path, manifests)["html"].read_text(encoding="utf-8")
     assert "<script>" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
     assert "reference &lt;dev&gt;" in page
     assert "http://" not in page and "https://" not in page and "src=" not in page
     assert "Verdict: REGRESSED" in page and "Exit code 1." in page
@@ -167,9 +171,8 @@ def test_html_escapes_hostile_values_and_shows_every_difference(
 
 
 def _html(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=True)
+    """Text as the report's templates escape it (Jinja2's autoescape: MarkupSafe)."""
+    return str(escape(text))
 
 
 def test_html_without_runs_or_differences_still_reads() -> None:
@@ -226,7 +229,7 @@ def test_summary_table_counts_lists_regressions_and_ends_with_the_verdict(compar
 
 
 def test_html_runs_table_says_what_each_variant_is() -> None:
-    extra = {"description": "hardened <peers> only", "image": {"name": "vendor/pacs:2.1", "id": "sha256:abc123"}}
+    extra = RunSetup(description="hardened <peers> only", image=ImageInfo("vendor/pacs:2.1", "sha256:abc123"))
     base = make_reference_run([make_case("echo/t.py::t", status=0)])
     cand = make_reference_run([make_case("echo/t.py::t", status=0)], role="candidate", extra=extra)
     page = render_html(compare([base], cand), [base.manifest, cand.manifest])
@@ -309,7 +312,7 @@ def test_html_security_section_escapes_every_value(posture: Comparison) -> None:
     page = render_html(posture, [])
     section = page[page.index("id='security'") : page.index("id='differences'")]
     assert "<script>" not in page
-    assert "<div class='added'>+ &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; \x01\x1b</div>" in section
+    assert "<div class='added'>+ &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; \x01\x1b</div>" in section
     hostile = dataclasses.replace(
         posture.security[0],
         case="<b>case</b>",
@@ -321,7 +324,7 @@ def test_html_security_section_escapes_every_value(posture: Comparison) -> None:
     page = render_html(dataclasses.replace(posture, security=(hostile,)), [])
     assert "<b>" not in page and "<i>" not in page and "<script>" not in page and "<s>" not in page
     assert "&lt;b&gt;case&lt;/b&gt;" in page and "&lt;script&gt;r&lt;/script&gt;" in page
-    assert "&quot;k&quot;: &quot;&lt;s&gt;&quot;" in page  # structured values as escaped, indented JSON
+    assert "&#34;k&#34;: &#34;&lt;s&gt;&#34;" in page  # structured values as escaped, indented JSON
 
 
 def test_html_without_security_observations_says_so() -> None:
@@ -362,3 +365,79 @@ def test_junit_carries_security_counts(tmp_path: Path, posture: Comparison) -> N
     root = ET.parse(JUnitReporter().write(posture, tmp_path, [])).getroot()
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert (props["security.loosened"], props["security.tightened"], props["security.unchanged"]) == ("4", "2", "1")
+
+
+# --- Templates: autoescape, and a manufacturer's overrides ---------------------------------------
+
+TEMPLATES = Path(__file__).parents[2] / "harness" / "report" / "templates"
+
+
+def _hostile() -> Comparison:
+    """Device-provided text everywhere a device or run can put it: name, case id, path, values, reason."""
+    evil = "<script>alert(1)</script>"
+    diff = Difference(f"t.py::t[{evil}]", f"x.{evil}", DiffKind.VALUE_CHANGED, evil, {"k": evil}, reason=evil)
+    case = CaseComparison(diff.case, CaseStatus.REGRESSED, Outcome.PASSED, Outcome.FAILED, (diff,))
+    return Comparison(
+        f"dev {evil}", (evil,), evil, Verdict.REGRESSED, (f"regressed: {evil}",), (case,), evil, evil, evil
+    )
+
+
+def test_templates_escape_every_device_provided_string() -> None:
+    page = render_html(_hostile(), [make_reference_run([], device="<script>x</script>").manifest])
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<title>patchgate: dev &lt;script&gt;alert(1)&lt;/script&gt; — REGRESSED</title>" in page
+    # Escaping is the environment's, not each template's: no template turns it off or marks data safe.
+    for template in TEMPLATES.iterdir():
+        text = template.read_text(encoding="utf-8").replace(" ", "")
+        assert "|safe" not in text and "autoescapefalse" not in text and "Markup" not in text, template.name
+
+
+def test_an_override_directory_replaces_the_logo_and_signoff_blocks(tmp_path: Path) -> None:
+    (tmp_path / "report.html").write_text(
+        """{% extends "layout.html" %}
+{% block logo %}<svg class="acme-logo" viewBox="0 0 10 10"><title>ACME</title></svg>{% endblock %}
+{% block signoff %}<section id="signoff"><p>Approved for {{ comparison.device }} by ACME QA: ________</p></section>{% endblock %}
+{% block styles %}{{ super() }}.acme-logo { height: 40px; }{% endblock %}
+""",
+        encoding="utf-8",
+    )
+    path = HtmlReporter(templates=tmp_path).write(_hostile(), tmp_path, [])
+    page = path.read_text(encoding="utf-8")
+    assert '<header class="verdict v-REGRESSED"><svg class="acme-logo"' in page
+    assert '<section id="signoff"><p>Approved for dev &lt;script&gt;alert(1)&lt;/script&gt; by ACME QA' in page
+    assert page.index("id='cases'") < page.index('id="signoff"') < page.index("<footer>")
+    assert ".acme-logo { height: 40px; }" in page and "table.diffs { table-layout: fixed; }" in page  # super() kept
+    assert "<script" not in page  # the manufacturer's template escapes device text too
+    for section in ("about", "runs", "summary", "security", "differences", "cases"):
+        assert f"<section id='{section}'>" in page  # the packaged sections are all still there
+    # Without the directory the packaged layout has neither.
+    assert "acme-logo" not in render_html(_hostile(), []) and "signoff" not in render_html(_hostile(), [])
+
+
+def test_an_override_directory_can_replace_one_section(tmp_path: Path) -> None:
+    (tmp_path / "_cases.html").write_text("<section id='cases'><p>{{ report.cases|length }} case(s).</p></section>\n")
+    page = render_html(_hostile(), [], templates=tmp_path)
+    assert "<section id='cases'><p>1 case(s).</p></section>" in page
+    assert "<h2>All cases</h2>" not in page and "<h2>Differences by case</h2>" in page
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("report.html", '{% extends "layout.html" %}{% block signoff %}{% if %}{% endblock %}', "report.html:1"),
+        (
+            "report.html",
+            '{% extends "layout.html" %}{% block signoff %}{{ signer }}{% endblock %}',
+            "'signer' is undefined",
+        ),
+        ("report.html", '{% extends "nowhere.html" %}', "nowhere.html"),
+    ],
+)
+def test_a_broken_override_is_one_harness_error_before_any_run(tmp_path: Path, name: str, text: str, said: str) -> None:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(HarnessError, match="report template error") as raised:
+        check_templates(tmp_path)
+    assert str(tmp_path) in raised.value.one_line() and said in raised.value.one_line()
+    with pytest.raises(HarnessError, match="template directory not found"):
+        check_templates(tmp_path / "missing")
+    check_templates(TEMPLATES)  # the packaged ones, as an override of themselves, render

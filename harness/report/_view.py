@@ -1,0 +1,440 @@
+"""report.html's content as plain words and numbers for the templates, which alone write markup (and escape)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from harness.compare.diff import format_side
+from harness.compare.security import observation_of, value_words
+from harness.model import (
+    JSON,
+    CaseComparison,
+    CaseStatus,
+    Classification,
+    Comparison,
+    Difference,
+    DiffKind,
+    Direction,
+    Manifest,
+    Outcome,
+    Security,
+    SecurityChange,
+    Verdict,
+)
+
+__all__ = ["Page", "build_page"]
+
+_MEANING = {
+    Verdict.UNCHANGED: "The patched device (candidate) behaves as the device did before the patch "
+    "(baseline), apart from the noise measured between baseline runs.",
+    Verdict.CHANGED_AS_EXPECTED: "The patched device behaves differently, but only in the ways the "
+    "expected-change policy declares, each with a reason.",
+    Verdict.REGRESSED: "The patched device behaves differently in ways the expected-change policy does "
+    "not declare. Each regressed difference is listed below.",
+    Verdict.INCONCLUSIVE: "The runs cannot support a verdict (a device did not start or crashed, or too "
+    "few cases ran). Nothing is claimed about the patch.",
+}
+_STATUS_WORDS = {
+    CaseStatus.REGRESSED: "Regressed",
+    CaseStatus.CHANGED_AS_EXPECTED: "Changed as expected",
+    CaseStatus.UNCHANGED: "Unchanged",
+    CaseStatus.NOT_APPLICABLE: "Not applicable",
+}
+_ORDER = list(_STATUS_WORDS)  # sections: worst first
+# The security posture's groups in reading order, each with what it means; "stayed" is collapsed.
+_POSTURE = {
+    Direction.LOOSENED: (
+        "Loosened",
+        "The patched device exposes more (e.g. accepts an older TLS version, listens on a new port, admits an "
+        "unknown peer) or protects less (e.g. no longer sends an audit message, no longer refuses a peer).",
+    ),
+    Direction.TIGHTENED: (
+        "Tightened",
+        "The patched device exposes less or protects more (e.g. TLS now required, a port no longer listening).",
+    ),
+    Direction.CHANGED: (
+        "Changed, direction unknown",
+        "These changed, but their values (text or structured data) do not say whether that is looser or tighter: "
+        "each one needs a reader's judgement.",
+    ),
+    Direction.NOISY: (
+        "Noisy",
+        "The two runs of the unpatched device already disagree on these, so no direction can be told.",
+    ),
+}
+_NOT_RUN = (None, Outcome.SKIPPED, Outcome.NOT_APPLICABLE)
+_MEANS = {
+    Security.EXPOSURE: "exposure: more of it is looser",
+    Security.PROTECTION: "protection: less of it is looser",
+    Security.NONE: "",
+}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A value as text; `block`: structured data, shown as indented JSON."""
+
+    text: str
+    block: bool = False
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A classification's badge, then the reason; `undeclared`: say that the policy does not declare it."""
+
+    badge: str  # a Classification value
+    reason: str = ""
+    undeclared: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of the runs table."""
+
+    role: str  # "baseline 1"
+    variant: str
+    description: str  # the profile's, "" when none
+    tls: bool  # the variant requires DICOM TLS
+    image: str  # "" when not a container
+    image_id: str
+    status: str
+    cases: int
+    started: str
+    wall_time: str
+    memory: tuple[str, ...]  # one line per measured process; empty: not measured
+    versions: tuple[str, ...]  # "name: version"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Cases by status and differences by classification."""
+
+    statuses: tuple[tuple[str, int], ...]
+    total: int
+    classifications: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class PostureRow:
+    """One security observation: before → after (or items gained and lost), and how the policy judged it."""
+
+    case: str
+    name: str
+    means: str  # what more of it means; "" when not said
+    added: tuple[Shown, ...]
+    removed: tuple[Shown, ...]
+    before: Shown
+    after: Shown
+    judged: Judged
+
+
+@dataclass(frozen=True)
+class PostureGroup:
+    """Loosened, tightened, changed or noisy observations."""
+
+    direction: str  # a Direction value
+    title: str
+    meaning: str
+    rows: tuple[PostureRow, ...]
+
+
+@dataclass(frozen=True)
+class Posture:
+    """The security posture section; `stayed` rows show `before` only."""
+
+    said: str  # "4 loosened, 2 tightened, 1 stayed the same"
+    groups: tuple[PostureGroup, ...]
+    stayed: tuple[PostureRow, ...]
+
+
+@dataclass(frozen=True)
+class Package:
+    """One changed package; a side of None: not installed there."""
+
+    name: str
+    before: str | None
+    after: str | None
+    judged: Judged
+
+
+@dataclass(frozen=True)
+class Unrecorded:
+    """A side whose inventory case did not pass, so it recorded no packages."""
+
+    side: str  # "baseline" or "candidate"
+    case: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Software:
+    """The software changes section."""
+
+    unrecorded: tuple[Unrecorded, ...]
+    counts: str  # the count sentence; "" when no package changed
+    packages: tuple[Package, ...]
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    """One difference: path, kind, classification, both sides, and the policy's reason ("" when none)."""
+
+    path: str
+    kind: str
+    classification: str
+    before: str
+    after: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChangedCase:
+    """A case with differences; noise apart."""
+
+    anchor: str
+    case: str
+    status: str  # a CaseStatus value
+    status_words: str
+    before: str
+    after: str
+    shown: tuple[DiffRow, ...]
+    noise: tuple[DiffRow, ...]
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One row of the all-cases table."""
+
+    case: str
+    status: str
+    before: str
+    after: str
+    differences: int
+
+
+@dataclass(frozen=True)
+class Page:
+    """Everything report.html says, in reading order."""
+
+    title: str
+    device: str
+    verdict: str
+    exit_code: int
+    meaning: str
+    reasons: tuple[str, ...]
+    facts: tuple[tuple[str, str], ...]
+    runs: tuple[Run, ...]
+    summary: Summary
+    security: Posture | None  # None: no observation carries a security meaning
+    software: Software | None  # None: no software inventory was recorded
+    differences: tuple[ChangedCase, ...]
+    cases: tuple[CaseRow, ...]
+    created: str
+
+
+def build_page(
+    comparison: Comparison, runs: Sequence[Manifest], inventory: Mapping[str, frozenset[str]] | None = None
+) -> Page:
+    """The page's content; `inventory`: case id → names of its observations tagged as a software inventory."""
+    c = comparison
+    return Page(
+        title=f"patchgate: {c.device} — {c.verdict.value}",
+        device=c.device,
+        verdict=c.verdict.value,
+        exit_code=c.verdict.exit_code,
+        meaning=_MEANING[c.verdict],
+        reasons=c.reasons,
+        facts=(
+            ("Device", c.device),
+            ("Baseline (before the patch)", f"{c.baseline_variant}: {', '.join(c.baseline)}"),
+            ("Candidate (after the patch)", f"{c.candidate_variant}: {c.candidate}"),
+            ("Compared on", c.created or "unknown"),
+        ),
+        runs=tuple(_run(m) for m in runs),
+        summary=_summary(c.cases),
+        security=_security(c.security) if c.security else None,
+        software=_software(c.cases, inventory or {}),
+        differences=_differences(c.cases),
+        cases=tuple(
+            CaseRow(x.case, _STATUS_WORDS[x.status], _outcome(x.before), _outcome(x.after), len(x.differences))
+            for x in c.cases
+        ),
+        created=c.created or "an unknown date",
+    )
+
+
+def _run(m: Manifest) -> Run:
+    image = m.extra.image
+    return Run(
+        role=f"{m.role} {m.replica}",
+        variant=m.variant,
+        description=m.extra.description,
+        tls=m.extra.tls is True,
+        image=image.name if image else "",
+        image_id=image.id[:19] if image else "",
+        status=m.status.value + (f": {m.status_detail}" if m.status_detail else ""),
+        cases=m.cases_collected,
+        started=m.started,
+        wall_time=_wall_time(m),
+        memory=_memory(m),
+        versions=tuple(f"{k}: {v}" for k, v in sorted(m.versions.items())),
+    )
+
+
+def _memory(m: Manifest) -> tuple[str, ...]:
+    """Peak memory of the device and the PACS simulator, as the run measured them when they stopped."""
+    peaks = m.extra.memory_peak_bytes or {}
+    return tuple(f"{role} {value / 1e6:.0f} MB" for role, value in sorted(peaks.items()) if value is not None)
+
+
+def _wall_time(m: Manifest) -> str:
+    seconds = m.timings.get("total")
+    if seconds is None:
+        try:
+            seconds = (datetime.fromisoformat(m.finished) - datetime.fromisoformat(m.started)).total_seconds()
+        except (ValueError, TypeError):
+            return "unknown"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)} min {rest:.1f} s" if minutes else f"{rest:.1f} s"
+
+
+def _summary(cases: Sequence[CaseComparison]) -> Summary:
+    by_status = Counter(c.status for c in cases)
+    by_class = Counter(d.classification for c in cases for d in c.differences)
+    return Summary(
+        statuses=tuple((_STATUS_WORDS[s], by_status[s]) for s in _ORDER),
+        total=len(cases),
+        classifications=tuple((k.value.capitalize(), by_class[k]) for k in Classification),
+    )
+
+
+def _security(changes: Sequence[SecurityChange]) -> Posture:
+    """Loosened and tightened (always, even when empty), changed and noisy (when any), and what stayed."""
+    count = Counter(c.direction for c in changes)
+    said = [f"{count[d]} {_POSTURE[d][0].split(',')[0].lower()}" for d in _POSTURE if count[d]]
+    said.append(f"{count[Direction.UNCHANGED]} stayed the same")
+    groups = tuple(
+        PostureGroup(d.value, title, meaning, tuple(_posture_row(c) for c in changes if c.direction is d))
+        for d, (title, meaning) in _POSTURE.items()
+        if count[d] or d in (Direction.LOOSENED, Direction.TIGHTENED)
+    )
+    stayed = tuple(_posture_row(c) for c in changes if c.direction is Direction.UNCHANGED)
+    return Posture(", ".join(said), groups, stayed)
+
+
+def _posture_row(c: SecurityChange) -> PostureRow:
+    return PostureRow(
+        case=c.case,
+        name=c.name,
+        means=_MEANS[c.security],
+        added=tuple(_value(v) for v in c.added),
+        removed=tuple(_value(v) for v in c.removed),
+        before=_value(c.before, c.absent == "before"),
+        after=_value(c.after, c.absent == "after"),
+        judged=_judged(c),
+    )
+
+
+def _value(value: JSON, absent: bool = False) -> Shown:
+    """Plain words for simple values, indented JSON only for structured ones."""
+    structured = isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict | list) for v in value))
+    if structured and not absent:
+        return Shown(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True), block=True)
+    return Shown(value_words(value, absent=absent))
+
+
+def _judged(c: SecurityChange) -> Judged:
+    if c.direction is Direction.NOISY:
+        return Judged(Classification.NOISE.value, c.reason or "differs between baseline runs")
+    if c.expected:
+        return Judged(Classification.EXPECTED.value, c.reason)
+    return Judged(Classification.REGRESSED.value, c.reason, undeclared=True)
+
+
+def _software(cases: Sequence[CaseComparison], inventory: Mapping[str, frozenset[str]]) -> Software | None:
+    """Every installed package the patch changed, with both versions; None when no case recorded an inventory."""
+    found = [c for c in cases if c.case in inventory]
+    if all(c.before in _NOT_RUN and c.after in _NOT_RUN for c in found):
+        return None  # no inventory, or the device ran as a local process
+    # A side whose inventory case did not pass recorded no packages: claiming "nothing changed" would be false.
+    unrecorded = tuple(
+        Unrecorded(side, c.case, _outcome(outcome))
+        for c in found
+        for side, outcome in (("baseline", c.before), ("candidate", c.after))
+        if outcome is not Outcome.PASSED
+    )
+    changed = sorted(
+        ((name, d) for c in found for d in c.differences if (name := _package(d.path, inventory[c.case]))),
+        key=lambda pair: (pair[1].path, pair[1].case),
+    )
+    packages = tuple(
+        Package(
+            name,
+            None if d.kind is DiffKind.EXTRA else _version(d.before),
+            None if d.kind is DiffKind.MISSING else _version(d.after),
+            _classified(d),
+        )
+        for name, d in changed
+    )
+    return Software(unrecorded, _package_counts([d for _, d in changed]) if changed else "", packages)
+
+
+def _package(path: str, names: frozenset[str]) -> str:
+    """The package a difference path is about (`packages.libssl3` → `libssl3`); "" for a whole inventory."""
+    name = observation_of(path, names)
+    return path[len(name) + 1 :] if name and path.startswith(f"{name}.") else ""
+
+
+def _package_counts(diffs: Sequence[Difference]) -> str:
+    """The count sentence; upgraded or downgraded is not told, as that needs each packager's version ordering."""
+    kinds = Counter(d.kind for d in diffs)
+    added, removed = kinds[DiffKind.EXTRA], kinds[DiffKind.MISSING]
+    n = len(diffs)
+    return (
+        f"{n} package{'' if n == 1 else 's'} changed: {n - added - removed} changed version, "
+        f"{added} added, {removed} removed."
+    )
+
+
+def _version(value: JSON) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _classified(d: Difference) -> Judged:
+    return Judged(d.classification.value, d.reason, undeclared=d.classification is Classification.REGRESSED)
+
+
+def _differences(cases: Sequence[CaseComparison]) -> tuple[ChangedCase, ...]:
+    changed = sorted((c for c in cases if c.differences), key=lambda c: (_ORDER.index(c.status), c.case))
+    return tuple(
+        ChangedCase(
+            anchor=f"case-{i}",
+            case=c.case,
+            status=c.status.value,
+            status_words=_STATUS_WORDS[c.status],
+            before=_outcome(c.before),
+            after=_outcome(c.after),
+            shown=tuple(_diff_row(d) for d in c.differences if d.classification is not Classification.NOISE),
+            noise=tuple(_diff_row(d) for d in c.differences if d.classification is Classification.NOISE),
+        )
+        for i, c in enumerate(changed, start=1)
+    )
+
+
+def _diff_row(d: Difference) -> DiffRow:
+    return DiffRow(
+        path=d.path,
+        kind=d.kind.value.replace("_", " "),
+        classification=d.classification.value,
+        before=format_side(d, "before", pretty=True),
+        after=format_side(d, "after", pretty=True),
+        reason=d.reason,
+    )
+
+
+def _outcome(outcome: Outcome | None) -> str:
+    return outcome.value if outcome else "absent (case not run)"
