@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from harness.compare.diff import format_side
-from harness.compare.noise import measure_noise
-from harness.compare.normalise import normalise_run
-from harness.compare.security import describe
 from harness.model import (
     CaseComparison,
     CaseStatus,
@@ -20,6 +16,7 @@ from harness.model import (
     SecurityChange,
     Verdict,
 )
+from harness.wording import describe, format_side
 
 __all__ = ["MAX_LISTED", "MIN_RAN_FRACTION", "decide"]
 
@@ -36,17 +33,15 @@ def decide(
     candidate: RunRecord,
     cases: Sequence[CaseComparison],
     *,
-    noisy_cases: Collection[str] | None = None,
+    noisy_cases: Collection[str],
     security: Sequence[SecurityChange] = (),
 ) -> tuple[Verdict, tuple[str, ...]]:
-    """The verdict and its reasons, one line each.
+    """The verdict and its reasons, one line each, from what compare() found; nothing is measured here.
 
-    `noisy_cases` are the cases that differ between baseline replicas; compare() passes
-    what it measured, otherwise it is measured here. `security` is the comparison's
-    security posture: a loosening not allowed by the policy is named first.
+    `noisy_cases` are the cases that differ between baseline replicas (compare's noise
+    measurement). `security` is the comparison's security posture: a loosening not
+    allowed by the policy is named first.
     """
-    if noisy_cases is None:
-        noisy_cases = measure_noise([normalise_run(b) for b in baselines]).cases
     problems = _untrustworthy(baselines, candidate, noisy_cases)
     verdict, lines = (Verdict.INCONCLUSIVE, problems) if problems else _judge(cases, security)
     # Details (a device's stderr, an odd case id) may hold newlines; CI logs want one line each.

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from typing import Literal
 
 from harness.model import JSON, CaseRecord, Difference, DiffKind
+from harness.wording import format_side  # re-exported, see harness.wording
 
 __all__ = [
     "TIMING_MIN_DELTA",
@@ -66,25 +66,6 @@ def canonical(value: JSON) -> str:
 def is_status_key(key: str) -> bool:
     """Whether a changed value under this key is a status (a DICOM status or an outcome)."""
     return key == "status" or key.endswith("_status")
-
-
-def format_side(diff: Difference, side: Literal["before", "after"], *, pretty: bool = False) -> str:
-    """One side of a difference for people: DICOM statuses as 0x%04X, absence said in words."""
-    value = diff.before if side == "before" else diff.after
-    absent = DiffKind.EXTRA if side == "before" else DiffKind.MISSING
-    if diff.kind is absent:
-        return "(absent)"
-    if diff.kind is DiffKind.COUNT_CHANGED:
-        return f"{value} items"
-    if diff.kind is DiffKind.TIMING_CHANGED and isinstance(value, int | float):
-        return f"{value:.3f} s"
-    if diff.kind is DiffKind.STATUS_CHANGED and isinstance(value, int) and not isinstance(value, bool):
-        return f"0x{value:04X}"
-    if diff.path == "outcome" and isinstance(value, str):
-        return value
-    if pretty and isinstance(value, dict | list):
-        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
-    return json.dumps(value, ensure_ascii=False)
 
 
 _Found = tuple[str, DiffKind, JSON, JSON]

@@ -7,9 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-# `harness.verdict` imports this package's modules; importing the module (not the
-# name) keeps either import order working, and decide is looked up at call time.
-from harness import verdict
 from harness.compare import security
 from harness.compare.diff import diff_cases
 from harness.compare.noise import NoiseMask, measure_noise
@@ -26,6 +23,7 @@ from harness.model import (
     RunRecord,
     SecurityChange,
 )
+from harness.verdict import decide
 
 __all__ = ["LOOSENING_REFUSED", "NOISE_REASON", "compare"]
 
@@ -76,7 +74,7 @@ def compare(
         compared = _case(case, first.get(case), now.get(case), noise, policy, loosened)
         cases.append(compared)
         changes.extend(security.settle(posture, compared.differences, names))
-    decision, reasons = verdict.decide(normal, after, cases, noisy_cases=noise.cases, security=changes)
+    decision, reasons = decide(normal, after, cases, noisy_cases=noise.cases, security=changes)
     return Comparison(
         device=candidate.manifest.device,
         baseline=tuple(b.directory for b in baselines),
@@ -110,12 +108,16 @@ def _case(
         status = CaseStatus.CHANGED_AS_EXPECTED
     else:
         status = CaseStatus.UNCHANGED
+    tags: dict[str, set[str]] = {}
+    for o in (o for record in (before, after) if record for o in record.observations if o.tags):
+        tags.setdefault(o.name, set()).update(o.tags)
     return CaseComparison(
         case=case,
         status=status,
         before=before.outcome if before else None,
         after=after.outcome if after else None,
         differences=differences,
+        tags={name: tuple(sorted(found)) for name, found in tags.items()},
     )
 
 

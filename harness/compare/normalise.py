@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-from harness.model import JSON, CaseRecord, Observation, RunRecord
+from harness.model import JSON, CaseRecord, RunRecord
 
 __all__ = ["SLACK", "STANDARD_UID_PREFIX", "normalise_run"]
 
@@ -75,7 +76,7 @@ class _Normaliser:
         self._tokens: dict[str, dict[str, str]] = {"UID": {}, "DATE": {}, "TIME": {}, "DATETIME": {}}
 
     def case(self, case: CaseRecord) -> CaseRecord:
-        observations = tuple(Observation(o.name, self._walk(o.value), o.security) for o in case.observations)
+        observations = tuple(replace(o, value=self._walk(o.value)) for o in case.observations)
         return dataclasses.replace(case, observations=observations)
 
     def _token(self, kind: str, value: str) -> str:

@@ -16,12 +16,12 @@ with `allow_loosening`), then `settle` once the differences are classified.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from harness.compare.diff import canonical
 from harness.model import JSON, CaseRecord, Classification, Difference, DiffKind, Direction, Security, SecurityChange
+from harness.wording import ABSENT_WORDS, MINUS, describe, value_words  # re-exported, see harness.wording
 
 __all__ = [
     "ABSENT_WORDS",
@@ -36,13 +36,10 @@ __all__ = [
     "value_words",
 ]
 
-ABSENT_WORDS = "(not observed)"
-MINUS = "\N{MINUS SIGN}"  # marks removed list items; a hyphen reads as a dash in prose
 _ABSENT = object()  # an observation not recorded on one side (distinct from a JSON null)
 _MORE = {Security.EXPOSURE: Direction.LOOSENED, Security.PROTECTION: Direction.TIGHTENED}
 _LESS = {Security.EXPOSURE: Direction.TIGHTENED, Security.PROTECTION: Direction.LOOSENED}
 _WHOLE_CASE = frozenset({DiffKind.MISSING, DiffKind.EXTRA})  # `outcome` diffs of a case on one side only
-_SHORT = 60  # longest item list quoted by describe(); the report has them all
 
 
 def tags_of(*records: CaseRecord | None) -> dict[str, Security]:
@@ -126,34 +123,6 @@ def settle(
     return tuple(settled)
 
 
-def value_words(value: JSON, *, absent: bool = False) -> str:
-    """A value in plain words: true/false, numbers, text as it is, list items comma-separated."""
-    if absent:
-        return ABSENT_WORDS
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        return value if value else "(empty)"
-    if isinstance(value, list):
-        return ", ".join(value_words(v) for v in value) if value else "(none)"
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def describe(change: SecurityChange) -> str:
-    """One line: `accepted false → true`, or for lists `forbidden + RC4-SHA; \N{MINUS SIGN} DES-CBC3-SHA`."""
-    if change.added or change.removed:
-        parts = [f"+ {_items(change.added)}"] if change.added else []
-        parts += [f"{MINUS} {_items(change.removed)}"] if change.removed else []
-        return f"{change.name} {'; '.join(parts)}"
-    before = value_words(change.before, absent=change.absent == "before")
-    after = value_words(change.after, absent=change.absent == "after")
-    return f"{change.name} {_cut(before)} → {_cut(after)}"
-
-
 def _one(
     case: str, name: str, security: Security, before: object, after: object, *, noisy: bool
 ) -> list[SecurityChange]:
@@ -214,11 +183,3 @@ def _key(value: object) -> str:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _items(items: Sequence[JSON]) -> str:
-    return _cut(", ".join(value_words(i) for i in items))
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= _SHORT else text[: _SHORT - 1] + "…"

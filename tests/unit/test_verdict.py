@@ -148,7 +148,7 @@ def test_inconclusive_when_a_run_did_not_complete() -> None:
     )
 
     failed = make_run([], replica=2, status=RunStatus.DEVICE_FAILED, status_detail="no C-ECHO answer in 30 s")
-    verdict, reasons = decide([base[0], failed], _candidate(_suite()), [])
+    verdict, reasons = decide([base[0], failed], _candidate(_suite()), [], noisy_cases=())
     assert verdict is Verdict.INCONCLUSIVE
     assert "baseline run 2 (runs/baseline-2) did not complete (device_failed): no C-ECHO answer in 30 s" in reasons
 
@@ -186,8 +186,10 @@ def test_inconclusive_when_the_baselines_disagree_on_more_than_half_the_cases() 
     c = compare(_baselines(one, two), _candidate(one))
     assert c.verdict is Verdict.INCONCLUSIVE
     assert c.reasons == ("the baseline replicas disagree on 3 of 4 cases: the device is too noisy to compare",)
-    # decide() measures the noise itself when not told.
-    assert decide(_baselines(one, two), _candidate(one), c.cases)[0] is Verdict.INCONCLUSIVE
+    # decide() judges the noise compare() measured; it measures nothing itself.
+    noisy = {f"c.py::t{i}" for i in range(3)}
+    assert decide(_baselines(one, two), _candidate(one), c.cases, noisy_cases=noisy)[0] is Verdict.INCONCLUSIVE
+    assert decide(_baselines(one, two), _candidate(one), c.cases, noisy_cases=())[0] is Verdict.UNCHANGED
     # Half is still comparable.
     two_half = [make_case(f"c.py::t{i}", v=1 if i < 2 else 0) for i in range(4)]
     assert compare(_baselines(one, two_half), _candidate(one)).verdict is Verdict.UNCHANGED
@@ -196,7 +198,7 @@ def test_inconclusive_when_the_baselines_disagree_on_more_than_half_the_cases() 
 def test_several_problems_are_all_reported() -> None:
     base = _baselines(make_run([]).cases)
     cand = _candidate([], status=RunStatus.INTERRUPTED)
-    verdict, reasons = decide(base, cand, [])
+    verdict, reasons = decide(base, cand, [], noisy_cases=())
     assert verdict is Verdict.INCONCLUSIVE
     assert len(reasons) == 3  # candidate interrupted, and neither run ran a case
 
