@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness import __version__
 from harness.errors import HarnessError
-from harness.model import RunStatus, Verdict
+from harness.model import Comparison, RunStatus, Verdict
 
 __all__ = ["main"]
 
@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--replicas", type=int, default=2, help="baseline replicas used to measure noise (default 2)")
     v.add_argument("--serial", action="store_true", help="run baselines and candidate one after the other")
     v.add_argument("--policy", type=Path, action="append", default=[], help="extra expected-change policy TOML")
+    v.add_argument(
+        "--report-templates",
+        type=Path,
+        metavar="DIR",
+        help="templates overriding report.html's (blocks logo, signoff, ...)",
+    )
 
     r = sub.add_parser("run", help="run one variant of a device into a run directory")
     r.add_argument("--profile", type=Path, required=True)
@@ -52,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", type=Path, help="profile whose expected-change policy applies")
     c.add_argument("--policy", type=Path, action="append", default=[], help="expected-change policy TOML (repeat)")
     c.add_argument("--out", type=Path, required=True, help="where comparison.json and the reports go")
+    c.add_argument(
+        "--report-templates",
+        type=Path,
+        metavar="DIR",
+        help="templates overriding report.html's (blocks logo, signoff, ...)",
+    )
 
     sub.add_parser("variants", help="list the reference device's variants")
     sub.add_parser(
@@ -68,7 +80,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _finish(validation_comparison: object, reports: dict[str, Path], started: float) -> int:
-    from harness.model import Comparison
     from harness.report.terminal import summary_table
 
     assert isinstance(validation_comparison, Comparison)
@@ -86,7 +97,7 @@ def _finish(validation_comparison: object, reports: dict[str, Path], started: fl
 def _validate(args: argparse.Namespace, started: float) -> int:
     from harness.demo import REGRESSION_ALIAS, demo_profile
     from harness.profile import load_profile
-    from harness.validate import ProgressLine, validate
+    from harness.validation import ProgressLine, run_validation
 
     if args.demo is not None:
         profile = demo_profile(candidate=args.demo)
@@ -97,14 +108,16 @@ def _validate(args: argparse.Namespace, started: float) -> int:
         title = f"{profile.device.name} from {args.profile}"
     if args.replicas < 1:
         raise HarnessError("--replicas must be at least 1", hint="2 (the default) measures noise")
+    _check_report_templates(args)
     print(f"patchgate {__version__}: validating {title}; output in {args.out}")
-    result = validate(
+    result = run_validation(
         profile,
         args.out,
         replicas=args.replicas,
         concurrent=not args.serial,
         policy_files=args.policy,
         progress=ProgressLine(),
+        report_templates=args.report_templates,
     )
     return _finish(result.comparison, result.reports, started)
 
@@ -112,7 +125,7 @@ def _validate(args: argparse.Namespace, started: float) -> int:
 def _run(args: argparse.Namespace) -> int:
     from harness.profile import load_profile
     from harness.runner import RunRequest, run_variant
-    from harness.validate import ProgressLine
+    from harness.validation import ProgressLine
 
     profile = load_profile(args.profile)
     profile.variant(args.variant)
@@ -128,19 +141,28 @@ def _run(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace, started: float) -> int:
     from harness.profile import load_profile
-    from harness.record import read_run
-    from harness.validate import compare_runs, policy_for
+    from harness.rundir import read_run
+    from harness.validation import compare_runs, policy_for
 
     profile = load_profile(args.profile) if args.profile else None
     policy = policy_for(profile, args.policy)
+    _check_report_templates(args)
     baselines = [read_run(d) for d in args.baseline]
     candidate = read_run(args.candidate)
-    result = compare_runs(baselines, candidate, policy, args.out)
+    result = compare_runs(baselines, candidate, policy, args.out, report_templates=args.report_templates)
     return _finish(result.comparison, result.reports, started)
 
 
+def _check_report_templates(args: argparse.Namespace) -> None:
+    """A bad --report-templates fails before any run, not after minutes of them."""
+    if args.report_templates is not None:
+        from harness.report.html import check_templates
+
+        check_templates(args.report_templates)
+
+
 def _sweep() -> int:
-    from harness.targets.docker import docker_client, sweep
+    from harness.launch.engine import docker_client, sweep
 
     removed = sweep(docker_client())
     for name in removed:

@@ -1,23 +1,18 @@
-"""The suite context: where the device and simulators of one run listen, as endpoints.json in the run directory."""
+"""The suite context: where the device and simulators of one run listen, as the suites read it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from harness.errors import RunDirError
-from harness.model import Endpoint, to_json
+from harness.model import JSON, Endpoint
 
-__all__ = ["ENDPOINTS", "SuiteContext"]
-
-ENDPOINTS = "endpoints.json"
+__all__ = ["SuiteContext"]
 
 
 @dataclass(frozen=True)
 class SuiteContext:
-    """Everything a suite case needs to reach the device: written by the runner, read by the plugin."""
+    """Everything a suite case needs to reach the device: written by the runner, read by the plugin (RunDir)."""
 
     run_dir: str
     device: Endpoint
@@ -32,32 +27,19 @@ class SuiteContext:
     identity: Mapping[str, str] = field(default_factory=dict)
     inventory: str = ""  # inventory.json of a containerised device; "" for a process
 
-    def write(self) -> Path:
-        path = Path(self.run_dir) / ENDPOINTS
-        path.write_text(json.dumps(to_json(self), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return path
-
     @classmethod
-    def read(cls, run_dir: Path) -> SuiteContext:
-        path = run_dir / ENDPOINTS
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-            return cls(
-                run_dir=str(run_dir),
-                device=Endpoint.from_json(d["device"]),
-                pacs=Endpoint.from_json(d["pacs"]),
-                pacs_storage=str(d["pacs_storage"]),
-                modality_ae_title=str(d["modality_ae_title"]),
-                services=tuple(d["services"]),
-                corpus_seed=int(d["corpus_seed"]),
-                pki_dir=str(d.get("pki_dir", "")),
-                audit_log=str(d.get("audit_log", "")),
-                identity={str(k): str(v) for k, v in d.get("identity", {}).items()},
-                inventory=str(d.get("inventory", "")),
-            )
-        except FileNotFoundError:
-            raise RunDirError(
-                f"{path}: missing", hint="suites run inside `patchgate run`, which writes the endpoints"
-            ) from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RunDirError(f"{path}: invalid endpoints file: {exc}", hint="rerun with `patchgate run`") from None
+    def from_json(cls, d: Mapping[str, JSON], run_dir: str) -> SuiteContext:
+        """From endpoints.json; `run_dir` is where it was read (the run directory may have moved)."""
+        return cls(
+            run_dir=run_dir,
+            device=Endpoint.from_json(d["device"]),
+            pacs=Endpoint.from_json(d["pacs"]),
+            pacs_storage=str(d["pacs_storage"]),
+            modality_ae_title=str(d["modality_ae_title"]),
+            services=tuple(d["services"]),
+            corpus_seed=int(d["corpus_seed"]),
+            pki_dir=str(d.get("pki_dir", "")),
+            audit_log=str(d.get("audit_log", "")),
+            identity={str(k): str(v) for k, v in d.get("identity", {}).items()},
+            inventory=str(d.get("inventory", "")),
+        )

@@ -413,7 +413,7 @@ _BUILDERS: dict[str, Callable[..., str]] = {
 
 
 def _client() -> Any:
-    from harness.targets.docker import docker_client
+    from harness.launch.engine import docker_client
 
     return docker_client(timeout=120.0)
 

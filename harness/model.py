@@ -11,7 +11,8 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+
+from simulators.endpoint import JSON, Endpoint
 
 __all__ = [
     "JSON",
@@ -25,19 +26,18 @@ __all__ = [
     "Difference",
     "Direction",
     "Endpoint",
+    "ImageInfo",
     "Manifest",
     "Observation",
     "Outcome",
     "RunRecord",
+    "RunSetup",
     "RunStatus",
     "Security",
     "SecurityChange",
     "Verdict",
     "to_json",
 ]
-
-# A JSON value as json.loads returns it.
-JSON: TypeAlias = Any
 
 
 class Outcome(enum.StrEnum):
@@ -126,20 +126,6 @@ class Verdict(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Endpoint:
-    """Where one DICOM application entity listens."""
-
-    ae_title: str
-    host: str
-    port: int
-    tls: bool = False
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, JSON]) -> Endpoint:
-        return cls(str(d["ae_title"]), str(d["host"]), int(d["port"]), bool(d.get("tls", False)))
-
-
-@dataclass(frozen=True)
 class CorpusInfo:
     """The synthetic corpus a run used: same seed, same bytes, same hash."""
 
@@ -151,6 +137,69 @@ class CorpusInfo:
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> CorpusInfo:
         return cls(int(d["seed"]), str(d["sha256"]), str(d["uid_root"]), int(d["items"]))
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """A container image as the engine named it when the run used it."""
+
+    name: str
+    id: str = ""
+    digests: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> ImageInfo:
+        labels = d.get("labels") or {}
+        return cls(
+            str(d["name"]),
+            str(d.get("id", "")),
+            tuple(str(x) for x in d.get("digests") or ()),
+            {str(k): str(v) for k, v in labels.items()},
+        )
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """How a variant ran, for the audit trail: its backend, command, image, network and peak memory.
+
+    Stored as the manifest's "extra" object; a key a backend does not know stays out of the JSON.
+    """
+
+    description: str = ""
+    backend: str = ""  # "local" or "docker"; "" when the run never got that far
+    command: tuple[str, ...] | None = None  # None: a container ran its image's own CMD
+    tls: bool | None = None
+    image: ImageInfo | None = None
+    network: Mapping[str, JSON] | None = None  # the docker backend's network: mode, name, pod
+    simulators_image: ImageInfo | None = None
+    memory_peak_bytes: Mapping[str, int | None] | None = None  # device, pacs
+
+    def to_json(self) -> dict[str, JSON]:
+        d: dict[str, JSON] = {"description": self.description}
+        for f in dataclasses.fields(self)[1:]:
+            value = getattr(self, f.name)
+            if f.name == "command" and self.backend:
+                d[f.name] = to_json(value)  # null is meaningful here: the image's own CMD
+            elif value is not None and value != "":
+                d[f.name] = to_json(value)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> RunSetup:
+        image, simulators, command, peaks = d.get("image"), d.get("simulators_image"), d.get("command"), None
+        if isinstance(d.get("memory_peak_bytes"), Mapping):
+            peaks = {str(k): (int(v) if isinstance(v, int) else None) for k, v in d["memory_peak_bytes"].items()}
+        return cls(
+            description=str(d.get("description") or ""),
+            backend=str(d.get("backend") or ""),
+            command=tuple(str(a) for a in command) if isinstance(command, list) else None,
+            tls=d["tls"] if isinstance(d.get("tls"), bool) else None,
+            image=ImageInfo.from_json(image) if isinstance(image, Mapping) else None,
+            network=dict(d["network"]) if isinstance(d.get("network"), Mapping) else None,
+            simulators_image=ImageInfo.from_json(simulators) if isinstance(simulators, Mapping) else None,
+            memory_peak_bytes=peaks,
+        )
 
 
 @dataclass(frozen=True)
@@ -173,7 +222,7 @@ class Manifest:
     status_detail: str = ""
     cases_collected: int = 0
     device_endpoint: Endpoint | None = None
-    extra: Mapping[str, JSON] = field(default_factory=dict)
+    extra: RunSetup = field(default_factory=RunSetup)
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> Manifest:
@@ -196,27 +245,37 @@ class Manifest:
             status_detail=str(d.get("status_detail", "")),
             cases_collected=int(d.get("cases_collected", 0)),
             device_endpoint=Endpoint.from_json(endpoint) if endpoint else None,
-            extra=dict(d.get("extra", {})),
+            extra=RunSetup.from_json(d.get("extra") or {}),
         )
 
 
 @dataclass(frozen=True)
 class Observation:
-    """One named, observable behaviour of the device in one case (a JSON value)."""
+    """One named, observable behaviour of the device in one case (a JSON value).
+
+    `tags` say what kind of record it is, so reports find it by meaning, not by case id or name.
+    """
+
+    # A class constant, not a field: the tag of a software inventory, {package: version}.
+    INVENTORY = "inventory"
 
     name: str
     value: JSON
     security: Security = Security.NONE
+    tags: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, JSON]:
         d: dict[str, JSON] = {"name": self.name, "value": self.value}
         if self.security:
             d["security"] = self.security.value
+        if self.tags:  # only when set, so untagged lines stay as older runs wrote them
+            d["tags"] = list(self.tags)
         return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> Observation:
-        return cls(str(d["name"]), d["value"], Security(d.get("security", "")))
+        tags = tuple(str(t) for t in d.get("tags", ()))
+        return cls(str(d["name"]), d["value"], Security(d.get("security", "")), tags)
 
 
 @dataclass(frozen=True)
@@ -303,6 +362,20 @@ class CaseComparison:
     before: Outcome | None  # None: the case did not exist in the baseline
     after: Outcome | None
     differences: tuple[Difference, ...] = ()
+    # Observation name -> the tags either run gave it (Observation.INVENTORY, ...), for the reports.
+    tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, JSON]:
+        d: dict[str, JSON] = {
+            "case": self.case,
+            "status": self.status.value,
+            "before": self.before.value if self.before else None,
+            "after": self.after.value if self.after else None,
+            "differences": [to_json(x) for x in self.differences],
+        }
+        if self.tags:  # only when tagged: an untagged comparison reads as it always did
+            d["tags"] = {name: list(tags) for name, tags in sorted(self.tags.items())}
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> CaseComparison:
@@ -312,6 +385,7 @@ class CaseComparison:
             before=Outcome(d["before"]) if d.get("before") else None,
             after=Outcome(d["after"]) if d.get("after") else None,
             differences=tuple(Difference.from_json(x) for x in d.get("differences", [])),
+            tags={str(k): tuple(str(t) for t in v) for k, v in (d.get("tags") or {}).items()},
         )
 
 
@@ -387,6 +461,8 @@ class Comparison:
 
 def to_json(obj: object) -> JSON:
     """Any record above (or a nesting of them) as plain JSON values; enums become their values."""
+    if isinstance(obj, (RunSetup, CaseComparison)):
+        return obj.to_json()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, enum.Enum):

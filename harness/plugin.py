@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,7 +12,7 @@ import pytest
 
 from harness.context import SuiteContext
 from harness.model import JSON, CaseRecord, Observation, Outcome, Security
-from harness.record import OBSERVATIONS, CaseWriter
+from harness.rundir import CaseWriter, RunDir
 from simulators._lifeline import Lifeline
 
 __all__ = ["Observe"]
@@ -25,9 +25,11 @@ _ORPHANED = 75  # no harness is left to read it; distinct from pytest's own 0-5 
 
 
 class Observe(Protocol):
-    """`observe(name, value, security=...)`: record one observation of the current case."""
+    """`observe(name, value, security=..., tags=...)`: record one observation of the current case."""
 
-    def __call__(self, name: str, value: JSON, security: Security | str = Security.NONE) -> None: ...
+    def __call__(
+        self, name: str, value: JSON, security: Security | str = Security.NONE, tags: Sequence[str] = ()
+    ) -> None: ...
 
 
 @dataclass
@@ -94,12 +96,13 @@ def pytest_configure(config: pytest.Config) -> None:
     run_dir = config.getoption("--patchgate-run")
     if not run_dir:
         return
-    context = SuiteContext.read(Path(run_dir))
+    run = RunDir(Path(run_dir))
+    context = run.read_context()
     config.stash[_CONTEXT] = context
     config.stash[_LIFELINE] = Lifeline()
     # xdist workers send their reports to the controller, which alone writes the record.
     if not hasattr(config, "workerinput"):
-        recorder = _Recorder(CaseWriter(Path(run_dir) / OBSERVATIONS))
+        recorder = _Recorder(run.case_writer())
         config.pluginmanager.register(recorder, "patchgate-recorder")
 
 
@@ -114,7 +117,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 reason = f"{_NOT_APPLICABLE}the device's profile does not declare {service!r}"
                 item.add_marker(pytest.mark.skip(reason=reason))
                 break
-    (Path(context.run_dir) / "collected").write_text(f"{len(items)}\n", encoding="utf-8")
+    RunDir(Path(context.run_dir)).write_collected(len(items))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -162,16 +165,20 @@ def observe(request: pytest.FixtureRequest) -> Observe:
     """Record a named observation of the device's behaviour (a JSON value) for this case.
 
     `security` marks what the value means for the security posture (see harness.model.Security),
-    so the comparison can say whether a change tightened or loosened it.
+    so the comparison can say whether a change tightened or loosened it. `tags` say what kind of
+    record it is (e.g. `Observation.INVENTORY`), so reports find it without knowing the case.
     """
     observed: list[Observation] = []
     request.node.stash[_OBSERVED] = observed
 
-    def record(name: str, value: JSON, security: Security | str = Security.NONE) -> None:
+    def record(name: str, value: JSON, security: Security | str = Security.NONE, tags: Sequence[str] = ()) -> None:
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"observation {name!r} is not JSON: {exc}") from None
-        observed.append(Observation(name, value, Security(security)))
+        # A bare string would become one tag per character.
+        if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
+            raise TypeError(f"observation {name!r}: tags must be a sequence of non-empty strings, got {tags!r}")
+        observed.append(Observation(name, value, Security(security), tuple(tags)))
 
     return record

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
+import importlib.util
 import platform
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol
 
-from harness.errors import HarnessError, TargetError
-from harness.model import CorpusInfo, Endpoint, Manifest, RunStatus
+from harness.errors import SuiteError, TargetError
+from harness.launch.base import LaunchSpec, log_tail
+from harness.launch.readiness import Immediately
+from harness.model import CorpusInfo, Manifest, RunSetup, RunStatus
 from harness.profile import Profile
-from harness.record import OBSERVATIONS, write_manifest
-from harness.stage import USER, Stage
-from harness.targets.base import log_tail
-from harness.targets.network import labels
+from harness.rundir import RunDir
+from harness.surroundings import USER, Surroundings
 from simulators._net import free_port
+from simulators.endpoint import Endpoint
 
 __all__ = ["Progress", "RunRequest", "cancel_runs", "cancel_token", "corpus_info", "run_variant", "suites_root"]
 
@@ -66,12 +63,17 @@ class RunRequest:
     def label(self) -> str:
         return f"{self.role}-{self.replica}"
 
+    @property
+    def run(self) -> RunDir:
+        return RunDir(self.out)
+
 
 def suites_root() -> Path:
-    """The built-in suites shipped in the `suites` package."""
-    import suites
-
-    return Path(suites.__file__).parent
+    """The built-in suites shipped in the `suites` package (found, not imported: the harness runs them)."""
+    spec = importlib.util.find_spec("suites")
+    if spec is None or spec.origin is None:
+        raise SuiteError("the built-in suites are not installed", hint="reinstall patchgate")
+    return Path(spec.origin).parent
 
 
 def corpus_info(seed: int) -> CorpusInfo:
@@ -95,111 +97,46 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _count_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as handle:
-            return sum(1 for _ in handle)
-    except OSError:
-        return 0
-
-
-def _collected(run_dir: Path) -> int:
-    try:
-        return int((run_dir / "collected").read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
-
-
 def _suite_argv(request: RunRequest, python: str) -> tuple[list[str], list[Path]]:
     """The pytest command line for the run's suites, and the suite roots it reads."""
-    run_dir = request.out
+    run = request.run
     roots = [Path(p) for p in request.profile.suite_paths] or [suites_root()]
-    ini = run_dir / "pytest.ini"
     # Our own ini and rootdir: the suites must not pick up a user project's pytest configuration.
-    ini.write_text("[pytest]\naddopts = -p no:cacheprovider\n", encoding="utf-8")
+    run.pytest_ini.write_text("[pytest]\naddopts = -p no:cacheprovider\n", encoding="utf-8")
     # -P: the run directory (the working directory) is not on sys.path, so its simulators/ folder
     # of received files can never shadow the simulators package as a namespace package.
-    argv = [python, "-P", "-m", "pytest", "-c", str(ini), "--rootdir", str(roots[0]), "--import-mode=importlib"]
-    argv += ["--patchgate-run", str(run_dir), "--junitxml", str(run_dir / "junit.xml")]
-    argv += ["--alluredir", str(run_dir / "allure-results"), "-q", "-rN", "--no-header"]
+    argv = [python, "-P", "-m", "pytest", "-c", str(run.pytest_ini), "--rootdir", str(roots[0])]
+    argv += ["--import-mode=importlib", "--patchgate-run", str(run.path), "--junitxml", str(run.junit)]
+    argv += ["--alluredir", str(run.allure), "-q", "-rN", "--no-header"]
     return argv + [str(r) for r in roots], roots
 
 
-class _Suites(Protocol):
-    """A started pytest process (local or in the run's pod)."""
-
-    def poll(self) -> int | None: ...
-    def kill(self) -> None: ...
-
-
-class _SuiteContainer:
-    """pytest in the run's pod: the simulators image, the run directory and suite roots mounted at their own paths."""
-
-    def __init__(self, stage: Stage, argv: list[str], roots: list[Path], run_dir: Path, log_path: Path) -> None:
-        volumes = {str(root): {"bind": str(root), "mode": "ro"} for root in roots}
-        volumes[str(run_dir)] = {"bind": str(run_dir), "mode": "rw"}
-        assert stage.network is not None
-        self.log_path = log_path
-        self.container = stage.client.containers.run(
-            stage.simulators_image,
-            argv,
-            detach=True,
-            init=True,
-            working_dir=str(run_dir),
-            volumes=volumes,
-            environment={"HOME": "/tmp", "USER": "patchgate", **stage.lifeline},
-            user=USER,
-            labels=labels(stage.run_id, "suites"),
-            name=f"patchgate-{stage.run_id}-suites",
-            **stage.network.container_options(),
-        )
-
-    def poll(self) -> int | None:
-        self.container.reload()
-        if self.container.status not in ("exited", "dead"):
-            return None
-        return int(self.container.attrs.get("State", {}).get("ExitCode", -1))
-
-    def kill(self) -> None:
-        with contextlib.suppress(Exception):  # already gone
-            self.container.kill()
-
-    def close(self) -> None:
-        from harness.targets.docker import retire
-
-        retire(self.container, self.log_path)
-
-
-def _reap(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.kill()
-        process.wait(timeout=10)
-
-
 def _run_suites(
-    request: RunRequest, stage: Stage, logs: Path, progress: Progress | None, token: int
+    request: RunRequest, surroundings: Surroundings, progress: Progress | None, token: int
 ) -> tuple[int, str]:
-    """Run pytest on the suites (a local subprocess, or a container in the run's pod); exit code and log tail."""
-    run_dir = request.out
-    log_path = logs / "pytest.log"
+    """Run pytest on the suites where the backend runs them (a process, or a container in the run's pod)."""
+    run = request.run
+    assert surroundings.backend is not None
+    launcher = surroundings.backend.suites
     deadline = time.monotonic() + request.profile.suite_timeout
-    in_pod = stage.network is not None and stage.network.in_pod
-    argv, roots = _suite_argv(request, "python" if in_pod else sys.executable)
-    with contextlib.ExitStack() as stack:
-        suites: _Suites
-        if in_pod:
-            container = _SuiteContainer(stage, argv, roots, run_dir, log_path)
-            stack.callback(container.close)
-            suites = container
-        else:
-            log = stack.enter_context(log_path.open("wb"))
-            env = {**os.environ, **stage.lifeline}
-            process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir, env=env
-            )
-            stack.callback(_reap, process)
-            suites = process
-        while (code := suites.poll()) is None:
+    argv, roots = _suite_argv(request, launcher.python)
+    shared = {str(root): "ro" for root in roots}
+    shared[str(run.path)] = "rw"
+    spec = LaunchSpec(
+        role="suites",
+        label="suites",
+        argv=tuple(argv),
+        log=run.log("pytest"),
+        ready=Immediately(),
+        env={"HOME": "/tmp", "USER": "patchgate"} if launcher.python == "python" else {},
+        cwd=run.path,
+        shared=shared,
+        user=USER,
+        stop_timeout=10.0,
+    )
+    suites = launcher.launch(spec)
+    try:
+        while suites.alive():
             if cancel_token() != token:
                 suites.kill()
                 raise KeyboardInterrupt
@@ -207,10 +144,13 @@ def _run_suites(
                 suites.kill()
                 raise TimeoutError(f"suites did not finish within {request.profile.suite_timeout:g} s")
             if progress:
-                progress(request.label, _count_lines(run_dir / OBSERVATIONS), _collected(run_dir))
+                progress(request.label, run.cases_finished(), run.collected())
             time.sleep(0.2)
-    tail = log_tail(log_path.read_text(encoding="utf-8", errors="replace"), 30)
-    return code, tail
+    finally:
+        suites.stop()
+    code = suites.exit_code
+    tail = log_tail(run.log("pytest").read_text(encoding="utf-8", errors="replace"), 30)
+    return (code if code is not None else -1), tail
 
 
 def run_variant(request: RunRequest, progress: Progress | None = None, token: int | None = None) -> Manifest:
@@ -223,11 +163,8 @@ def run_variant(request: RunRequest, progress: Progress | None = None, token: in
     """
     token = cancel_token() if token is None else token
     profile = request.profile
-    run_dir = request.out
-    if (run_dir / "manifest.json").exists() or (run_dir / OBSERVATIONS).exists():
-        raise HarnessError(f"{run_dir}: already holds a run", hint="choose an empty --out directory")
-    logs = run_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    run = request.run
+    run.prepare()
     started, t0 = _now(), time.monotonic()
     timings: dict[str, float] = {}
     status, detail, collected = RunStatus.COMPLETED, "", 0
@@ -235,40 +172,40 @@ def run_variant(request: RunRequest, progress: Progress | None = None, token: in
     device = Endpoint(spec.ae_title, spec.host, spec.port or free_port(), tls=profile.variant(request.variant).tls)
     corpus = corpus_info(profile.corpus_seed)
     run_id = f"{request.label}-{uuid.uuid4().hex[:8]}"
-    extra: dict[str, object] = {"description": profile.variant(request.variant).description}
-    stage: Stage | None = None
+    setup = RunSetup(description=profile.variant(request.variant).description)
+    surroundings: Surroundings | None = None
     try:
-        stage = Stage(profile, request.variant, run_dir, run_id)
+        surroundings = Surroundings(profile, request.variant, run, run_id)
         t1 = time.monotonic()
-        context = stage.start(device)
-        target = stage.device
+        context = surroundings.start(device)
+        target = surroundings.device
         assert target is not None
         timings["device_start"] = time.monotonic() - t1
-        extra.update(stage.describe())  # what exactly ran, for the audit trail
-        context.write()
+        setup = replace(surroundings.describe(), description=setup.description)  # what exactly ran, for the audit trail
+        run.write_context(context)
         t2 = time.monotonic()
-        code, tail = _run_suites(request, stage, logs, progress, token)
+        code, tail = _run_suites(request, surroundings, progress, token)
         timings["suites"] = time.monotonic() - t2
-        collected = _collected(run_dir)
+        collected = run.collected()
         if not target.alive():
             status = RunStatus.DEVICE_CRASHED
-            detail = f"the device exited with code {target.exit_code} while the suites ran; log: {target.log_path}"
+            detail = f"the device exited with code {target.exit_code} while the suites ran; log: {target.spec.log}"
         elif code not in (0, 1):
             status = RunStatus.SUITE_ERROR
             last = " | ".join(tail.splitlines()[-3:])
-            detail = f"pytest exited with code {code}; log: {logs / 'pytest.log'}: {last}"
+            detail = f"pytest exited with code {code}; log: {run.log('pytest')}: {last}"
     except TargetError as exc:
         status, detail = RunStatus.DEVICE_FAILED, exc.one_line()
-        (logs / "error.txt").write_text(exc.one_line() + "\n" + exc.detail + "\n", encoding="utf-8")
+        run.error.write_text(exc.one_line() + "\n" + exc.detail + "\n", encoding="utf-8")
     except TimeoutError as exc:
         status, detail = RunStatus.SUITE_ERROR, str(exc)
     except KeyboardInterrupt:
         status, detail = RunStatus.INTERRUPTED, "interrupted"
         raise
     finally:
-        if stage is not None:
-            stage.stop()
-            extra["memory_peak_bytes"] = stage.memory_peaks()
+        if surroundings is not None:
+            surroundings.stop()
+            setup = replace(setup, memory_peak_bytes=surroundings.memory_peaks())
         timings["total"] = time.monotonic() - t0
         manifest = Manifest(
             run_id=run_id,
@@ -287,7 +224,7 @@ def run_variant(request: RunRequest, progress: Progress | None = None, token: in
             status_detail=detail,
             cases_collected=collected,
             device_endpoint=device,
-            extra=extra,
+            extra=setup,
         )
-        write_manifest(run_dir, manifest)
+        run.write_manifest(manifest)
     return manifest

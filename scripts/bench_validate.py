@@ -38,10 +38,10 @@ from pathlib import Path
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
 
 from harness.images import build_all
+from harness.launch.labels import LABEL_OWNER, LABEL_RUN
 from harness.model import Verdict
 from harness.profile import load_profile
-from harness.targets.docker import LABEL_OWNER, LABEL_RUN
-from harness.validate import ProgressLine, validate
+from harness.validation import ProgressLine, run_validation
 
 __all__ = [
     "BEGIN_MARKER",
@@ -173,7 +173,7 @@ def _child(profile_path: str, out: str, concurrent: bool, conn: Connection) -> N
         profile = load_profile(Path(profile_path))
         start = time.monotonic()
         sink = _FirstCase(start)
-        result = validate(profile, Path(out), replicas=_REPLICAS, concurrent=concurrent, progress=sink)
+        result = run_validation(profile, Path(out), replicas=_REPLICAS, concurrent=concurrent, progress=sink)
         wall = time.monotonic() - start
         import resource
 
@@ -403,7 +403,7 @@ def render_markdown(
         "",
         f"{_REPLICAS} baseline replicas and 1 candidate per validation (the profile's identical rebuild, so the "
         f"verdict must be UNCHANGED), {rounds} rounds, the validations interleaved in each round with the order "
-        "rotated from round to round. Wall time is `validate()` from call to return (runs, comparison, reports), "
+        "rotated from round to round. Wall time is `run_validation()` from call to return (runs, comparison, reports), "
         "timed inside a fresh process. First case: the first progress report with a case done in any run "
         "(the runner polls observations.jsonl every 0.2 s). CPU busy: the share of all cores busy machine-wide "
         "(/proc/stat: user, system, irq) during the validation, container and neighbours included; CPU floor: "

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.launch.readiness import wait_for_echo
 from harness.model import Endpoint
-from harness.targets.readiness import wait_for_echo
 
 ROOT = Path(__file__).resolve().parents[1]
 

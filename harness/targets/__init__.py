@@ -1,1 +1,54 @@
-"""Target backends that start a device variant and tell where it listens."""
+"""Target backends: where one run's device, simulators and suites start (local processes or containers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+from harness.launch.base import Launched, Launcher, LaunchSpec
+from harness.launch.readiness import EchoOnce
+from harness.model import RunSetup
+from harness.rundir import RunDir
+from simulators.pki import Pki
+
+__all__ = ["Backend", "open_backend"]
+
+
+class Backend(Protocol):
+    """The one place a run's local-or-docker choice is made; everything else asks it."""
+
+    @property
+    def helpers(self) -> Launcher:
+        """Starts the simulators (PACS, audit repository)."""
+
+    @property
+    def suites(self) -> Launcher:
+        """Starts pytest over the suites: in the run's pod when the host cannot reach it."""
+
+    @property
+    def echo(self) -> EchoOnce | None:
+        """How a C-ECHO reaches the run's network; None: from this process."""
+
+    def device(self, spec: LaunchSpec, files: Mapping[Path, str]) -> Launched:
+        """Start the device variant (`files`: rendered configuration, host path -> path inside)."""
+
+    def describe(self, device: Launched) -> RunSetup:
+        """What exactly ran, for the run manifest."""
+
+    def inventory(self, device: Launched, probe: tuple[str, ...], port_names: Mapping[int, str]) -> Path | None:
+        """Write the device's inventory (listening ports, packages, labels) into the run; None where there is none."""
+
+    def close(self) -> None:
+        """Remove what was made for the run; safe after a partial start."""
+
+
+def open_backend(image: str, network: str, run: RunDir, run_id: str, pki: Pki, lifeline: Mapping[str, str]) -> Backend:
+    """A docker backend for a variant with an image, a local one otherwise."""
+    if image:
+        from harness.targets.docker import DockerBackend
+
+        return DockerBackend(network, run, run_id, pki, lifeline)
+    from harness.targets.local import LocalBackend
+
+    return LocalBackend(lifeline)

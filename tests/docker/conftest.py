@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.images import build_all
-from harness.targets.docker import pid_alive, remove_container
+from harness.launch.engine import pid_alive, remove_container
 
 # Every container a test starts carries these, so a later session can sweep what a killed one left.
 TEST_LABEL = "org.patchgate.test"

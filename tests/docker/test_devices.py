@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 
 from harness.images import ORTHANC_SECURITY_IMAGE
+from harness.launch.labels import LABEL_OWNER, LABEL_OWNER_SPACE, LABEL_ROLE, LABEL_RUN
 from harness.model import CaseStatus, Comparison, Direction, Verdict
 from harness.profile import Profile, load_profile
-from harness.record import OBSERVATIONS, read_cases, read_run
-from harness.targets.docker import LABEL_OWNER, LABEL_ROLE, LABEL_RUN
-from harness.targets.network import LABEL_OWNER_SPACE
-from harness.validate import compare_runs, policy_for, validate
+from harness.rundir import RunDir, read_run
+from harness.validation import compare_runs, policy_for, run_validation
 from simulators._lifeline import LIMIT_ENV
 from tests.conftest import ROOT, run_cli
 
@@ -37,7 +36,7 @@ def _under_policy(profile: Profile, validated: Path, policy: Path, out: Path) ->
 
 @pytest.mark.parametrize("device", ["orthanc", "dcmtk"])
 def test_identical_images_are_unchanged(device: str, images: dict[str, str], tmp_path: Path) -> None:
-    comparison = validate(load_profile(DEVICES / device / "profile.toml"), tmp_path).comparison
+    comparison = run_validation(load_profile(DEVICES / device / "profile.toml"), tmp_path).comparison
     assert comparison.verdict is Verdict.UNCHANGED, comparison.reasons
     assert sum(c.before == "passed" for c in comparison.cases) > 40
 
@@ -47,7 +46,7 @@ def test_hardening_is_regressed_without_policy_and_expected_with_it(
     device: str, images: dict[str, str], tmp_path: Path
 ) -> None:
     profile = load_profile(DEVICES / device / "hardened.toml")
-    bare = validate(profile, tmp_path / "bare").comparison
+    bare = run_validation(profile, tmp_path / "bare").comparison
     assert bare.verdict is Verdict.REGRESSED, bare.reasons
     regressed = {c.case for c in bare.cases if c.status is CaseStatus.REGRESSED}
     # The report names the access-control change of each service.
@@ -67,7 +66,7 @@ def test_hardening_is_regressed_without_policy_and_expected_with_it(
 def test_orthanc_tls_patch_is_shown_and_expected_with_its_policy(images: dict[str, str], tmp_path: Path) -> None:
     """Orthanc with DicomTlsEnabled against plain Orthanc: TLS now required, every function unchanged over TLS."""
     profile = load_profile(DEVICES / "orthanc" / "tls.toml")
-    bare = validate(profile, tmp_path / "bare", replicas=1)
+    bare = run_validation(profile, tmp_path / "bare", replicas=1)
     comparison = bare.comparison
     assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
     security = {(c.case, c.name): c for c in comparison.security}
@@ -82,7 +81,7 @@ def test_orthanc_tls_patch_is_shown_and_expected_with_its_policy(images: dict[st
     assert bare.runs[-1].extra["tls"] is True and bare.runs[0].extra["tls"] is False
     # The inventory of the device container: ports by role, packages, the probe's answer; same image, unchanged.
     case = "surface/test_surface.py::test_inventory"
-    observed = next(r for r in read_cases(tmp_path / "bare" / "runs" / "baseline-1" / OBSERVATIONS) if r.case == case)
+    observed = next(r for r in RunDir(tmp_path / "bare" / "runs" / "baseline-1").read_cases() if r.case == case)
     inventory = observed.observed()
     assert inventory["listening"] == ["tcp/{dicom} any (Orthanc)", "tcp/{http} any (Orthanc)"], inventory["listening"]
     assert str(inventory["packages"]["orthanc"]).startswith("1.10.")
@@ -101,7 +100,7 @@ def test_orthanc_os_security_update_changes_only_the_inventory(
     report lists exactly the packages the upgrade changed (as dpkg inside the image recorded them) and the
     port no longer listening."""
     profile = load_profile(DEVICES / "orthanc" / "security-update.toml")
-    bare = validate(profile, tmp_path / "bare", replicas=1)
+    bare = run_validation(profile, tmp_path / "bare", replicas=1)
     comparison = bare.comparison
     assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
     case = "surface/test_surface.py::test_inventory"
@@ -219,13 +218,13 @@ def test_sigkill_mid_run_keeps_cases_and_the_next_start_sweeps(
     )
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(read_cases(killed / OBSERVATIONS)) < 8:
+        while time.monotonic() < deadline and len(RunDir(killed).read_cases()) < 8:
             time.sleep(0.2)
-        assert len(read_cases(killed / OBSERVATIONS)) >= 8, "the run never got going"
+        assert len(RunDir(killed).read_cases()) >= 8, "the run never got going"
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-    recorded = read_cases(killed / OBSERVATIONS)  # every line parses: nothing recorded is lost
+    recorded = RunDir(killed).read_cases()  # every line parses: nothing recorded is lost
     assert len(recorded) >= 8
     containers, networks = _owned_by(docker_client, process.pid)
     # The device, the simulators, the suites and the pod in the run's own network, all left behind.
@@ -237,7 +236,7 @@ def test_sigkill_mid_run_keeps_cases_and_the_next_start_sweeps(
     while time.monotonic() < deadline and _running_roles(containers) != ["device", "pod"]:
         time.sleep(0.5)
     assert _running_roles(containers) == ["device", "pod"], _running_roles(containers)
-    settled = read_cases(killed / OBSERVATIONS)
+    settled = RunDir(killed).read_cases()
     assert settled[: len(recorded)] == recorded
 
     after = run_cli(
@@ -249,7 +248,7 @@ def test_sigkill_mid_run_keeps_cases_and_the_next_start_sweeps(
     swept = (tmp_path / "next" / "logs" / "swept.txt").read_text().split()
     assert sorted(swept) == sorted([*(c.name for c in containers), networks[0].name])
     # What was recorded before the kill is intact, and nothing was appended since the suites stopped.
-    assert read_cases(killed / OBSERVATIONS) == settled
+    assert RunDir(killed).read_cases() == settled
 
 
 def _running_roles(containers: list[Any]) -> list[str]:
@@ -267,7 +266,7 @@ def test_concurrent_sweeps_remove_a_dead_runs_container_once(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from harness.targets.docker import sweep
+    from harness.launch.engine import sweep
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(timeout=30)

@@ -19,9 +19,9 @@ from harness.images import (
     ORTHANC_SECURITY_IMAGE,
     simulators_image,
 )
+from harness.launch.readiness import wait_for_echo
 from harness.model import Endpoint
-from harness.targets.base import render
-from harness.targets.readiness import wait_for_echo
+from harness.placeholders import render
 from simulators._net import free_port
 from simulators.corpus import CorpusItem, generate
 from simulators.modality import EchoResult, Modality

@@ -16,9 +16,10 @@ import pytest
 
 from harness.errors import TargetError
 from harness.images import DCMTK_IMAGE, build_all, simulators_image
-from harness.targets.base import render
-from harness.targets.docker import LABEL_OWNER, LABEL_RUN, remove_container
-from harness.targets.inventory import Inventory, collect_inventory
+from harness.inventory import Inventory, collect_inventory
+from harness.launch.engine import remove_container
+from harness.launch.labels import LABEL_OWNER, LABEL_RUN
+from harness.placeholders import render
 from simulators._net import LOOPBACK, free_port
 from tests.docker.conftest import PID_LABEL, TEST_LABEL
 

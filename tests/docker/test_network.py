@@ -15,11 +15,11 @@ import pytest
 
 from harness.errors import TargetError
 from harness.images import LABEL_SOURCE, require_simulators_image
+from harness.launch.labels import LABEL_OWNER
 from harness.model import RunStatus, Verdict
 from harness.profile import load_profile
-from harness.record import OBSERVATIONS, read_cases, read_run
-from harness.targets.docker import LABEL_OWNER
-from harness.validate import validate
+from harness.rundir import RunDir, read_run
+from harness.validation import run_validation
 from tests.conftest import ROOT
 
 DCMTK = ROOT / "devices" / "dcmtk"
@@ -66,7 +66,7 @@ def _leftovers(client: Any) -> tuple[list[Any], list[Any]]:
 def test_concurrent_runs_on_the_same_fixed_ports_each_get_a_network(
     docker_client: Any, images: dict[str, str], tmp_path: Path
 ) -> None:
-    result = validate(load_profile(_fixed_port_profile(tmp_path)), tmp_path / "out")
+    result = run_validation(load_profile(_fixed_port_profile(tmp_path)), tmp_path / "out")
     assert result.comparison.verdict is Verdict.UNCHANGED, result.comparison.reasons
     networks = [run.extra["network"] for run in result.runs]
     assert all(n["mode"] == "bridge" and n["internal"] is True for n in networks), networks
@@ -80,12 +80,12 @@ def test_concurrent_runs_on_the_same_fixed_ports_each_get_a_network(
 
 
 def test_host_networking_gives_the_same_answers(docker_client: Any, images: dict[str, str], tmp_path: Path) -> None:
-    result = validate(load_profile(DCMTK / "host.toml"), tmp_path)
+    result = run_validation(load_profile(DCMTK / "host.toml"), tmp_path)
     assert result.comparison.verdict is Verdict.UNCHANGED, result.comparison.reasons
     assert [run.extra["network"] for run in result.runs] == [{"mode": "host"}] * 3
     assert sum(c.before == "passed" for c in result.comparison.cases) > 40
     # The bridge-mode run of the same device records the same outcome for every case.
-    bridged = validate(load_profile(DCMTK / "profile.toml"), tmp_path / "bridged", replicas=1).comparison
+    bridged = run_validation(load_profile(DCMTK / "profile.toml"), tmp_path / "bridged", replicas=1).comparison
     host_outcomes = {c.case: c.before for c in result.comparison.cases}
     assert {c.case: c.before for c in bridged.cases} == host_outcomes
 
@@ -98,10 +98,10 @@ def test_sigterm_stops_every_container_and_the_network(
     process = subprocess.Popen([*argv, "--variant", "baseline", "--out", str(out)], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(read_cases(out / OBSERVATIONS)) < 5:
+        while time.monotonic() < deadline and len(RunDir(out).read_cases()) < 5:
             assert process.poll() is None, process.communicate()[1]
             time.sleep(0.2)
-        assert len(read_cases(out / OBSERVATIONS)) >= 5, "the run never got going"
+        assert len(RunDir(out).read_cases()) >= 5, "the run never got going"
         owner = {"label": f"{LABEL_OWNER}={process.pid}"}
         assert len(docker_client.containers.list(filters=owner)) == 5  # pod, audit repository, PACS, device, suites
         process.send_signal(signal.SIGTERM)

@@ -13,9 +13,9 @@ import pytest
 
 from harness.errors import TargetError
 from harness.images import ORTHANC_IMAGE
+from harness.launch.ownership import image_owner, parse_passwd
 from harness.model import Outcome, RunStatus
-from harness.record import OBSERVATIONS, read_cases, read_manifest
-from harness.targets.ownership import image_owner, parse_passwd
+from harness.rundir import RunDir
 from tests.conftest import ROOT, run_cli
 from tests.docker.conftest import TEST_LABEL
 
@@ -90,9 +90,9 @@ def test_a_non_root_image_requiring_tls_runs_every_suite(
     )
     run_dir = tmp_path / "run"
     result = run_cli("run", "--profile", str(profile), "--variant", "baseline", "--out", str(run_dir))
-    manifest = read_manifest(run_dir)
+    manifest = RunDir(run_dir).read_manifest()
     assert manifest.status is RunStatus.COMPLETED, (manifest.status_detail, result.stderr)
-    cases = read_cases(run_dir / OBSERVATIONS)
+    cases = RunDir(run_dir).read_cases()
     stored = [c for c in cases if c.case.startswith("storage/")]
     assert stored and all(c.outcome is Outcome.PASSED for c in stored), [(c.case, c.outcome) for c in stored]
     assert json.loads(json.dumps(manifest.extra["tls"])) is True

@@ -7,8 +7,8 @@ from pathlib import Path
 from harness.demo import demo_text
 from harness.model import CaseStatus, Outcome, Verdict
 from harness.profile import parse_profile
-from harness.record import read_run
-from harness.validate import validate
+from harness.rundir import read_run
+from harness.validation import run_validation
 
 
 def test_undeclared_services_are_not_applicable(tmp_path: Path) -> None:
@@ -16,7 +16,7 @@ def test_undeclared_services_are_not_applicable(tmp_path: Path) -> None:
         'services = ["echo", "store", "find", "move", "get"]', 'services = ["echo", "store"]'
     )
     profile = parse_profile(text, str(tmp_path / "store-only.toml"))
-    result = validate(profile, tmp_path / "out", replicas=1)
+    result = run_validation(profile, tmp_path / "out", replicas=1)
     comparison = result.comparison
     assert comparison.verdict is Verdict.UNCHANGED, comparison.reasons
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from harness.demo import demo_profile
 from harness.model import RunStatus, Verdict
-from harness.record import OBSERVATIONS, read_cases, read_manifest
+from harness.rundir import RunDir
 from harness.runner import cancel_runs
-from harness.validate import validate
+from harness.validation import run_validation
 
 
-def _lines(path: Path) -> int:
-    return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+def _lines(run: RunDir) -> int:
+    return run.cases_finished()
 
 
 def test_cancel_stops_the_runs_in_progress_and_not_a_later_validation(tmp_path: Path) -> None:
@@ -23,29 +23,29 @@ def test_cancel_stops_the_runs_in_progress_and_not_a_later_validation(tmp_path: 
 
     def first() -> None:
         try:
-            validate(profile, tmp_path / "first", replicas=1)
+            run_validation(profile, tmp_path / "first", replicas=1)
             ended.append("finished")
         except KeyboardInterrupt:
             ended.append("cancelled")
 
     worker = threading.Thread(target=first)
     worker.start()
-    observations = tmp_path / "first" / "runs" / "candidate-1" / OBSERVATIONS
+    candidate = RunDir(tmp_path / "first" / "runs" / "candidate-1")
     try:
         deadline = time.monotonic() + 90
-        while _lines(observations) < 3 and worker.is_alive() and time.monotonic() < deadline:
+        while _lines(candidate) < 3 and worker.is_alive() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _lines(observations) >= 3, "the candidate run recorded no case within 90 s"
-        recorded = read_cases(observations)
+        assert _lines(candidate) >= 3, "the candidate run recorded no case within 90 s"
+        recorded = candidate.read_cases()
     finally:  # never leave the runs going into the worker's later tests
         cancel_runs()
         worker.join(timeout=60)
     assert not worker.is_alive() and ended == ["cancelled"], ended
     for run in ("baseline-1", "candidate-1"):
-        manifest = read_manifest(tmp_path / "first" / "runs" / run)
+        manifest = RunDir(tmp_path / "first" / "runs" / run).read_manifest()
         assert manifest.status is RunStatus.INTERRUPTED, (run, manifest.status)
-    assert read_cases(observations)[: len(recorded)] == recorded  # what was recorded before the cancel is kept
+    assert candidate.read_cases()[: len(recorded)] == recorded  # what was recorded before the cancel is kept
 
     # The cancel was for the runs then in progress: a validation started afterwards runs to its verdict.
-    later = validate(profile, tmp_path / "later", replicas=1)
+    later = run_validation(profile, tmp_path / "later", replicas=1)
     assert later.comparison.verdict is Verdict.UNCHANGED, later.comparison.reasons

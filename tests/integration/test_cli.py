@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.record import OBSERVATIONS
+from harness.rundir import RunDir
 from tests.conftest import ROOT, CliResult, run_cli
 
 
@@ -98,7 +98,7 @@ def test_corrupted_observation_line(demo: tuple[CliResult, Path], tmp_path: Path
     _, out = demo
     runs = tmp_path / "runs"
     shutil.copytree(out / "runs", runs)
-    path = runs / "candidate-1" / OBSERVATIONS
+    path = RunDir(runs / "candidate-1").observations
     lines = path.read_text().splitlines()
     lines[3] = lines[3][:40]
     path.write_text("\n".join(lines) + "\n")
@@ -106,7 +106,7 @@ def test_corrupted_observation_line(demo: tuple[CliResult, Path], tmp_path: Path
         "compare", "--baseline", str(runs / "baseline-1"), "--candidate", str(runs / "candidate-1"),
         "--out", str(tmp_path / "cmp"),
     )  # fmt: skip
-    _assert_one_line_error(result, f"{OBSERVATIONS}:4: corrupted observation line")
+    _assert_one_line_error(result, "observations.jsonl:4: corrupted observation line")
 
 
 def test_missing_run_directory(tmp_path: Path) -> None:

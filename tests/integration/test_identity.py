@@ -20,21 +20,13 @@ from pynetdicom.events import EventHandlerType
 
 from harness.context import SuiteContext
 from harness.model import Endpoint, Outcome, Security
-from harness.record import read_cases
+from harness.rundir import RunDir
 from harness.runner import suites_root
 from simulators._net import LOOPBACK, VERIFICATION, free_port
-from simulators.identity import (
-    IdentityKind,
-    IdentityPolicy,
-    Quality,
-    echo_with_identity,
-    identity_handlers,
-    jwt_token,
-    negotiation,
-    offer,
-    policy_from_credentials,
-    standard_credentials,
-)
+from simulators.identity.credentials import Quality, offer, policy_from_credentials, standard_credentials
+from simulators.identity.negotiation import IdentityKind, echo_with_identity, negotiation
+from simulators.identity.policy import IdentityPolicy, identity_handlers
+from simulators.identity.tokens import jwt_token
 from simulators.modality import Modality
 
 SECRET = "integration-secret"
@@ -196,16 +188,18 @@ def test_an_scp_without_identity_handlers_admits_everyone(open_scp: Scp) -> None
 def _run_suite(tmp_path: Path, device: Endpoint, identity: dict[str, str], services: tuple[str, ...]) -> dict[str, Any]:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    SuiteContext(
-        run_dir=str(run_dir),
-        device=device,
-        pacs=Endpoint("PACS", LOOPBACK, free_port()),
-        pacs_storage=str(tmp_path / "pacs"),
-        modality_ae_title="PGMODALITY",
-        services=services,
-        corpus_seed=1,
-        identity=identity,
-    ).write()
+    RunDir(run_dir).write_context(
+        SuiteContext(
+            run_dir=str(run_dir),
+            device=device,
+            pacs=Endpoint("PACS", LOOPBACK, free_port()),
+            pacs_storage=str(tmp_path / "pacs"),
+            modality_ae_title="PGMODALITY",
+            services=services,
+            corpus_seed=1,
+            identity=identity,
+        )
+    )
     ini = run_dir / "pytest.ini"
     ini.write_text("[pytest]\naddopts = -p no:cacheprovider\n", encoding="utf-8")
     root = suites_root()
@@ -213,7 +207,7 @@ def _run_suite(tmp_path: Path, device: Endpoint, identity: dict[str, str], servi
     argv += ["--patchgate-run", str(run_dir), "-q", str(root / "identity")]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=run_dir, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    cases = {c.case.partition("::")[2]: c for c in read_cases(run_dir / "observations.jsonl")}
+    cases = {c.case.partition("::")[2]: c for c in RunDir(run_dir).read_cases()}
     assert len(cases) == 16, sorted(cases)
     return cases
 

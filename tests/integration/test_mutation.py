@@ -8,7 +8,7 @@ import pytest
 
 from harness.demo import demo_profile, known_variants
 from harness.model import CaseStatus, Verdict
-from harness.validate import validate
+from harness.validation import run_validation
 
 CLEAN = {"clean", "clean-rebuild"}
 # Variants after which no verdict about behaviour can be trusted.
@@ -35,7 +35,7 @@ def test_every_behaviour_changing_variant_has_an_expectation() -> None:
 
 @pytest.mark.parametrize("variant", sorted(MUST_NAME))
 def test_behaviour_change_is_regressed(variant: str, tmp_path: Path) -> None:
-    result = validate(demo_profile(candidate=variant), tmp_path, replicas=1)  # a real change needs no noise floor
+    result = run_validation(demo_profile(candidate=variant), tmp_path, replicas=1)  # a real change needs no noise floor
     comparison = result.comparison
     assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
     regressed = {c.case for c in comparison.cases if c.status is CaseStatus.REGRESSED}
@@ -44,7 +44,7 @@ def test_behaviour_change_is_regressed(variant: str, tmp_path: Path) -> None:
 
 
 def test_a_device_that_crashes_is_inconclusive(tmp_path: Path) -> None:
-    comparison = validate(demo_profile(candidate="crash-on-find"), tmp_path).comparison
+    comparison = run_validation(demo_profile(candidate="crash-on-find"), tmp_path).comparison
     assert comparison.verdict is Verdict.INCONCLUSIVE
     assert comparison.verdict.exit_code == 2
     assert any("candidate" in r and "device_crashed" in r for r in comparison.reasons), comparison.reasons
@@ -54,5 +54,5 @@ def test_a_device_that_crashes_is_inconclusive(tmp_path: Path) -> None:
 # serial validations was the critical path of the whole suite); all ten must be UNCHANGED.
 @pytest.mark.parametrize("attempt", range(10), ids=lambda n: f"attempt-{n + 1}")
 def test_clean_patch_gives_no_false_alarm(attempt: int, tmp_path: Path) -> None:
-    comparison = validate(demo_profile(candidate="clean-rebuild"), tmp_path).comparison
+    comparison = run_validation(demo_profile(candidate="clean-rebuild"), tmp_path).comparison
     assert comparison.verdict is Verdict.UNCHANGED, (attempt, comparison.reasons)

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.record import OBSERVATIONS, read_cases
+from harness.rundir import RunDir
 from simulators._lifeline import LIMIT_ENV
 from tests.conftest import ROOT
 
@@ -62,13 +62,13 @@ def test_what_a_killed_harness_started_stops_by_itself(tmp_path: Path) -> None:
     started: dict[int, str] = {}
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(read_cases(run_dir / OBSERVATIONS)) < 5:
+        while time.monotonic() < deadline and len(RunDir(run_dir).read_cases()) < 5:
             time.sleep(0.2)
-        assert len(read_cases(run_dir / OBSERVATIONS)) >= 5, "the run never got going"
+        assert len(RunDir(run_dir).read_cases()) >= 5, "the run never got going"
         started = _children(harness.pid)
-        kinds = sorted(k for k in ("simulators.arr", "simulators.pacs", "simulators.reference", "pytest")
+        kinds = sorted(k for k in ("simulators.audit.repository", "simulators.pacs", "simulators.reference", "pytest")
                        if any(k in line for line in started.values()))  # fmt: skip
-        assert kinds == ["pytest", "simulators.arr", "simulators.pacs", "simulators.reference"], started
+        assert kinds == ["pytest", "simulators.audit.repository", "simulators.pacs", "simulators.reference"], started
         harness.kill()  # the harness alone, as `kill -9 PID` would: its children live on, orphaned
         harness.wait(timeout=30)
         deadline = time.monotonic() + LIMIT + 45
@@ -83,9 +83,9 @@ def test_what_a_killed_harness_started_stops_by_itself(tmp_path: Path) -> None:
             if _alive(pid) and _cmdline(pid) == line:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-    recorded = read_cases(run_dir / OBSERVATIONS)  # every line still parses
+    recorded = RunDir(run_dir).read_cases()  # every line still parses
     time.sleep(1.0)
-    assert read_cases(run_dir / OBSERVATIONS) == recorded  # and nothing moves any more
+    assert RunDir(run_dir).read_cases() == recorded  # and nothing moves any more
     log = (run_dir / "logs" / "pacs.log").read_text(encoding="utf-8")
     assert "the harness that started this run is gone" in log, log[-2000:]
     pytest_log = (run_dir / "logs" / "pytest.log").read_text(encoding="utf-8")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.demo import demo_profile
 from harness.model import CaseStatus, Comparison, Direction, Outcome, Verdict
-from harness.validate import validate
+from harness.validation import run_validation
 from tests.conftest import ROOT
 
 POLICIES = ROOT / "devices" / "reference"
@@ -18,7 +18,7 @@ def _changes(comparison: Comparison, direction: Direction) -> dict[tuple[str, st
 
 
 def test_a_device_that_stops_auditing_is_regressed(tmp_path: Path) -> None:
-    comparison = validate(demo_profile(candidate="no-audit"), tmp_path, replicas=1).comparison
+    comparison = run_validation(demo_profile(candidate="no-audit"), tmp_path, replicas=1).comparison
     assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
     loosened = _changes(comparison, Direction.LOOSENED)
     assert loosened[("audit/test_audit.py::test_events[store]", "events")] == []
@@ -32,7 +32,7 @@ def test_a_device_that_stops_auditing_is_regressed(tmp_path: Path) -> None:
 
 def test_tls_required_is_expected_with_its_policy_and_functions_unchanged_over_tls(tmp_path: Path) -> None:
     profile = demo_profile(candidate="tls-required")
-    bare = validate(profile, tmp_path / "bare", replicas=1)
+    bare = run_validation(profile, tmp_path / "bare", replicas=1)
     assert bare.comparison.verdict is Verdict.REGRESSED, bare.comparison.reasons
     candidate = bare.runs[-1]
     assert candidate.device_endpoint is not None and candidate.device_endpoint.tls
@@ -48,14 +48,16 @@ def test_tls_required_is_expected_with_its_policy_and_functions_unchanged_over_t
     ]
     assert sum(c.after is Outcome.PASSED for c in functional) > 40
 
-    declared = validate(profile, tmp_path / "declared", replicas=1, policy_files=[POLICIES / "tls-policy.toml"])
+    declared = run_validation(profile, tmp_path / "declared", replicas=1, policy_files=[POLICIES / "tls-policy.toml"])
     assert declared.comparison.verdict is Verdict.CHANGED_AS_EXPECTED, declared.comparison.reasons
     assert any("SEC-50" in r for r in declared.comparison.reasons)
 
 
 def test_known_peers_refuses_and_audits_the_refusal(tmp_path: Path) -> None:
     policy = POLICIES / "known-peers-policy.toml"
-    comparison = validate(demo_profile(candidate="known-peers"), tmp_path, replicas=1, policy_files=[policy]).comparison
+    comparison = run_validation(
+        demo_profile(candidate="known-peers"), tmp_path, replicas=1, policy_files=[policy]
+    ).comparison
     assert comparison.verdict is Verdict.CHANGED_AS_EXPECTED, comparison.reasons
     tightened = _changes(comparison, Direction.TIGHTENED)
     for service in ("echo", "store", "find", "move", "get"):

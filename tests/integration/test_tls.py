@@ -17,18 +17,17 @@ import pytest
 from pynetdicom import AE
 
 from harness.context import SuiteContext
+from harness.launch.readiness import wait_for_echo
 from harness.model import Endpoint, Outcome, Security
-from harness.record import OBSERVATIONS, read_cases
-from harness.targets.readiness import wait_for_echo
+from harness.rundir import RunDir
 from simulators._net import VERIFICATION, free_port
 from simulators.corpus import generate
 from simulators.modality import Modality
 from simulators.pacs import PacsConfig, PacsSimulator
 from simulators.pki import Pki, create_pki
-from simulators.tls_probe import (
-    VERSIONS,
-    _offerable,
-    judge_profiles,
+from simulators.tls.bcp195 import judge_profiles
+from simulators.tls.handshake import VERSIONS, offerable
+from simulators.tls.probe import (
     presented_certificate,
     probe_ciphers,
     probe_client_certificate,
@@ -226,12 +225,12 @@ def test_tls_pacs_from_the_command_line(pki: Pki, tmp_path: Path) -> None:
 def test_versions_of_a_tls12_minimum_server(pki: Pki, start_pacs: StartPacs) -> None:
     pacs = start_pacs(_server(pki, minimum=ssl.TLSVersion.TLSv1_2))
     versions = probe_versions("127.0.0.1", pacs.port, pki, TIMEOUT)
-    expected_old = {v: (False if _offerable(VERSIONS[v]) else None) for v in ("TLSv1", "TLSv1.1")}
+    expected_old = {v: (False if offerable(VERSIONS[v]) else None) for v in ("TLSv1", "TLSv1.1")}
     assert versions == {**expected_old, "TLSv1.2": True, "TLSv1.3": True}
 
 
 def test_versions_of_a_server_allowing_tls1(pki: Pki, start_pacs: StartPacs) -> None:
-    if not _offerable(ssl.TLSVersion.TLSv1):
+    if not offerable(ssl.TLSVersion.TLSv1):
         pytest.skip("this OpenSSL cannot speak TLS 1.0 even at SECLEVEL=0: probe_versions reports it as None")
     # The server needs SECLEVEL=0 too: OpenSSL 3 refuses TLS 1.0/1.1 at its default level.
     pacs = start_pacs(
@@ -327,7 +326,7 @@ def test_judge_profiles_by_the_rules() -> None:
 def test_a_plain_device_measures_as_no_tls(pki: Pki, start_pacs: StartPacs) -> None:
     pacs = start_pacs(None)
     assert probe_versions("127.0.0.1", pacs.port, pki, TIMEOUT) == {
-        v: (False if _offerable(version) else None) for v, version in VERSIONS.items()
+        v: (False if offerable(version) else None) for v, version in VERSIONS.items()
     }
     report = probe_ciphers("127.0.0.1", pacs.port, pki, TIMEOUT)
     assert report.accepted == () and not any(report.profiles.values())
@@ -370,16 +369,18 @@ Observed = dict[str, tuple[Outcome, str, dict[str, tuple[Any, Security]]]]
 def _run_suite(run_dir: Path, device: Endpoint, pki_dir: str) -> Observed:
     """pytest on suites/tls with --patchgate-run, as harness.runner invokes it; case -> (outcome, message, observations)."""
     run_dir.mkdir(parents=True)
-    SuiteContext(
-        run_dir=str(run_dir),
-        device=device,
-        pacs=Endpoint("PGPACS", "127.0.0.1", 9),
-        pacs_storage=str(run_dir / "pacs"),
-        modality_ae_title=CALLING,
-        services=("echo",),
-        corpus_seed=7,
-        pki_dir=pki_dir,
-    ).write()
+    RunDir(run_dir).write_context(
+        SuiteContext(
+            run_dir=str(run_dir),
+            device=device,
+            pacs=Endpoint("PGPACS", "127.0.0.1", 9),
+            pacs_storage=str(run_dir / "pacs"),
+            modality_ae_title=CALLING,
+            services=("echo",),
+            corpus_seed=7,
+            pki_dir=pki_dir,
+        )
+    )
     ini = run_dir / "pytest.ini"
     ini.write_text("[pytest]\naddopts = -p no:cacheprovider\n", encoding="utf-8")
     suites = ROOT / "suites"
@@ -387,7 +388,7 @@ def _run_suite(run_dir: Path, device: Endpoint, pki_dir: str) -> Observed:
     argv += ["--patchgate-run", str(run_dir), "-q", "-p", "no:allure_pytest", str(suites / "tls")]
     done = subprocess.run(argv, cwd=run_dir, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode in (0, 5), done.stdout[-3000:] + done.stderr[-3000:]
-    cases = read_cases(run_dir / OBSERVATIONS)
+    cases = RunDir(run_dir).read_cases()
     return {c.case: (c.outcome, c.message, {o.name: (o.value, o.security) for o in c.observations}) for c in cases}
 
 

@@ -1,4 +1,4 @@
-"""harness.targets.docker.owner_gone: which labelled owners the sweep may count as gone, and which never."""
+"""harness.launch.engine.owner_gone: which labelled owners the sweep may count as gone, and which never."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from harness.targets.docker import owner_gone
-from harness.targets.network import (
+from harness.launch.engine import owner_gone
+from harness.launch.labels import (
     LABEL_OWNER,
     LABEL_OWNER_SPACE,
     LABEL_OWNER_START,

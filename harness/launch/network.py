@@ -14,55 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Any, Protocol
 
 from harness.errors import TargetError
-from harness.model import Endpoint
-from harness.targets.readiness import echo_once
+from harness.launch.engine import remove_container
+from harness.launch.labels import labels
+from harness.launch.readiness import echo_once
+from simulators.endpoint import Endpoint
 
 __all__ = ["HOST", "NETWORK_MODES", "POD", "HostNetwork", "PodNetwork", "RunNetwork", "open_network"]
 
 HOST = "host"
 POD = "bridge"
 NETWORK_MODES = (POD, HOST)
-
-# Labels shared with harness.targets.docker (which imports this module, so they live here).
-LABEL_RUN = "org.patchgate.run"
-LABEL_OWNER = "org.patchgate.owner-pid"
-# Where that pid means something (boot id and pid namespace) and when it started: an engine shared by
-# CI jobs in containers, or a pid the kernel handed out again, must not make a live run look dead.
-LABEL_OWNER_SPACE = "org.patchgate.owner-space"
-LABEL_OWNER_START = "org.patchgate.owner-start"
-LABEL_ROLE = "org.patchgate.role"
-
-
-def process_space() -> str:
-    """This machine boot and pid namespace: pids are comparable only within one of them."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
-    except OSError:
-        return ""
-
-
-def process_start(pid: int) -> str:
-    """When process `pid` started (clock ticks after boot, /proc/PID/stat field 22); "" when it does not exist."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def owner_labels() -> dict[str, str]:
-    """This process as the owner of what it starts, for the sweep."""
-    pid = os.getpid()
-    return {LABEL_OWNER: str(pid), LABEL_OWNER_SPACE: process_space(), LABEL_OWNER_START: process_start(pid)}
-
-
-def labels(run_id: str, role: str) -> dict[str, str]:
-    """What every container and network of a run carries: the run, its owner process (for the sweep), its role."""
-    return {LABEL_RUN: run_id, **owner_labels(), LABEL_ROLE: role}
 
 
 class RunNetwork(Protocol):
@@ -147,7 +111,7 @@ class PodNetwork:
         return {"network_mode": f"container:{self._pod.id}"}
 
     def echo(self, endpoint: Endpoint, calling_ae: str, timeout: float) -> str:
-        argv = ["python", "-m", "harness.targets.readiness", endpoint.host, str(endpoint.port), endpoint.ae_title]
+        argv = ["python", "-m", "harness.launch.readiness", endpoint.host, str(endpoint.port), endpoint.ae_title]
         argv += ["--calling", calling_ae, "--timeout", f"{timeout:g}"]
         if endpoint.tls:
             argv += ["--tls-dir", self.tls_dir]
@@ -162,8 +126,6 @@ class PodNetwork:
         return {"mode": POD, "network": self.name, "internal": True, "pod": self._pod.name if self._pod else ""}
 
     def close(self) -> None:
-        from harness.targets.docker import remove_container
-
         pod, self._pod = self._pod, None
         if pod is not None:
             remove_container(pod)

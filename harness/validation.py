@@ -1,4 +1,4 @@
-"""Validation: baseline replicas and the candidate run side by side, then compare, report and decide."""
+"""Validation orchestrated: baseline replicas and the candidate run side by side, then compare, report, decide."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.compare import compare
-from harness.compare.policy import ExpectedChange, Policy, load_policy, parse_policy
+from harness.compare.policy import ExpectedChange, Policy, load_policy
 from harness.model import Comparison, Manifest, RunRecord
 from harness.profile import Profile
-from harness.record import read_run
 from harness.report import write_reports
+from harness.rundir import OutDir, read_run
 from harness.runner import RunRequest, cancel_token, run_variant
 
-__all__ = ["ProgressLine", "Validation", "compare_runs", "policy_for", "validate"]
+__all__ = ["ProgressLine", "Validation", "compare_runs", "policy_for", "run_validation"]
 
 
 @dataclass(frozen=True)
@@ -74,20 +74,28 @@ def policy_for(profile: Profile | None, extra: Sequence[Path] = ()) -> Policy:
     """The expected-change policy: the profile's [[expected]] entries, its policy files, and any extra files."""
     entries: list[ExpectedChange] = []
     if profile is not None:
-        entries.extend(parse_policy(profile.expected, profile.source).entries)
+        entries.extend(profile.expected)
         entries.extend(e for file in profile.policy_files for e in load_policy(Path(file)).entries)
     entries.extend(e for file in extra for e in load_policy(file).entries)
     return Policy(tuple(entries))
 
 
-def compare_runs(baselines: Sequence[RunRecord], candidate: RunRecord, policy: Policy, out: Path) -> Validation:
+def compare_runs(
+    baselines: Sequence[RunRecord],
+    candidate: RunRecord,
+    policy: Policy,
+    out: Path,
+    *,
+    report_templates: Path | None = None,
+) -> Validation:
+    """Compare run records and write every report under `out`."""
     comparison = compare(baselines, candidate, policy)
     runs = tuple(r.manifest for r in (*baselines, candidate))
     out.mkdir(parents=True, exist_ok=True)
-    return Validation(comparison, write_reports(comparison, out, runs), runs)
+    return Validation(comparison, write_reports(comparison, out, runs, templates=report_templates), runs)
 
 
-def validate(
+def run_validation(
     profile: Profile,
     out: Path,
     *,
@@ -95,13 +103,15 @@ def validate(
     concurrent: bool = True,
     policy_files: Sequence[Path] = (),
     progress: ProgressLine | None = None,
+    report_templates: Path | None = None,
 ) -> Validation:
     """Run `replicas` baselines and one candidate (concurrently unless told not to), compare, report."""
     policy = policy_for(profile, policy_files)  # fail on a bad policy before spending minutes on runs
+    where = OutDir(out)
     requests = [
-        RunRequest(profile, "baseline", "baseline", i, out / "runs" / f"baseline-{i}") for i in range(1, replicas + 1)
+        RunRequest(profile, "baseline", "baseline", i, where.run(f"baseline-{i}").path) for i in range(1, replicas + 1)
     ]
-    requests.append(RunRequest(profile, "candidate", "candidate", 1, out / "runs" / "candidate-1"))
+    requests.append(RunRequest(profile, "candidate", "candidate", 1, where.run("candidate-1").path))
     token = cancel_token()  # a signal during any of these runs stops all of them, however late one starts
     if concurrent:
         with ThreadPoolExecutor(max_workers=len(requests)) as pool:
@@ -112,4 +122,4 @@ def validate(
     if progress:
         progress.done()
     records = [read_run(r.out) for r in requests]
-    return compare_runs(records[:-1], records[-1], policy, out)
+    return compare_runs(records[:-1], records[-1], policy, out, report_templates=report_templates)

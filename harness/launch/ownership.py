@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import TargetError
-from harness.targets.network import owner_labels
+from harness.launch.labels import owner_labels
 
 __all__ = ["Owner", "hand_over", "image_owner", "parse_passwd"]
 

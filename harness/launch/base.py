@@ -1,0 +1,115 @@
+"""The launcher protocol: start a thing (process or container), wait until it is ready, keep its log, stop it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from harness.errors import TargetError
+
+__all__ = ["LaunchSpec", "Launched", "Launcher", "Readiness", "log_tail", "start_failure", "wait_ready"]
+
+
+class Readiness(Protocol):
+    """How to tell that a started thing is ready (C-ECHO, TCP, HTTP, a log line, or at once)."""
+
+    def probe(self, started: Launched) -> str:
+        """One check: "" when ready, else why not yet."""
+
+    def describe(self) -> str:
+        """What is waited for, for error messages ("C-ECHO at AE@host:port")."""
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What to start: the same spec runs as a process or a container, whichever the launcher makes."""
+
+    role: str  # device, pacs, arr, suites: names the container and the log
+    label: str  # for messages: "PACS simulator", "device 'orthanc' variant 'candidate'"
+    argv: tuple[str, ...]  # a container's command (empty: the image's own CMD)
+    log: Path
+    ready: Readiness
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None  # working directory (a container's too)
+    image: str = ""  # containers only; "" = the simulators image
+    # Host paths a container sees at the same path ("ro" or "rw"); a process sees them anyway.
+    shared: Mapping[str, str] = field(default_factory=dict)
+    # Host path -> path inside (read-only): a device's configuration files and its view of the PKI.
+    mounts: Mapping[str, str] = field(default_factory=dict)
+    storage: Path | None = None  # read-write at the same path: a device's storage, handed to a non-root image
+    start_timeout: float = 20.0
+    stop_timeout: float = 5.0
+    user: str | None = None  # containers: "uid:gid"; None: the image's own user
+    hint: str = "see its log in the run directory"
+
+
+class Launched(Protocol):
+    """One started thing."""
+
+    spec: LaunchSpec
+    noun: str  # "container " or "": how messages name what exited
+    exit_code: int | None  # set once it exited
+    memory_peak: int | None  # bytes, read as it stops; None where unmeasured
+
+    def alive(self) -> bool:
+        """Whether it still runs (False once it exited or was stopped)."""
+
+    def log_text(self) -> str:
+        """Its whole log so far ("" when there is none yet)."""
+
+    def kill(self) -> None:
+        """Stop it at once (SIGKILL); `stop()` still cleans up."""
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL after the stop timeout), keep its log; safe to call twice."""
+
+
+class Launcher(Protocol):
+    """Starts specs the one way a run's backend does (processes, or containers in the run's network)."""
+
+    python: str  # the interpreter that runs `-m simulators...` where the launcher starts things
+
+    def launch(self, spec: LaunchSpec) -> Launched:
+        """Start `spec` and wait until ready; TargetError (with the log tail) when it never gets there."""
+
+
+def log_tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def start_failure(message: str, tail: str, hint: str) -> TargetError:
+    """A start that failed, with the last log lines in the message (one line) and the tail as detail."""
+    last = " | ".join(tail.splitlines()[-3:])
+    return TargetError(f"{message}; log tail: {last}", hint=hint, detail=tail)
+
+
+_Started = TypeVar("_Started", bound="Launched")
+
+
+def wait_ready(started: _Started, interval: float = 0.1) -> _Started:
+    """Poll `spec.ready` until it passes, the thing exits, or the start timeout passes (never unbounded)."""
+    spec = started.spec
+    start = time.monotonic()
+    attempts, last = 0, "not tried"
+    while True:
+        attempts += 1
+        last = spec.ready.probe(started)
+        if not last:
+            return started
+        elapsed = time.monotonic() - start
+        if not started.alive():
+            message = f"{spec.label}: {started.noun}exited with code {started.exit_code} before answering {spec.ready.describe()}"
+            break
+        if elapsed >= spec.start_timeout:
+            message = (
+                f"{spec.label}: {started.noun}did not answer {spec.ready.describe()} within {spec.start_timeout:g} s "
+                f"({attempts} attempts, last: {last})"
+            )
+            break
+        time.sleep(interval)
+    tail = log_tail(started.log_text())
+    started.stop()
+    raise start_failure(message, tail, spec.hint)

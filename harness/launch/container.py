@@ -1,0 +1,122 @@
+"""The container launcher: a spec started as a container in the run's network, its log kept in the run directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from harness.errors import TargetError
+from harness.launch.base import LaunchSpec, wait_ready
+from harness.launch.engine import peak_memory, retire
+from harness.launch.labels import labels
+from harness.launch.network import RunNetwork
+from harness.launch.ownership import hand_over, image_owner
+
+__all__ = ["Container", "ContainerLauncher"]
+
+
+class Container:
+    """One started container; `stop()` stops it, keeps its log in the spec's log file and removes it."""
+
+    noun = "container "
+
+    def __init__(self, spec: LaunchSpec, container: Any) -> None:
+        self.spec = spec
+        self.container = container
+        self.exit_code: int | None = None
+        self.memory_peak: int | None = None  # bytes, read from the engine as it stops (cgroup v1 only)
+
+    def alive(self) -> bool:
+        if self.container is None:
+            return False
+        try:
+            self.container.reload()
+        except Exception:  # noqa: BLE001 - removed underneath us
+            return False
+        if self.container.status in ("exited", "dead"):
+            self.exit_code = int(self.container.attrs.get("State", {}).get("ExitCode", -1))
+            return False
+        return True
+
+    def log_text(self) -> str:
+        if self.container is None:
+            return self.spec.log.read_text(encoding="utf-8", errors="replace") if self.spec.log.exists() else ""
+        try:
+            return bytes(self.container.logs()).decode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 - gone: nothing more to read
+            return ""
+
+    def kill(self) -> None:
+        if self.container is not None:
+            with contextlib.suppress(Exception):  # already gone
+                self.container.kill()
+
+    def stop(self) -> None:
+        container, self.container = self.container, None
+        if container is None:
+            return
+        self.memory_peak = peak_memory(container)
+        code = retire(container, self.spec.log, self.spec.stop_timeout)
+        if self.exit_code is None:
+            self.exit_code = code
+
+
+class ContainerLauncher:
+    """Starts every spec as a container of one run: labelled for the sweep, on the run's network."""
+
+    python = "python"  # the simulators image's venv
+
+    def __init__(
+        self, client: Any, network: RunNetwork, run_id: str, simulators_image: str, env: Mapping[str, str]
+    ) -> None:
+        self.client = client
+        self.network = network
+        self.run_id = run_id
+        self.simulators_image = simulators_image
+        self.env = dict(env)  # the run's lifeline, for our own images
+
+    def launch(self, spec: LaunchSpec) -> Container:
+        import docker.errors
+
+        ours = not spec.image
+        image = spec.image or self.simulators_image
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            raise TargetError(
+                f"{spec.label}: image {image!r} not found in the local engine",
+                hint="build it first (patchgate images build, or the device's build script)",
+            ) from None
+        mounts = dict(spec.mounts)
+        owner = image_owner(self.client, image, spec.user)
+        # A non-root image other than ourselves (the simulators run as the caller): give it what it reads and writes.
+        if owner is not None and owner[0] != os.getuid():
+            copies = (spec.storage.parent if spec.storage is not None else spec.log.parent) / f"for-{spec.role}"
+            mounts = hand_over(mounts, spec.storage, copies, owner)
+        volumes = {host: {"bind": inside, "mode": "ro"} for host, inside in mounts.items()}
+        volumes.update({path: {"bind": path, "mode": mode} for path, mode in spec.shared.items()})
+        if spec.storage is not None:
+            volumes[str(spec.storage)] = {"bind": str(spec.storage), "mode": "rw"}
+        options: dict[str, Any] = {"working_dir": str(spec.cwd)} if spec.cwd is not None and ours else {}
+        try:
+            container = self.client.containers.run(
+                image,
+                list(spec.argv) or None,
+                detach=True,
+                init=True,  # docker-init as PID 1 forwards SIGTERM (dcmqrscp as PID 1 ignores it)
+                environment={**(self.env if ours else {}), **spec.env},
+                volumes=volumes,
+                labels=labels(self.run_id, spec.role),
+                name=f"patchgate-{self.run_id}-{spec.role}",
+                user=spec.user,
+                **options,
+                **self.network.container_options(),
+            )
+        except docker.errors.APIError as exc:
+            raise TargetError(
+                f"{spec.label}: the engine refused to start {image!r}: {exc.explanation or exc}",
+                hint="check the image, command and mounts in the profile",
+            ) from None
+        return wait_ready(Container(spec, container))

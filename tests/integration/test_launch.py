@@ -1,0 +1,108 @@
+"""The launcher: real processes, each readiness kind, and the failures a start can end in."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import TargetError
+from harness.launch.base import LaunchSpec, Readiness
+from harness.launch.process import ProcessLauncher
+from harness.launch.readiness import Echo, Http, Immediately, LogLine, Tcp
+from simulators._net import free_port
+from simulators.endpoint import Endpoint
+
+
+def _spec(tmp_path: Path, code: str, ready: Readiness, timeout: float = 10.0, *args: str) -> LaunchSpec:
+    return LaunchSpec(
+        role="thing",
+        label="test thing",
+        argv=(sys.executable, "-c", code, *args),
+        log=tmp_path / "logs" / "thing.log",
+        ready=ready,
+        start_timeout=timeout,
+        stop_timeout=5.0,
+    )
+
+
+LISTEN = """
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
+print("listening", flush=True)
+time.sleep(60)
+"""
+
+
+def test_log_line_readiness_and_stop(tmp_path: Path) -> None:
+    started = ProcessLauncher().launch(_spec(tmp_path, LISTEN, LogLine("listening"), 10.0, str(free_port())))
+    assert started.alive()
+    started.stop()
+    assert not started.alive() and started.exit_code is not None
+    assert "listening" in (tmp_path / "logs" / "thing.log").read_text()
+
+
+def test_tcp_readiness(tmp_path: Path) -> None:
+    port = free_port()
+    started = ProcessLauncher().launch(_spec(tmp_path, LISTEN, Tcp("127.0.0.1", port), 10.0, str(port)))
+    try:
+        assert Tcp("127.0.0.1", port).probe(started) == ""
+    finally:
+        started.stop()
+
+
+def test_http_readiness(tmp_path: Path) -> None:
+    port = free_port()
+    spec = LaunchSpec(
+        role="web",
+        label="web server",
+        argv=(sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)),
+        log=tmp_path / "web.log",
+        ready=Http("127.0.0.1", port, "/"),
+        cwd=tmp_path,
+        start_timeout=15.0,
+    )
+    started = ProcessLauncher().launch(spec)
+    started.stop()
+    assert started.exit_code is not None
+
+
+def test_echo_readiness_with_the_pacs_simulator(tmp_path: Path) -> None:
+    endpoint = Endpoint("LAUNCHPACS", "127.0.0.1", free_port())
+    argv = (sys.executable, "-m", "simulators.pacs", "--ae-title", endpoint.ae_title, "--host", endpoint.host)
+    argv += ("--port", str(endpoint.port), "--storage", str(tmp_path / "storage"))
+    spec = LaunchSpec(
+        "pacs", "PACS simulator", argv, tmp_path / "pacs.log", Echo(endpoint, "PGPROBE"), start_timeout=20
+    )
+    started = ProcessLauncher().launch(spec)
+    try:
+        assert Echo(endpoint, "PGPROBE").probe(started) == ""
+    finally:
+        started.stop()
+
+
+def test_exit_before_ready_names_the_code_and_the_log_tail(tmp_path: Path) -> None:
+    code = "import sys; print('bad configuration line 3', flush=True); sys.exit(3)"
+    with pytest.raises(TargetError) as caught:
+        ProcessLauncher().launch(_spec(tmp_path, code, LogLine("never")))
+    assert "test thing: exited with code 3 before answering with 'never' in its log" in caught.value.message
+    assert "bad configuration line 3" in caught.value.message  # the log tail, on the one line
+
+
+def test_never_ready_ends_at_the_deadline(tmp_path: Path) -> None:
+    with pytest.raises(TargetError, match=r"did not answer TCP at 127\.0\.0\.1:\d+ within 1 s") as caught:
+        ProcessLauncher().launch(_spec(tmp_path, "import time; time.sleep(60)", Tcp("127.0.0.1", free_port()), 1.0))
+    assert "attempts" in caught.value.message
+
+
+def test_missing_program_is_a_target_error(tmp_path: Path) -> None:
+    spec = LaunchSpec("x", "device", ("/nonexistent/program",), tmp_path / "x.log", Immediately())
+    with pytest.raises(TargetError, match="cannot start '/nonexistent/program'"):
+        ProcessLauncher().launch(spec)
+
+
+def test_lifeline_environment_reaches_the_process(tmp_path: Path) -> None:
+    code = "import os, time; print('beat=' + os.environ['PATCHGATE_TEST_BEAT'], flush=True); time.sleep(60)"
+    started = ProcessLauncher({"PATCHGATE_TEST_BEAT": "here"}).launch(_spec(tmp_path, code, LogLine("beat=here")))
+    started.stop()

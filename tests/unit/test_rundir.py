@@ -1,0 +1,104 @@
+"""Run directories: cases survive per line; a corrupted line or missing directory is a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import RunDirError
+from harness.model import CaseRecord, Manifest, Observation, Outcome
+from harness.rundir import RunDir, read_run
+from tests.factories import make_manifest
+
+
+def _manifest() -> Manifest:
+    return make_manifest(run_id="baseline-1-x", versions={"python": "3"}, timings={"total": 1.0})
+
+
+def _write(tmp_path: Path, n: int = 3) -> Path:
+    run = RunDir(tmp_path)
+    writer = run.case_writer()
+    for i in range(n):
+        writer.write(CaseRecord(f"t.py::case[{i}]", Outcome.PASSED, 0.1, "", (Observation("x", {"i": i}),)))
+    writer.close()
+    run.write_manifest(_manifest())
+    return tmp_path
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    run = read_run(_write(tmp_path))
+    assert run.manifest == _manifest()
+    assert [c.observed()["x"]["i"] for c in run.cases] == [0, 1, 2]
+
+
+def test_corrupted_line_names_file_and_line(tmp_path: Path) -> None:
+    _write(tmp_path)
+    path = RunDir(tmp_path).observations
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RunDirError, match=r"observations\.jsonl:2: corrupted observation line"):
+        read_run(tmp_path)
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match="run directory not found"):
+        read_run(tmp_path / "nope")
+
+
+def test_missing_manifest(tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match=r"manifest\.json: missing"):
+        read_run(tmp_path)
+
+
+def test_appending_writer_keeps_earlier_cases(tmp_path: Path) -> None:
+    _write(tmp_path, 2)
+    writer = RunDir(tmp_path).case_writer()
+    writer.write(CaseRecord("t.py::late", Outcome.FAILED, 0.0, "boom"))
+    writer.close()
+    assert [c.case for c in read_run(tmp_path).cases] == ["t.py::case[0]", "t.py::case[1]", "t.py::late"]
+
+
+def test_second_run_into_the_same_directory_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path)
+    with pytest.raises(RunDirError, match="already holds a run"):
+        RunDir(tmp_path).prepare()
+
+
+def test_manifest_that_is_not_an_object_is_a_clear_error(tmp_path: Path) -> None:
+    _write(tmp_path)
+    RunDir(tmp_path).manifest.write_text("[]\n")
+    with pytest.raises(RunDirError, match="not a valid manifest"):
+        read_run(tmp_path)
+
+
+def test_context_and_progress_round_trip(tmp_path: Path) -> None:
+    from harness.context import SuiteContext
+    from harness.model import Endpoint
+
+    run = RunDir(tmp_path)
+    assert run.collected() == 0  # nothing collected yet: no progress file
+    run.write_collected(7)
+    assert run.collected() == 7
+    context = SuiteContext(
+        str(tmp_path), Endpoint("DEV", "127.0.0.1", 104), Endpoint("PACS", "127.0.0.1", 105), "s", "MOD", ("echo",), 3
+    )
+    run.write_context(context)
+    assert run.read_context() == context
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary behind
+
+
+def test_every_file_name_lives_in_the_run_directory_type() -> None:
+    """Nothing else in harness/ spells a run-directory file name (the type owns them)."""
+    root = Path(__file__).resolve().parents[2] / "harness"
+    names = ('"manifest.json"', '"observations.jsonl"', '"endpoints.json"', '"collected"', '"heartbeat"')
+    names += ('"comparison.json"', '"junit.xml"', '"allure-results"', '"pytest.ini"', '"inventory.json"')
+    offenders = [
+        f"{path.relative_to(root)}: {name}"
+        for path in root.rglob("*.py")
+        if path.name != "rundir.py"
+        for name in names
+        if name in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
