@@ -10,15 +10,31 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 from harness.context import SuiteContext
 from harness.errors import RunDirError
 from harness.model import CaseRecord, Manifest, RunRecord, to_json
 
 __all__ = ["CaseWriter", "OutDir", "RunDir", "read_run", "write_json_atomic"]
+
+_Record = TypeVar("_Record")
+
+
+def _load(path: Path, parse: Callable[[Any], _Record], what: str, *, missing: str, invalid: str) -> _Record:
+    """A JSON file of the run as a record; RunDirError naming the file when it is missing, unreadable or wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON object was expected, not {type(data).__name__}")
+        return parse(data)
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing", hint=missing) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a directory, not UTF-8, bad JSON
+        raise RunDirError(f"{path}: {what}: {exc}", hint=invalid) from None
 
 
 def write_json_atomic(path: Path, data: object) -> Path:
@@ -143,16 +159,13 @@ class RunDir:
             raise RunDirError(
                 f"{self.path}: run directory not found", hint="pass a directory written by `patchgate run`"
             )
-        try:
-            return Manifest.from_json(json.loads(self.manifest.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise RunDirError(
-                f"{self.manifest}: missing", hint="the run did not finish; rerun it with `patchgate run`"
-            ) from None
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise RunDirError(
-                f"{self.manifest}: not a valid manifest: {exc}", hint="rerun the run; do not edit manifests"
-            ) from None
+        return _load(
+            self.manifest,
+            Manifest.from_json,
+            "not a valid manifest",
+            missing="the run did not finish; rerun it with `patchgate run`",
+            invalid="rerun the run; do not edit manifests",
+        )
 
     def case_writer(self) -> CaseWriter:
         return CaseWriter(self.observations)
@@ -195,16 +208,13 @@ class RunDir:
         return write_json_atomic(self.endpoints, to_json(context))
 
     def read_context(self) -> SuiteContext:
-        try:
-            return SuiteContext.from_json(json.loads(self.endpoints.read_text(encoding="utf-8")), str(self.path))
-        except FileNotFoundError:
-            raise RunDirError(
-                f"{self.endpoints}: missing", hint="suites run inside `patchgate run`, which writes the endpoints"
-            ) from None
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise RunDirError(
-                f"{self.endpoints}: invalid endpoints file: {exc}", hint="rerun with `patchgate run`"
-            ) from None
+        return _load(
+            self.endpoints,
+            lambda d: SuiteContext.from_json(d, str(self.path)),
+            "invalid endpoints file",
+            missing="suites run inside `patchgate run`, which writes the endpoints",
+            invalid="rerun with `patchgate run`",
+        )
 
     def write_collected(self, cases: int) -> None:
         """How many cases the suites collected (the plugin writes it; the runner's progress reads it)."""

@@ -102,3 +102,17 @@ def test_every_file_name_lives_in_the_run_directory_type() -> None:
         if name in path.read_text(encoding="utf-8")
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize("content", ["null\n", "[]\n", "{}\n", "\udcff"])
+def test_a_manifest_that_is_null_a_list_empty_or_not_utf8_is_a_run_dir_error(tmp_path: Path, content: str) -> None:
+    _write(tmp_path)
+    RunDir(tmp_path).manifest.write_bytes(content.encode("utf-8", "surrogateescape"))
+    with pytest.raises(RunDirError, match=r"manifest\.json: not a valid manifest"):
+        read_run(tmp_path)
+
+
+def test_a_manifest_that_is_a_directory_is_a_run_dir_error(tmp_path: Path) -> None:
+    RunDir(tmp_path).manifest.mkdir()
+    with pytest.raises(RunDirError, match=r"manifest\.json: not a valid manifest"):
+        read_run(tmp_path)
