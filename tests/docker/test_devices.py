@@ -78,7 +78,7 @@ def test_orthanc_tls_patch_is_shown_and_expected_with_its_policy(images: dict[st
     assert any("security loosened" in r and "TLSv1]" in r for r in comparison.reasons), comparison.reasons
     functional = [c for c in comparison.cases if c.case.startswith(("storage/", "query/", "retrieve/"))]
     assert len(functional) > 40 and all(c.status is CaseStatus.UNCHANGED for c in functional)
-    assert bare.runs[-1].extra["tls"] is True and bare.runs[0].extra["tls"] is False
+    assert bare.runs[-1].extra.tls is True and bare.runs[0].extra.tls is False
     # The inventory of the device container: ports by role, packages, the probe's answer; same image, unchanged.
     case = "surface/test_surface.py::test_inventory"
     observed = next(r for r in RunDir(tmp_path / "bare" / "runs" / "baseline-1").read_cases() if r.case == case)

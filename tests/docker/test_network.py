@@ -68,12 +68,12 @@ def test_concurrent_runs_on_the_same_fixed_ports_each_get_a_network(
 ) -> None:
     result = run_validation(load_profile(_fixed_port_profile(tmp_path)), tmp_path / "out")
     assert result.comparison.verdict is Verdict.UNCHANGED, result.comparison.reasons
-    networks = [run.extra["network"] for run in result.runs]
+    networks = [run.extra.network or {} for run in result.runs]
     assert all(n["mode"] == "bridge" and n["internal"] is True for n in networks), networks
     assert len({n["network"] for n in networks}) == 3, networks  # two baselines and the candidate, one each
     assert all(run.device_endpoint is not None and run.device_endpoint.port == 4242 for run in result.runs)
     # The engine's peak memory of each container, as it stopped (cgroup v1 on these machines).
-    peaks = [run.extra["memory_peak_bytes"] for run in result.runs]
+    peaks = [run.extra.memory_peak_bytes or {} for run in result.runs]
     assert all(isinstance(p["device"], int) and p["device"] > 1_000_000 for p in peaks), peaks
     assert sum(c.before == "passed" for c in result.comparison.cases) > 40
     assert _leftovers(docker_client) == ([], [])
@@ -82,7 +82,7 @@ def test_concurrent_runs_on_the_same_fixed_ports_each_get_a_network(
 def test_host_networking_gives_the_same_answers(docker_client: Any, images: dict[str, str], tmp_path: Path) -> None:
     result = run_validation(load_profile(DCMTK / "host.toml"), tmp_path)
     assert result.comparison.verdict is Verdict.UNCHANGED, result.comparison.reasons
-    assert [run.extra["network"] for run in result.runs] == [{"mode": "host"}] * 3
+    assert [run.extra.network for run in result.runs] == [{"mode": "host"}] * 3
     assert sum(c.before == "passed" for c in result.comparison.cases) > 40
     # The bridge-mode run of the same device records the same outcome for every case.
     bridged = run_validation(load_profile(DCMTK / "profile.toml"), tmp_path / "bridged", replicas=1).comparison
