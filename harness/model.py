@@ -80,6 +80,8 @@ class RunStatus(enum.StrEnum):
     DEVICE_FAILED = "device_failed"  # never started or never answered C-ECHO
     DEVICE_CRASHED = "device_crashed"  # exited while the suites ran
     SUITE_ERROR = "suite_error"  # the suites could not be collected or run
+    # The harness failed its part (a simulator died or stopped answering, the disk filled): never the device's fault.
+    HARNESS_FAILED = "harness_failed"
     INTERRUPTED = "interrupted"
 
 

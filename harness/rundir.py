@@ -8,20 +8,39 @@ device and simulators), `progress.json` (cases collected), `junit.xml`, `allure-
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from harness.context import SuiteContext
 from harness.errors import RunDirError
 from harness.model import CaseRecord, Manifest, RunRecord, to_json
 
-__all__ = ["CaseWriter", "OutDir", "RunDir", "read_run", "write_json_atomic"]
+__all__ = [
+    "MIN_FREE_BYTES",
+    "CaseWriter",
+    "OutDir",
+    "RunDir",
+    "free_bytes",
+    "read_run",
+    "storage_error",
+    "write_json_atomic",
+    "writer_lock",
+]
 
 _Record = TypeVar("_Record")
+# A run needs room for its records, logs and what the PACS simulator receives (about 2 MB for the demo,
+# more for a clinical corpus); below this at the start it is refused, and a run that ends with less than
+# _LOW_WATER left cannot be trusted (a simulator may have failed to store what it received).
+MIN_FREE_BYTES = 64 * 1024 * 1024
+_LOW_WATER = 1024 * 1024
 
 
 def _load(path: Path, parse: Callable[[Any], _Record], what: str, *, missing: str, invalid: str) -> _Record:
@@ -37,29 +56,93 @@ def _load(path: Path, parse: Callable[[Any], _Record], what: str, *, missing: st
         raise RunDirError(f"{path}: {what}: {exc}", hint=invalid) from None
 
 
-def write_json_atomic(path: Path, data: object) -> Path:
-    """Write JSON so a reader sees the old file or the new one, never half of one."""
+def storage_error(exc: OSError, where: Path) -> RunDirError:
+    """A failed write as one line: a full disk and a read-only filesystem are said in words, naming the folder."""
+    if exc.errno == errno.ENOSPC:
+        return RunDirError(f"no space left on {where}", hint="free some space or choose another --out")
+    if exc.errno == errno.EROFS:
+        return RunDirError(f"{where}: read-only filesystem", hint="choose a writable --out")
+    return RunDirError(f"{where}: cannot write: {exc.strerror or exc}", hint="check the --out directory")
+
+
+def free_bytes(directory: Path) -> int:
+    """Bytes free to this user where `directory` (or its nearest existing parent) lives."""
+    for place in (directory, *directory.parents):
+        if place.exists():
+            return shutil.disk_usage(place).free
+    return 0
+
+
+def write_json_atomic(path: Path, data: object, mode: int = 0o644) -> Path:
+    """Write JSON so a reader sees the old file or the new one, never half of one; no temporary is left behind."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(fd, mode)  # an old temporary with looser bits keeps them otherwise
+        with open(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise storage_error(exc, path.parent) from None
     return path
 
 
+@contextlib.contextmanager
+def writer_lock(directory: Path) -> Iterator[None]:
+    """Hold the directory's writer lock (an OS lock, so a crashed owner releases it); a second writer is refused."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = (directory / ".lock").open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise storage_error(exc, directory) from None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise RunDirError(
+                f"{directory}: another patchgate ({owner}) is writing here",
+                hint="wait for it to finish, or choose another --out",
+            ) from None
+        with contextlib.suppress(OSError):  # who holds it, for the message above; the lock itself is what counts
+            handle.truncate(0)
+            handle.write(f"pid {os.getpid()}\n")
+            handle.flush()
+        yield
+
+
 class CaseWriter:
-    """Appends one JSON line per finished case and fsyncs it, so a killed run keeps every finished case."""
+    """Appends one JSON line per finished case and fsyncs it, so a killed run keeps every finished case.
+
+    A write that fails (a full disk) is undone to the last whole line, so the file never ends torn.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = path.open("a", encoding="utf-8")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, record: CaseRecord) -> None:
-        self._file.write(json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        line = (json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        size = os.fstat(self._fd).st_size
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, "short write")
+            os.fsync(self._fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
+            raise storage_error(exc, self.path.parent) from None
 
     def close(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
 
 
 @dataclass(frozen=True)
@@ -146,10 +229,31 @@ class RunDir:
         return self.manifest.exists() or self.observations.exists()
 
     def prepare(self) -> None:
-        """Make the directory for a new run; RunDirError when it already holds one."""
+        """Make the directory for a new run; RunDirError when it already holds one or cannot be written."""
         if self.holds_run():
             raise RunDirError(f"{self.path}: already holds a run", hint="choose an empty --out directory")
-        self.logs.mkdir(parents=True, exist_ok=True)
+        free = free_bytes(self.path)
+        if free < MIN_FREE_BYTES:
+            raise RunDirError(
+                f"no space left on {self.path}: {free // 1024} KiB free, a run needs at least "
+                f"{MIN_FREE_BYTES // 2**20} MiB",
+                hint="free some space or choose another --out",
+            )
+        try:
+            self.logs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, self.path) from None
+
+    def space_problem(self) -> str:
+        """Why the run's disk can no longer be trusted to have kept everything ("" when it can)."""
+        free = free_bytes(self.path)
+        if free < _LOW_WATER:
+            return f"no space left on {self.path} ({free // 1024} KiB free at the end of the run)"
+        return ""
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """The writer lock: held while a run writes here, so a second writer is refused at once."""
+        return writer_lock(self.path)
 
     def write_manifest(self, manifest: Manifest) -> Path:
         return write_json_atomic(self.manifest, to_json(manifest))
@@ -171,26 +275,41 @@ class RunDir:
         return CaseWriter(self.observations)
 
     def read_cases(self) -> tuple[CaseRecord, ...]:
-        """Every case line in order; a corrupted line is an error naming the file and line number."""
+        """Every case line in order; a corrupted line is an error naming the file and line number.
+
+        A last line without its newline is a write cut short (a killed writer): it is left out and
+        said by `torn_tail()`, and every whole line before it is kept.
+        """
         path = self.observations
-        if not path.exists():
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
             return ()
+        except OSError as exc:
+            raise RunDirError(f"{path}: cannot read: {exc.strerror or exc}", hint="rerun that variant") from None
+        whole, _, _ = data.rpartition(b"\n")
         cases: list[CaseRecord] = []
-        with path.open(encoding="utf-8", errors="strict") as handle:
+        for number, raw in enumerate(whole.split(b"\n") if whole else (), start=1):
+            if not raw.strip():
+                continue
             try:
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        cases.append(CaseRecord.from_json(json.loads(line)))
-                    except (ValueError, KeyError, TypeError) as exc:
-                        raise RunDirError(
-                            f"{path}:{number}: corrupted observation line ({type(exc).__name__}: {exc})",
-                            hint="the run directory was edited or truncated; rerun that variant",
-                        ) from None
+                cases.append(CaseRecord.from_json(json.loads(raw.decode("utf-8"))))
             except UnicodeDecodeError as exc:
-                raise RunDirError(f"{path}: not UTF-8 ({exc})", hint="rerun that variant") from None
+                raise RunDirError(f"{path}:{number}: not UTF-8 ({exc})", hint="rerun that variant") from None
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise RunDirError(
+                    f"{path}:{number}: corrupted observation line ({type(exc).__name__}: {exc})",
+                    hint="the run directory was edited or truncated; rerun that variant",
+                ) from None
         return tuple(cases)
+
+    def torn_tail(self) -> int:
+        """Bytes of a last line cut short (no newline): 0 when the file ends whole or does not exist."""
+        try:
+            data = self.observations.read_bytes()
+        except OSError:
+            return 0
+        return len(data) - (data.rfind(b"\n") + 1)
 
     def cases_finished(self) -> int:
         """How many case lines are written so far (cheap: counts lines, parses nothing)."""
@@ -205,7 +324,8 @@ class RunDir:
         return RunRecord(str(self.path), self.read_manifest(), self.read_cases())
 
     def write_context(self, context: SuiteContext) -> Path:
-        return write_json_atomic(self.endpoints, to_json(context))
+        """endpoints.json, 0600: it holds the device's identity credentials."""
+        return write_json_atomic(self.endpoints, to_json(context), mode=0o600)
 
     def read_context(self) -> SuiteContext:
         return _load(
@@ -252,6 +372,10 @@ class OutDir:
     @property
     def allure(self) -> Path:
         return self.path / "allure-results"
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """The writer lock of a validation or comparison writing here."""
+        return writer_lock(self.path)
 
 
 def read_run(directory: str | Path) -> RunRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import platform
@@ -12,14 +13,13 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
-from harness.errors import SuiteError, TargetError
+from harness.errors import RunDirError, SuiteError, TargetError
 from harness.launch.base import LaunchSpec, log_tail
 from harness.launch.readiness import Immediately
 from harness.model import CorpusInfo, Manifest, RunSetup, RunStatus
 from harness.profile import Profile
-from harness.rundir import RunDir
+from harness.rundir import RunDir, storage_error
 from harness.surroundings import USER, Surroundings
-from simulators._net import free_port
 from simulators.endpoint import Endpoint
 
 __all__ = ["Progress", "RunRequest", "cancel_runs", "cancel_token", "corpus_info", "run_variant", "suites_root"]
@@ -113,8 +113,12 @@ def _suite_argv(request: RunRequest, python: str) -> tuple[list[str], list[Path]
 
 def _run_suites(
     request: RunRequest, surroundings: Surroundings, progress: Progress | None, token: int
-) -> tuple[int, str]:
-    """Run pytest on the suites where the backend runs them (a process, or a container in the run's pod)."""
+) -> tuple[int, str, str]:
+    """Run pytest on the suites where the backend runs them (a process, or a container in the run's pod).
+
+    The simulators are watched meanwhile: one that dies or stops answering stops the suites, and
+    the third value says which and when ("" when they stayed well), so it is never the device's fault.
+    """
     run = request.run
     assert surroundings.backend is not None
     launcher = surroundings.backend.suites
@@ -135,8 +139,14 @@ def _run_suites(
         stop_timeout=10.0,
     )
     suites = launcher.launch(spec)
+    fault = ""
     try:
         while suites.alive():
+            fault = surroundings.watch()
+            if fault:
+                suites.kill()
+                fault = f"{fault}, after {run.cases_finished()} finished cases; the cases after it are not evidence"
+                break
             if cancel_token() != token:
                 suites.kill()
                 raise KeyboardInterrupt
@@ -149,8 +159,9 @@ def _run_suites(
     finally:
         suites.stop()
     code = suites.exit_code
+    fault = fault or surroundings.watch(final=True)  # one that died during the last case counts too
     tail = log_tail(run.log("pytest").read_text(encoding="utf-8", errors="replace"), 30)
-    return (code if code is not None else -1), tail
+    return (code if code is not None else -1), tail, fault
 
 
 def run_variant(request: RunRequest, progress: Progress | None = None, token: int | None = None) -> Manifest:
@@ -159,35 +170,45 @@ def run_variant(request: RunRequest, progress: Progress | None = None, token: in
     `token` (from `cancel_token()`, taken now when None): a `cancel_runs()` after it stops this run.
 
     Never raises for a device that fails: the manifest records it (status and detail) and the
-    caller decides; raises HarnessError only for a bad profile or an unusable output directory.
+    caller decides; raises HarnessError only for a bad profile or an unusable output directory
+    (one another writer holds, one that already holds a run, a full or read-only disk).
     """
     token = cancel_token() if token is None else token
+    with request.run.lock():
+        request.run.prepare()
+        return _run_variant(request, progress, token)
+
+
+def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> Manifest:
     profile = request.profile
     run = request.run
-    run.prepare()
     started, t0 = _now(), time.monotonic()
     timings: dict[str, float] = {}
     status, detail, collected = RunStatus.COMPLETED, "", 0
     spec = profile.device
-    device = Endpoint(spec.ae_title, spec.host, spec.port or free_port(), tls=profile.variant(request.variant).tls)
     corpus = corpus_info(profile.corpus_seed)
     run_id = f"{request.label}-{uuid.uuid4().hex[:8]}"
     setup = RunSetup(description=profile.variant(request.variant).description)
     surroundings: Surroundings | None = None
+    device: Endpoint | None = None
     try:
         surroundings = Surroundings(profile, request.variant, run, run_id)
+        device = surroundings.device_endpoint
         t1 = time.monotonic()
-        context = surroundings.start(device)
+        context = surroundings.start()
         target = surroundings.device
         assert target is not None
         timings["device_start"] = time.monotonic() - t1
         setup = replace(surroundings.describe(), description=setup.description)  # what exactly ran, for the audit trail
         run.write_context(context)
         t2 = time.monotonic()
-        code, tail = _run_suites(request, surroundings, progress, token)
+        code, tail, fault = _run_suites(request, surroundings, progress, token)
         timings["suites"] = time.monotonic() - t2
         collected = run.collected()
-        if not target.alive():
+        fault = fault or run.space_problem()
+        if fault:
+            status, detail = RunStatus.HARNESS_FAILED, fault
+        elif not target.alive():
             status = RunStatus.DEVICE_CRASHED
             detail = f"the device exited with code {target.exit_code} while the suites ran; log: {target.spec.log}"
         elif code not in (0, 1):
@@ -195,8 +216,16 @@ def run_variant(request: RunRequest, progress: Progress | None = None, token: in
             last = " | ".join(tail.splitlines()[-3:])
             detail = f"pytest exited with code {code}; log: {run.log('pytest')}: {last}"
     except TargetError as exc:
-        status, detail = RunStatus.DEVICE_FAILED, exc.one_line()
-        run.error.write_text(exc.one_line() + "\n" + exc.detail + "\n", encoding="utf-8")
+        # Only the device's own start is the device's failure; a simulator that did not come up is ours.
+        ours = surroundings is None or surroundings.starting != "device"
+        status = RunStatus.HARNESS_FAILED if ours else RunStatus.DEVICE_FAILED
+        detail = exc.one_line()
+        with contextlib.suppress(OSError):
+            run.error.write_text(exc.one_line() + "\n" + exc.detail + "\n", encoding="utf-8")
+    except RunDirError as exc:  # the run directory could not be written (a full disk): the harness's fault
+        status, detail = RunStatus.HARNESS_FAILED, exc.one_line()
+    except OSError as exc:
+        status, detail = RunStatus.HARNESS_FAILED, storage_error(exc, run.path).one_line()
     except TimeoutError as exc:
         status, detail = RunStatus.SUITE_ERROR, str(exc)
     except KeyboardInterrupt:
@@ -226,5 +255,5 @@ def run_variant(request: RunRequest, progress: Progress | None = None, token: in
             device_endpoint=device,
             extra=setup,
         )
-        run.write_manifest(manifest)
+        run.write_manifest(manifest)  # RunDirError ("no space left on ...") when even this cannot be written
     return manifest

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,11 +13,11 @@ from harness.launch.base import Launched, LaunchSpec
 from harness.launch.readiness import Echo, LogLine
 from harness.model import RunSetup
 from harness.placeholders import render
+from harness.ports import Reservation, reserve_port
 from harness.profile import Profile, VariantSpec
 from harness.rundir import RunDir
 from harness.targets import Backend, open_backend
 from simulators._lifeline import Heartbeat
-from simulators._net import free_port
 from simulators.endpoint import Endpoint
 from simulators.pki import Pki, create_pki
 
@@ -25,6 +25,10 @@ __all__ = ["Surroundings"]
 
 # Simulator and suite containers run as the calling user, so what they write in the run directory is theirs.
 USER = f"{os.getuid()}:{os.getgid()}"
+# A PACS simulator that misses this many C-ECHO probes in a row, one every _PROBE_EVERY s, is taken as hung.
+# Generous on purpose: a loaded 2-core machine must not make a busy simulator look dead.
+_PROBE_EVERY = 10.0
+_SILENT_LIMIT = 3
 
 
 class Surroundings:
@@ -36,33 +40,52 @@ class Surroundings:
         self.run = run
         self.run_id = run_id
         self.pki: Pki = create_pki(run.pki)
-        self.http_port = free_port()  # for devices with a web API (Orthanc), kept on loopback
-        self.arr_udp_port = free_port(kind=socket.SOCK_DGRAM)
-        self.arr_tls_port = free_port()
-        sim = profile.simulators["pacs"]
-        self.pacs_endpoint = Endpoint(sim.ae_title, "127.0.0.1", sim.port or free_port(), tls=self.variant.tls)
+        self._reserved: list[Reservation] = []  # held until stop(): no other run or part gets these ports
+        spec, sim = profile.device, profile.simulators["pacs"]
+        self.device_endpoint = Endpoint(spec.ae_title, spec.host, self._port(spec.port), tls=self.variant.tls)
+        self.http_port = self._port(0)  # for devices with a web API (Orthanc), kept on loopback
+        self.arr_udp_port = self._port(0)  # reserved for TCP and UDP alike
+        self.arr_tls_port = self._port(0)
+        self.pacs_endpoint = Endpoint(sim.ae_title, "127.0.0.1", self._port(sim.port), tls=self.variant.tls)
+        self.starting = ""  # the part being started: "device" makes a start failure the device's
+        self._next_check = 0.0
+        self._silent = 0  # consecutive health probes the PACS simulator did not answer
+        self._next_probe = time.monotonic() + _PROBE_EVERY
         self.backend: Backend | None = None
         self.arr: Launched | None = None
         self.pacs: Launched | None = None
         self.device: Launched | None = None
         self.heartbeat: Heartbeat | None = None
 
+    def _port(self, fixed: int) -> int:
+        """`fixed` when the profile sets one (a pod has ports of its own), else a reserved port."""
+        if fixed:
+            return fixed
+        reservation = reserve_port()
+        self._reserved.append(reservation)
+        return reservation.port
+
     @property
     def lifeline(self) -> dict[str, str]:
         """The environment that tells a started process where the run's heartbeat is."""
         return self.heartbeat.environment() if self.heartbeat is not None else {}
 
-    def start(self, device: Endpoint) -> SuiteContext:
+    def start(self) -> SuiteContext:
         """Backend, audit repository, PACS simulator, then the device; TargetError when one does not come up."""
+        device = self.device_endpoint
         # First: everything started after it stops by itself should this process be killed (simulators._lifeline).
         self.heartbeat = Heartbeat(self.run.heartbeat)
         spec = self.profile.device
         self.backend = open_backend(self.variant.image, spec.network, self.run, self.run_id, self.pki, self.lifeline)
+        self.starting = "arr"
         self.arr = self.backend.helpers.launch(self._arr_spec())
+        self.starting = "pacs"
         self.pacs = self.backend.helpers.launch(self._pacs_spec())
         pacs = self.pacs_endpoint
         device_spec, files = self._device_spec(device, pacs)
+        self.starting = "device"
         self.device = self.backend.device(device_spec, files)
+        self.starting = ""
         inventory = self.backend.inventory(self.device, spec.probe, {device.port: "dicom", self.http_port: "http"})
         return SuiteContext(
             run_dir=str(self.run.path),
@@ -193,6 +216,28 @@ class Surroundings:
             role: part.memory_peak for role, part in (("device", self.device), ("pacs", self.pacs)) if part is not None
         }
 
+    def watch(self, *, final: bool = False) -> str:
+        """ "" while the simulators are well, else what failed: one exited, or the PACS stopped answering C-ECHO.
+
+        Called often while the suites run; it looks at most once a second (every call when `final`),
+        and probes the PACS with C-ECHO every _PROBE_EVERY s, calling it silent after _SILENT_LIMIT misses.
+        """
+        now = time.monotonic()
+        if not final and now < self._next_check:
+            return ""
+        self._next_check = now + 1.0
+        for part, name in ((self.pacs, "the PACS simulator"), (self.arr, "the audit record repository simulator")):
+            if part is not None and not part.alive():
+                return f"{name} exited with code {part.exit_code} while the suites ran; log: {part.spec.log}"
+        if final or self.pacs is None or now < self._next_probe:
+            return ""
+        self._next_probe = now + _PROBE_EVERY
+        answer = self.pacs.spec.ready.probe(self.pacs)
+        self._silent = self._silent + 1 if answer else 0
+        if self._silent >= _SILENT_LIMIT:
+            return f"the PACS simulator stopped answering C-ECHO ({_SILENT_LIMIT} probes, last: {answer})"
+        return ""
+
     def stop(self) -> None:
         """Device first, then the simulators, then the backend's network; safe after a partial start."""
         try:
@@ -204,3 +249,5 @@ class Surroundings:
         finally:  # whatever failed above, the beat stops: what is left then stops by itself too
             if self.heartbeat is not None:
                 self.heartbeat.stop()
+            for reservation in self._reserved:
+                reservation.release()

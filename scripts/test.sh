@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q 'tox>=4'
-.venv/bin/tox run -e lint,type,py3,docker
+.venv/bin/tox run -e lint,type,py3,faults,docker

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,39 +11,9 @@ from pathlib import Path
 from harness.rundir import RunDir
 from simulators._lifeline import LIMIT_ENV
 from tests.conftest import ROOT
+from tests.procs import alive, children, kill_all
 
 LIMIT = 5  # seconds without a heartbeat; the default (30 s) would only make the test slower
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _children(pid: int) -> dict[int, str]:
-    """pid -> command line of the live (non-zombie) processes whose parent is `pid`."""
-    found: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        cmdline = _cmdline(int(entry.name))
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            found[int(entry.name)] = cmdline
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_what_a_killed_harness_started_stops_by_itself(tmp_path: Path) -> None:
@@ -65,24 +33,21 @@ def test_what_a_killed_harness_started_stops_by_itself(tmp_path: Path) -> None:
         while time.monotonic() < deadline and len(RunDir(run_dir).read_cases()) < 5:
             time.sleep(0.2)
         assert len(RunDir(run_dir).read_cases()) >= 5, "the run never got going"
-        started = _children(harness.pid)
+        started = children(harness.pid)
         kinds = sorted(k for k in ("simulators.audit.repository", "simulators.pacs", "simulators.reference", "pytest")
                        if any(k in line for line in started.values()))  # fmt: skip
         assert kinds == ["pytest", "simulators.audit.repository", "simulators.pacs", "simulators.reference"], started
         harness.kill()  # the harness alone, as `kill -9 PID` would: its children live on, orphaned
         harness.wait(timeout=30)
         deadline = time.monotonic() + LIMIT + 45
-        while time.monotonic() < deadline and any(_alive(pid) for pid in started):
+        while time.monotonic() < deadline and any(alive(pid) for pid in started):
             time.sleep(0.2)
-        left = {pid: line for pid, line in started.items() if _alive(pid)}
+        left = {pid: line for pid, line in started.items() if alive(pid)}
         assert not left, f"still running {LIMIT + 45} s after the kill: {left}"
     finally:  # whatever is still ours; a pid that exited may since belong to someone else
         if harness.poll() is None:
             harness.kill()
-        for pid, line in started.items():
-            if _alive(pid) and _cmdline(pid) == line:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+        kill_all(started)
     recorded = RunDir(run_dir).read_cases()  # every line still parses
     time.sleep(1.0)
     assert RunDir(run_dir).read_cases() == recorded  # and nothing moves any more

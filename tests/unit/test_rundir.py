@@ -116,3 +116,40 @@ def test_a_manifest_that_is_a_directory_is_a_run_dir_error(tmp_path: Path) -> No
     RunDir(tmp_path).manifest.mkdir()
     with pytest.raises(RunDirError, match=r"manifest\.json: not a valid manifest"):
         read_run(tmp_path)
+
+
+def test_a_second_writer_is_refused_at_once(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    with run.lock():
+        with pytest.raises(RunDirError, match=r"another patchgate \(pid \d+\) is writing here"), run.lock():
+            pass
+    with run.lock():  # released: the next writer gets it
+        pass
+
+
+def test_a_crashed_writer_releases_its_lock(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, os; from harness.rundir import RunDir; RunDir(sys.argv[1]).lock().__enter__(); os._exit(9)"
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False, timeout=60)
+    with RunDir(tmp_path).lock():  # the OS dropped the dead process's lock
+        pass
+
+
+def test_a_failed_write_leaves_no_torn_line(tmp_path: Path) -> None:
+    """A full disk in the middle of a line: the writer undoes it; the reader keeps every whole line."""
+    _write(tmp_path, 2)
+    run = RunDir(tmp_path)
+    with run.observations.open("ab") as handle:  # what a writer killed mid-line leaves
+        handle.write(b'{"case": "t.py::cut", "outc')
+    assert run.torn_tail() == len(b'{"case": "t.py::cut", "outc')
+    assert [c.case for c in run.read_cases()] == ["t.py::case[0]", "t.py::case[1]"]
+
+
+def test_no_space_refuses_a_run_before_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.rundir
+
+    monkeypatch.setattr(harness.rundir, "MIN_FREE_BYTES", 2**62)  # more than any disk has
+    with pytest.raises(RunDirError, match=r"no space left on .*KiB free, a run needs at least"):
+        RunDir(tmp_path / "run").prepare()
