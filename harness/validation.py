@@ -87,9 +87,10 @@ def compare_runs(
     out: Path,
     *,
     report_templates: Path | None = None,
+    allow_mixed: bool = False,
 ) -> Validation:
-    """Compare run records and write every report under `out`."""
-    comparison = compare(baselines, candidate, policy)
+    """Compare run records and write every report under `out`; `allow_mixed`: see harness.compare.compare."""
+    comparison = compare(baselines, candidate, policy, allow_mixed=allow_mixed)
     runs = tuple(r.manifest for r in (*baselines, candidate))
     out.mkdir(parents=True, exist_ok=True)
     return Validation(comparison, write_reports(comparison, out, runs, templates=report_templates), runs)
@@ -113,12 +114,13 @@ def run_validation(
     ]
     requests.append(RunRequest(profile, "candidate", "candidate", 1, where.run("candidate-1").path))
     token = cancel_token()  # a signal during any of these runs stops all of them, however late one starts
-    if concurrent:
-        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
-            list(pool.map(lambda r: run_variant(r, progress, token), requests))
-    else:
-        for request in requests:
-            run_variant(request, progress, token)
+    with where.lock():  # a second validation into the same --out is refused at once, before it starts anything
+        if concurrent:
+            with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+                list(pool.map(lambda r: run_variant(r, progress, token), requests))
+        else:
+            for request in requests:
+                run_variant(request, progress, token)
     if progress:
         progress.done()
     records = [read_run(r.out) for r in requests]

@@ -18,12 +18,15 @@ from harness.model import (
 )
 from harness.wording import describe, format_side
 
-__all__ = ["MAX_LISTED", "MIN_RAN_FRACTION", "decide"]
+__all__ = ["MAX_LISTED", "MIN_RAN_FRACTION", "MIXED", "MIXED_ALLOWED", "decide"]
 
 # The candidate must run at least this share of the cases the baseline ran.
 MIN_RAN_FRACTION = 0.9
 # Reasons list at most this many regressed cases; the report has them all.
 MAX_LISTED = 20
+# How a reason says the runs do not belong together, and that someone compared them anyway.
+MIXED = "mixed runs: "
+MIXED_ALLOWED = "warning: mixed runs allowed: "
 _RAN = frozenset({Outcome.PASSED, Outcome.FAILED, Outcome.ERROR})
 _SHORT = 40  # longest value quoted in a one-line reason
 
@@ -35,15 +38,23 @@ def decide(
     *,
     noisy_cases: Collection[str],
     security: Sequence[SecurityChange] = (),
+    mixed: Sequence[str] = (),
+    allow_mixed: bool = False,
 ) -> tuple[Verdict, tuple[str, ...]]:
     """The verdict and its reasons, one line each, from what compare() found; nothing is measured here.
 
     `noisy_cases` are the cases that differ between baseline replicas (compare's noise
     measurement). `security` is the comparison's security posture: a loosening not
-    allowed by the policy is named first.
+    allowed by the policy is named first. `mixed` says why the runs do not belong
+    together: INCONCLUSIVE, named first, unless `allow_mixed`, which turns them into
+    warnings after the verdict's own reasons.
     """
     problems = _untrustworthy(baselines, candidate, noisy_cases)
+    if not allow_mixed:
+        problems = [f"{MIXED}{m}" for m in mixed] + problems
     verdict, lines = (Verdict.INCONCLUSIVE, problems) if problems else _judge(cases, security)
+    if allow_mixed:
+        lines = lines + [f"{MIXED_ALLOWED}{m}" for m in mixed]
     # Details (a device's stderr, an odd case id) may hold newlines; CI logs want one line each.
     return verdict, tuple(" | ".join(line.splitlines()) for line in lines)
 

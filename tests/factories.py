@@ -6,9 +6,14 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from harness.model import JSON, CaseRecord, Manifest, Observation, Outcome, RunRecord, RunStatus
+from harness.model import JSON, CaseRecord, CorpusInfo, Manifest, Observation, Outcome, RunRecord, RunStatus
 
-__all__ = ["make_case", "make_manifest", "make_reference_run", "make_run"]
+__all__ = ["make_case", "make_corpus", "make_manifest", "make_reference_run", "make_run"]
+
+
+def make_corpus(seed: int = 7, sha256: str | None = None) -> CorpusInfo:
+    """A corpus record; its hash follows the seed (as a generated corpus's does) unless given."""
+    return CorpusInfo(seed, sha256 or f"{seed:02x}" * 32, uid_root="1.2.826.0.1.3680043.10.1422.", items=24)
 
 
 def make_manifest(role: str = "baseline", replica: int = 1, **fields: Any) -> Manifest:

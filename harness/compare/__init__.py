@@ -1,5 +1,6 @@
-"""Comparison of run records: normalise, diff, mask noise, apply the expected-change policy, weigh security."""
+"""Comparison of run records: check they belong together, normalise, diff, mask noise, apply policy, weigh security."""
 
+from harness.compare.belonging import mismatches
 from harness.compare.diff import diff_cases, format_side
 from harness.compare.engine import compare
 from harness.compare.noise import NoiseMask, measure_noise
@@ -17,6 +18,7 @@ __all__ = [
     "format_side",
     "load_policy",
     "measure_noise",
+    "mismatches",
     "normalise_run",
     "parse_policy",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from harness.compare import security
+from harness.compare.belonging import mismatches
 from harness.compare.diff import diff_cases
 from harness.compare.noise import NoiseMask, measure_noise
 from harness.compare.normalise import normalise_run
@@ -51,10 +52,13 @@ def compare(
     policy: Policy = _NO_POLICY,
     *,
     created: str | None = None,
+    allow_mixed: bool = False,
 ) -> Comparison:
     """Every case of baseline replica 1 and the candidate, classified, and the verdict.
 
-    `created` stamps the comparison (ISO 8601 UTC); it defaults to now.
+    `created` stamps the comparison (ISO 8601 UTC); it defaults to now. Runs that do not
+    belong together (belonging.mismatches) make it INCONCLUSIVE; with `allow_mixed` they
+    are warnings among the reasons and the differences decide.
     """
     normal = [normalise_run(b) for b in baselines]
     after = normalise_run(candidate)
@@ -74,7 +78,15 @@ def compare(
         compared = _case(case, first.get(case), now.get(case), noise, policy, loosened)
         cases.append(compared)
         changes.extend(security.settle(posture, compared.differences, names))
-    decision, reasons = decide(normal, after, cases, noisy_cases=noise.cases, security=changes)
+    decision, reasons = decide(
+        normal,
+        after,
+        cases,
+        noisy_cases=noise.cases,
+        security=changes,
+        mixed=mismatches(baselines, candidate),
+        allow_mixed=allow_mixed,
+    )
     return Comparison(
         device=candidate.manifest.device,
         baseline=tuple(b.directory for b in baselines),
