@@ -1,4 +1,4 @@
-"""Small network helpers shared by the simulators: service UIDs, destination parsing, free ports."""
+"""Small network helpers shared by the simulators: service UIDs, addresses, the `listening` line, free ports."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ __all__ = [
     "QR_MODELS",
     "VERIFICATION",
     "ReactorCheckpoint",
+    "format_address",
     "free_port",
     "no_delay",
     "on_connection_open",
     "parse_destination",
     "parse_host_port",
+    "parse_listening",
     "qr_sop_class",
     "status_hex",
 ]
@@ -50,6 +52,34 @@ def parse_host_port(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"expected host:port, got {text!r}")
     return host, int(port)
+
+
+def format_address(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 host in brackets (`[::1]:104`)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_listening(line: str) -> dict[str, tuple[str, int]]:
+    """The addresses a simulator printed once listening, by name; ValueError if `line` is not such a line.
+
+    `listening dicom=127.0.0.1:11112` -> {"dicom": ("127.0.0.1", 11112)}; a `-` value (a
+    listener it does not have, e.g. `tls=-`) is left out. A host in brackets loses them.
+    """
+    words = line.split()
+    if not words or words[0] != "listening" or len(words) < 2:
+        raise ValueError(f"expected 'listening NAME=HOST:PORT ...', got {line!r}")
+    out: dict[str, tuple[str, int]] = {}
+    for word in words[1:]:
+        name, sep, value = word.partition("=")
+        if not sep or not name or name in out:
+            raise ValueError(f"expected NAME=HOST:PORT once per name in {line!r}, got {word!r}")
+        if value == "-":
+            continue
+        host, port = parse_host_port(value)
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        out[name] = (host, port)
+    return out
 
 
 def parse_destination(text: str) -> tuple[str, tuple[str, int]]:

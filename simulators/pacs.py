@@ -13,6 +13,8 @@ Run it standalone:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import hashlib
 import logging
 import os
@@ -23,6 +25,7 @@ import ssl
 import struct
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +55,14 @@ from pynetdicom.presentation import AllStoragePresentationContexts, Presentation
 from pynetdicom.transport import ThreadedAssociationServer
 
 from simulators._lifeline import stop_signals, wait_until_stopped
-from simulators._net import LOOPBACK, QR_MODELS, VERIFICATION, on_connection_open, parse_destination
+from simulators._net import (
+    LOOPBACK,
+    QR_MODELS,
+    VERIFICATION,
+    format_address,
+    on_connection_open,
+    parse_destination,
+)
 from simulators.audit.sender import Auditor
 from simulators.identity.policy import IdentityPolicy, identity_handlers
 from simulators.index import Index, IndexedInstance
@@ -60,6 +70,8 @@ from simulators.matching import Query, QueryError, evaluate, parse_query, respon
 from simulators.pki import PkiError, load_pki
 
 __all__ = [
+    "ACSE_TIMEOUT",
+    "MAX_ASSOCIATIONS",
     "STORAGE_SOP_CLASSES",
     "STORAGE_TRANSFER_SYNTAXES",
     "PacsConfig",
@@ -104,6 +116,14 @@ _CANCEL = 0xFE00
 _OUT_OF_RESOURCES = 0xA700
 _MAX_CONTEXTS = 128
 _SUB_HANDLERS: list[Any] = [(evt.EVT_CONN_OPEN, on_connection_open)]
+# Concurrent associations served. Sixteen idle peers once exhausted sixteen; connections that sent
+# no whole A-ASSOCIATE-RQ yet do not count, and make room when this many connections are open.
+MAX_ASSOCIATIONS = 64
+# The ARTIM deadline: a TLS handshake and an A-ASSOCIATE-RQ, complete within this of the accept.
+ACSE_TIMEOUT = 5.0
+# pynetdicom's own limit, out of the way: it also counts connections with no A-ASSOCIATE-RQ and
+# closed ones still waiting out their ARTIM timer. The capacity above is enforced instead.
+_PYNETDICOM_LIMIT = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -135,10 +155,10 @@ class PacsConfig:
     # C-MOVE destination AE title -> (host, port).
     destinations: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     quirks: Quirks = Quirks()
-    acse_timeout: float = 5.0
+    acse_timeout: float = ACSE_TIMEOUT
     dimse_timeout: float = 10.0
     network_timeout: float = 10.0
-    maximum_associations: int = 16
+    maximum_associations: int = MAX_ASSOCIATIONS
     # TLS (DICOM PS3.15 B.9+): every association is wrapped with it; None serves plain TCP.
     ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
     # For the associations it opens (C-MOVE sub-operations): TLS with this client context.
@@ -155,6 +175,11 @@ class PacsConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "storage", Path(self.storage))
         object.__setattr__(self, "destinations", types.MappingProxyType(dict(self.destinations)))
+        if self.maximum_associations < 1 or self.acse_timeout <= 0:
+            raise ValueError(
+                "PacsConfig: maximum_associations and acse_timeout must be positive, got "
+                f"{self.maximum_associations}, {self.acse_timeout}"
+            )
 
 
 def storage_name(sop_instance_uid: str) -> str:
@@ -198,30 +223,144 @@ def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid
     return b"\0" * 128 + b"DICM" + _element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
 
 
-class _TlsAssociationServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server with the TLS handshake moved out of the accept loop.
+class _Contexts(list[PresentationContext]):
+    """The server's supported contexts, copied per connection in 1 ms rather than 130.
 
-    pynetdicom 3.0.4 handshakes inside get_request(), on the one thread that accepts, with
-    no timeout: a client that connects and stays silent stalls every later connection.
-    Here the handshake runs in the connection's own thread with a deadline.
+    pynetdicom deep-copies them for every connection it accepts, before any byte is read: with
+    the PACS's 177 contexts that took 130 ms of the GIL, so a burst of 16 connections stalled
+    everyone for seconds. Negotiation only reads the acceptor's contexts (pynetdicom 3.0.4
+    presentation.negotiate_as_acceptor), so a shallow copy of each is enough.
     """
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[PresentationContext]:
+        return [copy.copy(cx) for cx in self]
+
+
+@dataclass(eq=False)
+class _Peer:
+    """One accepted connection, from accept() until its association thread ends."""
+
+    sock: socket.socket
+    accepted: float  # time.monotonic()
+    assoc: Any = None  # its pynetdicom Association, once EVT_CONN_OPEN fired
+    requested: bool = False  # its A-ASSOCIATE-RQ arrived whole
+
+
+def _hang_up(sock: socket.socket) -> None:
+    """Shut the TCP connection under `sock` so that a thread blocked reading it sees EOF at once.
+
+    The base class method, also for an SSLSocket: its own shutdown() drops the TLS state
+    under the thread that is reading.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _GuardedAssociationServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server with per-connection deadlines and a capacity slow peers cannot exhaust.
+
+    pynetdicom 3.0.4 reads a PDU with blocking recv() calls and checks its ARTIM timer only
+    between PDUs, so a peer that drips its A-ASSOCIATE-RQ a byte at a time is never timed out;
+    and it counts every connection, associated or not (and each for up to `acse_timeout`
+    after it closed), against `maximum_associations`. Here (plain and TLS alike):
+
+    - the TLS handshake runs in the connection's own thread, not in the accept loop;
+    - a connection whose handshake and A-ASSOCIATE-RQ are not complete within `acse_timeout`
+      of its accept (the ARTIM deadline) is hung up, however slowly it keeps sending;
+    - `capacity` counts associations whose A-ASSOCIATE-RQ arrived; one over it is rejected
+      (A-ASSOCIATE-RJ, local limit exceeded), as pynetdicom would;
+    - when `capacity` connections are open, a new one hangs up the oldest that has not sent
+      a whole A-ASSOCIATE-RQ yet, so idle peers make room for a working one.
+    """
+
+    def __init__(self, *args: Any, capacity: int, **kwargs: Any) -> None:
+        self.capacity = capacity
+        self.request_queue_size = capacity  # the listen() backlog: a burst of connects is not held back
+        super().__init__(*args, **kwargs)
+        self.contexts = _Contexts(self.contexts)
+        self._peers: dict[socket.socket, _Peer] = {}
+        self._lock = threading.Lock()
+        self.bind(evt.EVT_CONN_OPEN, self._on_open)
+        self.bind(evt.EVT_REQUESTED, self._on_requested)
+
+    @property
+    def _deadline(self) -> float:
+        return float(self.ae.acse_timeout or 30.0)
+
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        listener, context = cast(socket.socket, self.socket), cast(ssl.SSLContext, self.ssl_context)
-        sock, address = listener.accept()
-        sock.settimeout(self.ae.acse_timeout or 30.0)
-        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return tls, address
+        sock, address = cast(socket.socket, self.socket).accept()
+        if self.ssl_context is not None:
+            sock.settimeout(self._deadline)  # per read; the watchdog holds the whole handshake to it too
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._lock:
+            self._prune()
+            if len(self._peers) >= self.capacity:
+                waiting = [peer for peer in self._peers.values() if not peer.requested]
+                if waiting:
+                    oldest = min(waiting, key=lambda peer: peer.accepted)
+                    _LOG.info(
+                        "full (%d connections): hung up %s, which sent no A-ASSOCIATE-RQ", self.capacity, oldest.sock
+                    )
+                    self._evict(oldest)
+            self._peers[sock] = _Peer(sock, time.monotonic())
+        return sock, address
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            request.do_handshake()
-        except (OSError, ValueError) as exc:  # refused client certificate, protocol, cipher, timeout
-            _LOG.info("TLS handshake with %s failed: %s", client_address, exc)
-            self.shutdown_request(request)
-            return
-        request.settimeout(None)  # as a plain accepted socket: pynetdicom polls with select()
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (OSError, ValueError) as exc:  # refused client certificate, protocol, cipher, deadline
+                _LOG.info("TLS handshake with %s failed: %s", client_address, exc)
+                self.shutdown_request(request)
+                return
+            request.settimeout(None)  # as a plain accepted socket: pynetdicom polls with select()
         super().process_request_thread(request, client_address)
+
+    def service_actions(self) -> None:
+        """Called by serve_forever() every poll: hang up connections past the ARTIM deadline."""
+        super().service_actions()
+        late = time.monotonic() - self._deadline
+        with self._lock:
+            self._prune()
+            for peer in [p for p in self._peers.values() if not p.requested and p.accepted < late]:
+                _LOG.info("no A-ASSOCIATE-RQ within %g s from %s: hung up", self._deadline, peer.sock)
+                self._evict(peer)
+
+    def hang_up_all(self) -> None:
+        """Hang up every connection (stop(): pynetdicom cannot abort one that sent no A-ASSOCIATE-RQ)."""
+        with self._lock:
+            for peer in list(self._peers.values()):
+                self._evict(peer)
+
+    def _evict(self, peer: _Peer) -> None:
+        del self._peers[peer.sock]
+        _hang_up(peer.sock)
+
+    def _prune(self) -> None:
+        for peer in list(self._peers.values()):
+            ended = peer.assoc is not None and peer.assoc.ident is not None and not peer.assoc.is_alive()
+            if ended or peer.sock.fileno() < 0:
+                del self._peers[peer.sock]
+
+    def _on_open(self, event: Any) -> None:
+        sock = getattr(event.assoc.dul.socket, "socket", None)
+        with self._lock:
+            peer = self._peers.get(sock) if sock is not None else None
+            if peer is not None:
+                peer.assoc = event.assoc
+
+    def _on_requested(self, event: Any) -> None:
+        assoc = event.assoc
+        with self._lock:
+            peers = self._peers.values()
+            associated = sum(1 for p in peers if p.requested and p.assoc is not assoc and p.assoc.is_alive())
+            peer = next((p for p in peers if p.assoc is assoc), None)
+            if peer is not None:
+                peer.requested = True
+        if associated >= self.capacity:
+            assoc.acse.send_reject(0x02, 0x03, 0x02)  # rejected-transient, provider (presentation), local limit
+            evt.trigger(assoc, evt.EVT_REJECTED, {})
+            assoc.kill()
 
 
 class PacsSimulator:
@@ -253,7 +392,7 @@ class PacsSimulator:
         ae.acse_timeout = cfg.acse_timeout
         ae.dimse_timeout = cfg.dimse_timeout
         ae.network_timeout = cfg.network_timeout
-        ae.maximum_associations = cfg.maximum_associations
+        ae.maximum_associations = _PYNETDICOM_LIMIT
         ae.maximum_pdu_size = 0  # unlimited, as most PACS do: fewer, larger P-DATA PDUs
         ae.add_supported_context(VERIFICATION)
         rejected = cfg.quirks.rejected_sop_classes
@@ -284,7 +423,8 @@ class PacsSimulator:
                 (cfg.host, cfg.port),
                 evt_handlers=handlers,
                 ssl_context=cfg.ssl_context,
-                server_class=ThreadedAssociationServer if cfg.ssl_context is None else _TlsAssociationServer,
+                server_class=_GuardedAssociationServer,
+                capacity=cfg.maximum_associations,
             )
         except Exception:
             self._index.close()
@@ -316,6 +456,7 @@ class PacsSimulator:
                 # Sta2 (a connection that sent no A-ASSOCIATE-RQ yet, e.g. a TLS probe); those end with their peer.
                 if assoc.is_established:
                     assoc.abort()
+            self._server.hang_up_all()  # and those it could not abort
             # The socketserver shutdown: pynetdicom's own expects start_server()'s bookkeeping.
             socketserver.BaseServer.shutdown(self._server)
             self._server.server_close()
@@ -573,6 +714,8 @@ def serve(config: PacsConfig, *, banner: str = "") -> int:
     if banner:
         _LOG.info("%s", banner)
     pacs = PacsSimulator(config).start()
+    # For whoever started it with --port 0: parse_listening() reads this line.
+    print(f"listening dicom={format_address(config.host, pacs.port)}", flush=True)
     try:
         wait_until_stopped(stop, _LOG)
     finally:
@@ -594,15 +737,32 @@ def parse_destinations(parser: argparse.ArgumentParser, values: Sequence[str]) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser("python -m simulators.pacs", "Run the PACS simulator until SIGTERM/SIGINT.", tls=True)
-    args = parser.parse_args(argv)
-    config = PacsConfig(
-        ae_title=args.ae_title,
-        host=args.host,
-        port=args.port,
-        storage=args.storage,
-        destinations=parse_destinations(parser, args.destination),
-        ssl_context=ssl_context_from_args(parser, args),
+    parser.add_argument(
+        "--max-associations",
+        type=int,
+        default=MAX_ASSOCIATIONS,
+        help=f"concurrent associations served; idle connections make room (default {MAX_ASSOCIATIONS})",
     )
+    parser.add_argument(
+        "--acse-timeout",
+        type=float,
+        default=ACSE_TIMEOUT,
+        help=f"seconds for a TLS handshake and A-ASSOCIATE-RQ, and ACSE waits (default {ACSE_TIMEOUT:g})",
+    )
+    args = parser.parse_args(argv)
+    try:
+        config = PacsConfig(
+            ae_title=args.ae_title,
+            host=args.host,
+            port=args.port,
+            storage=args.storage,
+            destinations=parse_destinations(parser, args.destination),
+            ssl_context=ssl_context_from_args(parser, args),
+            maximum_associations=args.max_associations,
+            acse_timeout=args.acse_timeout,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     return serve(config)
 
 

@@ -8,7 +8,12 @@ is closed and everything else keeps going.
 
 Run it standalone:
     python -m simulators.audit.repository --udp-port 0 [--tls-port 0 --tls-dir PKI_DIR] --out audit.jsonl
-It prints `listening udp=PORT tls=PORT` (`tls=-` without TLS) and serves until SIGTERM/SIGINT.
+It prints `listening udp=HOST:PORT tls=HOST:PORT` (`tls=-` without TLS; simulators._net.parse_listening
+reads it) and serves until SIGTERM/SIGINT.
+
+Each TLS connection has its own thread and deadlines (handshake, whole frame, idle), so a peer
+that sends slowly holds up nobody else; when the connections are all taken, the one that has
+made no progress the longest is dropped to make room.
 """
 
 from __future__ import annotations
@@ -25,22 +30,40 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from simulators._lifeline import stop_signals, wait_until_stopped
-from simulators._net import LOOPBACK
+from simulators._net import LOOPBACK, format_address
 from simulators.audit.message import MAX_MESSAGE_BYTES, AuditMessageError
 from simulators.audit.record import AuditRecord, record_failure, record_message
 from simulators.audit.syslog import OctetCountingDecoder
 from simulators.pki import PkiError, load_pki
 
-__all__ = ["ArrConfig", "AuditRepository", "build_parser", "main"]
+__all__ = [
+    "FRAME_TIMEOUT",
+    "HANDSHAKE_TIMEOUT",
+    "IDLE_TIMEOUT",
+    "MAX_TLS_CONNECTIONS",
+    "ArrConfig",
+    "AuditRepository",
+    "build_parser",
+    "main",
+]
 
 _LOG = logging.getLogger("simulators.audit.repository")
-_POLL = 0.25  # how often a blocked connection thread checks for stop()
+_POLL = 0.25  # how often a blocked connection thread checks for stop() and its deadlines
 _RECV = 16 * 1024
+# Concurrent TLS connections. Sixteen slow peers once took all sixteen; now a new connection
+# also drops, when all are taken, one that made no progress for _STALLED seconds.
+MAX_TLS_CONNECTIONS = 64
+HANDSHAKE_TIMEOUT = 10.0  # a TLS handshake, complete within this of the accept
+FRAME_TIMEOUT = 10.0  # a syslog frame, complete within this of its first byte
+IDLE_TIMEOUT = 30.0  # a connection silent this long between frames is closed
+# Progress is a finished handshake or frame; a connection without any for this long may be
+# dropped to make room (one inside a handshake or frame before one idle between frames).
+_STALLED = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,16 +76,36 @@ class ArrConfig:
     tls_port: int = 0  # used only with an ssl_context
     ssl_context: ssl.SSLContext | None = None  # None: no TLS listener
     max_message_bytes: int = MAX_MESSAGE_BYTES  # a syslog message (UDP datagram or TLS frame)
-    max_tls_connections: int = 16
-    idle_timeout: float = 30.0  # a TLS connection silent this long (handshake included) is closed
+    max_tls_connections: int = MAX_TLS_CONNECTIONS
+    idle_timeout: float = IDLE_TIMEOUT  # between frames; also caps the handshake deadline
+    handshake_timeout: float = HANDSHAKE_TIMEOUT
+    frame_timeout: float = FRAME_TIMEOUT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
-        if self.max_message_bytes < 1 or self.max_tls_connections < 1 or self.idle_timeout <= 0:
+        limits = (self.max_message_bytes, self.max_tls_connections)
+        timeouts = (self.idle_timeout, self.handshake_timeout, self.frame_timeout)
+        if min(limits) < 1 or min(timeouts) <= 0:
             raise ValueError(
-                "ArrConfig: max_message_bytes, max_tls_connections and idle_timeout must be positive, got "
-                f"{self.max_message_bytes}, {self.max_tls_connections}, {self.idle_timeout}"
+                "ArrConfig: max_message_bytes, max_tls_connections, idle_timeout, handshake_timeout and "
+                f"frame_timeout must be positive, got {', '.join(f'{v:g}' for v in (*limits, *timeouts))}"
             )
+
+
+@dataclass(eq=False)
+class _Connection:
+    """One TLS connection's socket and progress, shared by its thread and the accept loop."""
+
+    sock: socket.socket
+    progress: float = field(default_factory=time.monotonic)  # when it last finished a handshake or frame
+    busy: bool = True  # inside a handshake or a frame
+    dropped: str = ""  # why the accept loop hung it up, if it did
+
+    def hang_up(self, reason: str) -> None:
+        """Shut the TCP connection so that its thread, blocked reading, sees EOF at once."""
+        self.dropped = reason
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
 
 def _peer(address: Any) -> str:
@@ -85,7 +128,7 @@ class AuditRepository:
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
         self._thread: threading.Thread | None = None
-        self._connections: set[threading.Thread] = set()
+        self._connections: dict[threading.Thread, _Connection] = {}
         self._connections_lock = threading.Lock()
         self._stopping = threading.Event()
         self._udp_port = config.udp_port
@@ -246,35 +289,59 @@ class AuditRepository:
         except OSError as exc:
             _LOG.debug("TLS accept: %s", exc)
             return
-        peer = _peer(address)
+        peer, limit = _peer(address), self._config.max_tls_connections
         with self._connections_lock:
-            crowded = len(self._connections) >= self._config.max_tls_connections
+            if len(self._connections) >= limit:
+                self._make_room()
+            crowded = len(self._connections) >= limit
             if not crowded:
-                thread = threading.Thread(target=self._connection, args=(conn, peer), name=f"arr-{peer}", daemon=True)
-                self._connections.add(thread)
+                state = _Connection(conn)
+                thread = threading.Thread(target=self._connection, args=(state, peer), name=f"arr-{peer}", daemon=True)
+                self._connections[thread] = state
         if crowded:
             conn.close()
-            self._invalid("tls", peer, f"refused: too many TLS connections (limit {self._config.max_tls_connections})")
+            self._invalid("tls", peer, f"refused: too many TLS connections (limit {limit})")
             return
         thread.start()
 
-    def _connection(self, conn: socket.socket, peer: str) -> None:
+    def _make_room(self) -> None:
+        """Drop the connection stalled the longest (inside a handshake or frame first); none if all progress."""
+        now = time.monotonic()
+        stalled = [(t, c) for t, c in self._connections.items() if now - c.progress > _STALLED]
+        if stalled:
+            thread, victim = min(stalled, key=lambda item: (not item[1].busy, item[1].progress))
+            del self._connections[thread]
+            limit = self._config.max_tls_connections
+            victim.hang_up(
+                f"dropped to make room: all {limit} TLS connections taken, no progress for {now - victim.progress:.1f} s"
+            )
+
+    def _connection(self, state: _Connection, peer: str) -> None:
+        conn = state.sock
         try:
-            tls = self._handshake(conn, peer)
+            tls = self._handshake(conn, peer, state)
             if tls is not None:
+                state.busy, state.progress = False, time.monotonic()
                 with tls:
-                    self._read_frames(tls, peer)
+                    self._read_frames(tls, peer, state)
         except Exception:  # noqa: BLE001 - a bug here must not stop the ARR (logged)
             _LOG.exception("TLS connection from %s", peer)
         finally:
             conn.close()
             with self._connections_lock:
-                self._connections.discard(threading.current_thread())
+                self._connections.pop(threading.current_thread(), None)
+            if state.dropped:  # whatever its thread made of the EOF, this is why
+                self._invalid("tls", peer, state.dropped)
 
-    def _handshake(self, conn: socket.socket, peer: str) -> ssl.SSLSocket | None:
-        """The TLS socket once the handshake is done; None (and a record) if it failed or timed out."""
+    def _handshake(self, conn: socket.socket, peer: str, state: _Connection) -> ssl.SSLSocket | None:
+        """The TLS socket once the handshake is done; None (and a record) if it failed or missed its deadline.
+
+        The deadline is for the whole handshake, however slowly its bytes keep coming.
+        """
         assert self._config.ssl_context is not None
-        deadline = time.monotonic() + self._config.idle_timeout
+        allowed = min(self._config.handshake_timeout, self._config.idle_timeout)
+        deadline = time.monotonic() + allowed
+        late = f"TLS handshake timed out after {allowed:g} s"
         conn.settimeout(_POLL)
         # A peer that connects and leaves without a byte (a port probe) sent no message: not recorded.
         while True:
@@ -287,7 +354,7 @@ class AuditRepository:
                 if self._stopping.is_set():
                     return None
                 if time.monotonic() > deadline:
-                    self._invalid("tls", peer, f"TLS handshake timed out after {self._config.idle_timeout:g} s")
+                    self._failed(state, peer, late)
                     return None
             except OSError as exc:
                 _LOG.info("TLS connection from %s failed before the handshake: %s", peer, exc)
@@ -295,70 +362,85 @@ class AuditRepository:
         try:
             tls = self._config.ssl_context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
         except (OSError, ValueError) as exc:
-            self._invalid("tls", peer, f"TLS handshake failed: {exc}")
+            self._failed(state, peer, f"TLS handshake failed: {exc}")
             return None
         while True:
+            if self._stopping.is_set() or time.monotonic() > deadline:
+                tls.close()
+                if not self._stopping.is_set():
+                    self._failed(state, peer, late)
+                return None
             try:
                 tls.do_handshake()
                 return tls
             except TimeoutError:
-                if self._stopping.is_set() or time.monotonic() > deadline:
-                    tls.close()
-                    if not self._stopping.is_set():
-                        self._invalid("tls", peer, f"TLS handshake timed out after {self._config.idle_timeout:g} s")
-                    return None
+                continue  # the socket timeout is _POLL: a dripping peer gets here between its bytes too
             except ssl.SSLCertVerificationError as exc:
-                tls.close()
-                self._invalid("tls", peer, f"TLS handshake failed: {exc.reason}: {exc.verify_message}")
-                return None
+                reason = f"TLS handshake failed: {exc.reason}: {exc.verify_message}"
             except ssl.SSLError as exc:
-                tls.close()
-                self._invalid("tls", peer, f"TLS handshake failed: {exc.reason or exc}")
-                return None
+                reason = f"TLS handshake failed: {exc.reason or exc}"
             except OSError as exc:
-                tls.close()
-                self._invalid("tls", peer, f"TLS handshake failed: {exc.strerror or exc}")
-                return None
+                reason = f"TLS handshake failed: {exc.strerror or exc}"
+            tls.close()
+            self._failed(state, peer, reason)
+            return None
 
-    def _read_frames(self, tls: ssl.SSLSocket, peer: str) -> None:
-        """Octet-counted messages until EOF, a framing error, the idle timeout or stop()."""
-        limit = self._config.max_message_bytes
-        decoder = OctetCountingDecoder(limit)
-        last = time.monotonic()
+    def _failed(self, state: _Connection, peer: str, reason: str) -> None:
+        """Record a connection's failure, unless the accept loop dropped it (that is recorded instead)."""
+        if not state.dropped:
+            self._invalid("tls", peer, reason)
+
+    def _read_frames(self, tls: ssl.SSLSocket, peer: str, state: _Connection) -> None:
+        """Octet-counted messages until EOF, a framing error, a deadline (frame or idle) or stop()."""
+        cfg = self._config
+        decoder = OctetCountingDecoder(cfg.max_message_bytes)
+        started: float | None = None  # when the frame being received began
         while not self._stopping.is_set():
             try:
                 data = tls.recv(_RECV)
             except TimeoutError:
-                if time.monotonic() - last > self._config.idle_timeout:
-                    if decoder.pending:
-                        self._invalid("tls", peer, f"idle timeout inside a frame ({decoder.pending} bytes pending)")
-                    _LOG.info("TLS connection from %s idle for %g s: closed", peer, self._config.idle_timeout)
-                    return
-                continue
+                data = None
             except ssl.SSLError as exc:
-                self._invalid("tls", peer, f"TLS error: {exc.reason or exc}")
+                self._failed(state, peer, f"TLS error: {exc.reason or exc}")
                 return
             except OSError as exc:
-                if decoder.pending:
-                    self._invalid("tls", peer, f"connection lost inside a frame: {exc.strerror or exc}")
+                if decoder.inside_frame:
+                    self._failed(state, peer, f"connection lost inside a frame: {exc.strerror or exc}")
                 return
-            if not data:
+            now = time.monotonic()
+            if data is None:
+                if started is None and now - state.progress > cfg.idle_timeout:
+                    _LOG.info("TLS connection from %s idle for %g s: closed", peer, cfg.idle_timeout)
+                    return
+            elif not data:
                 try:
                     decoder.eof()
                 except AuditMessageError as exc:
-                    self._invalid("tls", peer, exc.reason)
+                    self._failed(state, peer, exc.reason)
                 return
-            last = time.monotonic()
-            try:
-                frames = decoder.feed(data)
-            except AuditMessageError as exc:
-                frames, error = [], exc.reason
             else:
-                error = ""
-            for frame in frames:
-                self._add(record_message(frame, "tls", peer, limit))
-            if error:
-                self._invalid("tls", peer, error)
+                try:
+                    frames, error = decoder.feed(data), ""
+                except AuditMessageError as exc:
+                    frames, error = [], exc.reason
+                for frame in frames:
+                    self._add(record_message(frame, "tls", peer, cfg.max_message_bytes))
+                if frames:
+                    state.progress = now
+                if error:
+                    self._failed(state, peer, error)
+                    return
+                if not decoder.inside_frame:
+                    started = None
+                elif started is None or frames:  # a frame began in this read
+                    started = now
+                state.busy = decoder.inside_frame
+            if started is not None and now - started > cfg.frame_timeout:
+                self._failed(
+                    state,
+                    peer,
+                    f"frame not complete within {cfg.frame_timeout:g} s ({decoder.pending} bytes received)",
+                )
                 return
 
 
@@ -379,7 +461,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-message-bytes", type=int, default=MAX_MESSAGE_BYTES, help="largest syslog message accepted"
     )
-    parser.add_argument("--idle-timeout", type=float, default=30.0, help="seconds before a silent TLS peer is dropped")
+    parser.add_argument(
+        "--idle-timeout", type=float, default=IDLE_TIMEOUT, help="seconds a TLS peer may be silent between frames"
+    )
+    parser.add_argument(
+        "--handshake-timeout", type=float, default=HANDSHAKE_TIMEOUT, help="seconds for a whole TLS handshake"
+    )
+    parser.add_argument("--frame-timeout", type=float, default=FRAME_TIMEOUT, help="seconds for a whole syslog frame")
+    parser.add_argument(
+        "--max-tls-connections",
+        type=int,
+        default=MAX_TLS_CONNECTIONS,
+        help="concurrent TLS connections; when all are taken a stalled one makes room",
+    )
     return parser
 
 
@@ -403,6 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ssl_context=context,
             max_message_bytes=args.max_message_bytes,
             idle_timeout=args.idle_timeout,
+            handshake_timeout=args.handshake_timeout,
+            frame_timeout=args.frame_timeout,
+            max_tls_connections=args.max_tls_connections,
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -414,7 +511,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"simulators.audit.repository: cannot listen on {args.host}: {exc}", file=sys.stderr)
         return 1
     try:
-        print(f"listening udp={arr.udp_port} tls={arr.tls_port if arr.tls_port is not None else '-'}", flush=True)
+        tls = format_address(args.host, arr.tls_port) if arr.tls_port is not None else "-"
+        # For whoever started it with port 0: parse_listening() reads this line.
+        print(f"listening udp={format_address(args.host, arr.udp_port)} tls={tls}", flush=True)
         wait_until_stopped(stop, _LOG)
     finally:
         arr.stop()

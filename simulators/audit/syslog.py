@@ -178,6 +178,11 @@ class OctetCountingDecoder:
         """Bytes received and not yet returned (a partial prefix or message)."""
         return len(self._buffer)
 
+    @property
+    def inside_frame(self) -> bool:
+        """Whether a frame was begun and not finished (its prefix or message partly received)."""
+        return bool(self._buffer) or self._need is not None
+
     def _fail(self, reason: str) -> AuditMessageError:
         self._error = reason
         self._buffer.clear()

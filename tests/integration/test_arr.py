@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from simulators._net import parse_listening
 from simulators.audit.build import build_message
 from simulators.audit.message import (
     APPLICATION_START,
@@ -460,10 +461,10 @@ def test_cli_serves_until_sigterm(tmp_path: Path, pki: Pki) -> None:
     )
     try:
         line = _first_line(proc, 20)
-        words = dict(word.split("=") for word in line.split()[1:])
-        assert line.startswith("listening ") and set(words) == {"udp", "tls"}, line
-        send_udp(HOST, int(words["udp"]), _valid("cli-udp"))
-        with TlsSender(HOST, int(words["tls"]), pki.client_context(), timeout=5) as sender:
+        listening = parse_listening(line)
+        assert set(listening) == {"udp", "tls"}, line
+        send_udp(*listening["udp"], _valid("cli-udp"))
+        with TlsSender(*listening["tls"], pki.client_context(), timeout=5) as sender:
             sender.send(_valid("cli-tls"))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and (not out.exists() or len(read_records(out)) < 2):
@@ -509,3 +510,30 @@ def test_cli_refuses_bad_tls_arguments(tmp_path: Path, args: list[str], message:
     )
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_cli_on_port_0_prints_addresses_parse_listening_reads(tmp_path: Path, pki: Pki) -> None:
+    out = tmp_path / "cli.jsonl"
+    command = [sys.executable, "-m", "simulators.audit.repository", "--udp-port", "0", "--tls-port", "0"]
+    command += ["--tls-dir", str(pki.directory), "--out", str(out), "--max-tls-connections", "4"]
+    command += ["--handshake-timeout", "2", "--frame-timeout", "2"]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    try:
+        line = _first_line(proc, 20)
+        assert line.startswith("listening udp="), line  # the harness waits for this prefix
+        listening = parse_listening(line)
+        assert set(listening) == {"udp", "tls"} and {host for host, _ in listening.values()} == {HOST}, line
+        with TlsSender(*listening["tls"], pki.client_context(), timeout=5) as sender:
+            sender.send(_valid("port-0"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not out.exists() or not read_records(out)):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert [r.user_ids[0] for r in read_records(out)] == ["port-0"]

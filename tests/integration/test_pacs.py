@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom.dsutils import create_file_meta, encode_file_meta
 
 from harness.model import Endpoint
-from simulators._net import free_port
+from simulators._net import free_port, parse_listening
 from simulators.corpus import CorpusItem, generate
 from simulators.index import INDEX_FILENAME
 from simulators.modality import Modality, dataset_sha256, file_sha256
@@ -451,3 +452,23 @@ def test_entry_point_rejects_a_malformed_destination(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "simulators.pacs", "--ae-title", "X", "--port", "0", "--storage", str(tmp_path)]
     proc = subprocess.run([*cmd, "--destination", "nohost"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "AE=host:port" in proc.stderr
+
+
+def test_entry_point_on_port_0_prints_the_port_it_bound(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "simulators.pacs", "--ae-title", "ANYPORT", "--port", "0"]
+    cmd += ["--storage", str(tmp_path / "store"), "--max-associations", "8", "--acse-timeout", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        assert proc.stdout is not None
+        assert select.select([proc.stdout], [], [], 20)[0], "no 'listening' line within 20 s"
+        line = proc.stdout.readline()
+        host, port = parse_listening(line)["dicom"]
+        assert host == "127.0.0.1" and port > 0, line
+        wait_for_device(Endpoint("ANYPORT", host, port), proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 0
