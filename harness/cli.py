@@ -5,15 +5,21 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
+# Only what the signal handler and the error path need, so both are ready within Python's own start-up.
 from harness import __version__
-from harness.errors import HarnessError
-from harness.model import Comparison, RunStatus, Verdict
+from harness.cancel import cancel_runs
+from harness.errors import HarnessError, RunDirError, printable
 
 __all__ = ["main"]
+
+_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Prove a security patch did not change what a DICOM device does.",
     )
     parser.add_argument("--version", action="version", version=f"patchgate {__version__}")
+    parser.add_argument("--debug", action="store_true", help="on an error, show its traceback too")
     sub = parser.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("validate", help="run baseline twice and candidate once, compare, report, exit with the verdict")
@@ -59,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--policy", type=Path, action="append", default=[], help="expected-change policy TOML (repeat)")
     c.add_argument("--out", type=Path, required=True, help="where comparison.json and the reports go")
     c.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="compare runs of another device, corpus or profile anyway: warnings, not INCONCLUSIVE",
+    )
+    c.add_argument(
         "--report-templates",
         type=Path,
         metavar="DIR",
@@ -76,21 +88,24 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--only", action="append", default=[], help="base, simulators, orthanc, dcmtk or orthanc-security (repeat)"
     )
+    for command in sub.choices.values():  # after the subcommand too; SUPPRESS keeps a --debug given before it
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
 def _finish(validation_comparison: object, reports: dict[str, Path], started: float) -> int:
+    from harness.model import Comparison, Verdict
     from harness.report.terminal import summary_table
 
     assert isinstance(validation_comparison, Comparison)
     print(summary_table(validation_comparison))
     for name, path in sorted(reports.items()):
-        print(f"  {name:<12} {path}")
+        print(f"  {name:<12} {printable(str(path))}")
     print(f"  took {time.monotonic() - started:.1f} s")
     verdict = validation_comparison.verdict
     if verdict is Verdict.INCONCLUSIVE:
         reason = validation_comparison.reasons[0] if validation_comparison.reasons else "see the report"
-        print(f"patchgate: error: INCONCLUSIVE: {reason}", file=sys.stderr)
+        print(f"patchgate: error: INCONCLUSIVE: {printable(reason)}", file=sys.stderr)
     return verdict.exit_code
 
 
@@ -109,7 +124,8 @@ def _validate(args: argparse.Namespace, started: float) -> int:
     if args.replicas < 1:
         raise HarnessError("--replicas must be at least 1", hint="2 (the default) measures noise")
     _check_report_templates(args)
-    print(f"patchgate {__version__}: validating {title}; output in {args.out}")
+    _output_dir(args.out)
+    print(f"patchgate {__version__}: validating {printable(title)}; output in {printable(str(args.out))}")
     result = run_validation(
         profile,
         args.out,
@@ -123,19 +139,21 @@ def _validate(args: argparse.Namespace, started: float) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from harness.model import RunStatus
     from harness.profile import load_profile
     from harness.runner import RunRequest, run_variant
     from harness.validation import ProgressLine
 
     profile = load_profile(args.profile)
     profile.variant(args.variant)
+    _output_dir(args.out)
     role = args.role or (args.variant if args.variant in ("baseline", "candidate") else "candidate")
     progress = ProgressLine()
     manifest = run_variant(RunRequest(profile, args.variant, role, args.replica, args.out), progress)
     progress.done()
-    print(f"{manifest.run_id}: {manifest.status.value}, {manifest.cases_collected} cases, {args.out}")
+    print(printable(f"{manifest.run_id}: {manifest.status.value}, {manifest.cases_collected} cases, {args.out}"))
     if manifest.status is not RunStatus.COMPLETED:
-        raise HarnessError(f"{args.out}: run {manifest.status.value}: {manifest.status_detail}")
+        raise HarnessError(f"{args.out}: run {manifest.status.value}: {printable(manifest.status_detail)}")
     return 0
 
 
@@ -147,9 +165,12 @@ def _compare(args: argparse.Namespace, started: float) -> int:
     profile = load_profile(args.profile) if args.profile else None
     policy = policy_for(profile, args.policy)
     _check_report_templates(args)
+    _output_dir(args.out)
     baselines = [read_run(d) for d in args.baseline]
     candidate = read_run(args.candidate)
-    result = compare_runs(baselines, candidate, policy, args.out, report_templates=args.report_templates)
+    result = compare_runs(
+        baselines, candidate, policy, args.out, report_templates=args.report_templates, allow_mixed=args.allow_mixed
+    )
     return _finish(result.comparison, result.reports, started)
 
 
@@ -161,12 +182,28 @@ def _check_report_templates(args: argparse.Namespace) -> None:
         check_templates(args.report_templates)
 
 
+def _output_dir(path: Path) -> None:
+    """Make `--out` and prove it writable, so a bad one fails at once on one line, not as a run's traceback."""
+    from harness.rundir import storage_error
+
+    for folder in (path, *path.parents):
+        if folder.exists() and not folder.is_dir():
+            what = "is a file" if folder == path else f"is under {printable(str(folder))}, a file"
+            raise RunDirError(f"--out {path}: {what}, not a directory", hint="choose a directory path for --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise storage_error(exc, path) from None
+
+
 def _sweep() -> int:
     from harness.launch.engine import docker_client, sweep
 
     removed = sweep(docker_client())
     for name in removed:
-        print(f"removed {name}")
+        print(f"removed {printable(name)}")
     print(f"{len(removed)} container(s) and network(s) of killed runs removed")
     return 0
 
@@ -179,42 +216,99 @@ def _variants() -> int:
     return 0
 
 
-def _on_signal(signum: int, frame: object) -> None:
-    # Every run stops its containers and processes in its own `finally`; tell the worker threads too.
-    from harness.runner import cancel_runs
+class _Signalled(KeyboardInterrupt):
+    """KeyboardInterrupt from a signal handler; caught as one by the runs.
 
-    cancel_runs()
-    raise KeyboardInterrupt
+    A subclass: CPython marks a KeyboardInterrupt (that very class) leaving an exec() of source text
+    as unhandled, and `python -m` then ends by SIGINT even after we caught it; dataclasses build their
+    methods that way, so a signal during almost any import did it (test_sigterm_anywhere_in_start_up).
+    """
+
+
+class _Interrupt:
+    """SIGTERM, SIGHUP and Ctrl-C: cancel every run, and interrupt the main thread once.
+
+    It imports nothing: a signal can land while a module is half imported, and an import of it
+    from the handler then fails. A second signal does not interrupt the cleanup the first started.
+    """
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        cancel_runs()
+        if not self.raised:
+            self.raised = True
+            raise _Signalled
+
+
+def _lines(text: str) -> str:
+    """`text` with each line's control characters escaped; a profile's list of problems keeps its lines."""
+    return "\n".join(printable(line) for line in text.splitlines())
+
+
+def _dispatch(args: argparse.Namespace, started: float) -> int:
+    if args.command == "validate":
+        return _validate(args, started)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "compare":
+        return _compare(args, started)
+    if args.command == "images":
+        from harness.images import main as images_main
+
+        return images_main([*(["--force"] if args.force else []), *(f"--only={o}" for o in args.only)])
+    if args.command == "sweep":
+        return _sweep()
+    return _variants()
+
+
+def _internal(exc: BaseException) -> str:
+    """An unexpected exception as `Type: message at harness/file.py:LINE`, naming patchgate's own innermost frame."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if any(f"/{pkg}/" in f.filename for pkg in ("harness", "simulators", "suites"))]
+    where = ""
+    if ours or frames:
+        frame = (ours or frames)[-1]
+        name = frame.filename
+        for pkg in ("harness", "simulators", "suites"):
+            if f"/{pkg}/" in name:
+                name = pkg + "/" + name.rsplit(f"/{pkg}/", 1)[1]
+        where = f" at {name}:{frame.lineno}"
+    return printable(f"{type(exc).__name__}: {exc}{where}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """The `patchgate` command: a verdict's exit code (0, 1, 2), 2 for any other failure, 130 on a signal."""
     started = time.monotonic()
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, _on_signal)
+    interrupt = _Interrupt()
+    for signum in _SIGNALS:  # first: a signal during start-up must end as one line and 130, never a traceback
+        signal.signal(signum, interrupt)
+    debug = False
     try:
-        if args.command == "validate":
-            return _validate(args, started)
-        if args.command == "run":
-            return _run(args)
-        if args.command == "compare":
-            return _compare(args, started)
-        if args.command == "images":
-            from harness.images import main as images_main
-
-            return images_main([*(["--force"] if args.force else []), *(f"--only={o}" for o in args.only)])
-        if args.command == "sweep":
-            return _sweep()
-        return _variants()
-    except HarnessError as exc:
-        print(f"patchgate: error: {exc.one_line()}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        from harness.runner import cancel_runs
-
+        args = _parser().parse_args(argv)
+        debug = bool(args.debug)
+        return _dispatch(args, started)
+    except KeyboardInterrupt:  # a signal, or a run that saw the cancel: stop the others too
+        interrupt.raised = True
         cancel_runs()
         print("patchgate: interrupted; the runs' containers and processes were stopped", file=sys.stderr)
         return 130
+    except HarnessError as exc:
+        interrupt.raised = True  # a signal now would cut the one line short
+        if debug:
+            traceback.print_exc()
+            if exc.detail:
+                print(exc.detail.rstrip("\n"), file=sys.stderr)
+        print(f"patchgate: error: {_lines(exc.one_line())}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - exit 1 would read as REGRESSED: a harness fault is never a verdict
+        interrupt.raised = True
+        if debug:
+            traceback.print_exc()
+        then = "see the traceback above" if debug else "run with --debug for the traceback"
+        print(f"patchgate: internal error: {_internal(exc)} ({then})", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

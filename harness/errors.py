@@ -2,13 +2,19 @@
 
 HarnessError
 ├── ProfileError          a profile file is missing, malformed, or has an unknown key or wrong type
-├── RunDirError           a run directory is missing, incomplete, or has a corrupted file
+├── RunDirError           a run or output directory is missing, incomplete, unwritable, or has a corrupted file
 ├── TargetError           a device (or simulator) did not start, never answered C-ECHO, or crashed
 ├── SuiteError            the suites could not be collected or run at all
 └── PolicyError           an expected-change entry is malformed
+
+The CLI prints a HarnessError as `patchgate: error: MESSAGE (hint: HINT)` and exits 2; any other
+exception as `patchgate: internal error: ...`, also exit 2 (exit 1 is the REGRESSED verdict).
+Text shown on a terminal goes through `printable` (each line) first: it may come from a device or a run directory.
 """
 
 from __future__ import annotations
+
+import re
 
 __all__ = [
     "HarnessError",
@@ -17,7 +23,27 @@ __all__ = [
     "RunDirError",
     "SuiteError",
     "TargetError",
+    "printable",
 ]
+
+_NEWLINES = re.compile(r"\r\n|\n|\r|\v|\f|\x1c|\x1d|\x1e|\x85|\u2028|\u2029")
+# C0 and C1 controls, DEL, the bidirectional overrides that make a terminal show text other than it is,
+# and lone surrogates (valid in JSON, but printing one to a UTF-8 stream raises).
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` as one terminal line: line breaks become " | ", other control characters escapes like \\x1b.
+
+    Device messages, case ids and run-directory fields reach the terminal; an escape sequence in
+    one must not recolour, clear or rewrite what the reader sees. Plain spaces stay as they are.
+    """
+    return _CONTROLS.sub(_escape, _NEWLINES.sub(" | ", text.strip("\r\n")))
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class HarnessError(Exception):
@@ -31,7 +57,7 @@ class HarnessError(Exception):
         self.detail = detail
 
     def one_line(self) -> str:
-        """The message and hint as a single line, for terminals and CI logs."""
+        """The message and hint as a single line, for terminals and CI logs (a profile's problem list keeps its lines)."""
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
 

@@ -78,7 +78,11 @@ def load_policy(path: str | Path) -> Policy:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
-        raise PolicyError(f"{path}: cannot read the policy file: {e.strerror}", hint="check the path") from e
+        raise PolicyError(f"{path}: cannot read the policy file: {e.strerror or e}", hint="check the path") from e
+    except UnicodeDecodeError as e:
+        raise PolicyError(
+            f"{path}: not UTF-8 text (byte {e.start}: {e.reason})", hint="a policy file is TOML, saved as UTF-8"
+        ) from e
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

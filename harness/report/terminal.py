@@ -1,4 +1,4 @@
-"""The plain-text summary of a comparison for terminals and CI logs."""
+"""The plain-text summary of a comparison for terminals and CI logs; text from runs has its control characters escaped."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from collections import Counter
 
 from harness.compare.diff import format_side
 from harness.compare.security import describe
+from harness.errors import printable
 from harness.model import CaseStatus, Classification, Comparison, Direction, SecurityChange
+from harness.verdict import MIXED_ALLOWED
 
 __all__ = ["summary_table"]
 
@@ -32,15 +34,19 @@ def summary_table(comparison: Comparison) -> str:
     if regressed:
         lines += ["", "Regressed cases"]
         for case in regressed:
-            lines.append(f"  {case.case}")
+            lines.append(f"  {printable(case.case)}")
             changed = [d for d in case.differences if d.classification is Classification.REGRESSED]
             for d in changed[:_DIFFS_PER_CASE]:
                 before, after = _cut(format_side(d, "before")), _cut(format_side(d, "after"))
-                lines.append(f"    {d.path}  {d.kind.value}  {before} → {after}")
+                lines.append(f"    {printable(d.path)}  {d.kind.value}  {before} → {after}")
             if len(changed) > _DIFFS_PER_CASE:
                 lines.append(f"    ... and {len(changed) - _DIFFS_PER_CASE} more differences (see report.html)")
+        # --allow-mixed: the runs' mix-up is said even when regressions fill the screen.
+        warnings = [r for r in comparison.reasons if r.startswith(MIXED_ALLOWED)]
+        if warnings:
+            lines += ["", "Warnings"] + [f"  {printable(r)}" for r in warnings]
     elif comparison.reasons:
-        lines += ["", "Reasons"] + [f"  {r}" for r in comparison.reasons]
+        lines += ["", "Reasons"] + [f"  {printable(r)}" for r in comparison.reasons]
     lines += ["", f"VERDICT: {comparison.verdict.value} (exit {comparison.verdict.exit_code})"]
     return "\n".join(lines)
 
@@ -56,11 +62,12 @@ def _posture(changes: tuple[SecurityChange, ...]) -> list[str]:
     lines = ["", f"Security posture: {said}, {count[Direction.UNCHANGED]} unchanged"]
     for c in moved[:_SECURITY_LINES]:
         judged = "expected" if c.expected else "regressed"
-        lines.append(f"  {c.direction.value:<9}  {c.case}  {describe(c)}  ({judged})")
+        lines.append(f"  {c.direction.value:<9}  {printable(c.case)}  {printable(describe(c))}  ({judged})")
     if len(moved) > _SECURITY_LINES:
         lines.append(f"  ... and {len(moved) - _SECURITY_LINES} more (see report.html)")
     return lines
 
 
 def _cut(text: str) -> str:
+    text = printable(text)  # escaped first: the cut then counts what the terminal shows
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"

@@ -44,3 +44,4 @@ def test_a_candidate_of_another_corpus_is_inconclusive_unless_allowed(tmp_path: 
     report = json.loads((tmp_path / "allowed" / "comparison.json").read_text())
     assert report["verdict"] == "REGRESSED"
     assert f"warning: mixed runs allowed: {corpus}" in report["reasons"]
+    assert f"warning: mixed runs allowed: {corpus}" in allowed.stdout  # said on the terminal too
