@@ -13,33 +13,18 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
+from harness.cancel import cancel_runs, cancel_token
 from harness.errors import RunDirError, SuiteError, TargetError
 from harness.launch.base import LaunchSpec, log_tail
 from harness.launch.readiness import Immediately
 from harness.model import CorpusInfo, Manifest, RunSetup, RunStatus
 from harness.profile import Profile
+from harness.redact import redact
 from harness.rundir import RunDir, storage_error
 from harness.surroundings import USER, Surroundings
 from simulators.endpoint import Endpoint
 
 __all__ = ["Progress", "RunRequest", "cancel_runs", "cancel_token", "corpus_info", "run_variant", "suites_root"]
-
-# Bumped by a signal handler: a run started before the bump turns it into KeyboardInterrupt at its next
-# check, so its `finally` cleans up. A generation, not a flag: a library caller's later runs are not cancelled.
-# No lock: the handler runs on the main thread between bytecodes, and one the main thread held would deadlock.
-_cancel_generation = 0
-
-
-def cancel_runs() -> None:
-    """Make every run started so far in this process stop at its next check (SIGTERM, Ctrl-C), cleaning up."""
-    global _cancel_generation
-    _cancel_generation += 1
-
-
-def cancel_token() -> int:
-    """The current generation: runs given it are cancelled by any later `cancel_runs()`."""
-    return _cancel_generation
-
 
 # (run label, cases finished, cases collected or 0 while collecting)
 Progress = Callable[[str, int, int], None]
@@ -192,7 +177,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> 
     surroundings: Surroundings | None = None
     device: Endpoint | None = None
     try:
-        surroundings = Surroundings(profile, request.variant, run, run_id)
+        surroundings = Surroundings(profile, request.variant, run, run_id, lambda: cancel_token() != token)
         device = surroundings.device_endpoint
         t1 = time.monotonic()
         context = surroundings.start()
@@ -221,7 +206,8 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> 
         status = RunStatus.HARNESS_FAILED if ours else RunStatus.DEVICE_FAILED
         detail = exc.one_line()
         with contextlib.suppress(OSError):
-            run.error.write_text(exc.one_line() + "\n" + exc.detail + "\n", encoding="utf-8")
+            error = exc.one_line() + "\n" + exc.detail + "\n"
+            run.error.write_text(redact(error, spec.secret_values), encoding="utf-8")
     except RunDirError as exc:  # the run directory could not be written (a full disk): the harness's fault
         status, detail = RunStatus.HARNESS_FAILED, exc.one_line()
     except OSError as exc:
@@ -255,5 +241,8 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> 
             device_endpoint=device,
             extra=setup,
         )
-        run.write_manifest(manifest)  # RunDirError ("no space left on ...") when even this cannot be written
+        # Secrets the profile marks (and identity credentials) never reach the manifest, so no report shows them.
+        run.write_manifest(
+            redact(manifest, spec.secret_values)
+        )  # RunDirError ("no space left on ...") when even this cannot be written
     return manifest

@@ -64,8 +64,28 @@ class DeviceSpec:
     )
     identity: Mapping[str, str] = field(
         default_factory=dict,
-        metadata=key("valid user identity credentials the device knows, by kind", keys=IDENTITY_KINDS),
+        metadata=key(
+            "valid user identity credentials the device knows, by kind; all but the username are secrets",
+            keys=IDENTITY_KINDS,
+        ),
     )
+    # Literal values, not {placeholders}: a placeholder is a value the harness makes (a port, a path, an
+    # AE title), never a secret; a secret is what the profile's author writes in (a password in `command`).
+    secrets: tuple[str, ...] = field(
+        default=(),
+        metadata=key(
+            'values replaced by "***" wherever a run records them (the device command in manifest.json, '
+            "comparison.json, the reports); the identity credentials are secrets without being listed",
+            pattern=r"(?!\{[a-z_][a-z0-9_.]*\}$)[\s\S]*\S[\s\S]*",
+            pattern_hint="a secret's literal value (not blank, not a {placeholder}: placeholders are never secret)",
+        ),
+    )
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """What to redact from a run's records: the declared secrets and every identity credential but the username."""
+        credentials = (value for kind, value in sorted(self.identity.items()) if kind != "username")
+        return tuple(dict.fromkeys(v for v in (*self.secrets, *credentials) if v))
 
 
 @dataclass(frozen=True)

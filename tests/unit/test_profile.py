@@ -302,3 +302,35 @@ def test_schema_script_mode_prints_the_schema() -> None:
         [sys.executable, "-m", "harness.profile", "--schema"], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert json.loads(result.stdout) == profile_json_schema()
+
+
+def test_secrets_are_the_declared_values_and_the_identity_credentials_but_the_username() -> None:
+    text = GOOD.replace('services = ["echo", "store"]', 'services = ["echo", "store"]\nsecrets = ["hunter2", "k3y"]')
+    text += '\n[device.identity]\nusername = "op"\npasscode = "pass-1"\njwt = "ey.jwt"\n'
+    device = parse_profile(text, "/tmp/dev.toml").device
+    assert device.secrets == ("hunter2", "k3y")
+    assert device.secret_values == ("hunter2", "k3y", "ey.jwt", "pass-1")
+    assert parse_profile(GOOD, "/tmp/dev.toml").device.secret_values == ()
+
+
+def test_the_reference_identity_credentials_are_secrets() -> None:
+    device = demo_profile().device
+    assert "pgoperator" not in device.secret_values  # a username names, it does not open
+    assert {device.identity[k] for k in ("passcode", "kerberos", "saml", "jwt")} <= set(device.secret_values)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ('["{port}"]', ":5: device.secrets[0]: '{port}' is not a secret's literal value"),
+        ('["  "]', ":5: device.secrets[0]: '  ' is not a secret's literal value"),
+        ('"hunter2"', ":5: device.secrets: expected an array"),
+        ("[7]", ":5: device.secrets[0]: expected str"),
+    ],
+)
+def test_bad_secrets_name_file_line_and_key(value: str, fragment: str) -> None:
+    message = _problems(
+        GOOD.replace('services = ["echo", "store"]', f'services = ["echo", "store"]\nsecrets = {value}')
+    )
+    assert fragment in message, message
+    assert "hint:" in message
