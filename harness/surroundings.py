@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,8 +35,11 @@ _SILENT_LIMIT = 3
 class Surroundings:
     """One run's surroundings; `start()` brings them up in order and returns the suites' context."""
 
-    def __init__(self, profile: Profile, variant: str, run: RunDir, run_id: str) -> None:
+    def __init__(
+        self, profile: Profile, variant: str, run: RunDir, run_id: str, cancelled: Callable[[], bool] = lambda: False
+    ) -> None:
         self.profile = profile
+        self.cancelled = cancelled  # a cancelled run stops waiting for what it starts
         self.variant: VariantSpec = profile.variant(variant)
         self.run = run
         self.run_id = run_id
@@ -116,6 +120,7 @@ class Surroundings:
             shared={str(self.pki.directory): "ro", str(records.parent): "rw", str(self.run.heartbeat): "ro"},
             user=USER,
             hint="see logs/arr.log in the run directory",
+            cancelled=self.cancelled,
         )
 
     def _pacs_spec(self) -> LaunchSpec:
@@ -139,6 +144,7 @@ class Surroundings:
             start_timeout=30.0,
             user=USER,
             hint="check the image's configuration (AE title, port) and the container log in the run directory",
+            cancelled=self.cancelled,
         )
 
     def placeholders(self, device: Endpoint, pacs: Endpoint) -> dict[str, str]:
@@ -201,6 +207,7 @@ class Surroundings:
             start_timeout=spec.start_timeout,
             stop_timeout=spec.stop_timeout,
             hint=hint,
+            cancelled=self.cancelled,
         )
         return launch, files
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -44,6 +44,8 @@ class LaunchSpec:
     stop_timeout: float = 5.0
     user: str | None = None  # containers: "uid:gid"; None: the image's own user
     hint: str = "see its log in the run directory"
+    # True once the run is cancelled (SIGTERM): the wait stops it and raises KeyboardInterrupt at once.
+    cancelled: Callable[[], bool] = field(default=lambda: False, compare=False, repr=False)
 
 
 class Launched(Protocol):
@@ -95,6 +97,9 @@ def wait_ready(started: _Started, interval: float = 0.1) -> _Started:
     start = time.monotonic()
     attempts, last = 0, "not tried"
     while True:
+        if spec.cancelled():
+            started.stop()
+            raise KeyboardInterrupt
         attempts += 1
         last = spec.ready.probe(started)
         if not last:
