@@ -14,17 +14,27 @@ from importlib import metadata
 from pathlib import Path
 
 from harness.cancel import cancel_runs, cancel_token
-from harness.errors import RunDirError, SuiteError, TargetError
+from harness.errors import ProfileError, RunDirError, SuiteError, TargetError
 from harness.launch.base import LaunchSpec, log_tail
 from harness.launch.readiness import Immediately
 from harness.model import CorpusInfo, Manifest, RunSetup, RunStatus
+from harness.placeholders import check_templates
 from harness.profile import Profile
 from harness.redact import redact
 from harness.rundir import RunDir, storage_error
 from harness.surroundings import USER, Surroundings
 from simulators.endpoint import Endpoint
 
-__all__ = ["Progress", "RunRequest", "cancel_runs", "cancel_token", "corpus_info", "run_variant", "suites_root"]
+__all__ = [
+    "Progress",
+    "RunRequest",
+    "cancel_runs",
+    "cancel_token",
+    "check_variant",
+    "corpus_info",
+    "run_variant",
+    "suites_root",
+]
 
 # (run label, cases finished, cases collected or 0 while collecting)
 Progress = Callable[[str, int, int], None]
@@ -149,6 +159,20 @@ def _run_suites(
     return (code if code is not None else -1), tail, fault
 
 
+def check_variant(profile: Profile, name: str) -> None:
+    """Before anything starts: the variant's command, environment and file templates name known placeholders only."""
+    variant = profile.variant(name)
+    where = f"{profile.source}: variants.{name}"
+    templates = {f"{where}.command[{i}]": arg for i, arg in enumerate(variant.command)}
+    templates |= {f"{where}.env.{key}": value for key, value in variant.env.items()}
+    for inside, path in variant.files.items():
+        try:
+            templates[f"{where}.files[{inside!r}]"] = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{where}.files[{inside!r}]: cannot read {path}: {exc}") from None
+    check_templates(templates)
+
+
 def run_variant(request: RunRequest, progress: Progress | None = None, token: int | None = None) -> Manifest:
     """Start simulators and the device variant, run the suites, stop everything, write manifest.json.
 
@@ -159,6 +183,7 @@ def run_variant(request: RunRequest, progress: Progress | None = None, token: in
     (one another writer holds, one that already holds a run, a full or read-only disk).
     """
     token = cancel_token() if token is None else token
+    check_variant(request.profile, request.variant)  # an unknown placeholder used to end "completed", 0 cases
     with request.run.lock():
         request.run.prepare()
         return _run_variant(request, progress, token)

@@ -13,7 +13,7 @@ from harness.context import SuiteContext
 from harness.launch.base import Launched, LaunchSpec
 from harness.launch.readiness import Echo, LogLine
 from harness.model import RunSetup
-from harness.placeholders import render
+from harness.placeholders import NAMES, render
 from harness.ports import Reservation, reserve_port
 from harness.profile import Profile, VariantSpec
 from harness.rundir import RunDir
@@ -148,10 +148,10 @@ class Surroundings:
         )
 
     def placeholders(self, device: Endpoint, pacs: Endpoint) -> dict[str, str]:
-        """What `{name}` means in the variant's command, environment and configuration templates."""
+        """What `{name}` means in the variant's command, environment and configuration templates (NAMES)."""
         profile = self.profile
         pki = self.pki
-        return {
+        values = {
             "python": sys.executable,
             "ae_title": device.ae_title,
             "host": device.host,
@@ -172,6 +172,8 @@ class Surroundings:
             "tls.cert": str(pki.cert("server")),
             "tls.key": str(pki.key("server")),
         }
+        assert values.keys() == NAMES, "harness.placeholders.NAMES lists every placeholder"
+        return values
 
     def _device_spec(self, device: Endpoint, pacs: Endpoint) -> tuple[LaunchSpec, dict[Path, str]]:
         """The device variant's launch spec and its rendered configuration files (host path -> path inside)."""

@@ -17,7 +17,7 @@ from harness.model import Comparison, Manifest, RunRecord
 from harness.profile import Profile
 from harness.report import write_reports
 from harness.rundir import OutDir, read_run
-from harness.runner import RunRequest, cancel_token, run_variant
+from harness.runner import RunRequest, cancel_token, check_variant, run_variant
 
 __all__ = ["ProgressLine", "Validation", "compare_runs", "policy_for", "run_validation"]
 
@@ -108,6 +108,8 @@ def run_validation(
 ) -> Validation:
     """Run `replicas` baselines and one candidate (concurrently unless told not to), compare, report."""
     policy = policy_for(profile, policy_files)  # fail on a bad policy before spending minutes on runs
+    for variant in ("baseline", "candidate"):  # and on a bad template of either variant
+        check_variant(profile, variant)
     where = OutDir(out)
     requests = [
         RunRequest(profile, "baseline", "baseline", i, where.run(f"baseline-{i}").path) for i in range(1, replicas + 1)

@@ -284,3 +284,19 @@ def test_sigterm_anywhere_in_start_up(tmp_path: Path) -> None:
             ], (delay, stderr)
         assert not _holding(out), (delay, _holding(out))
     assert 130 in seen.values(), seen
+
+
+def test_unknown_placeholder_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """It used to start the runs and leave every manifest saying "completed" with 0 cases."""
+    profile = tmp_path / "typo.toml"
+    profile.write_text(
+        '[device]\nname = "typo"\nae_title = "TYPO"\n\n'
+        '[variants.baseline]\ncommand = ["{python}", "-m", "simulators.reference", "--port", "{prot}"]\n\n'
+        '[variants.candidate]\ncommand = ["{python}", "-m", "simulators.reference", "--port", "{port}"]\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = run_cli("validate", "--profile", str(profile), "--out", str(out), timeout=60)
+    assert result.code == 2, (result.code, result.stderr)
+    assert "variants.baseline.command[4]: unknown placeholder {prot}" in result.stderr
+    assert not list(out.glob("runs/*/manifest.json"))  # nothing ran, so nothing claims to have completed

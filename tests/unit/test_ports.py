@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import TargetError
-from harness.ports import PortPool, ephemeral_range, reserve_port
+from harness.ports import PortPool, _bindable, ephemeral_range, reserve_port
 
 
 def test_reserved_ports_lie_below_the_ephemeral_range() -> None:
@@ -32,7 +32,7 @@ def test_reserved_ports_lie_below_the_ephemeral_range() -> None:
 
 def test_two_pools_sharing_a_directory_never_hand_out_the_same_port(tmp_path: Path) -> None:
     """Two pools stand for two patchgate processes: the lock files keep them apart."""
-    first, second = PortPool(tmp_path, 40000, 40040), PortPool(tmp_path, 40000, 40040)
+    first, second = PortPool(tmp_path, 31000, 31040), PortPool(tmp_path, 31000, 31040)
     a = [first.reserve() for _ in range(15)]
     b = [second.reserve() for _ in range(15)]
     assert not {r.port for r in a} & {r.port for r in b}
@@ -41,20 +41,25 @@ def test_two_pools_sharing_a_directory_never_hand_out_the_same_port(tmp_path: Pa
 
 
 def test_a_port_in_use_outside_patchgate_is_skipped(tmp_path: Path) -> None:
+    first = next(
+        start
+        for start in range(30000, ephemeral_range()[0] - 16, 16)
+        if all(_bindable(port) for port in range(start, start + 16))
+    )
     listeners = []
-    for port in range(40100, 40115):  # 15 of the 16 taken by somebody else
+    for port in range(first, first + 15):  # 15 of the 16 taken by somebody else
         s = socket.socket()
         s.bind(("127.0.0.1", port))
         s.listen()
         listeners.append(s)
     try:
-        pool = PortPool(tmp_path, 40100, 40116)
+        pool = PortPool(tmp_path, first, first + 16)
         reservation = pool.reserve()
-        assert reservation.port == 40115
+        assert reservation.port == first + 15
         with pytest.raises(TargetError, match="no free port found"):
             pool.reserve()  # the only free one is held
         reservation.release()
-        assert pool.reserve().port == 40115  # given back
+        assert pool.reserve().port == first + 15  # given back
     finally:
         for s in listeners:
             s.close()

@@ -120,9 +120,8 @@ def test_a_manifest_that_is_a_directory_is_a_run_dir_error(tmp_path: Path) -> No
 
 def test_a_second_writer_is_refused_at_once(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
-    with run.lock():
-        with pytest.raises(RunDirError, match=r"another patchgate \(pid \d+\) is writing here"), run.lock():
-            pass
+    with run.lock(), pytest.raises(RunDirError, match=r"another patchgate \(pid \d+\) is writing here"), run.lock():
+        pass
     with run.lock():  # released: the next writer gets it
         pass
 
