@@ -86,6 +86,7 @@ def test_context_and_progress_round_trip(tmp_path: Path) -> None:
     )
     run.write_context(context)
     assert run.read_context() == context
+    assert run.endpoints.stat().st_mode & 0o777 == 0o600  # it holds the device's identity credentials
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary behind
 
 
