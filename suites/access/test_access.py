@@ -16,6 +16,7 @@ from harness.model import Endpoint
 from harness.plugin import Observe
 from simulators.corpus import CorpusItem
 from simulators.modality import Modality
+from simulators.status import refused
 from suites._support import SERVICES, ask
 
 INTRUDER = "PGINTRUDER"
@@ -23,9 +24,13 @@ WRONG_CALLED = "NOTTHEDEVICE"
 
 
 def _admitted(verdict: Mapping[str, Any]) -> bool:
-    """Let in and served: the association accepted and no failure status (0xA***, 0xC***) in the answer."""
+    """Let in and served: the association accepted and no status that refuses (a Failure, by its DIMSE meaning).
+
+    A warning (0xB000 coercion, 0xB007, 0x0107) was served; a refusal in the 0x01xx range (0x0122
+    SOP class not supported, 0x0124 not authorised) was not. Counting by number range got both wrong.
+    """
     statuses = verdict.get("statuses", [verdict.get("status")])
-    return bool(verdict["association"]) and all(s is None or int(str(s), 16) < 0xA000 for s in statuses)
+    return bool(verdict["association"]) and not any(s is not None and refused(s) for s in statuses)
 
 
 def _verdict(result: Any) -> dict[str, Any]:

@@ -66,3 +66,14 @@ def test_known_peers_refuses_and_audits_the_refusal(tmp_path: Path) -> None:
         c.name: c.after for c in comparison.security if c.case == "audit/test_audit.py::test_refused_association"
     }
     assert refused["admitted"] is False and refused["security_alert"] is True, refused
+
+
+def test_a_warning_is_no_refusal_store_warning_is_changed_as_expected(tmp_path: Path) -> None:
+    """C-STORE 0x0000 -> 0xB000 (coercion): served both times. It used to read as "tightened: admitted
+    true -> false" in the access cases, a security claim that was false, and the profile was REGRESSED."""
+    from harness.profile import load_profile
+
+    comparison = run_validation(load_profile(POLICIES / "store-warning.toml"), tmp_path, replicas=1).comparison
+    assert comparison.verdict is Verdict.CHANGED_AS_EXPECTED, comparison.reasons
+    moved = [c for c in comparison.security if c.direction in (Direction.TIGHTENED, Direction.LOOSENED)]
+    assert moved == [], moved
