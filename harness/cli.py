@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 # Only what the signal handler and the error path need, so both are ready within Python's own start-up.
 from harness import __version__
@@ -234,12 +237,26 @@ class _Interrupt:
 
     def __init__(self) -> None:
         self.raised = False
+        self.signalled = False  # a signal came, whether or not its exception reached main()
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.signalled = True
         cancel_runs()
         if not self.raised:
             self.raised = True
             raise _Signalled
+
+
+def _quiet_unraisable(hook: Callable[[Any], object]) -> Callable[[Any], object]:
+    """sys.unraisablehook that says nothing of our own interrupt: raised in a __del__ or a weakref
+    callback, Python swallows it and prints a traceback; main() still ends the command with 130."""
+
+    def unraisable(info: Any) -> object:
+        if isinstance(info.exc_value, _Signalled):
+            return None
+        return hook(info)
+
+    return unraisable
 
 
 def _lines(text: str) -> str:
@@ -284,11 +301,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupt = _Interrupt()
     for signum in _SIGNALS:  # first: a signal during start-up must end as one line and 130, never a traceback
         signal.signal(signum, interrupt)
+    sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
     debug = False
     try:
         args = _parser().parse_args(argv)
         debug = bool(args.debug)
-        return _dispatch(args, started)
+        code = _dispatch(args, started)
+        if interrupt.signalled:  # its exception was swallowed (a __del__, a weakref callback): still a signal
+            raise _Signalled
+        return code
     except KeyboardInterrupt:  # a signal, or a run that saw the cancel: stop the others too
         interrupt.raised = True
         cancel_runs()
@@ -309,6 +330,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         then = "see the traceback above" if debug else "run with --debug for the traceback"
         print(f"patchgate: internal error: {_internal(exc)} ({then})", file=sys.stderr)
         return 2
+    finally:
+        _exit_on_late_signals()
+
+
+def _exit_on_late_signals() -> None:
+    """From here on (the answer is out) a signal ends the process with 130 at once: no exception is left
+    to raise into the interpreter's own exit, where it would print a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    for signum in _SIGNALS:
+        signal.signal(signum, _late_signal)
+
+
+def _late_signal(signum: int, frame: FrameType | None) -> None:
+    os.write(2, b"patchgate: interrupted after its work was done\n")
+    os._exit(130)
 
 
 if __name__ == "__main__":
