@@ -244,6 +244,12 @@ class RunDir:
         except OSError as exc:
             raise storage_error(exc, self.path) from None
 
+    def discard_partial(self) -> None:
+        """Remove what a killed suites process left half-written: allure-pytest writes `*.tmp`, then renames."""
+        for partial in self.allure.glob("*.tmp") if self.allure.is_dir() else ():
+            with contextlib.suppress(OSError):
+                partial.unlink()
+
     def space_problem(self) -> str:
         """Why the run's disk can no longer be trusted to have kept everything ("" when it can)."""
         free = free_bytes(self.path)

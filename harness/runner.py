@@ -246,6 +246,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> 
         if surroundings is not None:
             surroundings.stop()
             setup = replace(setup, memory_peak_bytes=surroundings.memory_peaks())
+        run.discard_partial()  # a suites process killed mid-write (a cancel, a dead simulator) leaves these
         timings["total"] = time.monotonic() - t0
         manifest = Manifest(
             run_id=run_id,

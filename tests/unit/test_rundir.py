@@ -153,3 +153,12 @@ def test_no_space_refuses_a_run_before_it_starts(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(harness.rundir, "MIN_FREE_BYTES", 2**62)  # more than any disk has
     with pytest.raises(RunDirError, match=r"no space left on .*KiB free, a run needs at least"):
         RunDir(tmp_path / "run").prepare()
+
+
+def test_partial_allure_files_of_a_killed_suites_process_are_discarded(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    run.allure.mkdir()
+    (run.allure / "a-result.json").write_text("{}")
+    (run.allure / "b-container.json.tmp").write_text('{"uuid": "b", "chil')
+    run.discard_partial()
+    assert sorted(p.name for p in run.allure.iterdir()) == ["a-result.json"]
