@@ -35,6 +35,21 @@ def run_cli(*args: str, timeout: float = 240.0, cwd: Path = ROOT) -> CliResult:
     return CliResult(done.returncode, done.stdout, done.stderr)
 
 
+def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`patchgate ARGS` started in a fresh interpreter and session of its own, for a test that signals or kills it."""
+    import os
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+
+
 @pytest.fixture
 def cli() -> object:
     return run_cli

@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from harness.rundir import RunDir
 from simulators._lifeline import LIMIT_ENV
-from tests.conftest import ROOT
+from tests.conftest import start_cli
 from tests.procs import alive, children, kill_all, mentioning
 
 LIMIT = 3  # seconds a helper outlives a killed harness (the default, 30 s, only slows the tests)
@@ -30,16 +29,8 @@ SIGTERM_SEED = 20261130  # the moments of the SIGTERM test, reproducible
 SIGTERM_COUNT = 10
 
 
-def _start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, LIMIT_ENV: str(LIMIT), **(env or {})},
-        start_new_session=True,
-    )
+def _start(*args: str) -> subprocess.Popen[str]:
+    return start_cli(*args, env={LIMIT_ENV: str(LIMIT)})
 
 
 def _finish(proc: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str, str]:

@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from harness.model import CaseRecord, Manifest, RunStatus
 from harness.rundir import RunDir
-from tests.conftest import ROOT, CliResult, run_cli
+from tests.conftest import ROOT, CliResult, run_cli, start_cli
 from tests.factories import make_case, make_manifest
 
 RED = "\x1b[31mred\x1b[0m\x07"  # recolours the terminal and rings its bell if printed as it is
@@ -219,14 +218,7 @@ def _devices_started(out: Path) -> bool:
 @pytest.mark.parametrize("delay", [0.05, 0.2, 0.5, 1.0, 2.0, 4.0, "running"])
 def test_sigterm_early_in_validate(tmp_path: Path, delay: float | str) -> None:
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "validate", "--demo", "--replicas", "1", "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        start_new_session=True,
-    )
+    proc = start_cli("validate", "--demo", "--replicas", "1", "--out", str(out))
     try:
         if isinstance(delay, float):
             time.sleep(delay)
@@ -259,14 +251,7 @@ def test_sigterm_anywhere_in_start_up(tmp_path: Path) -> None:
     for step in range(40):
         delay = 0.1 + 0.025 * step
         out = tmp_path / f"out-{step}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "validate", "--demo", "--out", str(out)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            start_new_session=True,
-        )
+        proc = start_cli("validate", "--demo", "--out", str(out))
         try:
             time.sleep(delay)
             proc.send_signal(signal.SIGTERM)
