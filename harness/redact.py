@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TypeVar, cast
 
-__all__ = ["MASK", "redact"]
+__all__ = ["MASK", "redact", "redact_file"]
 
 MASK = "***"
 
@@ -26,6 +28,32 @@ def redact(value: _T, secrets: Iterable[str]) -> _T:
     """
     pattern = _pattern(secrets)
     return value if pattern is None else cast(_T, _walk(value, pattern))
+
+
+def redact_file(path: Path, secrets: Iterable[str]) -> bool:
+    """Mask every secret in the file at `path`, in place, line by line (any size, any encoding); True if it changed.
+
+    The bytes around a secret stay as they are, so a log that is not UTF-8 keeps its other bytes.
+    The file is replaced atomically (a temporary file beside it, then a rename), keeping its mode.
+    """
+    forms = sorted({f.encode() for s in secrets if s for f in _forms(s)}, key=lambda f: (-len(f), f))
+    if not forms or not path.is_file():
+        return False
+    pattern = re.compile(b"|".join(re.escape(f) for f in forms))
+    temporary = path.with_name(f".{path.name}.redact")
+    changed = False
+    try:
+        with path.open("rb") as source, temporary.open("wb") as target:
+            for line in source:
+                masked = pattern.sub(MASK.encode(), line)
+                changed = changed or masked != line
+                target.write(masked)
+        if changed:
+            os.chmod(temporary, path.stat().st_mode & 0o7777)
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)  # unchanged, or a write that failed (a full disk): no leftover
+    return changed
 
 
 def _pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:

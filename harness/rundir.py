@@ -329,6 +329,12 @@ class RunDir:
         """The run as a RunRecord (manifest plus cases)."""
         return RunRecord(str(self.path), self.read_manifest(), self.read_cases())
 
+    def quoting_secrets(self) -> list[Path]:
+        """The run's text files that may quote a secret once it ended: logs, endpoints, rendered device files."""
+        rendered = self.device_workdir / "files"
+        files = [self.endpoints, *sorted(self.logs.glob("*")), *sorted(rendered.glob("*"))]
+        return [path for path in files if path.is_file()]
+
     def write_context(self, context: SuiteContext) -> Path:
         """endpoints.json, 0600: it holds the device's identity credentials."""
         return write_json_atomic(self.endpoints, to_json(context), mode=0o600)

@@ -20,7 +20,7 @@ from harness.launch.readiness import Immediately
 from harness.model import CorpusInfo, Manifest, RunSetup, RunStatus
 from harness.placeholders import check_templates
 from harness.profile import Profile
-from harness.redact import redact
+from harness.redact import redact, redact_file
 from harness.rundir import RunDir, storage_error
 from harness.surroundings import USER, Surroundings
 from simulators.endpoint import Endpoint
@@ -246,6 +246,9 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> 
         if surroundings is not None:
             surroundings.stop()
             setup = replace(setup, memory_peak_bytes=surroundings.memory_peaks())
+        for path in run.quoting_secrets():  # the device and the suites are done with them: mask what they quote
+            with contextlib.suppress(OSError):
+                redact_file(path, spec.secret_values)
         run.discard_partial()  # a suites process killed mid-write (a cancel, a dead simulator) leaves these
         timings["total"] = time.monotonic() - t0
         manifest = Manifest(

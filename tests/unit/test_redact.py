@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from harness.demo import demo_profile
 from harness.model import Manifest, RunSetup, RunStatus, to_json
-from harness.redact import MASK, redact
+from harness.redact import MASK, redact, redact_file
 from tests.factories import make_manifest
 
 SECRET = "hunter2"
@@ -82,3 +83,23 @@ def test_nothing_of_a_secret_is_left_in_a_manifest_as_json() -> None:
         assert secret not in text
     assert Manifest.from_json(json.loads(text)) == redacted  # still a manifest a comparison can read
     assert redacted.status_detail == f"device said: bad token {MASK}"
+
+
+def test_a_file_is_masked_in_place_keeping_its_other_bytes_and_mode(tmp_path: Path) -> None:
+    log = tmp_path / "device.log"
+    log.write_bytes(b"start \xff\xfe\n" + f"login {SECRET} ok\n".encode() + b'{"pw": "hunter2"}\n')
+    log.chmod(0o640)
+    assert redact_file(log, [SECRET]) is True
+    assert log.read_bytes() == b'start \xff\xfe\nlogin *** ok\n{"pw": "***"}\n'
+    assert log.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["device.log"]  # no temporary file left behind
+
+
+def test_a_file_without_secrets_is_left_untouched(tmp_path: Path) -> None:
+    log = tmp_path / "pacs.log"
+    log.write_text("nothing to hide\n", encoding="utf-8")
+    before = log.stat().st_mtime_ns
+    assert redact_file(log, [SECRET]) is False
+    assert redact_file(log, []) is False
+    assert redact_file(tmp_path / "missing.log", [SECRET]) is False
+    assert log.stat().st_mtime_ns == before and log.read_text(encoding="utf-8") == "nothing to hide\n"
