@@ -129,13 +129,23 @@ def test_device_sigkill_is_a_crash_not_a_regression(out: Path) -> None:
     _assert_clean(out)
 
 
-@pytest.mark.parametrize(("module", "named"), [("simulators.pacs", "PACS"), ("simulators.audit.repository", "audit")])
-def test_simulator_sigkill_is_the_harness_not_the_device(out: Path, module: str, named: str) -> None:
+@pytest.mark.parametrize(
+    ("module", "named", "how"),
+    [
+        ("simulators.pacs", "PACS", signal.SIGKILL),
+        ("simulators.audit.repository", "audit", signal.SIGKILL),
+        ("simulators.pacs", "PACS", signal.SIGSTOP),  # hung: alive, but it answers nothing
+    ],
+    ids=["pacs-killed", "arr-killed", "pacs-hung"],
+)
+def test_simulator_sigkill_is_the_harness_not_the_device(
+    out: Path, module: str, named: str, how: signal.Signals
+) -> None:
     """A dead PACS used to read as `move.completed 10 -> 0` (REGRESSED), a dead audit repository as lost audit events."""
     proc = _start("validate", "--demo", "--out", str(out))
     try:
         _wait_for_cases(RunDir(out / "runs" / "candidate-1"), 10, proc)
-        os.kill(_helper(out, "candidate-1", module), signal.SIGKILL)
+        os.kill(_helper(out, "candidate-1", module), how)
     finally:
         code, _, err = _finish(proc)
     assert code == 2, err[-2000:]
