@@ -1,11 +1,20 @@
 """Device profiles: the TOML file that says what the device is, which services it declares, and how to start each variant."""
 
-from harness.profile._load import load_profile, parse_profile, profile_json_schema
+from harness.profile._load import (
+    build_policy_file,
+    load_profile,
+    parse_policy_file,
+    parse_profile,
+    policy_json_schema,
+    profile_json_schema,
+)
 from harness.profile._specs import (
     IDENTITY_KINDS,
     SERVICES,
     DeviceSpec,
+    Expectation,
     ExpectedChange,
+    PolicyFile,
     Profile,
     SimulatorSpec,
     VariantSpec,
@@ -15,11 +24,16 @@ __all__ = [
     "IDENTITY_KINDS",
     "SERVICES",
     "DeviceSpec",
+    "Expectation",
     "ExpectedChange",
+    "PolicyFile",
     "Profile",
     "SimulatorSpec",
     "VariantSpec",
+    "build_policy_file",
     "load_profile",
+    "parse_policy_file",
     "parse_profile",
+    "policy_json_schema",
     "profile_json_schema",
 ]

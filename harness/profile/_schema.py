@@ -104,6 +104,11 @@ def _one_of(cls: type) -> tuple[str, ...]:
     return tuple(getattr(cls, "ONE_OF", ()))
 
 
+def _exactly_one_of(cls: type) -> tuple[str, ...]:
+    """Keys of which a table must give exactly one (a spec's `EXACTLY_ONE_OF` class variable)."""
+    return tuple(getattr(cls, "EXACTLY_ONE_OF", ()))
+
+
 def _record(tp: Any) -> type | None:
     """`tp` when it is a spec dataclass (a TOML table), else None."""
     return tp if isinstance(tp, type) and dataclasses.is_dataclass(tp) else None
@@ -183,6 +188,16 @@ class _Builder:
                 f"needs {' or '.join(alternatives)}",
                 f"give at least one of: {', '.join(alternatives)}",
             )
+        exclusive = _exactly_one_of(cls)
+        written = [name for name in raw if name in exclusive]  # as written: the second is the one too many
+        if exclusive and len(written) != 1:
+            ok = False
+            self.fail(
+                (*path, written[1] if written else exclusive[0]),
+                f"needs exactly one of {' or '.join(exclusive)}"
+                + (f", got {' and '.join(written)}" if written else ""),
+                f"keep one of: {', '.join(exclusive)}",
+            )
         return cls(**kwargs) if ok else None
 
     def _group(self, layout: _Layout, raw: Mapping[str, Any], path: Path, kwargs: dict[str, Any]) -> bool:
@@ -223,7 +238,13 @@ class _Builder:
             needed = [n for n, sub in _layout(record).items() if isinstance(sub, _Leaf) and _required(sub.field)]
             self.fail(where, "missing table", f"add a [{dotted(where)}] table with {', '.join(needed)}")
         else:
-            self.fail(where, "missing key", f"add {where[-1]} = ... under [{dotted(where[:-1])}] ({leaf.key.doc})")
+            parent = where[:-1]
+            table = (
+                f"that [[{dotted(parent[:-1])}]] entry"
+                if parent and isinstance(parent[-1], int)
+                else f"[{dotted(parent)}]"
+            )
+            self.fail(where, "missing key", f"add {where[-1]} = ... under {table} ({leaf.key.doc})")
 
     def value(self, tp: Any, meta: Key, value: Any, path: Path) -> Any:
         origin, args = _origin(tp)
@@ -341,10 +362,15 @@ class _Builder:
         line = self.locator.line(path)
         return f"{self.source}:{line}" if line else f"{self.source}, {dotted(path)}"
 
+    def _at(self, path: Path) -> str:
+        """FILE:LINE, or FILE when the line is unknown (the key path follows in the message)."""
+        line = self.locator.line(path)
+        return f"{self.source}:{line}" if line else self.source
+
     def error(self) -> ProfileError:
         """All problems as one ProfileError, each on a line as `FILE:LINE: key.path: what is wrong`."""
         ordered = sorted(self.problems, key=lambda p: self.locator.line(p.path))  # file order; stable otherwise
-        lines = [(f"{self._where(p.path)}: {dotted(p.path)}: {p.message}", p.hint) for p in ordered]
+        lines = [(f"{self._at(p.path)}: {dotted(p.path)}: {p.message}", p.hint) for p in ordered]
         if len(lines) == 1:
             return ProfileError(lines[0][0], hint=lines[0][1])
         listed = "\n".join(f"  {line} (hint: {hint})" for line, hint in lines)
@@ -384,6 +410,8 @@ def _object_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
     alternatives = _one_of(cls)
     if alternatives:
         schema["anyOf"] = [{"required": [name]} for name in alternatives]
+    if exclusive := _exactly_one_of(cls):
+        schema["oneOf"] = [{"required": [name]} for name in exclusive]
     return schema
 
 

@@ -9,15 +9,27 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from harness.errors import ProfileError
-from harness.model import Difference, DiffKind
+from harness.model import Difference, DiffKind, Verdict
 from harness.profile._schema import key
 
-__all__ = ["IDENTITY_KINDS", "SERVICES", "DeviceSpec", "ExpectedChange", "Profile", "SimulatorSpec", "VariantSpec"]
+__all__ = [
+    "IDENTITY_KINDS",
+    "SERVICES",
+    "DeviceSpec",
+    "Expectation",
+    "ExpectedChange",
+    "PolicyFile",
+    "Profile",
+    "SimulatorSpec",
+    "VariantSpec",
+]
 
 # The DICOM services a profile may declare; suites for undeclared services are not applicable.
 SERVICES = ("echo", "store", "find", "move", "get")
 # The kinds of user identity credential a device may know (PS3.7 D.3.3.7).
 IDENTITY_KINDS = ("username", "passcode", "kerberos", "saml", "jwt")
+# The corpus sizes a profile may choose (simulators.corpus.CORPUS_SIZES; not imported: compare reads profiles).
+CORPUS_SIZES = ("small", "clinical")
 
 _AE_TITLE = dict(
     pattern=r"[\x20-\x5b\x5d-\x7e]{1,16}", pattern_hint="an AE title: 1-16 printable ASCII characters, no backslash"
@@ -142,7 +154,7 @@ class ExpectedChange:
     allow_loosening: bool = field(
         default=False, metadata=key("may also cover a difference on a security observation that loosened")
     )
-    # Where it was declared, for people: "FILE:LINE", or "FILE, expected-change entry N" when the line is unknown.
+    # Where it was declared, for people: "FILE:LINE", or "FILE, expected[N]" (0-based) when the line is unknown.
     where: str = field(default="", compare=False)
 
     def matches(self, diff: Difference) -> bool:
@@ -151,6 +163,42 @@ class ExpectedChange:
             and _glob(self.case).fullmatch(diff.case) is not None
             and _glob(self.path).fullmatch(diff.path) is not None
         )
+
+
+_VERDICT_DOC = (
+    "the verdict this file must give (a statement tests hold it to; the harness never changes its verdict for it)"
+)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A policy file's expected verdict, and the validation it is the verdict of: a profile or a reference demo."""
+
+    EXACTLY_ONE_OF: ClassVar[tuple[str, ...]] = ("profile", "demo")
+
+    verdict: Verdict = field(metadata=key(_VERDICT_DOC))
+    profile: str = field(
+        default="", metadata=key("the profile validated with this policy (relative to the policy file)", file=True)
+    )
+    demo: str = field(
+        default="",
+        metadata=key(
+            "the reference device's variant validated with this policy (patchgate validate --demo VARIANT --policy FILE)",
+            pattern=r"[a-z0-9][a-z0-9-]*",
+            pattern_hint="a reference variant name (patchgate variants lists them)",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    """A policy file: [[expected]] tables, passed with --policy or named by a profile's `policy` key."""
+
+    source: str
+    expected: tuple[ExpectedChange, ...] = field(default=(), metadata=key("the changes the patch is expected to make"))
+    expect: Expectation | None = field(
+        default=None, metadata=key("the verdict validating with this policy must give, and of what")
+    )
 
 
 def _default_simulators() -> dict[str, SimulatorSpec]:
@@ -181,6 +229,15 @@ class Profile:
         default=1422,
         metadata=key("the seed of the synthetic DICOM corpus", toml="corpus.seed", minimum=0, maximum=2**32 - 1),
     )
+    corpus_size: str = field(
+        default="small",
+        metadata=key(
+            'the corpus\'s object sizes: "small" (quick), or "clinical" (small plus a 512x512 CT stack, '
+            "a 100-frame XA cine and a 3000x3000 DX)",
+            toml="corpus.size",
+            choices=CORPUS_SIZES,
+        ),
+    )
     suite_paths: tuple[str, ...] = field(
         default=(),
         metadata=key(
@@ -197,6 +254,10 @@ class Profile:
         metadata=key(
             "policy files of [[expected]] tables (relative to the profile)", toml="policy", path=True, one_or_many=True
         ),
+    )
+
+    expect_verdict: Verdict | None = field(
+        default=None, metadata=key(f"{_VERDICT_DOC}, validating this profile alone", toml="expect.verdict")
     )
 
     def variant(self, name: str) -> VariantSpec:

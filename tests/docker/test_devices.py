@@ -22,6 +22,7 @@ from harness.rundir import RunDir, read_run
 from harness.validation import compare_runs, policy_for, run_validation
 from simulators._lifeline import LIMIT_ENV
 from tests.conftest import ROOT, run_cli
+from tests.shipped import expected_verdict
 
 DEVICES = ROOT / "devices"
 SERVICES = ("echo", "store", "find", "move", "get")
@@ -36,8 +37,9 @@ def _under_policy(profile: Profile, validated: Path, policy: Path, out: Path) ->
 
 @pytest.mark.parametrize("device", ["orthanc", "dcmtk"])
 def test_identical_images_are_unchanged(device: str, images: dict[str, str], tmp_path: Path) -> None:
-    comparison = run_validation(load_profile(DEVICES / device / "profile.toml"), tmp_path).comparison
-    assert comparison.verdict is Verdict.UNCHANGED, comparison.reasons
+    path = DEVICES / device / "profile.toml"
+    comparison = run_validation(load_profile(path), tmp_path).comparison
+    assert comparison.verdict is expected_verdict(path) is Verdict.UNCHANGED, comparison.reasons
     assert sum(c.before == "passed" for c in comparison.cases) > 40
 
 
@@ -47,7 +49,7 @@ def test_hardening_is_regressed_without_policy_and_expected_with_it(
 ) -> None:
     profile = load_profile(DEVICES / device / "hardened.toml")
     bare = run_validation(profile, tmp_path / "bare").comparison
-    assert bare.verdict is Verdict.REGRESSED, bare.reasons
+    assert bare.verdict is expected_verdict(DEVICES / device / "hardened.toml") is Verdict.REGRESSED, bare.reasons
     regressed = {c.case for c in bare.cases if c.status is CaseStatus.REGRESSED}
     # The report names the access-control change of each service.
     for service in SERVICES:
@@ -56,10 +58,9 @@ def test_hardening_is_regressed_without_policy_and_expected_with_it(
     others = regressed - {c for c in regressed if c.startswith("access/")}
     assert others == {"audit/test_audit.py::test_refused_association"}, sorted(regressed)
 
-    declared = _under_policy(
-        profile, tmp_path / "bare", DEVICES / device / "hardening-policy.toml", tmp_path / "declared"
-    )
-    assert declared.verdict is Verdict.CHANGED_AS_EXPECTED, declared.reasons
+    policy = DEVICES / device / "hardening-policy.toml"
+    declared = _under_policy(profile, tmp_path / "bare", policy, tmp_path / "declared")
+    assert declared.verdict is expected_verdict(policy) is Verdict.CHANGED_AS_EXPECTED, declared.reasons
     assert any("SEC-31" in reason for reason in declared.reasons)
 
 
@@ -68,7 +69,9 @@ def test_orthanc_tls_patch_is_shown_and_expected_with_its_policy(images: dict[st
     profile = load_profile(DEVICES / "orthanc" / "tls.toml")
     bare = run_validation(profile, tmp_path / "bare", replicas=1)
     comparison = bare.comparison
-    assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
+    assert comparison.verdict is expected_verdict(DEVICES / "orthanc" / "tls.toml") is Verdict.REGRESSED, (
+        comparison.reasons
+    )
     security = {(c.case, c.name): c for c in comparison.security}
     plain = security[("tls/test_tls.py::test_plain_tcp", "admitted")]
     assert (plain.before, plain.after, plain.direction) == (True, False, Direction.TIGHTENED)
@@ -88,8 +91,9 @@ def test_orthanc_tls_patch_is_shown_and_expected_with_its_policy(images: dict[st
     assert "1.10" in str(inventory["probe"]), inventory["probe"]
     assert next(c for c in comparison.cases if c.case == case).status is CaseStatus.UNCHANGED
 
-    declared = _under_policy(profile, tmp_path / "bare", DEVICES / "orthanc" / "tls-policy.toml", tmp_path / "declared")
-    assert declared.verdict is Verdict.CHANGED_AS_EXPECTED, declared.reasons
+    policy = DEVICES / "orthanc" / "tls-policy.toml"
+    declared = _under_policy(profile, tmp_path / "bare", policy, tmp_path / "declared")
+    assert declared.verdict is expected_verdict(policy) is Verdict.CHANGED_AS_EXPECTED, declared.reasons
     assert any("security loosened as the policy allows" in r and "SEC-41" in r for r in declared.reasons)
 
 
@@ -99,10 +103,11 @@ def test_orthanc_os_security_update_changes_only_the_inventory(
     """The same Orthanc after bookworm-security's updates, HTTP off: every DICOM function unchanged, and the
     report lists exactly the packages the upgrade changed (as dpkg inside the image recorded them) and the
     port no longer listening."""
-    profile = load_profile(DEVICES / "orthanc" / "security-update.toml")
+    path = DEVICES / "orthanc" / "security-update.toml"
+    profile = load_profile(path)
     bare = run_validation(profile, tmp_path / "bare", replicas=1)
     comparison = bare.comparison
-    assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
+    assert comparison.verdict is expected_verdict(path) is Verdict.REGRESSED, comparison.reasons
     case = "surface/test_surface.py::test_inventory"
     regressed = [c.case for c in comparison.cases if c.status is CaseStatus.REGRESSED]
     assert regressed == [case], regressed
@@ -127,7 +132,7 @@ def test_orthanc_os_security_update_changes_only_the_inventory(
     # The same runs, compared again under the patch's policy: every change is declared.
     policy = DEVICES / "orthanc" / "security-update-policy.toml"
     declared = _under_policy(profile, tmp_path / "bare", policy, tmp_path / "declared")
-    assert declared.verdict is Verdict.CHANGED_AS_EXPECTED, declared.reasons
+    assert declared.verdict is expected_verdict(policy) is Verdict.CHANGED_AS_EXPECTED, declared.reasons
     assert {r for r in declared.reasons if "SEC-5" in r}, declared.reasons
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare.policy import ExpectedChange, Policy, load_policy, parse_policy
+from harness.compare.policy import Expectation, ExpectedChange, Policy, load_policy, parse_policy
 from harness.errors import HarnessError, PolicyError
-from harness.model import Difference, DiffKind
+from harness.model import Difference, DiffKind, Verdict
 
 
 def _diff(case: str, path: str, kind: DiffKind = DiffKind.VALUE_CHANGED) -> Difference:
@@ -78,15 +78,15 @@ def test_parse_policy_reads_entries() -> None:
 @pytest.mark.parametrize(
     ("entry", "words"),
     [
-        ({"case": "*", "path": "*", "reason": "r", "pth": "x"}, ["unknown key 'pth'", "allowed keys"]),
-        ({"case": "*", "path": "*", "reason": 3}, ["key 'reason' must be a string, not int"]),
-        ({"case": "*", "path": "*"}, ["key 'reason' is missing", "why"]),
-        ({"case": "*", "path": "*", "reason": "  "}, ["key 'reason' is empty"]),
-        ({"case": "*", "reason": "r"}, ["key 'path' is missing", '"*"']),
-        ({"path": "*", "reason": "r"}, ["key 'case' is missing"]),
+        ({"case": "*", "path": "*", "reason": "r", "pth": "x"}, ["pth: unknown key", "did you mean 'path'"]),
+        ({"case": "*", "path": "*", "reason": 3}, ["reason: expected str, got int 3"]),
+        ({"case": "*", "path": "*"}, ["reason: missing key", "why", "[[expected]] entry"]),
+        ({"case": "*", "path": "*", "reason": "  "}, ["reason: is empty"]),
+        ({"case": "*", "reason": "r"}, ["path: missing key", '"*"']),
+        ({"path": "*", "reason": "r"}, ["case: missing key"]),
         (
             {"case": "*", "path": "*", "reason": "r", "kind": "changed"},
-            ["'kind' has unknown value 'changed'", "value_changed"],
+            ["kind: unknown value 'changed'", "value_changed"],
         ),
     ],
 )
@@ -95,7 +95,7 @@ def test_errors_name_the_source_entry_and_key_with_a_hint(entry: dict[str, objec
     with pytest.raises(PolicyError) as caught:
         parse_policy([good, entry], "devices/x/profile.toml")
     text = caught.value.one_line()
-    assert text.startswith("devices/x/profile.toml: expected-change entry 2: ")
+    assert text.startswith("devices/x/profile.toml: expected[1].")  # no such file: the entry by key path
     assert caught.value.hint
     for w in words:
         assert w in text
@@ -127,14 +127,15 @@ def test_load_policy_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 def test_load_policy_entry_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "policy.toml"
     path.write_text('[[expected]]\ncase = "*"\npath = "*"\nreason = "r"\nkindd = "extra"\n')
-    with pytest.raises(PolicyError, match=r"policy.toml: expected-change entry 1: unknown key 'kindd'"):
+    with pytest.raises(PolicyError, match=r"policy.toml:5: expected\[0\].kindd: unknown key"):
         load_policy(path)
     path.write_text('expected = "x"\n')
-    with pytest.raises(PolicyError, match="not an array of tables"):
+    with pytest.raises(PolicyError, match=r"policy.toml:1: expected: expected an array, got str"):
         load_policy(path)
-    path.write_text('[[expect]]\ncase = "*"\n')
-    with pytest.raises(PolicyError, match="unknown top-level key 'expect'"):
+    path.write_text('[[expectd]]\ncase = "*"\n')
+    with pytest.raises(PolicyError, match=r"policy.toml:1: expectd: unknown key") as caught:
         load_policy(path)
+    assert "did you mean 'expected'?" in caught.value.hint
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "absent.toml")
 
@@ -154,7 +155,7 @@ def test_allow_loosening_is_an_optional_boolean() -> None:
         "<embedded:test>",
     )
     assert [e.allow_loosening for e in policy.entries] == [True, False, False]
-    assert policy.entries[0].where == "<embedded:test>, expected-change entry 1"
+    assert policy.entries[0].where == "<embedded:test>, expected[0]"
 
 
 def test_a_loosening_is_covered_only_by_an_entry_that_allows_it() -> None:
@@ -184,7 +185,7 @@ def test_entries_know_their_file_and_line(tmp_path: Path) -> None:
     assert entry.where == f"{profile}:4"
     # ... and by number when the headers cannot be paired with the entries.
     (entry,) = parse_policy([{"case": "*", "path": "*", "reason": "r"}], str(profile), text="").entries
-    assert entry.where == f"{profile}, expected-change entry 1"
+    assert entry.where == f"{profile}, expected[0]"
 
 
 def test_allow_loosening_must_be_a_boolean_and_the_error_names_file_and_line(tmp_path: Path) -> None:
@@ -195,13 +196,74 @@ def test_allow_loosening_must_be_a_boolean_and_the_error_names_file_and_line(tmp
     )
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
-    assert caught.value.message == (
-        f"{path}: expected-change entry 2: key 'allow_loosening' must be true or false, not str (at {path}:10)"
-    )
-    assert caught.value.hint == "write it unquoted, e.g. allow_loosening = true"
-    with pytest.raises(PolicyError, match=r"key 'allow_loosening' must be true or false, not int"):
+    assert caught.value.message == f"{path}:10: expected[1].allow_loosening: expected true/false, got str 'yes'"
+    assert caught.value.hint == "fix the value's type"
+    with pytest.raises(PolicyError, match=r"allow_loosening: expected true/false, got int 1"):
         parse_policy([{"case": "*", "path": "*", "reason": "r", "allow_loosening": 1}], "p.toml")
-    # Other keys' errors gain the line too; a missing key points at the entry's header.
+    # A missing key points at the entry's header.
     path.write_text('[[expected]]\ncase = "*"\npath = "*"\n')
-    with pytest.raises(PolicyError, match=r"entry 1: key 'reason' is missing \(at .*policy.toml:1\)"):
+    with pytest.raises(PolicyError, match=r"policy.toml:1: expected\[0\].reason: missing key"):
         load_policy(path)
+
+
+def test_every_problem_of_a_policy_file_is_named_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        '[[expected]]\ncase = "*"\npath = "*"\nreason = " "\n\n'
+        '[[expected]]\ncase = "*"\npath = "*"\nreason = "r"\nkind = "changed"\n'
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert caught.value.message.splitlines() == [
+        f"{path}: 2 problems:",
+        f"  {path}:4: expected[0].reason: is empty (hint: why the change is expected (what the patch does, the ticket))",
+        f"  {path}:10: expected[1].kind: unknown value 'changed' (hint: did you mean 'value_changed'? one of: "
+        "count_changed, extra, missing, order_changed, status_changed, timing_changed, value_changed)",
+    ]
+
+
+def test_a_policy_file_states_its_verdict_and_what_it_applies_to(tmp_path: Path) -> None:
+    (tmp_path / "hardened.toml").write_text("")
+    path = tmp_path / "policy.toml"
+    path.write_text('[expect]\nverdict = "CHANGED_AS_EXPECTED"\nprofile = "hardened.toml"\n')
+    assert load_policy(path).expect == Expectation(
+        Verdict.CHANGED_AS_EXPECTED, profile=str((tmp_path / "hardened.toml").resolve())
+    )
+    path.write_text(
+        '[expect]\nverdict = "REGRESSED"\ndemo = "known-peers"\n\n[[expected]]\ncase = "*"\npath = "*"\nreason = "r"\n'
+    )
+    policy = load_policy(path)
+    assert policy.expect == Expectation(Verdict.REGRESSED, demo="known-peers")
+    assert [e.where for e in policy.entries] == [f"{path}:5"]
+    assert load_policy(path).entries == parse_policy([{"case": "*", "path": "*", "reason": "r"}], "x").entries
+
+
+@pytest.mark.parametrize(
+    ("expect", "words"),
+    [
+        (
+            'verdict = "PASSED"\ndemo = "x"',
+            [
+                ":2: expect.verdict: unknown value 'PASSED'",
+                "one of: CHANGED_AS_EXPECTED, INCONCLUSIVE, REGRESSED, UNCHANGED",
+            ],
+        ),
+        ('verdict = "REGRESSED"', [":1: expect.profile: needs exactly one of profile or demo"]),
+        (
+            'verdict = "REGRESSED"\ndemo = "x"\nprofile = "policy.toml"',
+            [":4: expect.profile: needs exactly one of profile or demo, got demo and profile"],
+        ),
+        ('verdict = "REGRESSED"\nprofile = "absent.toml"', [":3: expect.profile: file", "absent.toml not found"]),
+        ('verdict = "REGRESSED"\ndemo = "x"\nwhy = "r"', [":4: expect.why: unknown key"]),
+        ('demo = "x"', [":1: expect.verdict: missing key"]),
+    ],
+)
+def test_a_bad_expectation_names_file_line_and_key(tmp_path: Path, expect: str, words: list[str]) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(f"[expect]\n{expect}\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    text = caught.value.one_line()
+    assert text.startswith(str(path))
+    for w in words:
+        assert w in text

@@ -13,7 +13,7 @@ import pytest
 
 from harness.demo import demo_profile, demo_text, reference_text
 from harness.errors import ProfileError
-from harness.model import DiffKind
+from harness.model import DiffKind, Verdict
 from harness.profile import ExpectedChange, load_profile, parse_profile, profile_json_schema
 from harness.profile._locate import Locator
 
@@ -334,3 +334,36 @@ def test_bad_secrets_name_file_line_and_key(value: str, fragment: str) -> None:
     )
     assert fragment in message, message
     assert "hint:" in message
+
+
+def test_a_profile_states_its_expected_verdict_as_a_key() -> None:
+    assert parse_profile(GOOD, "/tmp/dev.toml").expect_verdict is None
+    profile = parse_profile(GOOD + '\n[expect]\nverdict = "CHANGED_AS_EXPECTED"\n', "/tmp/dev.toml")
+    assert profile.expect_verdict is Verdict.CHANGED_AS_EXPECTED
+    assert demo_profile().expect_verdict is Verdict.UNCHANGED  # the reference profile states its own
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        (
+            'verdict = "UNCHANGD"',
+            "/tmp/dev.toml:13: expect.verdict: unknown value 'UNCHANGD' (hint: did you mean 'UNCHANGED'? one of: "
+            "CHANGED_AS_EXPECTED, INCONCLUSIVE, REGRESSED, UNCHANGED)",
+        ),
+        ("verdict = 0", "/tmp/dev.toml:13: expect.verdict: expected str, got int 0"),
+        # `profile` and `demo` belong to policy files: a profile's verdict is of the profile itself.
+        (
+            'verdict = "UNCHANGED"\ndemo = "clean"',
+            "/tmp/dev.toml:14: expect.demo: unknown key (hint: allowed here: verdict)",
+        ),
+    ],
+)
+def test_a_bad_expected_verdict_names_file_line_and_key(table: str, fragment: str) -> None:
+    assert fragment in _problems(GOOD + f"\n[expect]\n{table}\n")
+
+
+def test_only_the_shipped_demo_is_held_to_the_reference_profiles_expectation() -> None:
+    assert demo_profile().expect_verdict is Verdict.UNCHANGED
+    assert demo_profile("regression").expect_verdict is None  # a patch that changes behaviour is not UNCHANGED
+    assert demo_profile("clean-rebuild", baseline="store-warning").expect_verdict is None

@@ -1,0 +1,49 @@
+"""Every shipped container profile and policy (devices/orthanc, devices/dcmtk) is held to its [expect] verdict once.
+
+Their validations take minutes, so none is run twice: the tests that already validate each file for what
+else they check (test_devices.py, test_network.py) assert the verdict its [expect] key states
+(`tests.shipped.expected_verdict`). This module holds that map to the shipped files: a new container
+profile or policy without a test that validates it fails here. It needs no engine.
+"""
+
+from __future__ import annotations
+
+import inspect
+from types import ModuleType
+
+from tests.docker import test_devices, test_network
+from tests.shipped import DEVICES, shipped
+
+# Each shipped container file -> the one test that validates it (a policy: on the runs of its profile).
+VALIDATED_BY: dict[str, tuple[ModuleType, str]] = {
+    "orthanc/profile.toml": (test_devices, "test_identical_images_are_unchanged"),
+    "dcmtk/profile.toml": (test_devices, "test_identical_images_are_unchanged"),
+    "orthanc/hardened.toml": (test_devices, "test_hardening_is_regressed_without_policy_and_expected_with_it"),
+    "orthanc/hardening-policy.toml": (test_devices, "test_hardening_is_regressed_without_policy_and_expected_with_it"),
+    "dcmtk/hardened.toml": (test_devices, "test_hardening_is_regressed_without_policy_and_expected_with_it"),
+    "dcmtk/hardening-policy.toml": (test_devices, "test_hardening_is_regressed_without_policy_and_expected_with_it"),
+    "orthanc/tls.toml": (test_devices, "test_orthanc_tls_patch_is_shown_and_expected_with_its_policy"),
+    "orthanc/tls-policy.toml": (test_devices, "test_orthanc_tls_patch_is_shown_and_expected_with_its_policy"),
+    "orthanc/security-update.toml": (test_devices, "test_orthanc_os_security_update_changes_only_the_inventory"),
+    "orthanc/security-update-policy.toml": (
+        test_devices,
+        "test_orthanc_os_security_update_changes_only_the_inventory",
+    ),
+    "dcmtk/host.toml": (test_network, "test_host_networking_gives_the_same_answers"),
+}
+
+
+def test_every_container_file_is_validated_by_one_test_that_reads_its_expect_key() -> None:
+    containers = {f.name: f for f in shipped() if f.in_containers}
+    assert set(VALIDATED_BY) == set(containers), "add the new container file's validation to VALIDATED_BY"
+    for name, (module, test) in VALIDATED_BY.items():
+        source = inspect.getsource(getattr(module, test))
+        # The test takes the verdict from the file's key, and names the file (or its device folder's file name).
+        assert "expected_verdict(" in source, (name, test)
+        assert f'"{name.split("/")[1]}"' in source, (name, test)
+        item = containers[name]
+        if item.is_policy:
+            # A policy is validated on the runs of the profile its [expect] names, and that test validates it too.
+            assert item.profile is not None and item.profile.is_relative_to(DEVICES), name
+            profile = item.profile.relative_to(DEVICES).as_posix()
+            assert VALIDATED_BY[profile] == (module, test), (name, profile)

@@ -1,0 +1,97 @@
+"""Every shipped profile and policy states its verdict ([expect]); the ones that run as local processes are held to it.
+
+The container ones (devices/orthanc, devices/dcmtk) are held by tests/docker (see tests/docker/test_shipped_container_profiles.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from harness.demo import demo_profile
+from harness.model import Comparison, Direction, Verdict
+from harness.profile import load_profile
+from harness.rundir import read_run
+from harness.validation import compare_runs, policy_for, run_validation
+from tests.shipped import DEVICES, Shipped, read_shipped, shipped
+
+# Patches that change statuses, not who is let in: no comparison of them may claim a security change.
+NO_SECURITY_CHANGE = {"reference/store-warning.toml", "reference/get-warning-fixed.toml"}
+
+
+def _local_groups() -> dict[str, list[Shipped]]:
+    """The local validations, by what is validated (a profile, or `demo:VARIANT`): the profile alone and its policies."""
+    groups: dict[str, list[Shipped]] = {}
+    for path in sorted(DEVICES.glob("**/*.toml")):
+        try:
+            item = read_shipped(path)
+        except AssertionError:
+            continue  # test_every_shipped_file_states_its_verdict names it
+        if item.in_containers:
+            continue
+        target = f"demo:{item.demo}" if item.demo else Path(str(item.profile)).relative_to(DEVICES).as_posix()
+        groups.setdefault(target, []).append(item)
+    return groups
+
+
+GROUPS = _local_groups()
+
+
+def test_every_shipped_file_states_its_verdict() -> None:
+    files = shipped()  # an AssertionError names the first file without [expect]
+    assert {f.name for f in files} == {p.relative_to(DEVICES).as_posix() for p in DEVICES.glob("**/*.toml")}
+    for item in files:
+        if item.is_policy and item.profile is not None:
+            # A policy names a shipped profile, so the profile's own verdict is held too.
+            assert item.profile.is_relative_to(DEVICES), (item.name, item.profile)
+    # The reference device's own profile (a link to harness/data/reference.toml) states UNCHANGED.
+    assert {f.name: f.verdict for f in files}["reference/profile.toml"] is Verdict.UNCHANGED
+    # Each local validation is held here; none is left out.
+    assert {i.name for group in GROUPS.values() for i in group} == {f.name for f in files if not f.in_containers}
+
+
+def test_a_file_without_an_expect_table_fails(tmp_path: Path) -> None:
+    profile = tmp_path / "profile.toml"
+    text = (DEVICES / "reference" / "store-warning.toml").read_text(encoding="utf-8")
+    profile.write_text(text.split("\n[expect]\n")[0] + "\n")
+    with pytest.raises(AssertionError, match=r"profile.toml: a shipped profile must state its verdict"):
+        read_shipped(profile)
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[expected]]\ncase = "*"\npath = "*"\nreason = "r"\n')
+    with pytest.raises(AssertionError, match=r"policy.toml: a shipped policy file must state its verdict"):
+        read_shipped(policy)
+
+
+def _moved(comparison: Comparison) -> list[str]:
+    return [
+        f"{c.case} {c.name} {c.direction.value}"
+        for c in comparison.security
+        if c.direction in (Direction.TIGHTENED, Direction.LOOSENED)
+    ]
+
+
+@pytest.mark.parametrize("target", sorted(GROUPS))
+def test_a_shipped_local_validation_gives_the_verdict_its_files_state(target: str, tmp_path: Path) -> None:
+    items: Sequence[Shipped] = GROUPS[target]
+    profile = (
+        demo_profile(candidate=target.removeprefix("demo:"))
+        if target.startswith("demo:")
+        else load_profile(DEVICES / target)
+    )
+    # A verdict of UNCHANGED rests on the noise floor of two baselines; a change shows with one.
+    replicas = 2 if any(i.verdict is Verdict.UNCHANGED for i in items) else 1
+    alone = run_validation(profile, tmp_path / "alone", replicas=replicas)
+    runs = tmp_path / "alone" / "runs"
+    baselines = [read_run(d) for d in sorted(runs.glob("baseline-*"))]
+    candidate = read_run(runs / "candidate-1")
+    for item in items:
+        if item.is_policy:  # the same runs, compared under the policy: as `validate --policy FILE` would
+            policy = policy_for(profile, [item.path])
+            comparison = compare_runs(baselines, candidate, policy, tmp_path / item.path.stem).comparison
+        else:
+            comparison = alone.comparison
+        assert comparison.verdict is item.verdict, (item.name, comparison.reasons)
+        if target in NO_SECURITY_CHANGE:
+            assert _moved(comparison) == [], (item.name, _moved(comparison))
