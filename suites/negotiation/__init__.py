@@ -1,0 +1,1 @@
+"""Functional suite: association negotiation (presentation contexts, A-ASSOCIATE-AC and -RJ fields)."""
