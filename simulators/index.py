@@ -26,8 +26,8 @@ __all__ = ["INDEX_FILENAME", "Index", "IndexedInstance", "extract_attributes"]
 
 INDEX_FILENAME = ".pacs-index.sqlite3"
 _LOG = logging.getLogger("simulators.index")
-# Binary or nested values are not matched on and not returned by C-FIND.
-_SKIP_VRS = frozenset({"SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN"})
+# Binary values are not matched on and not returned by C-FIND.
+_SKIP_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -67,14 +67,28 @@ class IndexedInstance:
         """The attribute's values as text; empty when absent or empty."""
         return self.attributes.get(f"{tag:08X}", ("", ()))[1]
 
+    def items(self, tag: int) -> list[Attributes]:
+        """The items of a sequence attribute, each as its attributes; empty when absent or not a sequence."""
+        vr, values = self.attributes.get(f"{tag:08X}", ("", ()))
+        return [_attributes(json.loads(v)) for v in values] if vr == "SQ" else []
+
 
 def extract_attributes(ds: Dataset) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """The top-level, non-binary attributes of `ds` as tag `GGGGEEEE` -> (VR, values as text)."""
+    """The top-level, non-binary attributes of `ds` as tag `GGGGEEEE` -> (VR, values as text).
+
+    Text is decoded in the object's own SpecificCharacterSet (pydicom does, on reading), so a
+    name stored in ISO 2022 or UTF-8 is matched as the characters it stands for. A sequence
+    (VR "SQ") has one value per item: the item's own attributes in this form, as JSON.
+    """
     out: dict[str, tuple[str, tuple[str, ...]]] = {}
     for elem in ds:
         if elem.VR in _SKIP_VRS or elem.tag.group == 0x0002:
             continue
         value = elem.value
+        if elem.VR == "SQ":
+            items = tuple(json.dumps(extract_attributes(item), ensure_ascii=False) for item in value or ())
+            out[f"{int(elem.tag):08X}"] = ("SQ", items)
+            continue
         if value is None or value == "":
             values: tuple[str, ...] = ()
         elif isinstance(value, (MultiValue, list, tuple)):
@@ -85,8 +99,12 @@ def extract_attributes(ds: Dataset) -> dict[str, tuple[str, tuple[str, ...]]]:
     return out
 
 
+def _attributes(raw: Mapping[str, Any]) -> Attributes:
+    return {k: (v[0], tuple(v[1])) for k, v in raw.items()}
+
+
 def _instance(row: tuple[Any, ...]) -> IndexedInstance:
-    attributes = {k: (v[0], tuple(v[1])) for k, v in json.loads(row[8]).items()}
+    attributes = _attributes(json.loads(row[8]))
     return IndexedInstance(
         sop_instance_uid=row[0],
         sop_class_uid=row[1],

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydicom.charset import python_encoding
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -84,8 +85,26 @@ def matches(vr: str, query: str, stored: Sequence[str], *, pn_case_insensitive: 
 
 def _text_match(vr: str, query: str, value: str, fold: bool) -> bool:
     if vr == "PN":
-        # Trailing empty components ("DOE^JANE^^") do not change a name.
-        query, value = query.rstrip("^="), value.rstrip("^=")
+        return _pn_match(query, value, fold)
+    return _pattern_match(query, value, fold)
+
+
+def _pn_match(query: str, value: str, fold: bool) -> bool:
+    """A person name, by component group (alphabetic=ideographic=phonetic, PS3.5 6.2.1.1).
+
+    A query of one group may be any of the stored name's groups ("山田^太郎" finds
+    "Yamada^Tarou=山田^太郎=..."); a query with "=" matches group by group, an empty group
+    matching anything. Trailing empty components ("DOE^JANE^^") do not change a name.
+    """
+    stored = [g.rstrip("^") for g in value.rstrip("^=").split("=")]
+    if "=" not in query:
+        return any(_pattern_match(query.rstrip("^"), g, fold) for g in stored)
+    wanted = [g.rstrip("^") for g in query.split("=")]
+    stored += [""] * (len(wanted) - len(stored))
+    return all(not w or _pattern_match(w, g, fold) for w, g in zip(wanted, stored, strict=False))
+
+
+def _pattern_match(query: str, value: str, fold: bool) -> bool:
     if "*" in query or "?" in query:
         pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in query)
         flags = re.IGNORECASE | re.DOTALL if fold else re.DOTALL
@@ -180,6 +199,7 @@ UNIQUE_KEYS: Mapping[str, int] = {
 _QUERY_LEVEL = 0x00080052
 _CHARSET = 0x00080005
 _RETRIEVE_AE = 0x00080054
+_AVAILABILITY = 0x00080056
 _MODALITY = 0x00080060
 _MODALITIES_IN_STUDY = 0x00080061
 _SOP_CLASSES_IN_STUDY = 0x00080062
@@ -194,7 +214,20 @@ _COMPUTED: Mapping[int, str] = {
     _MODALITIES_IN_STUDY: "modalities",
     _SOP_CLASSES_IN_STUDY: "sop_classes",
 }
-_NOT_MATCHED = frozenset({_QUERY_LEVEL, _CHARSET, _RETRIEVE_AE, *_COMPUTED})
+# The level each computed key belongs to (PS3.4 C.6.1.1): asked at another level, it is answered empty.
+_COMPUTED_LEVEL: Mapping[str, str] = {
+    "patient_studies": "PATIENT",
+    "patient_series": "PATIENT",
+    "patient_instances": "PATIENT",
+    "study_series": "STUDY",
+    "study_instances": "STUDY",
+    "modalities": "STUDY",
+    "sop_classes": "STUDY",
+    "series_instances": "SERIES",
+}
+_NOT_MATCHED = frozenset({_QUERY_LEVEL, _CHARSET, _RETRIEVE_AE, _AVAILABILITY, *_COMPUTED})
+# Value representations that hold characters of the SpecificCharacterSet (the others are plain ASCII).
+_CHARSET_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 _INT_VRS = frozenset({"US", "UL", "SS", "SL", "UV", "SV"})
 _FLOAT_VRS = frozenset({"FL", "FD"})
 # Identifier does not match SOP Class: pynetdicom, DCMTK and most PACS answer bad identifiers so.
@@ -212,11 +245,16 @@ class QueryError(Exception):
 
 @dataclass(frozen=True)
 class QueryKey:
-    """One key of an identifier: its tag, VR and query value as text ('' for universal)."""
+    """One key of an identifier: its tag, VR and query value as text ('' for universal).
+
+    A sequence key (VR "SQ") has no value but the item keys of its single item (PS3.4 C.2.2.2.6);
+    none is universal matching of the whole sequence.
+    """
 
     tag: int
     vr: str
     value: str
+    items: tuple[QueryKey, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -284,17 +322,47 @@ def parse_query(identifier: Dataset, model: str, *, retrieve: bool = False) -> Q
     keys: list[QueryKey] = []
     for elem in identifier:
         tag = int(elem.tag)
-        if tag in _NOT_MATCHED or elem.tag.group in (0x0000, 0x0002) or elem.VR == "SQ":
+        if tag in _NOT_MATCHED or elem.tag.group in (0x0000, 0x0002):
             continue
         if retrieve and tag not in unique:
             continue
-        keys.append(QueryKey(tag, _vr(elem.VR), _text(elem)))
+        keys.append(_sequence_key(elem) if elem.VR == "SQ" else QueryKey(tag, _vr(elem.VR), _text(elem)))
     scope: dict[str, tuple[str, ...]] = {}
     for name, column in (("STUDY", "study_uids"), ("SERIES", "series_uids"), ("IMAGE", "sop_uids")):
         elem = identifier.get(UNIQUE_KEYS[name])
         if name in levels[: position + 1] and elem is not None and not is_universal(_text(elem)):
             scope[column] = tuple(split_values(_text(elem)))
     return Query(model, level, tuple(keys), scope)
+
+
+def _sequence_key(elem: DataElement) -> QueryKey:
+    """A sequence key: one item of item keys (nested sequences in it are returned, not matched)."""
+    items = list(elem.value or ())
+    if len(items) > 1:
+        raise QueryError(
+            IDENTIFIER_MISMATCH,
+            f"sequence key ({int(elem.tag):08X}) has {len(items)} items; sequence matching takes one (PS3.4 C.2.2.2.6)",
+        )
+    keys = [QueryKey(int(e.tag), _vr(e.VR), "" if e.VR == "SQ" else _text(e)) for e in items[0]] if items else []
+    return QueryKey(int(elem.tag), "SQ", "", tuple(keys))
+
+
+def _item_matches(keys: Sequence[QueryKey], item: Mapping[str, tuple[str, tuple[str, ...]]], fold: bool) -> bool:
+    for key in keys:
+        stored = item.get(f"{key.tag:08X}")
+        if key.vr == "SQ" or (stored is not None and stored[0] == "SQ"):
+            continue  # nested sequences: returned, not matched
+        vr = stored[0] if stored else key.vr
+        if not matches(vr, key.value, stored[1] if stored else (), pn_case_insensitive=fold):
+            return False
+    return True
+
+
+def _sequence_matches(key: QueryKey, inst: IndexedInstance, fold: bool) -> bool:
+    """PS3.4 C.2.2.2.6: some item of the stored sequence matches every item key; no item key is universal."""
+    if all(k.vr == "SQ" or is_universal(k.value) for k in key.items):
+        return True
+    return any(_item_matches(key.items, item, fold) for item in inst.items(key.tag))
 
 
 def _group_key(level: str, inst: IndexedInstance) -> str:
@@ -308,7 +376,15 @@ def _group_key(level: str, inst: IndexedInstance) -> str:
 
 def _instance_matches(query: Query, inst: IndexedInstance, pn_case_insensitive: bool) -> bool:
     for key in query.keys:
+        if key.vr == "SQ":
+            if not _sequence_matches(key, inst, pn_case_insensitive):
+                return False
+            continue
         stored = inst.attributes.get(f"{key.tag:08X}")
+        if stored is not None and stored[0] == "SQ":  # a sequence asked for as a plain value
+            if not is_universal(key.value):
+                return False
+            continue
         vr = stored[0] if stored else key.vr
         if not matches(vr, key.value, stored[1] if stored else (), pn_case_insensitive=pn_case_insensitive):
             return False
@@ -345,7 +421,9 @@ def evaluate(
     return out
 
 
-def _computed(name: str, group: Group) -> list[str]:
+def _computed(name: str, group: Group, level: str) -> list[str]:
+    if _COMPUTED_LEVEL[name] != level:
+        return []
     members = group.instances
     if name.endswith("_instances"):
         return [str(len(members))]
@@ -371,24 +449,75 @@ def _element(tag: int, vr: str, values: Sequence[str]) -> DataElement:
     return DataElement(tag, vr, items[0] if items else empty)
 
 
-def response(identifier: Dataset, query: Query, group: Group, retrieve_ae_title: str) -> Dataset:
-    """The C-FIND response identifier: each requested key filled from the group, plus level and AE."""
+def _sequence(key: QueryKey, inst: IndexedInstance, fold: bool) -> DataElement:
+    """The stored items that match the item keys, each with the item keys filled; every attribute if none."""
+    items = DicomSequence()
+    for stored in inst.items(key.tag):
+        if not _item_matches(key.items, stored, fold):
+            continue
+        item = Dataset()
+        wanted = [k.tag for k in key.items] or sorted(int(t, 16) for t in stored)
+        for tag in wanted:
+            vr, values = stored.get(f"{tag:08X}", ("", ()))
+            if vr == "SQ":
+                item.add(DataElement(tag, "SQ", DicomSequence()))
+            else:
+                requested = next((k.vr for k in key.items if k.tag == tag), "UN")
+                item.add(_element(tag, vr or requested, values))
+        items.append(item)
+    return DataElement(key.tag, "SQ", items)
+
+
+def _transcode(ds: Dataset, charset: str) -> None:
+    """Declare `charset` and keep only the characters it can hold ("?" for the others), as a lossy converter does."""
+    codec = python_encoding.get(charset, "ascii")
+    for elem in ds:
+        if elem.VR in _CHARSET_VRS and elem.value not in (None, ""):
+            values = elem.value if isinstance(elem.value, MultiValue) else [elem.value]
+            kept = [str(v).encode(codec, "replace").decode(codec) for v in values]
+            elem.value = kept if len(kept) > 1 else kept[0]
+    ds.SpecificCharacterSet = charset
+
+
+def response(
+    identifier: Dataset,
+    query: Query,
+    group: Group,
+    retrieve_ae_title: str,
+    *,
+    availability: str = "ONLINE",
+    answer_charset: str = "",
+    pn_case_insensitive: bool = True,
+) -> Dataset:
+    """The C-FIND response identifier: each requested key filled from the group, plus level and AE.
+
+    Text is answered in the character set of the object it comes from, and SpecificCharacterSet
+    says which; with `answer_charset` everything is transcoded to that one instead.
+    InstanceAvailability, when asked for, is `availability`.
+    """
     rep = group.representative
     ds = Dataset()
     charset = rep.values(_CHARSET)
-    if charset:
+    if charset:  # first: pydicom encodes the text below in the character set it declares
         ds.SpecificCharacterSet = list(charset) if len(charset) > 1 else charset[0]
+    sequences = {k.tag: k for k in query.keys if k.vr == "SQ"}
     for elem in identifier:
         tag = int(elem.tag)
         if tag in (_CHARSET, _QUERY_LEVEL, _RETRIEVE_AE) or elem.tag.group in (0x0000, 0x0002):
             continue
         if elem.VR == "SQ":
-            ds.add(DataElement(tag, "SQ", DicomSequence()))
+            key = sequences.get(tag, QueryKey(tag, "SQ", ""))
+            ds.add(_sequence(key, rep, pn_case_insensitive))
+        elif tag == _AVAILABILITY:
+            ds.add(DataElement(tag, "CS", availability))
         elif tag in _COMPUTED:
             vr = {_MODALITIES_IN_STUDY: "CS", _SOP_CLASSES_IN_STUDY: "UI"}.get(tag, "IS")
-            ds.add(_element(tag, vr, _computed(_COMPUTED[tag], group)))
+            ds.add(_element(tag, vr, _computed(_COMPUTED[tag], group, query.level)))
         else:
             stored = rep.attributes.get(f"{tag:08X}")
+            if stored is not None and stored[0] == "SQ":
+                ds.add(_sequence(QueryKey(tag, "SQ", ""), rep, pn_case_insensitive))
+                continue
             ds.add(_element(tag, stored[0] if stored else _vr(elem.VR), stored[1] if stored else ()))
     unique = UNIQUE_KEYS[query.level]
     if unique not in ds:
@@ -396,4 +525,6 @@ def response(identifier: Dataset, query: Query, group: Group, retrieve_ae_title:
         ds.add(_element(unique, "LO" if query.level == "PATIENT" else "UI", stored[1] if stored else ()))
     ds.QueryRetrieveLevel = query.level
     ds.RetrieveAETitle = retrieve_ae_title
+    if answer_charset:
+        _transcode(ds, answer_charset)
     return ds

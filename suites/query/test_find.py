@@ -14,7 +14,9 @@ from harness.model import Endpoint
 from harness.plugin import Observe
 from simulators.corpus import PatientEntry, SeriesEntry, StudyEntry
 from simulators.modality import Modality, StoreResult
+from simulators.status import category, refused
 from suites._support import dataset_json, query, status_hex
+from suites.query._answers import outcome
 
 Index = tuple[PatientEntry, ...]
 
@@ -252,10 +254,41 @@ def test_find(
         assert len(result.matches) == case.expected(corpus_index), "wrong number of matches"
 
 
+@dataclass(frozen=True)
+class RefusedCase:
+    """A query the device should refuse; `must_fail`: the standard leaves it no other answer."""
+
+    id: str
+    model: str
+    build: Callable[[Index], Dataset]
+    must_fail: bool
+
+
+REFUSED = [
+    # No such level in either information model (PS3.4 C.4.1.2.1: Identifier does not match SOP Class).
+    RefusedCase("unknown-level", "patient", lambda ix: query("NOSUCHLEVEL", PatientID=""), must_fail=True),
+    # SERIES in Study Root without the StudyInstanceUID above it: hierarchical SCPs refuse, relational ones may answer.
+    RefusedCase(
+        "missing-unique-key", "study", lambda ix: query("SERIES", SeriesInstanceUID="", Modality=""), must_fail=False
+    ),
+]
+
+
 @pytest.mark.service("find")
-def test_find_invalid_level(device: Endpoint, modality: Modality, stored_corpus: StoreResult, observe: Observe) -> None:
-    result = modality.find(device, query("NOSUCHLEVEL", PatientID=""), "patient")
-    observe("find", {"status": status_hex(result.status), "count": len(result.matches)})
-    assert result.status is not None and result.status not in (0x0000, 0xFF00, 0xFF01), (
-        f"an invalid QueryRetrieveLevel must fail, got {status_hex(result.status)}"
-    )
+@pytest.mark.parametrize("case", REFUSED, ids=[c.id for c in REFUSED])
+def test_find_refused(
+    case: RefusedCase,
+    device: Endpoint,
+    modality: Modality,
+    corpus_index: Index,
+    stored_corpus: StoreResult,
+    observe: Observe,
+) -> None:
+    result = modality.find(device, case.build(corpus_index), case.model)  # type: ignore[arg-type]
+    observe("find", outcome(result))
+    assert result.accepted, f"association not accepted: {result.error}"
+    assert result.status is not None, f"no final C-FIND status: {result.error}"
+    if case.must_fail:
+        assert refused(result.status), (
+            f"the query must fail, got {status_hex(result.status)} ({category(result.status)})"
+        )
