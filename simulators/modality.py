@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config, evt
@@ -208,6 +208,10 @@ class ReceivedInstance:
     transfer_syntax_uid: str
     sha256: str
     dataset: Dataset = field(compare=False, repr=False)
+    # The dataset bytes as received (deflated if the syntax is), for checks that need the encoding.
+    encoded: bytes = field(default=b"", compare=False, repr=False)
+    # Which association it came on, numbered from 1: always the C-GET's own (PS3.4 C.4.3.1.3).
+    association: int = 1
 
     def summary(self) -> dict[str, JSON]:
         return {
@@ -496,6 +500,10 @@ class Modality:
             data = event.encoded_dataset(include_meta=False)
             syntax = str(event.context.transfer_syntax)
             ds = event.dataset
+            if getattr(ds, "file_meta", None) is None:
+                ds.file_meta = FileMetaDataset()
+            if "TransferSyntaxUID" not in ds.file_meta:  # pynetdicom may leave it out; pixel decoders need it
+                ds.file_meta.TransferSyntaxUID = syntax
             received.append(
                 ReceivedInstance(
                     str(event.request.AffectedSOPClassUID),
@@ -503,6 +511,7 @@ class Modality:
                     syntax,
                     encoded_sha256(data, syntax),
                     ds,
+                    data,
                 )
             )
             return 0x0000

@@ -1,19 +1,38 @@
-"""Retrieve: C-MOVE to the PACS simulator and C-GET, at each level: sub-operation counts and identical objects."""
+"""Retrieve: C-MOVE to the PACS simulator and C-GET, at each level: counts, what arrived on the wire, IOD conformance.
+
+Per case, `wire` says how the objects arrived: how many associations, sub-operations per
+association, and per object (by corpus key) its transfer syntax by name and the attributes
+removed, added or changed against what was stored (Pixel Data by its decoded pixels, so a
+re-encoding shows as a transfer syntax, not a pixel, change); `iod` holds dciodvfy's errors
+and warnings per object, so a patch that breaks conformance regresses even if no byte was compared.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
-from harness.model import Endpoint
+from harness.model import JSON, Endpoint
 from harness.plugin import Observe
 from simulators.corpus import CorpusItem
-from simulators.modality import Modality, StoreResult, dataset_sha256
-from suites._support import clear_received, query, received_by_pacs, status_hex
+from simulators.iod import IodError, IodReport, validate
+from simulators.modality import Modality, StoreResult
+from suites._support import (
+    Arrival,
+    arrivals_at_pacs,
+    attribute_diff,
+    clear_received,
+    decoded_pixels_sha256,
+    query,
+    status_hex,
+)
 
 
 @dataclass(frozen=True)
@@ -56,14 +75,82 @@ SELECTIONS = [
 IDS = [s.id for s in SELECTIONS]
 
 
-def _identity(items: list[CorpusItem], received: Mapping[str, str]) -> dict[str, str]:
-    """Per expected object, by corpus key: identical, different, or missing at the receiver."""
-    result = {}
+# Many cases retrieve the same objects: dciodvfy and pixel decoding run once per distinct bytes.
+_IOD: dict[str, IodReport] = {}
+_PIXELS: dict[str, str | None] = {}
+
+
+def _digest(arrival: Arrival) -> str:
+    return hashlib.sha256(arrival.transfer_syntax_uid.encode() + b"\0" + arrival.encoded).hexdigest()
+
+
+def _pixels(key: str, ds: Dataset) -> str | None:
+    if key not in _PIXELS:
+        _PIXELS[key] = decoded_pixels_sha256(ds)
+    return _PIXELS[key]
+
+
+def _conformance(item: CorpusItem, arrival: Arrival) -> dict[str, JSON]:
+    """dciodvfy's errors and warnings for what arrived, each with how often it was reported."""
+    digest = _digest(arrival)
+    if digest not in _IOD:
+        try:
+            _IOD[digest] = validate(
+                arrival.encoded, arrival.transfer_syntax_uid, item.sop_class_uid, arrival.sop_instance_uid
+            )
+        except IodError as exc:
+            # A harness fault: ending the run makes it INCONCLUSIVE, where a failed case in both runs would hide regressions.
+            pytest.exit(f"harness fault, IOD check: {exc}", returncode=pytest.ExitCode.INTERNAL_ERROR)
+    report = _IOD[digest]
+    return {"errors": dict(Counter(report.errors)), "warnings": dict(Counter(report.warnings))}
+
+
+def _wire(items: Sequence[CorpusItem], arrivals: Sequence[Arrival]) -> tuple[dict[str, JSON], dict[str, JSON]]:
+    """(wire, iod) observations: associations, sub-operations per association, and per corpus key what arrived."""
+    first: dict[str, Arrival] = {}
+    for arrival in arrivals:
+        first.setdefault(arrival.sop_instance_uid, arrival)
+    per_association = Counter(a.association for a in arrivals)
+    objects: dict[str, JSON] = {}
+    iod: dict[str, JSON] = {}
     for item in items:
-        got = received.get(item.sop_instance_uid)
-        sent = dataset_sha256(item.dataset, item.transfer_syntax_uid)
-        result[item.key] = "missing" if got is None else ("identical" if got == sent else "different")
-    return result
+        got = first.get(item.sop_instance_uid)
+        if got is None:
+            objects[item.key] = "missing"
+            continue
+        pixels = (_pixels(f"stored:{item.key}", item.dataset), _pixels(_digest(got), got.dataset))
+        objects[item.key] = {
+            "transfer_syntax": UID(got.transfer_syntax_uid).name,
+            "association": got.association,
+            "attributes": attribute_diff(item.dataset, got.dataset, pixels),
+        }
+        iod[item.key] = _conformance(item, got)
+    wire: dict[str, JSON] = {
+        "associations": len(per_association),
+        "suboperations": [per_association[n] for n in sorted(per_association)],
+        "objects": objects,
+    }
+    return wire, iod
+
+
+def _kept(wire: Mapping[str, JSON]) -> dict[str, str]:
+    """Per corpus key whose content did not arrive intact, why: missing, or attributes removed or changed.
+
+    Attributes a device adds (Orthanc does) and a transfer syntax it chose are observed, not failed.
+    """
+    problems = {}
+    objects = wire["objects"]
+    assert isinstance(objects, dict)
+    for key, got in objects.items():
+        if not isinstance(got, dict):
+            problems[key] = str(got)
+            continue
+        attributes = got["attributes"]
+        assert isinstance(attributes, dict)
+        lost = [*attributes["removed"], *attributes["changed"]]
+        if lost:
+            problems[key] = "removed or changed: " + ", ".join(str(n) for n in lost)
+    return problems
 
 
 @pytest.mark.service("move")
@@ -81,12 +168,16 @@ def test_move(
     items = selection.items(corpus)
     clear_received(pacs_storage)  # so an object moved by an earlier case cannot stand in for this one
     result = modality.move(device, selection.identifier(corpus), pacs.ae_title, selection.model)  # type: ignore[arg-type]
-    identity = _identity(items, received_by_pacs(pacs_storage, [i.sop_instance_uid for i in items]))
+    arrivals = arrivals_at_pacs(pacs_storage, [i.sop_instance_uid for i in items])
+    wire, iod = _wire(items, arrivals)
+    wire["calling_ae"] = sorted({a.calling_ae for a in arrivals})
     observe("move", result.summary())
-    observe("objects", identity)
+    observe("wire", wire)
+    observe("iod", iod)
     assert result.status == 0x0000, f"C-MOVE final status {status_hex(result.status)}: {result.error}"
     assert (result.completed, result.failed) == (len(items), 0), "sub-operation counts"
-    assert set(identity.values()) == {"identical"}, f"objects at the destination: {identity}"
+    problems = _kept(wire)
+    assert not problems, f"objects at the destination: {problems}"
 
 
 @pytest.mark.service("move")
@@ -112,9 +203,15 @@ def test_get(
     items = selection.items(corpus)
     contexts = sorted({(i.sop_class_uid, i.transfer_syntax_uid) for i in items})
     result = modality.get(device, selection.identifier(corpus), selection.model, sop_classes=contexts)  # type: ignore[arg-type]
-    identity = _identity(items, {r.sop_instance_uid: r.sha256 for r in result.received})
+    arrivals = [
+        Arrival(r.sop_instance_uid, r.transfer_syntax_uid, r.association, "", r.encoded, r.dataset)
+        for r in result.received
+    ]
+    wire, iod = _wire(items, arrivals)
     observe("get", result.summary())
-    observe("objects", identity)
+    observe("wire", wire)
+    observe("iod", iod)
     assert result.status == 0x0000, f"C-GET final status {status_hex(result.status)}: {result.error}"
     assert (result.completed, result.failed) == (len(items), 0), "sub-operation counts"
-    assert set(identity.values()) == {"identical"}, f"objects received: {identity}"
+    problems = _kept(wire)
+    assert not problems, f"objects received: {problems}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import subprocess
@@ -127,6 +128,33 @@ def test_get_reports_objects_it_could_not_take(pacs: PacsSimulator, corpus: tupl
         i.sop_instance_uid for i in study if not i.key.endswith("-rle")
     }
     json.dumps(result.summary())
+
+
+def test_get_keeps_the_bytes_as_received_and_a_decodable_dataset(
+    pacs: PacsSimulator, corpus: tuple[CorpusItem, ...]
+) -> None:
+    study = [i for i in corpus if i.patient_id == "PG-0004"]  # MR implicit, explicit and RLE
+    MODALITY.store(endpoint(pacs), [i.dataset for i in study])
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study[0].study_instance_uid
+    result = MODALITY.get(
+        endpoint(pacs), query, "study", sop_classes=[(i.sop_class_uid, i.transfer_syntax_uid) for i in study]
+    )
+    assert result.completed == len(study)
+    by_uid = {i.sop_instance_uid: i for i in study}
+    for got in result.received:
+        item = by_uid[got.sop_instance_uid]
+        assert got.association == 1  # C-GET sub-operations come on the C-GET's own association
+        assert got.transfer_syntax_uid == item.transfer_syntax_uid
+        assert (
+            hashlib.sha256(got.encoded).hexdigest()
+            == got.sha256
+            == dataset_sha256(item.dataset, item.transfer_syntax_uid)
+        )
+        # pynetdicom leaves the file meta without a transfer syntax; the pixels must still decode.
+        assert got.dataset.file_meta.TransferSyntaxUID == item.transfer_syntax_uid
+        assert (got.dataset.pixel_array == item.dataset.pixel_array).all(), item.key
 
 
 def test_move_and_find_summaries_are_json(pacs: PacsSimulator, corpus: tuple[CorpusItem, ...]) -> None:
