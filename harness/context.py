@@ -21,6 +21,8 @@ class SuiteContext:
     modality_ae_title: str
     services: tuple[str, ...]
     corpus_seed: int
+    corpus_size: str = "small"  # simulators.corpus.CORPUS_SIZES; absent from contexts written before it existed
+    corpus_sha256: str = ""  # the manifest's corpus hash, which the suites' corpus must have; "" not checked
     pki_dir: str = ""  # this run's test PKI (simulators.pki layout); "" when the run has none
     audit_log: str = ""  # JSON lines the audit record repository simulator writes; "" when none runs
     # Valid credentials the device knows, by identity kind (username, passcode, kerberos, saml, jwt).
@@ -38,6 +40,8 @@ class SuiteContext:
             modality_ae_title=str(d["modality_ae_title"]),
             services=tuple(d["services"]),
             corpus_seed=int(d["corpus_seed"]),
+            corpus_size=str(d.get("corpus_size", "small")),
+            corpus_sha256=str(d.get("corpus_sha256", "")),
             pki_dir=str(d.get("pki_dir", "")),
             audit_log=str(d.get("audit_log", "")),
             identity={str(k): str(v) for k, v in d.get("identity", {}).items()},

@@ -135,10 +135,11 @@ class CorpusInfo:
     sha256: str
     uid_root: str  # UIDs under this root come from the corpus, not the device
     items: int
+    size: str = "small"  # the profile's [corpus] size; manifests written before it existed were all small
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> CorpusInfo:
-        return cls(int(d["seed"]), str(d["sha256"]), str(d["uid_root"]), int(d["items"]))
+        return cls(int(d["seed"]), str(d["sha256"]), str(d["uid_root"]), int(d["items"]), str(d.get("size", "small")))
 
 
 @dataclass(frozen=True)

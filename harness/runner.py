@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import importlib.util
 import platform
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -71,11 +73,21 @@ def suites_root() -> Path:
     return Path(spec.origin).parent
 
 
-def corpus_info(seed: int) -> CorpusInfo:
+_CORPUS_LOCK = threading.Lock()
+
+
+def corpus_info(seed: int, size: str = "small") -> CorpusInfo:
+    """What the run's corpus is; made once per process: the concurrent runs of a validation wait for the first."""
+    with _CORPUS_LOCK:
+        return _corpus_info(seed, size)
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_info(seed: int, size: str) -> CorpusInfo:
     from simulators.corpus import UID_ROOT, corpus_hash, generate
 
-    items = generate(seed)
-    return CorpusInfo(seed=seed, sha256=corpus_hash(items), uid_root=UID_ROOT, items=len(items))
+    items = generate(seed, corpus_size=size)
+    return CorpusInfo(seed=seed, sha256=corpus_hash(items), uid_root=UID_ROOT, items=len(items), size=size)
 
 
 def _versions() -> dict[str, str]:
@@ -196,7 +208,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> 
     timings: dict[str, float] = {}
     status, detail, collected = RunStatus.COMPLETED, "", 0
     spec = profile.device
-    corpus = corpus_info(profile.corpus_seed)
+    corpus = corpus_info(profile.corpus_seed, profile.corpus_size)
     run_id = f"{request.label}-{uuid.uuid4().hex[:8]}"
     setup = RunSetup(description=profile.variant(request.variant).description)
     surroundings: Surroundings | None = None
@@ -210,7 +222,8 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> 
         assert target is not None
         timings["device_start"] = time.monotonic() - t1
         setup = replace(surroundings.describe(), description=setup.description)  # what exactly ran, for the audit trail
-        run.write_context(context)
+        # The hash the manifest records: the suites check that they made (and so sent) the same corpus.
+        run.write_context(replace(context, corpus_sha256=corpus.sha256))
         t2 = time.monotonic()
         code, tail, fault = _run_suites(request, surroundings, progress, token)
         timings["suites"] = time.monotonic() - t2

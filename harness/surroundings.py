@@ -99,6 +99,7 @@ class Surroundings:
             modality_ae_title=self.profile.modality_ae_title,
             services=spec.services,
             corpus_seed=self.profile.corpus_seed,
+            corpus_size=self.profile.corpus_size,
             pki_dir=str(self.pki.directory),
             audit_log=str(self.run.audit_records),
             identity=dict(spec.identity),

@@ -9,7 +9,8 @@ import pytest
 
 from harness.context import SuiteContext
 from harness.model import Endpoint
-from simulators.corpus import CorpusItem, PatientEntry, generate, index
+from harness.rundir import RunDir
+from simulators.corpus import CorpusItem, PatientEntry, corpus_hash, generate, index, keys
 from simulators.modality import Modality, StoreResult
 
 
@@ -54,9 +55,35 @@ def modality(patchgate_context: SuiteContext, make_modality: Callable[[str], Mod
     return make_modality(patchgate_context.modality_ae_title)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`corpus_key`: one case per item of the run's corpus (keys do not depend on the seed, so known at collection)."""
+    if "corpus_key" in metafunc.fixturenames:
+        metafunc.parametrize("corpus_key", keys(_corpus_size(metafunc.config)))
+
+
+def _corpus_size(config: pytest.Config) -> str:
+    """The profile's [corpus] size, read from the run's context; "small" when the suites run without a run."""
+    run_dir = config.getoption("--patchgate-run", None)
+    return RunDir(Path(run_dir)).read_context().corpus_size if run_dir else "small"
+
+
 @pytest.fixture(scope="session")
 def corpus(patchgate_context: SuiteContext) -> Mapping[str, CorpusItem]:
-    return {item.key: item for item in generate(patchgate_context.corpus_seed)}
+    """The run's corpus, made once per suites process (a clinical one takes seconds and ~50 MB).
+
+    It must be the corpus the manifest records: one made by other code (a stale suites image, another
+    numpy) would be sent while the manifest names another, so the run ends as a harness fault.
+    """
+    context = patchgate_context
+    items = generate(context.corpus_seed, corpus_size=context.corpus_size)
+    if context.corpus_sha256 and (made := corpus_hash(items)) != context.corpus_sha256:
+        pytest.exit(
+            f"harness fault: the suites made corpus sha256 {made[:12]}, the run records {context.corpus_sha256[:12]} "
+            f"(seed {context.corpus_seed}, size {context.corpus_size}): are the suites and the harness the same "
+            "installation? (a container's: python -m harness.images --only simulators)",
+            returncode=pytest.ExitCode.INTERNAL_ERROR,
+        )
+    return {item.key: item for item in items}
 
 
 @pytest.fixture(scope="session")

@@ -100,10 +100,13 @@ def _profile(m: Manifest) -> str:
     return f"ran {m.profile_path} (sha256 {m.profile_sha256[:_HASH]})"
 
 
-def _corpus_key(corpus: CorpusInfo | None) -> tuple[int, str] | None:
-    """Seed and bytes; uid_root and items follow from the generator, whose output the sha256 covers."""
-    return (corpus.seed, corpus.sha256) if corpus else None
+def _corpus_key(corpus: CorpusInfo | None) -> tuple[int, str, str] | None:
+    """Seed, size and bytes; uid_root and items follow from the generator, whose output the sha256 covers."""
+    return (corpus.seed, corpus.size, corpus.sha256) if corpus else None
 
 
 def _corpus(corpus: CorpusInfo | None) -> str:
-    return f"used seed {corpus.seed} (sha256 {corpus.sha256[:_HASH]})" if corpus else "used no corpus"
+    if corpus is None:
+        return "used no corpus"
+    size = "" if corpus.size == "small" else f", size {corpus.size!r}"  # small: as manifests before sizes said
+    return f"used seed {corpus.seed}{size} (sha256 {corpus.sha256[:_HASH]})"

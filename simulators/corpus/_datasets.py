@@ -23,7 +23,6 @@ UID_ROOT = "1.2.826.0.1.3680043.10.1422."
 IMPLEMENTATION_CLASS_UID = UID_ROOT + "0.1"
 IMPLEMENTATION_VERSION_NAME = "PATCHGATE_1"
 
-_CHARSET = "ISO_IR 100"
 _US_FRAMES = 6
 
 _Array = npt.NDArray[Any]
@@ -55,7 +54,8 @@ def _common_modules(series: Series, seed: int) -> Dataset:
     """Patient, General Study, General Series, General Equipment and SOP Common modules."""
     study, patient = series.study, series.study.patient
     ds = Dataset()
-    ds.SpecificCharacterSet = _CHARSET
+    # Set first: pydicom encodes the names below in the character set it declares.
+    ds.SpecificCharacterSet = list(patient.charset) if len(patient.charset) > 1 else patient.charset[0]
     ds.InstanceCreationDate = study.date
     ds.InstanceCreationTime = series.time
     ds.SOPClassUID = SOP_CLASSES[series.kind]
@@ -86,6 +86,10 @@ def _common_modules(series: Series, seed: int) -> Dataset:
     ds.SeriesNumber = series.number
     if series.kind in ("CT", "MR"):
         ds.FrameOfReferenceUID = _uid(seed, "frame", study.key, series.kind)
+    if study.request is not None:  # a series-level sequence real archives index (PS3.4 C.6.1.1.4)
+        item = Dataset()
+        item.RequestedProcedureID, item.ScheduledProcedureStepID = study.request
+        ds.RequestAttributesSequence = Sequence([item])
     return ds
 
 

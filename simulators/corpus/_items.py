@@ -13,12 +13,25 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 
+from simulators.corpus._clinical import clinical_datasets, clinical_keys
 from simulators.corpus._datasets import instance_dataset, series_dataset
 from simulators.corpus._plan import PLAN, TRANSFER_SYNTAXES
 
-__all__ = ["DEFAULT_SEED", "CorpusItem", "by_key", "corpus_hash", "encode", "generate", "write_folder"]
+__all__ = [
+    "CORPUS_SIZES",
+    "DEFAULT_SEED",
+    "CorpusItem",
+    "by_key",
+    "corpus_hash",
+    "encode",
+    "generate",
+    "keys",
+    "write_folder",
+]
 
 DEFAULT_SEED = 1422
+# "small": the small objects (kilobytes each); "clinical": those, then realistic sizes (simulators.corpus._clinical).
+CORPUS_SIZES = ("small", "clinical")
 
 
 @dataclass(frozen=True)
@@ -37,19 +50,38 @@ class CorpusItem:
     dataset: Dataset = field(compare=False, repr=False)
 
 
-def generate(seed: int = DEFAULT_SEED, *, size: int = 32) -> tuple[CorpusItem, ...]:
-    """The corpus for `seed`, with `size`x`size` images, in plan order (patient, study, series, instance)."""
+def generate(seed: int = DEFAULT_SEED, *, size: int = 32, corpus_size: str = "small") -> tuple[CorpusItem, ...]:
+    """The corpus for `seed`, in plan order (patient, study, series, instance).
+
+    The small objects have `size`x`size` images; `corpus_size="clinical"` appends the
+    clinical-size objects (fixed, realistic matrices), so the small part is the same either way.
+    """
     if seed < 0:
         raise ValueError(f"corpus seed must be a non-negative integer, got {seed}")
     if not 4 <= size <= 512:
         raise ValueError(f"corpus image size must be within 4..512, got {size}")
+    _check_size(corpus_size)
     items: list[CorpusItem] = []
     for series in PLAN:
         base = series_dataset(series, seed, size)
         for number, variant in enumerate(series.variants, start=1):
             ds = instance_dataset(base, series, seed, number, variant)
             items.append(_item(series.key(variant), TRANSFER_SYNTAXES[variant], ds))
+    if corpus_size == "clinical":
+        items += [_item(key, TRANSFER_SYNTAXES[variant], ds) for key, variant, ds in clinical_datasets(seed)]
     return tuple(items)
+
+
+def keys(corpus_size: str = "small") -> list[str]:
+    """The item keys of a corpus of `corpus_size`, in `generate()` order, without making it (they do not depend on the seed)."""
+    _check_size(corpus_size)
+    small = [series.key(variant) for series in PLAN for variant in series.variants]
+    return small + clinical_keys() if corpus_size == "clinical" else small
+
+
+def _check_size(corpus_size: str) -> None:
+    if corpus_size not in CORPUS_SIZES:
+        raise ValueError(f"corpus size must be one of {', '.join(CORPUS_SIZES)}, got {corpus_size!r}")
 
 
 def _item(key: str, transfer_syntax_uid: str, ds: Dataset) -> CorpusItem:

@@ -9,12 +9,9 @@ from pydicom import Dataset
 
 from harness.model import Endpoint
 from harness.plugin import Observe
-from simulators.corpus import CorpusItem, generate
+from simulators.corpus import CorpusItem
 from simulators.modality import Modality, dataset_sha256
 from suites._support import SUCCESS_OR_WARNING, dataset_json, query, status_hex
-
-# Keys do not depend on the seed, so they can parametrize at collection time.
-KEYS = [item.key for item in generate()]
 
 
 def _image_query(item: CorpusItem) -> Dataset:
@@ -27,16 +24,15 @@ def _image_query(item: CorpusItem) -> Dataset:
 
 
 @pytest.mark.service("store")
-@pytest.mark.parametrize("key", KEYS)
 def test_store_then_retrieve(
-    key: str,
+    corpus_key: str,  # one case per corpus item, of the run's corpus size (suites/conftest.py)
     device: Endpoint,
     modality: Modality,
     corpus: Mapping[str, CorpusItem],
     services: tuple[str, ...],
     observe: Observe,
 ) -> None:
-    item = corpus[key]
+    item = corpus[corpus_key]
     stored = modality.store(device, [item.dataset])
     observe("store", stored.summary())
     outcome = stored.instances[0]
