@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import copy
 import hashlib
+import json
 import logging
 import os
 import re
@@ -27,15 +28,19 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 from pydicom.uid import (
     JPEG2000,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -71,6 +76,7 @@ from simulators.pki import PkiError, load_pki
 
 __all__ = [
     "ACSE_TIMEOUT",
+    "JOURNAL",
     "MAX_ASSOCIATIONS",
     "STORAGE_SOP_CLASSES",
     "STORAGE_TRANSFER_SYNTAXES",
@@ -110,6 +116,8 @@ STORAGE_TRANSFER_SYNTAXES: tuple[str, ...] = (
 )
 # Q/R abstract syntax -> information model.
 _MODELS: Mapping[str, str] = {uid: model for (model, _), uid in QR_MODELS.items()}
+# In the storage folder: one JSON line per object received (simulators.pacs.PacsSimulator._journal).
+JOURNAL = "journal.jsonl"
 _PLAIN_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 _PENDING = 0xFF00
 _CANCEL = 0xFE00
@@ -140,8 +148,22 @@ class Quirks:
     drop_on_retrieve: frozenset[int] = frozenset()
     # Each C-MOVE reports its first sub-operation as failed without sending it.
     fail_first_move_suboperation: bool = False
+    # C-MOVE sends every object in this transfer syntax (decompressed, inflated) instead of as stored.
+    move_transfer_syntax: str = ""
+    # IS elements C-MOVE sends as "N.0": the same number, an invalid value for the VR.
+    decimal_is_on_move: frozenset[int] = frozenset()
+    # Each C-GET counts its first N delivered sub-operations as warnings: final 0xB000, every object sent.
+    get_warning_suboperations: int = 0
     # The process dies (exit code 70) on its first C-FIND: a patch that crashes the device.
     crash_on_find: bool = False
+    # InstanceAvailability (0008,0056) C-FIND answers when asked (PS3.4 C.4.1.1.3.2: ONLINE, NEARLINE, ...).
+    instance_availability: str = "ONLINE"
+    # C-FIND answers are transcoded to this SpecificCharacterSet ("?" for what it cannot hold); "": each object's own.
+    answer_charset: str = ""
+    # Implementation Version Name it announces in the A-ASSOCIATE-AC; "" keeps pynetdicom's (an upgrade changes it).
+    implementation_version_name: str = ""
+    # Storage transfer syntaxes it no longer accepts at negotiation (e.g. JPEG 2000 dropped with a codec).
+    rejected_transfer_syntaxes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -369,6 +391,10 @@ class PacsSimulator:
     def __init__(self, config: PacsConfig) -> None:
         self._config = config
         self._index = Index(config.storage)
+        # Journal numbers of the associations that stored something (weak: ended ones may go).
+        self._associations: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._stored_on = 0
+        self._journal_lock = threading.Lock()
         self._ae: Any = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -395,11 +421,14 @@ class PacsSimulator:
         ae.maximum_associations = _PYNETDICOM_LIMIT
         ae.maximum_pdu_size = 0  # unlimited, as most PACS do: fewer, larger P-DATA PDUs
         ae.add_supported_context(VERIFICATION)
+        if cfg.quirks.implementation_version_name:
+            ae.implementation_version_name = cfg.quirks.implementation_version_name
         rejected = cfg.quirks.rejected_sop_classes
+        syntaxes = [ts for ts in STORAGE_TRANSFER_SYNTAXES if ts not in cfg.quirks.rejected_transfer_syntaxes]
         for uid in STORAGE_SOP_CLASSES:
             if uid not in rejected:
                 # Both roles, so a C-GET requestor may take the SCP role for storage.
-                ae.add_supported_context(uid, STORAGE_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
+                ae.add_supported_context(uid, syntaxes, scu_role=True, scp_role=True)
         for uid in _MODELS:
             ae.add_supported_context(uid)
         if cfg.known_peers:
@@ -529,6 +558,7 @@ class PacsSimulator:
         except OSError as exc:
             _LOG.warning("C-STORE %r: cannot write %s: %s", uid, name, exc)
             return _OUT_OF_RESOURCES
+        self._journal(event, uid, name)
         self._index.submit(name)
         if self._config.auditor is not None:
             ds = event.dataset  # decoded only for the audit message, and only a device that audits
@@ -543,6 +573,34 @@ class PacsSimulator:
         shown = repr(uid) if name == f"{uid}.dcm" else f"{uid!r} as {name}"
         _LOG.info("C-STORE %s %s: 0x%04X", event.request.AffectedSOPClassUID, shown, status)
         return status
+
+    def _journal(self, event: Any, uid: str, name: str) -> None:
+        """One JOURNAL line per object received: on which association (numbered), from whom, in which syntax.
+
+        A single O_APPEND write per line, so concurrent associations never tear one; the number
+        is a sequence, not a port or a time, so that two runs journal alike.
+        """
+        with self._journal_lock:
+            number = self._associations.get(event.assoc)
+            if number is None:
+                self._stored_on += 1
+                number = self._associations[event.assoc] = self._stored_on
+        line = {
+            "association": number,
+            "calling_ae": str(event.assoc.requestor.ae_title).strip(),
+            "sop_instance_uid": uid,
+            "transfer_syntax_uid": str(event.context.transfer_syntax),
+            "file": name,
+        }
+        data = (json.dumps(line, sort_keys=True) + "\n").encode()
+        try:
+            fd = os.open(self._config.storage / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:  # the object is stored; only its wire record is lost, and said so
+            _LOG.warning("C-STORE %r: cannot journal to %s: %s", uid, JOURNAL, exc)
 
     def _on_find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
         if self._config.quirks.crash_on_find:
@@ -567,7 +625,17 @@ class PacsSimulator:
             if event.is_cancelled:
                 yield _CANCEL, None
                 return
-            yield _PENDING, response(identifier, query, group, self._config.ae_title)
+            quirks = self._config.quirks
+            answer = response(
+                identifier,
+                query,
+                group,
+                self._config.ae_title,
+                availability=quirks.instance_availability,
+                answer_charset=quirks.answer_charset,
+                pn_case_insensitive=quirks.pn_case_insensitive,
+            )
+            yield _PENDING, answer
 
     def _on_move(self, event: Any) -> Iterator[Any]:
         model = _MODELS.get(str(event.request.AffectedSOPClassUID), "")
@@ -582,7 +650,7 @@ class PacsSimulator:
         _LOG.info("C-MOVE %s to %s: %d instances", model, destination, len(instances))
         kwargs: dict[str, Any] = {
             "ae_title": destination,
-            "contexts": _contexts(instances),
+            "contexts": _contexts(instances, self._config.quirks.move_transfer_syntax),
             "evt_handlers": _SUB_HANDLERS,
         }
         if self._config.client_ssl_context is not None:
@@ -597,7 +665,7 @@ class PacsSimulator:
             if i == 0 and self._config.quirks.fail_first_move_suboperation:
                 yield _PENDING, _unsendable(inst)
                 continue
-            yield _PENDING, self._load(inst)
+            yield _PENDING, self._load(inst, move=True)
         self._audit_transfer(destination, instances, begin=False)
 
     def _on_get(self, event: Any) -> Iterator[Any]:
@@ -608,11 +676,15 @@ class PacsSimulator:
         yield len(instances)
         requestor = str(event.assoc.requestor.ae_title)
         self._audit_transfer(requestor, instances, begin=True)
-        for inst in instances:
-            if event.is_cancelled:
-                yield _CANCEL, None
-                return
-            yield _PENDING, self._load(inst)
+        undo = _answers_as_warnings(event.assoc, self._config.quirks.get_warning_suboperations)
+        try:
+            for inst in instances:
+                if event.is_cancelled:
+                    yield _CANCEL, None
+                    return
+                yield _PENDING, self._load(inst)
+        finally:
+            undo()
         self._audit_transfer(requestor, instances, begin=False)
 
     # -- helpers -----------------------------------------------------------------------
@@ -637,19 +709,58 @@ class PacsSimulator:
     def _retrieve(self, query: Query, identifier: Dataset) -> list[IndexedInstance]:
         return [inst for group in self._select(query, identifier) for inst in group.instances]
 
-    def _load(self, inst: IndexedInstance) -> Dataset:
+    def _load(self, inst: IndexedInstance, *, move: bool = False) -> Dataset:
+        """The stored object to send; for a C-MOVE (`move`) with the move quirks applied."""
         # Unread elements stay raw, so pynetdicom re-encodes them byte for byte.
         ds = dcmread(self._config.storage / inst.filename)
-        for tag in sorted(self._config.quirks.drop_on_retrieve):
+        quirks = self._config.quirks
+        for tag in sorted(quirks.drop_on_retrieve):
             if tag in ds:
                 del ds[tag]
+        if not move:
+            return ds
+        for tag in sorted(quirks.decimal_is_on_move):
+            if tag in ds and ds[tag].VR == "IS" and ds[tag].VM == 1 and ds[tag].value is not None:
+                text = f"{int(ds[tag].value)}.0"
+                raw = (text + " " * (len(text) % 2)).encode("ascii")  # padded to even length, as DICOM wants
+                # Raw, so that no IS validation rewrites it: the bytes are what the patch would send.
+                ds[tag] = RawDataElement(Tag(tag), "IS", len(raw), raw, 0, False, True)
+        syntax = quirks.move_transfer_syntax
+        if syntax and syntax != ds.file_meta.TransferSyntaxUID:
+            if ds.file_meta.TransferSyntaxUID.is_compressed:
+                ds.decompress(as_rgb=False, generate_instance_uid=False)
+            ds.file_meta.TransferSyntaxUID = UID(syntax)
         return ds
 
 
-def _contexts(instances: Sequence[IndexedInstance]) -> list[PresentationContext]:
-    """One context per (SOP class, transfer syntax) of the objects, so each is sent as stored."""
-    pairs = sorted({(i.sop_class_uid, i.transfer_syntax_uid) for i in instances})
+def _contexts(instances: Sequence[IndexedInstance], transfer_syntax: str = "") -> list[PresentationContext]:
+    """One context per (SOP class, transfer syntax) of the objects, so each is sent as stored (or in `transfer_syntax`)."""
+    pairs = sorted({(i.sop_class_uid, transfer_syntax or i.transfer_syntax_uid) for i in instances})
     return [build_context(sop_class, [syntax]) for sop_class, syntax in pairs[:_MAX_CONTEXTS]]
+
+
+def _answers_as_warnings(assoc: Any, count: int) -> Callable[[], None]:
+    """Read the association's next `count` successful C-STORE answers as 0xB000 (coercion); returns the undo.
+
+    pynetdicom's C-GET SCP counts each sub-operation from the answer `send_c_store` returns (a
+    Warning category adds to NumberOfWarningSuboperations, then the final status is 0xB000), so
+    the device's own counting goes through it: the counts stay consistent and nothing is failed.
+    """
+    if count < 1:
+        return lambda: None
+    send = assoc.send_c_store
+    left = [count]
+
+    def send_c_store(*args: Any, **kwargs: Any) -> Dataset:
+        status = cast(Dataset, send(*args, **kwargs))
+        if left[0] > 0 and int(status.get("Status", -1)) == 0x0000:
+            left[0] -= 1
+            status = copy.deepcopy(status)
+            status.Status = 0xB000
+        return status
+
+    assoc.send_c_store = send_c_store  # an instance attribute over the class's method, for this C-GET only
+    return lambda: vars(assoc).pop("send_c_store", None)
 
 
 def _unsendable(inst: IndexedInstance) -> Dataset:

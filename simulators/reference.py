@@ -44,6 +44,10 @@ class Posture:
 
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 _STUDY_DESCRIPTION = 0x00081030
+_SERIES_NUMBER = 0x00200011
+_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+# JPEG 2000 lossless and lossy, and HTJ2K lossless: no corpus object uses them, only the negotiation suite sees them.
+_JPEG_2000 = frozenset({"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201"})
 
 VARIANTS: Mapping[str, Quirks] = types.MappingProxyType(
     {
@@ -54,10 +58,17 @@ VARIANTS: Mapping[str, Quirks] = types.MappingProxyType(
         "find-case": Quirks(pn_case_insensitive=False),
         "drop-attribute": Quirks(drop_on_retrieve=frozenset({_STUDY_DESCRIPTION})),
         "move-failure": Quirks(fail_first_move_suboperation=True),
+        "move-reencode": Quirks(move_transfer_syntax=_EXPLICIT_VR_LITTLE_ENDIAN),
+        "iod-invalid": Quirks(decimal_is_on_move=frozenset({_SERIES_NUMBER})),
+        "get-warning": Quirks(get_warning_suboperations=1),
         "crash-on-find": Quirks(crash_on_find=True),
+        "availability": Quirks(instance_availability="NEARLINE"),
+        "charset": Quirks(answer_charset="ISO_IR 100"),
         "tls-required": Quirks(),
         "no-audit": Quirks(),
         "known-peers": Quirks(),
+        "implementation-version": Quirks(implementation_version_name="REFDEVICE_2_0"),
+        "no-jpeg2000": Quirks(rejected_transfer_syntaxes=_JPEG_2000),
         # Several behaviours at once, for the demo of a patch that regressed (`--demo regression`).
         "regression": Quirks(
             store_status=0xB000,
@@ -76,10 +87,17 @@ DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "find-case": "C-FIND matches patient names case-sensitively",
         "drop-attribute": "drops StudyDescription (0008,1030) from objects it sends by C-MOVE and C-GET",
         "move-failure": "reports the first sub-operation of every C-MOVE as failed",
+        "move-reencode": "C-MOVE sends every object re-encoded to Explicit VR Little Endian (RLE decompressed)",
+        "iod-invalid": 'C-MOVE sends SeriesNumber (0020,0011) as "1.0": the same number, an invalid value for IS',
+        "get-warning": "counts the first sub-operation of every C-GET as a warning: final 0xB000, every object delivered",
         "crash-on-find": "the process exits on its first C-FIND (a patch that crashes the device)",
+        "availability": "C-FIND answers InstanceAvailability NEARLINE instead of ONLINE",
+        "charset": "C-FIND answers every name in ISO_IR 100 (Latin-1): Japanese and Chinese characters become '?'",
         "tls-required": "requires DICOM TLS with a client certificate; sends its audit trail over TLS (a hardening)",
         "no-audit": "silently stops sending audit messages (a security regression)",
         "known-peers": "admits only known calling AE titles and checks the called AE title (a hardening)",
+        "implementation-version": "an upgrade: announces Implementation Version Name REFDEVICE_2_0 at association",
+        "no-jpeg2000": "no longer accepts JPEG 2000 transfer syntaxes for storage (a codec removed)",
         "regression": "store-warning, find-case and drop-attribute at once: a patch that broke several things",
     }
 )

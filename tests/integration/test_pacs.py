@@ -22,7 +22,7 @@ from simulators._net import free_port, parse_listening
 from simulators.corpus import CorpusItem, generate
 from simulators.index import INDEX_FILENAME
 from simulators.modality import Modality, dataset_sha256, file_sha256
-from simulators.pacs import PacsConfig, PacsSimulator, Quirks, part10_header, storage_name
+from simulators.pacs import JOURNAL, PacsConfig, PacsSimulator, Quirks, part10_header, storage_name
 from tests.conftest import wait_for_device
 
 SC = "1.2.840.10008.5.1.4.1.1.7"
@@ -161,7 +161,9 @@ def test_hostile_sop_instance_uids_stay_inside_the_folder(
     assert [o.status for o in result.instances] == [0x0000] * len(hostile), result.summary()
     after = {p for p in tmp_path.rglob("*") if sim.config.storage not in p.parents}
     assert after == before  # nothing written outside the storage folder
-    names = sorted(p.name for p in sim.config.storage.iterdir() if not p.name.startswith(INDEX_FILENAME))
+    names = sorted(
+        p.name for p in sim.config.storage.iterdir() if not p.name.startswith(INDEX_FILENAME) and p.name != JOURNAL
+    )
     assert len(names) == len(hostile)  # no object clobbered another
     assert all(re.fullmatch(r"x-[0-9a-f]{64}\.dcm", n) for n in names), names
     stored = {i.sop_instance_uid for i in sim.stored()}
@@ -184,6 +186,8 @@ def test_find_patient_root_levels(
         ("PG-0002", 2),
         ("PG-0003", 1),
         ("PG-0004", 1),
+        ("PG-0005", 1),
+        ("PG-0006", 1),
     ]
     assert all(m.QueryRetrieveLevel == "PATIENT" and m.RetrieveAETitle == "PACS" for m in r.matches)
     # STUDY with closed, open-ended and open-started date ranges
