@@ -28,6 +28,12 @@ class SuiteContext:
     # Valid credentials the device knows, by identity kind (username, passcode, kerberos, saml, jwt).
     identity: Mapping[str, str] = field(default_factory=dict)
     inventory: str = ""  # inventory.json of a containerised device; "" for a process
+    initiates: tuple[str, ...] = ()  # what the device starts on its own (DeviceSpec.initiates)
+    # The device actions the profile declares (name -> ActionSpec.to_json()), the run's placeholder values
+    # they are filled with, and the secrets masked in what they record (endpoints.json is 0600).
+    actions: Mapping[str, JSON] = field(default_factory=dict)
+    placeholders: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON], run_dir: str) -> SuiteContext:
@@ -46,4 +52,8 @@ class SuiteContext:
             audit_log=str(d.get("audit_log", "")),
             identity={str(k): str(v) for k, v in d.get("identity", {}).items()},
             inventory=str(d.get("inventory", "")),
+            initiates=tuple(str(i) for i in d.get("initiates", ())),
+            actions={str(k): v for k, v in d.get("actions", {}).items()},
+            placeholders={str(k): str(v) for k, v in d.get("placeholders", {}).items()},
+            secrets=tuple(str(s) for s in d.get("secrets", ())),
         )

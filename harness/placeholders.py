@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from harness.errors import ProfileError
 
-__all__ = ["NAMES", "check_templates", "render"]
+__all__ = ["ACTION_VALUES", "NAMES", "check_templates", "placeholders_in", "render"]
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
 
@@ -21,22 +21,40 @@ NAMES = frozenset(
 )  # fmt: skip
 
 
-def check_templates(templates: Mapping[str, str]) -> None:
-    """Before anything starts: every `{name}` in `templates` (where -> text) is known; one ProfileError for all."""
+# What a suite passes to a device action on top of the run's values (harness.plugin's device_action):
+# the worklist item the action is about, the objects to commit, a commitment's transaction, a study to forward.
+ACTION_VALUES = frozenset(
+    {
+        "item.key", "item.sps_id", "item.accession_number", "item.requested_procedure_id", "item.patient_id",
+        "item.patient_name", "item.study_uid", "item.modality", "item.station_ae",
+        "instances", "transaction_uid", "study_uid",
+    }
+)  # fmt: skip
+
+
+def check_templates(templates: Mapping[str, str], names: frozenset[str] = NAMES) -> None:
+    """Before anything starts: every `{name}` in `templates` (where -> text) is in `names`; one ProfileError for all."""
     problems = [
         f"{where}: unknown placeholder {{{name}}}"
         for where, text in templates.items()
         for name in _PLACEHOLDER.findall(text)
-        if name not in NAMES
+        if name not in names
     ]
     if problems:
         raise ProfileError(
-            "; ".join(problems), hint=f"known placeholders: {', '.join('{' + k + '}' for k in sorted(NAMES))}"
+            "; ".join(problems), hint=f"known placeholders: {', '.join('{' + k + '}' for k in sorted(names))}"
         )
 
 
-def render(template: str, values: Mapping[str, str], where: str) -> str:
-    """Fill `{name}` placeholders; an unknown name is a ProfileError naming `where`."""
+def placeholders_in(template: str) -> list[str]:
+    """The `{name}`s a template names, in order."""
+    return _PLACEHOLDER.findall(template)
+
+
+def render(
+    template: str, values: Mapping[str, str], where: str, escape: Callable[[str], str] = lambda value: value
+) -> str:
+    """Fill `{name}` placeholders, each value through `escape` (e.g. URL quoting); an unknown name is a ProfileError."""
 
     def substitute(match: re.Match[str]) -> str:
         key = match.group(1)
@@ -45,6 +63,6 @@ def render(template: str, values: Mapping[str, str], where: str) -> str:
                 f"{where}: unknown placeholder {{{key}}} in {template!r}",
                 hint=f"known placeholders: {', '.join('{' + k + '}' for k in sorted(values))}",
             )
-        return values[key]
+        return escape(values[key])
 
     return _PLACEHOLDER.sub(substitute, template)

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
+from harness.actions import ActionClient, ActionResult
 from harness.context import SuiteContext
 from harness.model import JSON, CaseRecord, Observation, Outcome, Security
 from harness.rundir import CaseWriter, RunDir
 from simulators._lifeline import Lifeline
 
-__all__ = ["Observe"]
+__all__ = ["Act", "ActionResult", "Observe"]
 
 _CONTEXT = pytest.StashKey[SuiteContext]()
 _OBSERVED = pytest.StashKey[list[Observation]]()
 _LIFELINE = pytest.StashKey[Lifeline]()
+_ACTIONS = pytest.StashKey[ActionClient]()
 _NOT_APPLICABLE = "not applicable: "
 _ORPHANED = 75  # no harness is left to read it; distinct from pytest's own 0-5 for a person reading the log
 
@@ -30,6 +32,12 @@ class Observe(Protocol):
     def __call__(
         self, name: str, value: JSON, security: Security | str = Security.NONE, tags: Sequence[str] = ()
     ) -> None: ...
+
+
+class Act(Protocol):
+    """`device_action(name, {"item.sps_id": ...})`: make the device do a declared action; its result, recorded."""
+
+    def __call__(self, name: str, values: Mapping[str, str] | None = None) -> ActionResult: ...
 
 
 @dataclass
@@ -93,6 +101,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "service(name): the DICOM service a case exercises (echo, store, ...)")
+    config.addinivalue_line("markers", "initiates(role): what the device must start itself (mwl, mpps, store, ...)")
+    config.addinivalue_line("markers", "action(*names): the device actions a case triggers (query_worklist, ...)")
     run_dir = config.getoption("--patchgate-run")
     if not run_dir:
         return
@@ -111,13 +121,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if context is None:
         return
     for item in items:
-        for marker in item.iter_markers("service"):
-            service = str(marker.args[0])
-            if service not in context.services:
-                reason = f"{_NOT_APPLICABLE}the device's profile does not declare {service!r}"
-                item.add_marker(pytest.mark.skip(reason=reason))
-                break
+        reason = _not_applicable(item, context)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=_NOT_APPLICABLE + reason))
     RunDir(Path(context.run_dir)).write_collected(len(items))
+
+
+def _not_applicable(item: pytest.Item, context: SuiteContext) -> str:
+    """Why the profile makes the case not applicable ("" when it applies): an undeclared service, role or action."""
+    for marker in item.iter_markers("service"):
+        if (service := str(marker.args[0])) not in context.services:
+            return f"the device's profile does not declare {service!r}"
+    for marker in item.iter_markers("initiates"):
+        if (role := str(marker.args[0])) not in context.initiates:
+            return f"the device's profile does not declare that it initiates {role!r}"
+    for marker in item.iter_markers("action"):
+        for name in map(str, marker.args):
+            if name not in context.actions:
+                return f"the device's profile declares no action {name!r}"
+    return ""
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -182,3 +204,29 @@ def observe(request: pytest.FixtureRequest) -> Observe:
         observed.append(Observation(name, value, Security(security), tuple(tags)))
 
     return record
+
+
+@pytest.fixture
+def device_action(request: pytest.FixtureRequest, patchgate_context: SuiteContext, observe: Observe) -> Act:
+    """Make the device do an action its profile declares: `device_action("acquire", {"item.sps_id": "PGSPS0001"})`.
+
+    http and dicom actions run here; command and prompt actions are done by the harness (the run
+    directory's action channel). The result's summary is observed as `action.NAME`, so a patched
+    device that now fails an action shows as a difference; `result.require()` fails the case.
+    An action the profile does not declare makes the case not applicable.
+    """
+    config = request.config
+    client = config.stash.get(_ACTIONS, None)
+    if client is None:
+        client = config.stash[_ACTIONS] = ActionClient(patchgate_context)
+
+    def act(name: str, values: Mapping[str, str] | None = None) -> ActionResult:
+        if not client.declares(name):
+            pytest.skip(f"{_NOT_APPLICABLE}the device's profile declares no action {name!r}")
+        result = client(name, values)
+        observe(f"action.{name}", result.summary())
+        if client.specs[name].record:  # the answer is the behaviour (a worklist the device found, a report)
+            observe(f"action.{name}.answer", result.answer())
+        return result
+
+    return act

@@ -3,7 +3,8 @@
 A run directory is self-contained: `manifest.json` (what ran, how it ended), `observations.jsonl`
 (one line per finished case, appended and fsynced), `endpoints.json` (where the suites find the
 device and simulators), `progress.json` (cases collected), `junit.xml`, `allure-results/`,
-`logs/` and the simulators' records. Nothing else in patchgate spells these names.
+`logs/`, the simulators' records, and `actions/` + `actions.jsonl` (device actions: the channel
+between suites and harness, and what each did). Nothing else in patchgate spells these names.
 """
 
 from __future__ import annotations
@@ -224,6 +225,21 @@ class RunDir:
     def audit_records(self) -> Path:
         return self.path / "simulators" / "arr" / "audit.jsonl"
 
+    @property
+    def actions(self) -> Path:
+        """The device-action channel: the suites write `TICKET.request.json`, the harness `TICKET.result.json`."""
+        return self.path / "actions"
+
+    def action_request(self, ticket: str) -> Path:
+        return self.actions / f"{ticket}.request.json"
+
+    def action_result(self, ticket: str) -> Path:
+        return self.actions / f"{ticket}.result.json"
+
+    @property
+    def actions_log(self) -> Path:
+        return self.path / "actions.jsonl"  # one line per device action done, redacted
+
     # Reads and writes.
     def holds_run(self) -> bool:
         return self.manifest.exists() or self.observations.exists()
@@ -330,9 +346,10 @@ class RunDir:
         return RunRecord(str(self.path), self.read_manifest(), self.read_cases())
 
     def quoting_secrets(self) -> list[Path]:
-        """The run's text files that may quote a secret once it ended: logs, endpoints, rendered device files."""
+        """The run's text files that may quote a secret once it ended: logs, endpoints, rendered device files, actions."""
         rendered = self.device_workdir / "files"
-        files = [self.endpoints, *sorted(self.logs.glob("*")), *sorted(rendered.glob("*"))]
+        files = [self.endpoints, *sorted(self.logs.glob("*")), *sorted(rendered.glob("*")), self.actions_log]
+        files += sorted(self.actions.glob("*.json"))  # action requests carry a suite's values, results an answer
         return [path for path in files if path.is_file()]
 
     def write_context(self, context: SuiteContext) -> Path:
@@ -347,6 +364,33 @@ class RunDir:
             missing="suites run inside `patchgate run`, which writes the endpoints",
             invalid="rerun with `patchgate run`",
         )
+
+    def action_tickets(self) -> list[str]:
+        """The tickets of every action request written so far, in name order (a written temporary is not one)."""
+        suffix = ".request.json"
+        if not self.actions.is_dir():
+            return []
+        return sorted(p.name.removesuffix(suffix) for p in self.actions.glob(f"*{suffix}"))
+
+    def append_action(self, line: dict[str, Any]) -> None:
+        """One line into actions.jsonl in a single O_APPEND write: the harness and the suites both append."""
+        data = (json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            fd = os.open(self.actions_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise storage_error(exc, self.path) from None
+
+    def read_actions(self) -> list[dict[str, Any]]:
+        """actions.jsonl's whole lines, in order (a torn last line is left out)."""
+        try:
+            whole = self.actions_log.read_bytes().rpartition(b"\n")[0]
+        except FileNotFoundError:
+            return []
+        return [json.loads(raw) for raw in whole.split(b"\n") if raw.strip()]
 
     def write_collected(self, cases: int) -> None:
         """How many cases the suites collected (the plugin writes it; the runner's progress reads it)."""

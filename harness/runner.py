@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
+from harness.actions import ActionBroker, check_actions
 from harness.cancel import cancel_runs, cancel_token
 from harness.errors import ProfileError, RunDirError, SuiteError, TargetError
 from harness.launch.base import LaunchSpec, log_tail
@@ -146,9 +147,19 @@ def _run_suites(
         stop_timeout=10.0,
     )
     suites = launcher.launch(spec)
+    device = request.profile.device
+    broker = ActionBroker(
+        run,
+        device.actions,
+        surroundings.placeholders(surroundings.device_endpoint, surroundings.pacs_endpoint),
+        device.secret_values,
+        label=f"{request.label} (variant {request.variant})",
+        device_workdir=run.device_workdir,
+    )
     fault = ""
     try:
         while suites.alive():
+            broker.serve()  # the command and prompt actions the suites ask for
             fault = surroundings.watch()
             if fault:
                 suites.kill()
@@ -165,6 +176,7 @@ def _run_suites(
             time.sleep(0.2)
     finally:
         suites.stop()
+        broker.close()
     code = suites.exit_code
     fault = fault or surroundings.watch(final=True)  # one that died during the last case counts too
     tail = log_tail(run.log("pytest").read_text(encoding="utf-8", errors="replace"), 30)
@@ -172,7 +184,11 @@ def _run_suites(
 
 
 def check_variant(profile: Profile, name: str) -> None:
-    """Before anything starts: the variant's command, environment and file templates name known placeholders only."""
+    """Before anything starts: the variant's templates and device actions name known placeholders only.
+
+    ActionError (harness.actions) for actions this run cannot do: operator prompts without a terminal,
+    a command inside a container.
+    """
     variant = profile.variant(name)
     where = f"{profile.source}: variants.{name}"
     templates = {f"{where}.command[{i}]": arg for i, arg in enumerate(variant.command)}
@@ -183,6 +199,18 @@ def check_variant(profile: Profile, name: str) -> None:
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(f"{where}.files[{inside!r}]: cannot read {path}: {exc}") from None
     check_templates(templates)
+    ready = profile.device.ready
+    if variant.image and profile.device.network == "bridge" and (ready == "tcp" or ready.startswith("http:")):
+        raise ProfileError(
+            f"{profile.source}: device.ready = {ready!r} probes from patchgate's host, but variant {name!r} runs "
+            'in the run\'s own network (network = "bridge"), which the host cannot reach',
+            hint='use ready = "echo" or "log:TEXT", or network = "host"',
+        )
+    check_actions(profile, name)  # placeholders, corpus items, and a terminal for operator prompts
+
+
+# A profile with operator prompts runs one run at a time: the operator acts on one console at a time.
+_PROMPTED_RUN = threading.Lock()
 
 
 def run_variant(request: RunRequest, progress: Progress | None = None, token: int | None = None) -> Manifest:
@@ -196,7 +224,8 @@ def run_variant(request: RunRequest, progress: Progress | None = None, token: in
     """
     token = cancel_token() if token is None else token
     check_variant(request.profile, request.variant)  # an unknown placeholder used to end "completed", 0 cases
-    with request.run.lock():
+    prompted = any(a.kind == "prompt" for a in request.profile.device.actions.values())
+    with _PROMPTED_RUN if prompted else contextlib.nullcontext(), request.run.lock():
         request.run.prepare()
         return _run_variant(request, progress, token)
 

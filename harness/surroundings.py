@@ -10,8 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.context import SuiteContext
-from harness.launch.base import Launched, LaunchSpec
-from harness.launch.readiness import Echo, LogLine
+from harness.launch.base import Launched, LaunchSpec, Readiness
+from harness.launch.readiness import Echo, Http, Immediately, LogLine, Tcp
 from harness.model import RunSetup
 from harness.placeholders import NAMES, render
 from harness.ports import Reservation, reserve_port
@@ -104,6 +104,10 @@ class Surroundings:
             audit_log=str(self.run.audit_records),
             identity=dict(spec.identity),
             inventory=str(inventory or ""),
+            initiates=spec.initiates,
+            actions={name: action.to_json() for name, action in sorted(spec.actions.items())},
+            placeholders=self.placeholders(device, pacs) if spec.actions else {},
+            secrets=spec.secret_values if spec.actions else (),
         )
 
     def _arr_spec(self) -> LaunchSpec:
@@ -203,7 +207,7 @@ class Surroundings:
             label=f"device {spec.name!r} variant {variant.name!r}",
             argv=tuple(argv),
             log=self.run.log("device"),
-            ready=Echo(device, profile.modality_ae_title, str(self.pki.directory), via=self.backend.echo),
+            ready=self._device_ready(device),
             env=env,
             cwd=workdir,
             image=variant.image,
@@ -213,6 +217,20 @@ class Surroundings:
             cancelled=self.cancelled,
         )
         return launch, files
+
+    def _device_ready(self, device: Endpoint) -> Readiness:
+        """The profile's `ready` key as a probe (runner.check_variant refuses tcp and http where they cannot reach)."""
+        assert self.backend is not None
+        ready = self.profile.device.ready
+        if ready == "tcp":
+            return Tcp(device.host, device.port)
+        if ready.startswith("http:"):
+            return Http(device.host, self.http_port, ready.removeprefix("http:"))
+        if ready.startswith("log:"):
+            return LogLine(ready.removeprefix("log:"))
+        if ready == "none":
+            return Immediately()
+        return Echo(device, self.profile.modality_ae_title, str(self.pki.directory), via=self.backend.echo)
 
     def describe(self) -> RunSetup:
         """What exactly ran, for the run manifest."""

@@ -9,8 +9,12 @@ from harness.profile._load import (
     profile_json_schema,
 )
 from harness.profile._specs import (
+    ACTION_KINDS,
+    ACTION_NAMES,
     IDENTITY_KINDS,
+    INITIATES,
     SERVICES,
+    ActionSpec,
     DeviceSpec,
     Expectation,
     ExpectedChange,
@@ -21,8 +25,12 @@ from harness.profile._specs import (
 )
 
 __all__ = [
+    "ACTION_KINDS",
+    "ACTION_NAMES",
     "IDENTITY_KINDS",
+    "INITIATES",
     "SERVICES",
+    "ActionSpec",
     "DeviceSpec",
     "Expectation",
     "ExpectedChange",

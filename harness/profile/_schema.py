@@ -50,6 +50,7 @@ class Key:
     key_pattern: str = ""  # a regular expression each of a table's keys must match
     key_hint: str = ""
     required_keys: tuple[str, ...] = ()  # keys a table must have
+    json: bool = False  # any JSON value: a TOML table, array, string, number or boolean (no dates)
 
 
 def key(doc: str, **options: Any) -> dict[str, Key]:
@@ -102,6 +103,11 @@ def _required(f: dataclasses.Field[Any]) -> bool:
 def _one_of(cls: type) -> tuple[str, ...]:
     """Keys of which a table must give at least one (a spec's `ONE_OF` class variable)."""
     return tuple(getattr(cls, "ONE_OF", ()))
+
+
+def _by_kind(cls: type) -> Mapping[str, tuple[str, ...]]:
+    """A spec's `BY_KIND`: its `kind` value -> the keys only that kind takes, the first of them required."""
+    return typing.cast(Mapping[str, tuple[str, ...]], getattr(cls, "BY_KIND", {}))
 
 
 def _exactly_one_of(cls: type) -> tuple[str, ...]:
@@ -188,6 +194,7 @@ class _Builder:
                 f"needs {' or '.join(alternatives)}",
                 f"give at least one of: {', '.join(alternatives)}",
             )
+        ok &= self._kind_keys(cls, raw, path)
         exclusive = _exactly_one_of(cls)
         written = [name for name in raw if name in exclusive]  # as written: the second is the one too many
         if exclusive and len(written) != 1:
@@ -199,6 +206,28 @@ class _Builder:
                 f"keep one of: {', '.join(exclusive)}",
             )
         return cls(**kwargs) if ok else None
+
+    def _kind_keys(self, cls: type, raw: Mapping[str, Any], path: Path) -> bool:
+        """A table with a `kind` (BY_KIND): it has its kind's first key and none that belongs to another kind."""
+        by_kind = _by_kind(cls)
+        kind = raw.get("kind")
+        if not by_kind or not isinstance(kind, str) or kind not in by_kind:
+            return True  # no kinds, or a missing or unknown kind: reported as that key's own problem
+        ok = True
+        own = by_kind[kind]
+        if own and own[0] not in raw:
+            ok = False
+            self.fail((*path, own[0]), f"missing key: a {kind} needs {own[0]}", f"add {own[0]} = ... ({kind!r})")
+        for name in raw:
+            owners = [k for k, keys in by_kind.items() if name in keys]
+            if owners and kind not in owners:
+                ok = False
+                self.fail(
+                    (*path, name),
+                    f"is not a key of a {kind!r} table (only of {', '.join(map(repr, owners))})",
+                    f"remove it, or change kind; a {kind!r} takes {', '.join(own) or 'no kind-specific key'}",
+                )
+        return ok
 
     def _group(self, layout: _Layout, raw: Mapping[str, Any], path: Path, kwargs: dict[str, Any]) -> bool:
         ok = True
@@ -247,6 +276,8 @@ class _Builder:
             self.fail(where, "missing key", f"add {where[-1]} = ... under {table} ({leaf.key.doc})")
 
     def value(self, tp: Any, meta: Key, value: Any, path: Path) -> Any:
+        if meta.json:
+            return self._json(meta, value, path)
         origin, args = _origin(tp)
         if record := _record(origin):
             if not isinstance(value, dict):
@@ -267,6 +298,22 @@ class _Builder:
         if origin in (int, float):
             return self._number(origin, meta, value, path)
         raise TypeError(f"no TOML reading for {tp!r}")  # a spec author's mistake, not a user's
+
+    def _json(self, meta: Key, value: Any, path: Path) -> Any:
+        """A TOML value as JSON data; a date or time (TOML has them, JSON does not) is refused where it is."""
+        if isinstance(value, dict):
+            out = {k: self._json(meta, v, (*path, k)) for k, v in value.items()}
+            return _BAD if _BAD in out.values() else out
+        if isinstance(value, list):
+            items = [self._json(meta, v, (*path, i)) for i, v in enumerate(value)]
+            return _BAD if any(i is _BAD for i in items) else items
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(path, f"{value!r} is not a JSON number", meta.doc)
+            return _BAD
+        if isinstance(value, str | int | float | bool):
+            return value
+        self.fail(path, f"expected a JSON value, got {type(value).__name__} {value!r}", "write dates as strings")
+        return _BAD
 
     def _wrong(self, tp: Any, value: Any, path: Path) -> Any:
         self.fail(path, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}", "fix the value's type")
@@ -412,6 +459,19 @@ def _object_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
         schema["anyOf"] = [{"required": [name]} for name in alternatives]
     if exclusive := _exactly_one_of(cls):
         schema["oneOf"] = [{"required": [name]} for name in exclusive]
+    if by_kind := _by_kind(cls):
+        every = sorted({k for keys in by_kind.values() for k in keys})
+        schema["allOf"] = [
+            {
+                "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                "then": {
+                    **({"required": [keys[0]]} if keys else {}),
+                    **({"not": {"anyOf": [{"required": [k]} for k in others]}} if others else {}),
+                },
+            }
+            for kind, keys in by_kind.items()
+            for others in ([k for k in every if k not in keys],)
+        ]
     return schema
 
 
@@ -456,6 +516,8 @@ def _plain(value: Any) -> Any:
 
 
 def _type_schema(tp: Any, meta: Key, defs: dict[str, Any]) -> dict[str, Any]:
+    if meta.json:
+        return {}  # any JSON value
     origin, args = _origin(tp)
     if record := _record(origin):
         if record.__name__ not in defs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Mapping
@@ -9,12 +10,16 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from harness.errors import ProfileError
-from harness.model import Difference, DiffKind, Verdict
+from harness.model import JSON, Difference, DiffKind, Verdict
 from harness.profile._schema import key
 
 __all__ = [
+    "ACTION_KINDS",
+    "ACTION_NAMES",
     "IDENTITY_KINDS",
+    "INITIATES",
     "SERVICES",
+    "ActionSpec",
     "DeviceSpec",
     "Expectation",
     "ExpectedChange",
@@ -31,10 +36,146 @@ IDENTITY_KINDS = ("username", "passcode", "kerberos", "saml", "jwt")
 # The corpus sizes a profile may choose (simulators.corpus.CORPUS_SIZES; not imported: compare reads profiles).
 CORPUS_SIZES = ("small", "clinical")
 
+# What a device may start on its own (a modality, a router); suites for the rest of a role are not applicable.
+INITIATES = ("mwl", "mpps", "store", "commitment", "forward")
+# The actions a profile may declare under [device.actions.NAME]: what a suite can ask the device to do.
+ACTION_NAMES = (
+    "query_worklist", "start_procedure", "acquire", "complete", "discontinue",
+    "commit", "commit_result", "forward", "scenario", "reset",
+)  # fmt: skip
+ACTION_KINDS = ("command", "http", "dicom", "prompt")
+# The DIMSE messages a `dicom` action sends to the device.
+ACTION_MESSAGES = ("C-ECHO", "C-STORE")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+# Seconds an action may take when the profile does not say: a person at a console needs longer.
+DEFAULT_DEADLINE = {"prompt": 600.0}
+_DEADLINE = 60.0
+
 _AE_TITLE = dict(
     pattern=r"[\x20-\x5b\x5d-\x7e]{1,16}", pattern_hint="an AE title: 1-16 printable ASCII characters, no backslash"
 )
 _PORT = dict(minimum=0, maximum=65535)
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """Something the device can be made to do: a command, an HTTP request, a DICOM message, or an operator prompt."""
+
+    # The keys only one kind takes; the first of each is required for that kind.
+    BY_KIND: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "command": ("command", "where", "ok_exit"),
+        "http": ("url", "method", "headers", "body", "ok_status"),
+        "dicom": ("message", "items", "calling_ae"),
+        "prompt": ("text",),
+    }
+
+    name: str
+    kind: str = field(
+        metadata=key(
+            'how the action is done: "command" (a process), "http" (a request to the device\'s API), '
+            '"dicom" (a DIMSE message to the device), "prompt" (an operator at a console)',
+            choices=ACTION_KINDS,
+        )
+    )
+    description: str = field(default="", metadata=key("what the action makes the device do, for reports"))
+    deadline: float | None = field(
+        default=None,
+        metadata=key(
+            f"seconds the action may take before it counts as timed out; absent: {_DEADLINE:g}, "
+            f"a prompt {DEFAULT_DEADLINE['prompt']:g}",
+            above=0,
+            maximum=3600,
+        ),
+    )
+    settle: float = field(
+        default=2.0,
+        metadata=key(
+            "seconds suites wait for the action's effects at the simulators once it returned", minimum=0, maximum=600
+        ),
+    )
+    record: bool = field(
+        default=False,
+        metadata=key("also observe the (redacted) answer, for actions whose answer is the behaviour"),
+    )
+    command: tuple[str, ...] = field(default=(), metadata=key("command: argv template ({placeholders})"))
+    where: str = field(
+        default="host",
+        metadata=key(
+            'command: "host" (beside patchgate) or "device" (where the device runs: a local device\'s host)',
+            choices=("host", "device"),
+        ),
+    )
+    ok_exit: tuple[int, ...] = field(
+        default=(0,), metadata=key("command: the exit codes that mean done", minimum=0, maximum=255)
+    )
+    url: str = field(
+        default="",
+        metadata=key(
+            "http: the URL template (placeholders are percent-encoded)",
+            pattern=r"https?://\S+",
+            pattern_hint="an http:// or https:// URL",
+        ),
+    )
+    method: str = field(default="POST", metadata=key("http: the request method", choices=HTTP_METHODS))
+    headers: Mapping[str, str] = field(default_factory=dict, metadata=key("http: request headers (templates)"))
+    body: JSON = field(
+        default=None,
+        metadata=key(
+            "http: a JSON body (a TOML table or array); placeholders are filled in its strings only; a string that is "
+            'exactly "{instances}" becomes that JSON array',
+            json=True,
+        ),
+    )
+    ok_status: tuple[int, ...] = field(
+        default=(200, 201, 202, 204), metadata=key("http: the statuses that mean done", minimum=100, maximum=599)
+    )
+    message: str = field(default="", metadata=key("dicom: the message sent to the device", choices=ACTION_MESSAGES))
+    items: tuple[str, ...] = field(default=(), metadata=key("dicom C-STORE: corpus item keys (e.g. CT-explicit)"))
+    calling_ae: str = field(
+        default="{modality.ae_title}", metadata=key("dicom: the calling AE title (a template)", nonblank=True)
+    )
+    text: str = field(default="", metadata=key("prompt: what the operator must do (a template)", nonblank=True))
+
+    @property
+    def timeout(self) -> float:
+        """The deadline in seconds: the profile's, or the kind's default."""
+        return self.deadline if self.deadline is not None else DEFAULT_DEADLINE.get(self.kind, _DEADLINE)
+
+    def templates(self, where: str) -> dict[str, str]:
+        """Every template of the action by where it is (`where`.url, `where`.body.a[0], ...), for check_templates."""
+        out = {f"{where}.command[{i}]": arg for i, arg in enumerate(self.command)}
+        out |= {f"{where}.headers.{k}": v for k, v in self.headers.items()}
+        own = ("url", "text", *(("calling_ae",) if self.kind == "dicom" else ()))
+        out |= {f"{where}.{name}": getattr(self, name) for name in own if getattr(self, name)}
+        out |= {f"{where}.body{path}": text for path, text in _strings(self.body)}
+        return out
+
+    def to_json(self) -> dict[str, JSON]:
+        d: dict[str, JSON] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            d[f.name] = (
+                list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
+            )
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> ActionSpec:
+        """From the suites' context (endpoints.json), where to_json wrote it."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) and k != "body" else v for k, v in d.items() if k in known}
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _strings(value: JSON, path: str = "") -> list[tuple[str, str]]:
+    """(path, text) of each string leaf of a JSON value, keys excluded: placeholders fill leaves only."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, Mapping):
+        return [leaf for k, v in value.items() for leaf in _strings(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in _strings(v, f"{path}[{i}]")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -90,6 +231,31 @@ class DeviceSpec:
             "comparison.json, the reports); the identity credentials are secrets without being listed",
             pattern=r"(?!\{[a-z_][a-z0-9_.]*\}$)[\s\S]*\S[\s\S]*",
             pattern_hint="a secret's literal value (not blank, not a {placeholder}: placeholders are never secret)",
+        ),
+    )
+
+    initiates: tuple[str, ...] = field(
+        default=(),
+        metadata=key(
+            "what the device starts on its own (a modality: mwl, mpps, store, commitment; a router: forward); "
+            "suites for the others are not applicable",
+            choices=INITIATES,
+        ),
+    )
+    ready: str = field(
+        default="echo",
+        metadata=key(
+            'when the started device counts as up: "echo" (it answers C-ECHO), "tcp" (its DICOM port accepts), '
+            '"http:/PATH" (GET on {http_port} answers below 500), "log:TEXT" (its log shows TEXT), '
+            '"none" (at once: a device that never listens, such as a scripted modality)',
+            pattern=r"echo|tcp|none|http:/(?!/)\S*|log:.*\S.*",
+            pattern_hint="echo, tcp, none, http:/PATH or log:TEXT",
+        ),
+    )
+    actions: Mapping[str, ActionSpec] = field(
+        default_factory=dict,
+        metadata=key(
+            "what suites can make the device do, by name; cases that need another are not applicable", keys=ACTION_NAMES
         ),
     )
 

@@ -1,0 +1,46 @@
+"""Before anything starts: a profile's device actions are complete, name known placeholders, and can run here."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from harness.actions.prompt import require_terminal
+from harness.actions.result import ActionError
+from harness.errors import ProfileError
+from harness.placeholders import ACTION_VALUES, NAMES, check_templates
+from harness.profile import Profile
+
+__all__ = ["check_actions"]
+
+
+def check_actions(profile: Profile, variant: str, stdin: TextIO | None = None) -> None:
+    """ProfileError for an unknown placeholder or corpus item; ActionError for what this backend or terminal cannot do."""
+    actions = profile.device.actions
+    templates: dict[str, str] = {}
+    problems: list[str] = []
+    corpus_keys = _corpus_keys(profile.corpus_size)
+    for name, spec in sorted(actions.items()):
+        where = f"{profile.source}: device.actions.{name}"
+        templates |= spec.templates(where)
+        problems += [f"{where}.items: no corpus item {item!r}" for item in spec.items if item not in corpus_keys]
+    check_templates(templates, NAMES | ACTION_VALUES)
+    if problems:
+        raise ProfileError("; ".join(problems), hint=f"corpus items: {', '.join(sorted(corpus_keys))}")
+    image = profile.variant(variant).image
+    inside = sorted(n for n, s in actions.items() if s.kind == "command" and s.where == "device")
+    if image and inside:
+        raise ActionError(
+            f'{profile.source}: device.actions.{inside[0]}: where = "device" is not supported for image variants yet '
+            f"(variant {variant!r} runs the image {image})",
+            hint='run the command beside patchgate (where = "host"), or use an http action on the device\'s API',
+        )
+    prompts = sorted(n for n, s in actions.items() if s.kind == "prompt")
+    if prompts:
+        require_terminal(prompts, sys.stdin if stdin is None else stdin)
+
+
+def _corpus_keys(size: str) -> frozenset[str]:
+    from simulators.corpus import keys
+
+    return frozenset(keys(size))
