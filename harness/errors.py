@@ -5,6 +5,7 @@ HarnessError
 ├── RunDirError           a run or output directory is missing, incomplete, unwritable, or has a corrupted file
 ├── TargetError           a device (or simulator) did not start, never answered C-ECHO, or crashed
 ├── SuiteError            the suites could not be collected or run at all
+├── ActionError           a device action could not be run (harness.actions: no terminal for a prompt, a bad request)
 └── PolicyError           an expected-change entry is malformed
 
 The CLI prints a HarnessError as `patchgate: error: MESSAGE (hint: HINT)` and exits 2; any other
