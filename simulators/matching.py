@@ -30,10 +30,12 @@ __all__ = [
     "Query",
     "QueryError",
     "QueryKey",
+    "element_text",
     "evaluate",
     "is_universal",
     "matches",
     "parse_query",
+    "range_error",
     "response",
     "split_values",
 ]
@@ -184,6 +186,23 @@ def _fill_time(
     return (hh or top[0]) + (mm or top[1]) + (ss or top[2]) + "." + fraction
 
 
+def range_error(vr: str, query: str) -> str:
+    """Why `query` is no valid DA/TM/DT value or range (PS3.4 C.2.2.2.5), "" if it is one, universal or another VR.
+
+    `matches` lets an unparsable value match nothing; an SCP that refuses it instead (0xC000) asks this first.
+    """
+    if vr not in RANGE_VRS or is_universal(query):
+        return ""
+    q = query.strip(" \0")
+    low, high = _split_range(vr, q)
+    if high is not None and not low and not high:
+        return f"{vr} range {q!r} has neither end"
+    for text, upper in ((low, False), (high, True)):
+        if text and _bound(vr, text, upper=upper) is None:
+            return f"{q!r}: {text!r} is not a valid {vr} value"
+    return ""
+
+
 # Query/Retrieve levels of each information model, top down.
 LEVELS: Mapping[str, tuple[str, ...]] = {
     "patient": ("PATIENT", "STUDY", "SERIES", "IMAGE"),
@@ -275,6 +294,11 @@ class Group:
     key: str
     instances: tuple[IndexedInstance, ...]
     representative: IndexedInstance
+
+
+def element_text(elem: DataElement) -> str:
+    """An element's value as DICOM text: multiple values joined by backslashes, "" when empty."""
+    return _text(elem)
 
 
 def _text(elem: DataElement) -> str:

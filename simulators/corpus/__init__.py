@@ -53,19 +53,21 @@ from simulators.corpus._items import (
     keys,
     write_folder,
 )
-from simulators.corpus._plan import SOP_CLASSES, TRANSFER_SYNTAXES
+from simulators.corpus._plan import PATIENTS, SOP_CLASSES, TRANSFER_SYNTAXES, Patient
 
 __all__ = [
     "CORPUS_SIZES",
     "CT_SLICES",
     "DEFAULT_SEED",
     "IMPLEMENTATION_CLASS_UID",
+    "PATIENTS",
     "SOP_CLASSES",
     "TRANSFER_SYNTAXES",
     "UID_ROOT",
     "XA_FRAMES",
     "CorpusItem",
     "InstanceEntry",
+    "Patient",
     "PatientEntry",
     "SeriesEntry",
     "StudyEntry",

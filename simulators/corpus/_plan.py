@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
-__all__ = ["PLAN", "SOP_CLASSES", "TRANSFER_SYNTAXES", "Patient", "Series", "Study"]
+__all__ = ["PATIENTS", "PLAN", "SOP_CLASSES", "TRANSFER_SYNTAXES", "Patient", "Series", "Study"]
 
 # Object kind -> SOP Class UID, the classes the corpus covers.
 SOP_CLASSES: Mapping[str, str] = types.MappingProxyType(
@@ -121,3 +121,6 @@ PLAN = (
     Series("SC", _YAMADA_SC, 1, "Capture", "113500", ("implicit", "explicit"), "SC_JIS"),
     Series("SC", _WANG_SC, 1, "Capture", "152000", ("explicit",), "SC_UTF8"),
 )
+
+# Every patient of the plan once, in plan order (the RIS schedules procedures for them: simulators.ris.worklist).
+PATIENTS: tuple[Patient, ...] = tuple(dict.fromkeys(series.study.patient for series in PLAN))
