@@ -32,7 +32,10 @@ from pynetdicom.dsutils import encode, split_dataset
 from pynetdicom.presentation import build_context, build_role
 
 from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, qr_sop_class, status_hex
+from simulators.commitment import PUSH_MODEL
+from simulators.commitment_scu import CommitmentListener, CommitResult, ReportCatcher
 from simulators.endpoint import JSON, Endpoint
+from simulators.workflow_scu import MPPS, MWL_FIND, NResult, n_result
 
 __all__ = [
     "ContextResult",
@@ -445,7 +448,10 @@ class Modality:
 
     def find(self, peer: Endpoint, query: Dataset, model: Model) -> FindResult:
         """C-FIND with `query` in the patient- or study-root model."""
-        sop_class = qr_sop_class(model, "find")
+        return self._find(peer, query, qr_sop_class(model, "find"))
+
+    def _find(self, peer: Endpoint, query: Dataset, sop_class: str, cancel_after: int | None = None) -> FindResult:
+        """C-FIND in `sop_class`; with `cancel_after`, a C-CANCEL once that many matches came (the rest still read)."""
         assoc, error = self._associate(peer, [build_context(sop_class)])
         if error:
             return FindResult(False, None, (), error)
@@ -458,9 +464,42 @@ class Modality:
                 status = int(rsp.Status)
                 if status in _PENDING and identifier is not None:
                     matches.append(identifier)
+                    if len(matches) == cancel_after:
+                        assoc.send_c_cancel(1, query_model=sop_class)  # send_c_find's message ID is 1
         finally:
             _close(assoc)
         return FindResult(True, status, tuple(matches))
+
+    # -- workflow: Modality Worklist and MPPS (UIDs, datasets and NResult in simulators.workflow_scu) --
+
+    def worklist(self, peer: Endpoint, query: Dataset, *, cancel_after: int | None = None) -> FindResult:
+        """C-FIND `query` in the Modality Worklist information model (PS3.4 K.6, IHE RAD-5)."""
+        return self._find(peer, query, MWL_FIND, cancel_after)
+
+    def mpps_create(self, peer: Endpoint, uid: str | None, attrs: Dataset) -> NResult:
+        """N-CREATE a Performed Procedure Step (PS3.4 F.7.2.1, IHE RAD-6); `uid` None lets the SCP make one."""
+        return self._mpps(peer, uid, lambda assoc: assoc.send_n_create(attrs, MPPS, uid))
+
+    def mpps_set(self, peer: Endpoint, uid: str, changes: Dataset) -> NResult:
+        """N-SET a Performed Procedure Step (PS3.4 F.7.2.2, IHE RAD-7)."""
+        return self._mpps(peer, uid, lambda assoc: assoc.send_n_set(changes, MPPS, uid))
+
+    def _mpps(self, peer: Endpoint, uid: str | None, send: Callable[[Any], tuple[Dataset, Dataset | None]]) -> NResult:
+        made: list[str] = []  # the Affected SOP Instance UID of the response: the SCP's own when we sent none
+
+        def on_recv(event: Any) -> None:
+            made.append(str(event.message.command_set.get("AffectedSOPInstanceUID", "") or ""))
+
+        assoc, error = self._associate(peer, [build_context(MPPS)], handlers=[(evt.EVT_DIMSE_RECV, on_recv)])
+        if error:
+            return NResult(False, None, uid or "", error=error)
+        try:
+            status, attributes = send(assoc)
+        except (ValueError, AttributeError, OSError) as exc:  # e.g. an attribute list that cannot be encoded
+            return NResult(True, None, uid or "", error=f"not sent: {exc}")
+        finally:
+            _close(assoc)
+        return n_result(status, attributes, uid or next((u for u in made if u), ""))
 
     def move(self, peer: Endpoint, query: Dataset, destination: str, model: Model) -> MoveResult:
         """C-MOVE what `query` names to the AE `destination` (the peer must know where it is)."""
@@ -528,6 +567,32 @@ class Modality:
             counts.warning,
             tuple(received),
             counts.error,
+        )
+
+    # -- storage commitment (simulators.commitment_scu holds the requester's side) -------
+
+    def commit(
+        self,
+        peer: Endpoint,
+        transaction_uid: str,
+        refs: Sequence[tuple[str, str]],
+        *,
+        keep_open: float = 5.0,
+        wait_report: float = 10.0,
+        listener: CommitmentListener | None = None,
+    ) -> CommitResult:
+        """Request storage commitment of (SOP class, SOP instance) pairs (PS3.4 J.3.2), and take the report.
+
+        The association stays open up to `keep_open` s for a report on it (0: released right after
+        the N-ACTION-RSP, which asks an `auto` SCP for a new association); else `listener` takes it
+        on a new association, until `wait_report` s after the N-ACTION-RSP.
+        """
+        catcher = ReportCatcher()
+        assoc, error = self._associate(peer, [build_context(PUSH_MODEL)], handlers=catcher.handlers())
+        if error:
+            return CommitResult(False, None, error=error)
+        return catcher.request(
+            assoc, transaction_uid, refs, keep_open=keep_open, wait_report=wait_report, listener=listener
         )
 
 

@@ -1,13 +1,15 @@
-"""The PACS simulator: a pynetdicom SCP for C-ECHO, C-STORE, C-FIND, C-MOVE and C-GET over a folder.
+"""The PACS simulator: a pynetdicom SCP for C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET and storage commitment over a folder.
 
 Objects are stored as Part 10 files written from the bytes the peer sent (never decoded
-and re-encoded), indexed in SQLite off the receive path, and served back by Q/R. `Quirks`
+and re-encoded), indexed in SQLite off the receive path, and served back by Q/R; storage
+commitment (simulators.commitment) commits what those files hold. `Quirks`
 switch on deviations from standard behaviour, so the reference device can play a patch
 that changed something.
 
 Run it standalone:
     python -m simulators.pacs --ae-title PACS --port 11112 --storage /tmp/pacs \\
-        [--destination AE=host:port ...] [--tls-dir PKI_DIR [--tls-client-cert optional]]
+        [--destination AE=host:port ...] [--tls-dir PKI_DIR [--tls-client-cert optional]] \\
+        [--commitment-report same|new|auto]
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ from simulators._net import (
     parse_destination,
 )
 from simulators.audit.sender import Auditor
+from simulators.commitment import COMMITMENT, MODES, PUSH_MODEL, CommitmentScp, stored_sop_class
 from simulators.identity.policy import IdentityPolicy, identity_handlers
 from simulators.index import Index, IndexedInstance
 from simulators.matching import Query, QueryError, evaluate, parse_query, response
@@ -164,6 +167,13 @@ class Quirks:
     implementation_version_name: str = ""
     # Storage transfer syntaxes it no longer accepts at negotiation (e.g. JPEG 2000 dropped with a codec).
     rejected_transfer_syntaxes: frozenset[str] = frozenset()
+    # Storage commitment (simulators.commitment; PUSH_MODEL in rejected_sop_classes: none at all).
+    # The N-EVENT-REPORT is sent from inside the N-ACTION handler, so it arrives before the N-ACTION-RSP.
+    report_before_response: bool = False
+    # "same" or "new": where every report goes, whatever PacsConfig.commitment_report says ("": as configured).
+    commitment_report: str = ""
+    # Every instance fails with 0x0110 processing failure, held or not.
+    commit_nothing: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,6 +203,10 @@ class PacsConfig:
     identity: IdentityPolicy | None = field(default=None, compare=False)
     # Where its audit messages go (PS3.15 A.5); None: it keeps no audit trail.
     auditor: Auditor | None = field(default=None, compare=False)
+    # Storage commitment reports (simulators.commitment.MODES): "same" association, a "new" one to the
+    # requester (found in `destinations`), or "auto": same if the requester kept it open `commitment_delay` s.
+    commitment_report: str = "auto"
+    commitment_delay: float = 0.2  # seconds between the N-ACTION-RSP and the N-EVENT-REPORT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "storage", Path(self.storage))
@@ -202,6 +216,13 @@ class PacsConfig:
                 "PacsConfig: maximum_associations and acse_timeout must be positive, got "
                 f"{self.maximum_associations}, {self.acse_timeout}"
             )
+        if self.commitment_report not in MODES or self.quirks.commitment_report not in ("", "same", "new"):
+            raise ValueError(
+                f"PacsConfig: commitment_report must be one of {', '.join(MODES)} (quirk: same, new or empty), "
+                f"got {self.commitment_report!r} (quirk {self.quirks.commitment_report!r})"
+            )
+        if self.commitment_delay < 0:
+            raise ValueError(f"PacsConfig: commitment_delay must not be negative, got {self.commitment_delay}")
 
 
 def storage_name(sop_instance_uid: str) -> str:
@@ -391,10 +412,11 @@ class PacsSimulator:
     def __init__(self, config: PacsConfig) -> None:
         self._config = config
         self._index = Index(config.storage)
-        # Journal numbers of the associations that stored something (weak: ended ones may go).
+        # Journal numbers of the associations that stored or asked for commitment (weak: ended ones may go).
         self._associations: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._stored_on = 0
         self._journal_lock = threading.Lock()
+        self._commitment: CommitmentScp | None = None
         self._ae: Any = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -431,6 +453,9 @@ class PacsSimulator:
                 ae.add_supported_context(uid, syntaxes, scu_role=True, scp_role=True)
         for uid in _MODELS:
             ae.add_supported_context(uid)
+        if PUSH_MODEL not in rejected:
+            ae.add_supported_context(PUSH_MODEL)
+            self._commitment = self._commitment_scp(frozenset(STORAGE_SOP_CLASSES) - rejected)
         if cfg.known_peers:
             ae.require_calling_aet = sorted(cfg.known_peers)
         ae.require_called_aet = cfg.check_called_ae
@@ -446,6 +471,7 @@ class PacsSimulator:
             (evt.EVT_C_GET, self._on_get),
             (evt.EVT_REJECTED, self._on_rejected),
             *(identity_handlers(cfg.identity) if cfg.identity is not None else []),
+            *(self._commitment.handlers() if self._commitment is not None else []),
         ]
         try:
             server = ae.make_server(
@@ -479,6 +505,8 @@ class PacsSimulator:
 
     def stop(self) -> None:
         """Abort open associations, close the port, and finish indexing."""
+        if self._commitment is not None:
+            self._commitment.close()  # no new reports; those under way end first
         if self._ae is not None:
             for assoc in self._ae.active_associations:
                 # Only established ones: pynetdicom's state machine raises in its reactor thread on an abort in
@@ -580,13 +608,8 @@ class PacsSimulator:
         A single O_APPEND write per line, so concurrent associations never tear one; the number
         is a sequence, not a port or a time, so that two runs journal alike.
         """
-        with self._journal_lock:
-            number = self._associations.get(event.assoc)
-            if number is None:
-                self._stored_on += 1
-                number = self._associations[event.assoc] = self._stored_on
         line = {
-            "association": number,
+            "association": self._number(event.assoc),
             "calling_ae": str(event.assoc.requestor.ae_title).strip(),
             "sop_instance_uid": uid,
             "transfer_syntax_uid": str(event.context.transfer_syntax),
@@ -601,6 +624,33 @@ class PacsSimulator:
                 os.close(fd)
         except OSError as exc:  # the object is stored; only its wire record is lost, and said so
             _LOG.warning("C-STORE %r: cannot journal to %s: %s", uid, JOURNAL, exc)
+
+    def _number(self, assoc: Any) -> int:
+        """The journals' number of an association: a sequence in order of first use, not a port or a time."""
+        with self._journal_lock:
+            number = self._associations.get(assoc)
+            if number is None:
+                self._stored_on += 1
+                number = self._associations[assoc] = self._stored_on
+            return number
+
+    def _commitment_scp(self, supported: frozenset[str]) -> CommitmentScp:
+        """The storage commitment SCP over this PACS's files (simulators.commitment), its journal beside JOURNAL."""
+        cfg, quirks = self._config, self._config.quirks
+        return CommitmentScp(
+            ae_title=cfg.ae_title,
+            journal=cfg.storage / COMMITMENT,
+            held=lambda uid: stored_sop_class(cfg.storage / storage_name(uid), uid),
+            supported=supported,
+            number=self._number,
+            destinations=cfg.destinations,
+            mode=quirks.commitment_report or cfg.commitment_report,
+            delay=cfg.commitment_delay,
+            report_before_response=quirks.report_before_response,
+            fail_all=quirks.commit_nothing,
+            timeout=cfg.dimse_timeout,
+            client_ssl_context=cfg.client_ssl_context,
+        )
 
     def _on_find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
         if self._config.quirks.crash_on_find:
@@ -860,6 +910,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=ACSE_TIMEOUT,
         help=f"seconds for a TLS handshake and A-ASSOCIATE-RQ, and ACSE waits (default {ACSE_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--commitment-report",
+        choices=MODES,
+        default="auto",
+        help="storage commitment reports: on the same association, a new one to the requester's --destination, "
+        "or auto: same if the requester keeps it open (default auto)",
+    )
+    parser.add_argument(
+        "--commitment-delay",
+        type=float,
+        default=0.2,
+        help="seconds between the N-ACTION-RSP and the N-EVENT-REPORT (default 0.2)",
+    )
     args = parser.parse_args(argv)
     try:
         config = PacsConfig(
@@ -871,6 +934,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ssl_context=ssl_context_from_args(parser, args),
             maximum_associations=args.max_associations,
             acse_timeout=args.acse_timeout,
+            commitment_report=args.commitment_report,
+            commitment_delay=args.commitment_delay,
         )
     except ValueError as exc:
         parser.error(str(exc))
