@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import ssl
 import struct
@@ -32,6 +31,7 @@ from pynetdicom import AE, evt
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.presentation import build_context, build_role
 
+from simulators._journal import append_json_line
 from simulators._net import on_connection_open, status_hex
 from simulators.endpoint import JSON
 
@@ -546,12 +546,7 @@ class CommitmentScp:
         """One line, numbered, in a single O_APPEND write (whole lines, as the PACS's own journal)."""
         with self._lock:
             self._seq += 1
-            data = (json.dumps({"seq": self._seq, **line, "error": error}, sort_keys=True) + "\n").encode()
             try:
-                fd = os.open(self._journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                try:
-                    os.write(fd, data)
-                finally:
-                    os.close(fd)
+                append_json_line(self._journal_path, {"seq": self._seq, **line, "error": error})
             except OSError as exc:  # the exchange happened; only its record is lost, and said so
                 _LOG.warning("cannot journal to %s: %s", self._journal_path, exc)

@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import copy
 import hashlib
-import json
 import logging
 import os
 import re
@@ -61,6 +60,7 @@ from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTAT
 from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext, build_context
 from pynetdicom.transport import ThreadedAssociationServer
 
+from simulators._journal import append_json_line
 from simulators._lifeline import stop_signals, wait_until_stopped
 from simulators._net import (
     LOOPBACK,
@@ -615,13 +615,8 @@ class PacsSimulator:
             "transfer_syntax_uid": str(event.context.transfer_syntax),
             "file": name,
         }
-        data = (json.dumps(line, sort_keys=True) + "\n").encode()
         try:
-            fd = os.open(self._config.storage / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+            append_json_line(self._config.storage / JOURNAL, line)
         except OSError as exc:  # the object is stored; only its wire record is lost, and said so
             _LOG.warning("C-STORE %r: cannot journal to %s: %s", uid, JOURNAL, exc)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from simulators._journal import append_json_line
 from simulators.endpoint import JSON
 
 __all__ = ["REQUESTS", "Journal", "RequestLine", "dataset_json", "read_requests"]
@@ -88,13 +88,8 @@ class Journal:
         with self._lock:
             self._seq += 1
             line = RequestLine(seq=self._seq, **fields)
-            data = (json.dumps(asdict(line), sort_keys=True, ensure_ascii=False) + "\n").encode()
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                try:
-                    os.write(fd, data)
-                finally:
-                    os.close(fd)
+                append_json_line(self.path, asdict(line))
             except OSError as exc:  # the request is answered; only its record is lost, and said so
                 _LOG.warning("cannot journal %s to %s: %s", line.dimse, self.path, exc)
         return line
