@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
@@ -15,8 +13,8 @@ from harness.plugin import Observe
 from simulators.corpus import PatientEntry, SeriesEntry, StudyEntry
 from simulators.modality import Modality, StoreResult
 from simulators.status import category, refused
-from suites._support import dataset_json, query, status_hex
-from suites.query._answers import outcome
+from suites._support import query, status_hex
+from suites.query._answers import canonical, outcome
 
 Index = tuple[PatientEntry, ...]
 
@@ -227,12 +225,6 @@ CASES = [
 ]
 
 
-def _canonical(matches: tuple[Dataset, ...]) -> list[Any]:
-    """Matches as DICOM JSON, sorted: C-FIND returns a set, so order is not a behaviour."""
-    as_json = [dataset_json(m) for m in matches]
-    return sorted(as_json, key=lambda d: json.dumps(d, sort_keys=True))
-
-
 @pytest.mark.service("find")
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_find(
@@ -246,7 +238,7 @@ def test_find(
     result = modality.find(device, case.build(corpus_index), case.model)  # type: ignore[arg-type]
     observe(
         "find",
-        {"status": status_hex(result.status), "count": len(result.matches), "matches": _canonical(result.matches)},
+        {"status": status_hex(result.status), "count": len(result.matches), "matches": canonical(result.matches)},
     )
     assert result.accepted, f"association not accepted: {result.error}"
     assert result.status == 0x0000, f"C-FIND final status {status_hex(result.status)}: {result.error}"
