@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.demo import demo_profile, known_variants
-from harness.model import CaseStatus, Verdict
+from harness.model import CaseStatus, Classification, Verdict
 from harness.validation import run_validation
 
 CLEAN = {"clean", "clean-rebuild"}
@@ -38,6 +38,21 @@ MUST_NAME = {
 }
 
 
+# For the variants of each kind of observation (issue 9): a fragment of a regressed difference's path in
+# that case, so the report names what changed, not only where ("different" would not do).
+MUST_SAY = {
+    "store-warning": "store.instances[0].status",
+    "get-warning": "get.status",
+    "drop-attribute": "attributes.removed.StudyDescription (0008,1030)",
+    "move-reencode": "wire.objects.CT-rle.transfer_syntax",
+    "iod-invalid": "iod.CT-rle.errors.",
+    "availability": "InstanceAvailability",
+    "charset": "PatientName",
+    "implementation-version": "implementation.",
+    "no-jpeg2000": "transfer_syntaxes.1.2.840.10008.1.2.4.90",
+}
+
+
 def test_every_behaviour_changing_variant_has_an_expectation() -> None:
     assert set(known_variants()) - CLEAN - INCONCLUSIVE == set(MUST_NAME)
 
@@ -50,6 +65,10 @@ def test_behaviour_change_is_regressed(variant: str, tmp_path: Path) -> None:
     regressed = {c.case for c in comparison.cases if c.status is CaseStatus.REGRESSED}
     assert MUST_NAME[variant] in regressed, sorted(regressed)
     assert any(MUST_NAME[variant] in reason for reason in comparison.reasons) or len(regressed) > 20
+    if variant in MUST_SAY:
+        named = next(c for c in comparison.cases if c.case == MUST_NAME[variant])
+        paths = [d.path for d in named.differences if d.classification is Classification.REGRESSED]
+        assert any(MUST_SAY[variant] in p for p in paths), paths
 
 
 def test_a_device_that_crashes_is_inconclusive(tmp_path: Path) -> None:
