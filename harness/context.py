@@ -34,6 +34,9 @@ class SuiteContext:
     actions: Mapping[str, JSON] = field(default_factory=dict)
     placeholders: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
+    ris: Endpoint | None = None  # the RIS simulator (MWL + MPPS SCP); None when the run starts none
+    ris_requests: str = ""  # its request journal (simulators.ris.read_requests); "" when none runs
+    commitment_log: str = ""  # the PACS simulator's storage commitment journal (simulators.commitment.read_journal)
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON], run_dir: str) -> SuiteContext:
@@ -56,4 +59,7 @@ class SuiteContext:
             actions={str(k): v for k, v in d.get("actions", {}).items()},
             placeholders={str(k): str(v) for k, v in d.get("placeholders", {}).items()},
             secrets=tuple(str(s) for s in d.get("secrets", ())),
+            ris=Endpoint.from_json(d["ris"]) if isinstance(d.get("ris"), Mapping) else None,
+            ris_requests=str(d.get("ris_requests", "")),
+            commitment_log=str(d.get("commitment_log", "")),
         )

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from harness.errors import ProfileError
 
-__all__ = ["ACTION_VALUES", "NAMES", "check_templates", "placeholders_in", "render"]
+__all__ = ["ACTION_VALUES", "NAMES", "RIS_NAMES", "check_templates", "placeholders_in", "render"]
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
 
@@ -15,10 +15,13 @@ _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
 NAMES = frozenset(
     {
         "python", "ae_title", "host", "port", "http_port", "workdir", "profile_dir", "variant",
-        "pacs.ae_title", "pacs.host", "pacs.port", "modality.ae_title",
+        "pacs.ae_title", "pacs.host", "pacs.port", "ris.ae_title", "ris.host", "ris.port", "modality.ae_title",
         "arr.host", "arr.udp_port", "arr.tls_port", "tls.dir", "tls.ca", "tls.cert", "tls.key",
     }
 )  # fmt: skip
+
+# The RIS simulator's: a run that starts no RIS (no [simulators.ris], no mwl or mpps initiated) has no value for them.
+RIS_NAMES = frozenset({"ris.ae_title", "ris.host", "ris.port"})
 
 
 # What a suite passes to a device action on top of the run's values (harness.plugin's device_action):
@@ -35,7 +38,9 @@ ACTION_VALUES = frozenset(
 def check_templates(templates: Mapping[str, str], names: frozenset[str] = NAMES) -> None:
     """Before anything starts: every `{name}` in `templates` (where -> text) is in `names`; one ProfileError for all."""
     problems = [
-        f"{where}: unknown placeholder {{{name}}}"
+        f"{where}: {{{name}}} names the RIS simulator, which this profile does not start (declare [simulators.ris])"
+        if name in RIS_NAMES
+        else f"{where}: unknown placeholder {{{name}}}"
         for where, text in templates.items()
         for name in _PLACEHOLDER.findall(text)
         if name not in names

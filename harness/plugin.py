@@ -6,7 +6,7 @@ import json
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import pytest
 
@@ -16,7 +16,7 @@ from harness.model import JSON, CaseRecord, Observation, Outcome, Security
 from harness.rundir import CaseWriter, RunDir
 from simulators._lifeline import Lifeline
 
-__all__ = ["Act", "ActionResult", "Observe"]
+__all__ = ["Act", "ActionResult", "Observe", "not_applicable"]
 
 _CONTEXT = pytest.StashKey[SuiteContext]()
 _OBSERVED = pytest.StashKey[list[Observation]]()
@@ -24,6 +24,11 @@ _LIFELINE = pytest.StashKey[Lifeline]()
 _ACTIONS = pytest.StashKey[ActionClient]()
 _NOT_APPLICABLE = "not applicable: "
 _ORPHANED = 75  # no harness is left to read it; distinct from pytest's own 0-5 for a person reading the log
+
+
+def not_applicable(reason: str) -> NoReturn:
+    """End the current case as not applicable (not skipped): what it needs, the profile does not declare."""
+    pytest.skip(_NOT_APPLICABLE + reason)
 
 
 class Observe(Protocol):

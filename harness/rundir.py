@@ -194,7 +194,7 @@ class RunDir:
         return self.path / "logs"
 
     def log(self, role: str) -> Path:
-        """`logs/ROLE.log`: device, pacs, arr, pytest."""
+        """`logs/ROLE.log`: device, pacs, ris, arr, pytest."""
         return self.logs / f"{role}.log"
 
     @property
@@ -220,6 +220,20 @@ class RunDir:
     @property
     def pacs_storage(self) -> Path:
         return self.path / "simulators" / "pacs"
+
+    @property
+    def commitment_journal(self) -> Path:
+        """The PACS simulator's storage commitment journal (simulators.commitment.COMMITMENT)."""
+        return self.pacs_storage / "commitment.jsonl"
+
+    @property
+    def ris_dir(self) -> Path:
+        return self.path / "simulators" / "ris"
+
+    @property
+    def ris_requests(self) -> Path:
+        """The RIS simulator's request journal (simulators.ris.REQUESTS)."""
+        return self.ris_dir / "requests.jsonl"
 
     @property
     def audit_records(self) -> Path:

@@ -21,7 +21,7 @@ from harness.errors import ProfileError, RunDirError, SuiteError, TargetError
 from harness.launch.base import LaunchSpec, log_tail
 from harness.launch.readiness import Immediately
 from harness.model import CorpusInfo, Manifest, RunSetup, RunStatus
-from harness.placeholders import check_templates
+from harness.placeholders import NAMES, RIS_NAMES, check_templates
 from harness.profile import Profile
 from harness.redact import redact, redact_file
 from harness.rundir import RunDir, storage_error
@@ -52,6 +52,9 @@ class RunRequest:
     role: str  # "baseline" or "candidate"
     replica: int
     out: Path
+    # The RIS simulator's worklist date (YYYYMMDD, UTC): one per validation, so every run serves the same
+    # worklist even across midnight; "": the day the run starts.
+    worklist_date: str = ""
 
     def __post_init__(self) -> None:
         # Absolute: the suites run with the run directory as their working directory, and containers bind-mount it.
@@ -198,7 +201,7 @@ def check_variant(profile: Profile, name: str) -> None:
             templates[f"{where}.files[{inside!r}]"] = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(f"{where}.files[{inside!r}]: cannot read {path}: {exc}") from None
-    check_templates(templates)
+    check_templates(templates, NAMES if profile.ris_simulator is not None else NAMES - RIS_NAMES)
     ready = profile.device.ready
     if variant.image and profile.device.network == "bridge" and (ready == "tcp" or ready.startswith("http:")):
         raise ProfileError(
@@ -243,7 +246,9 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> 
     surroundings: Surroundings | None = None
     device: Endpoint | None = None
     try:
-        surroundings = Surroundings(profile, request.variant, run, run_id, lambda: cancel_token() != token)
+        surroundings = Surroundings(
+            profile, request.variant, run, run_id, lambda: cancel_token() != token, worklist_date=request.worklist_date
+        )
         device = surroundings.device_endpoint
         t1 = time.monotonic()
         context = surroundings.start()

@@ -1,4 +1,4 @@
-"""A run's surroundings: the test PKI, the audit repository, the PACS simulator and the device, on one backend."""
+"""A run's surroundings: the test PKI, the audit repository, the PACS and RIS simulators and the device, on one backend."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from harness.profile import Profile, VariantSpec
 from harness.rundir import RunDir
 from harness.targets import Backend, open_backend
 from simulators._lifeline import Heartbeat
-from simulators.endpoint import Endpoint
+from simulators.endpoint import PROBE_AE_TITLE, Endpoint
 from simulators.pki import Pki, create_pki
 
 __all__ = ["Surroundings"]
 
 # Simulator and suite containers run as the calling user, so what they write in the run directory is theirs.
 USER = f"{os.getuid()}:{os.getgid()}"
-# A PACS simulator that misses this many C-ECHO probes in a row, one every _PROBE_EVERY s, is taken as hung.
+# A PACS or RIS simulator that misses this many C-ECHO probes in a row, one every _PROBE_EVERY s, is taken as hung.
 # Generous on purpose: a loaded 2-core machine must not make a busy simulator look dead.
 _PROBE_EVERY = 10.0
 _SILENT_LIMIT = 3
@@ -36,7 +36,14 @@ class Surroundings:
     """One run's surroundings; `start()` brings them up in order and returns the suites' context."""
 
     def __init__(
-        self, profile: Profile, variant: str, run: RunDir, run_id: str, cancelled: Callable[[], bool] = lambda: False
+        self,
+        profile: Profile,
+        variant: str,
+        run: RunDir,
+        run_id: str,
+        cancelled: Callable[[], bool] = lambda: False,
+        *,
+        worklist_date: str = "",  # YYYYMMDD the RIS schedules its items on; "": today (UTC)
     ) -> None:
         self.profile = profile
         self.cancelled = cancelled  # a cancelled run stops waiting for what it starts
@@ -45,19 +52,23 @@ class Surroundings:
         self.run_id = run_id
         self.pki: Pki = create_pki(run.pki)
         self._reserved: list[Reservation] = []  # held until stop(): no other run or part gets these ports
-        spec, sim = profile.device, profile.simulators["pacs"]
+        spec, sim, ris = profile.device, profile.pacs, profile.ris_simulator
         self.device_endpoint = Endpoint(spec.ae_title, spec.host, self._port(spec.port), tls=self.variant.tls)
         self.http_port = self._port(0)  # for devices with a web API (Orthanc), kept on loopback
         self.arr_udp_port = self._port(0)  # reserved for TCP and UDP alike
         self.arr_tls_port = self._port(0)
         self.pacs_endpoint = Endpoint(sim.ae_title, "127.0.0.1", self._port(sim.port), tls=self.variant.tls)
+        # Plain DICOM even for a TLS variant: the RIS simulator does not speak TLS (yet).
+        self.ris_endpoint = Endpoint(ris.ae_title, "127.0.0.1", self._port(ris.port)) if ris is not None else None
+        self.worklist_date = worklist_date or time.strftime("%Y%m%d", time.gmtime())
         self.starting = ""  # the part being started: "device" makes a start failure the device's
         self._next_check = 0.0
-        self._silent = 0  # consecutive health probes the PACS simulator did not answer
+        self._silent: dict[str, int] = {}  # by role: consecutive health probes a simulator did not answer
         self._next_probe = time.monotonic() + _PROBE_EVERY
         self.backend: Backend | None = None
         self.arr: Launched | None = None
         self.pacs: Launched | None = None
+        self.ris: Launched | None = None
         self.device: Launched | None = None
         self.heartbeat: Heartbeat | None = None
 
@@ -75,7 +86,7 @@ class Surroundings:
         return self.heartbeat.environment() if self.heartbeat is not None else {}
 
     def start(self) -> SuiteContext:
-        """Backend, audit repository, PACS simulator, then the device; TargetError when one does not come up."""
+        """Backend, audit repository, PACS and RIS simulators, then the device; TargetError when one does not come up."""
         device = self.device_endpoint
         # First: everything started after it stops by itself should this process be killed (simulators._lifeline).
         self.heartbeat = Heartbeat(self.run.heartbeat)
@@ -85,6 +96,9 @@ class Surroundings:
         self.arr = self.backend.helpers.launch(self._arr_spec())
         self.starting = "pacs"
         self.pacs = self.backend.helpers.launch(self._pacs_spec())
+        if self.ris_endpoint is not None:
+            self.starting = "ris"
+            self.ris = self.backend.helpers.launch(self._ris_spec(self.ris_endpoint))
         pacs = self.pacs_endpoint
         device_spec, files = self._device_spec(device, pacs)
         self.starting = "device"
@@ -108,6 +122,9 @@ class Surroundings:
             actions={name: action.to_json() for name, action in sorted(spec.actions.items())},
             placeholders=self.placeholders(device, pacs) if spec.actions else {},
             secrets=spec.secret_values if spec.actions else (),
+            ris=self.ris_endpoint,
+            ris_requests=str(self.run.ris_requests) if self.ris_endpoint is not None else "",
+            commitment_log=str(self.run.commitment_journal),
         )
 
     def _arr_spec(self) -> LaunchSpec:
@@ -135,6 +152,11 @@ class Surroundings:
         endpoint = self.pacs_endpoint
         argv = [self.backend.helpers.python, "-m", "simulators.pacs", "--ae-title", endpoint.ae_title]
         argv += ["--host", endpoint.host, "--port", str(endpoint.port), "--storage", str(storage)]
+        sim = self.profile.pacs
+        argv += ["--commitment-report", sim.commitment_report, "--commitment-delay", f"{sim.commitment_delay:g}"]
+        if "commitment" in self.profile.device.initiates:  # reports on a new association go to the device
+            device = self.device_endpoint
+            argv += ["--destination", f"{device.ae_title}={device.host}:{device.port}"]
         if endpoint.tls:  # a device that requires TLS speaks it to its C-MOVE destinations too
             argv += ["--tls-dir", str(self.pki.directory)]
         tls_dir = str(self.pki.directory)
@@ -143,12 +165,33 @@ class Surroundings:
             label="PACS simulator",
             argv=tuple(argv),
             log=self.run.log("pacs"),
-            ready=Echo(endpoint, "PGPROBE", tls_dir, via=self.backend.echo),
+            ready=Echo(endpoint, PROBE_AE_TITLE, tls_dir, via=self.backend.echo),
             shared={tls_dir: "ro", str(self.run.heartbeat): "ro"},
             storage=storage,
             start_timeout=30.0,
             user=USER,
             hint="check the image's configuration (AE title, port) and the container log in the run directory",
+            cancelled=self.cancelled,
+        )
+
+    def _ris_spec(self, endpoint: Endpoint) -> LaunchSpec:
+        assert self.backend is not None
+        out = self.run.ris_dir
+        out.mkdir(parents=True, exist_ok=True)  # before a container mounts it, so it is ours
+        argv = [self.backend.helpers.python, "-m", "simulators.ris", "--ae-title", endpoint.ae_title]
+        argv += ["--host", endpoint.host, "--port", str(endpoint.port), "--out", str(out)]
+        argv += ["--station-ae", self.profile.device.ae_title, "--date", self.worklist_date]
+        argv += ["--seed", str(self.profile.corpus_seed)]
+        return LaunchSpec(
+            role="ris",
+            label="RIS simulator",
+            argv=tuple(argv),
+            log=self.run.log("ris"),
+            ready=Echo(endpoint, PROBE_AE_TITLE, via=self.backend.echo),
+            shared={str(out): "rw", str(self.run.heartbeat): "ro"},
+            start_timeout=30.0,
+            user=USER,
+            hint="see logs/ris.log in the run directory; check [simulators.ris] (AE title, port)",
             cancelled=self.cancelled,
         )
 
@@ -167,6 +210,10 @@ class Surroundings:
             "pacs.ae_title": pacs.ae_title,
             "pacs.host": pacs.host,
             "pacs.port": str(pacs.port),
+            # Empty when no RIS runs: runner.check_variant refuses templates that name these then.
+            "ris.ae_title": self.ris_endpoint.ae_title if self.ris_endpoint else "",
+            "ris.host": self.ris_endpoint.host if self.ris_endpoint else "",
+            "ris.port": str(self.ris_endpoint.port) if self.ris_endpoint else "",
             "modality.ae_title": profile.modality_ae_title,
             "variant": self.variant.name,
             "arr.host": "127.0.0.1",
@@ -239,37 +286,45 @@ class Surroundings:
         return replace(self.backend.describe(self.device), tls=self.variant.tls)
 
     def memory_peaks(self) -> dict[str, int | None]:
-        """Peak memory in bytes of the device and the PACS simulator (after stop); None where unmeasured."""
-        return {
-            role: part.memory_peak for role, part in (("device", self.device), ("pacs", self.pacs)) if part is not None
-        }
+        """Peak memory in bytes of the device and the PACS (and RIS) simulator (after stop); None where unmeasured."""
+        parts = (("device", self.device), ("pacs", self.pacs), ("ris", self.ris))
+        return {role: part.memory_peak for role, part in parts if part is not None}
 
     def watch(self, *, final: bool = False) -> str:
-        """ "" while the simulators are well, else what failed: one exited, or the PACS stopped answering C-ECHO.
+        """ "" while the simulators are well, else what failed: one exited, or the PACS or RIS stopped answering C-ECHO.
 
         Called often while the suites run; it looks at most once a second (every call when `final`),
-        and probes the PACS with C-ECHO every _PROBE_EVERY s, calling it silent after _SILENT_LIMIT misses.
+        and probes the PACS and RIS with C-ECHO every _PROBE_EVERY s, calling one silent after _SILENT_LIMIT misses.
         """
         now = time.monotonic()
         if not final and now < self._next_check:
             return ""
         self._next_check = now + 1.0
-        for part, name in ((self.pacs, "the PACS simulator"), (self.arr, "the audit record repository simulator")):
+        named = (
+            (self.pacs, "the PACS simulator"),
+            (self.ris, "the RIS simulator"),
+            (self.arr, "the audit record repository simulator"),
+        )
+        for part, name in named:
             if part is not None and not part.alive():
                 return f"{name} exited with code {part.exit_code} while the suites ran; log: {part.spec.log}"
-        if final or self.pacs is None or now < self._next_probe:
+        if final or now < self._next_probe:
             return ""
         self._next_probe = now + _PROBE_EVERY
-        answer = self.pacs.spec.ready.probe(self.pacs)
-        self._silent = self._silent + 1 if answer else 0
-        if self._silent >= _SILENT_LIMIT:
-            return f"the PACS simulator stopped answering C-ECHO ({_SILENT_LIMIT} probes, last: {answer})"
+        for part, name in named[:2]:  # the DICOM simulators; the audit repository only receives
+            if part is None:
+                continue
+            answer = part.spec.ready.probe(part)
+            role = part.spec.role
+            self._silent[role] = self._silent.get(role, 0) + 1 if answer else 0
+            if self._silent[role] >= _SILENT_LIMIT:
+                return f"{name} stopped answering C-ECHO ({_SILENT_LIMIT} probes, last: {answer})"
         return ""
 
     def stop(self) -> None:
         """Device first, then the simulators, then the backend's network; safe after a partial start."""
         try:
-            for part in (self.device, self.pacs, self.arr):
+            for part in (self.device, self.ris, self.pacs, self.arr):
                 if part is not None:
                     part.stop()
             if self.backend is not None:

@@ -111,10 +111,12 @@ def run_validation(
     for variant in ("baseline", "candidate"):  # and on a bad template of either variant
         check_variant(profile, variant)
     where = OutDir(out)
+    date = time.strftime("%Y%m%d", time.gmtime())  # one worklist date for every run (RunRequest.worklist_date)
     requests = [
-        RunRequest(profile, "baseline", "baseline", i, where.run(f"baseline-{i}").path) for i in range(1, replicas + 1)
+        RunRequest(profile, "baseline", "baseline", i, where.run(f"baseline-{i}").path, date)
+        for i in range(1, replicas + 1)
     ]
-    requests.append(RunRequest(profile, "candidate", "candidate", 1, where.run("candidate-1").path))
+    requests.append(RunRequest(profile, "candidate", "candidate", 1, where.run("candidate-1").path, date))
     token = cancel_token()  # a signal during any of these runs stops all of them, however late one starts
     with where.lock():  # a second validation into the same --out is refused at once, before it starts anything
         if concurrent:

@@ -6,10 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-__all__ = ["JSON", "Endpoint"]
+__all__ = ["JSON", "PROBE_AE_TITLE", "Endpoint"]
 
 # A JSON value as json.loads returns it.
 JSON: TypeAlias = Any
+
+# The calling AE title of the harness's readiness and health C-ECHOs to the simulators (not a peer's request).
+PROBE_AE_TITLE = "PGPROBE"
 
 
 @dataclass(frozen=True)

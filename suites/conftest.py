@@ -1,4 +1,4 @@
-"""Fixtures the suites share: the device and PACS endpoints, the modality SCU, and the corpus."""
+"""Fixtures the suites share: the device, PACS and RIS endpoints, their journals, the modality SCU, and the corpus."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from pathlib import Path
 import pytest
 
 from harness.context import SuiteContext
-from harness.model import Endpoint
+from harness.model import JSON, Endpoint
+from harness.plugin import not_applicable
 from harness.rundir import RunDir
+from simulators.commitment import COMMITMENT, read_journal
 from simulators.corpus import CorpusItem, PatientEntry, corpus_hash, generate, index, keys
+from simulators.endpoint import PROBE_AE_TITLE
 from simulators.modality import Modality, StoreResult
+from simulators.ris import RequestLine, read_requests
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +32,33 @@ def pacs(patchgate_context: SuiteContext) -> Endpoint:
 @pytest.fixture(scope="session")
 def pacs_storage(patchgate_context: SuiteContext) -> Path:
     return Path(patchgate_context.pacs_storage)
+
+
+@pytest.fixture(scope="session")
+def commitment_journal(patchgate_context: SuiteContext) -> Callable[[], list[dict[str, JSON]]]:
+    """Reads the PACS simulator's storage commitment journal as it is now: N-ACTIONs and reports, one dict a line."""
+    context = patchgate_context
+    path = Path(context.commitment_log) if context.commitment_log else Path(context.pacs_storage) / COMMITMENT
+    return lambda: read_journal(path)
+
+
+@pytest.fixture(scope="session")
+def ris(patchgate_context: SuiteContext) -> Endpoint:
+    """The RIS simulator (MWL + MPPS SCP); a case that uses it is not applicable when the run starts none."""
+    if patchgate_context.ris is None:
+        not_applicable("the run starts no RIS simulator (the profile declares no [simulators.ris])")
+    return patchgate_context.ris
+
+
+@pytest.fixture(scope="session")
+def ris_requests(patchgate_context: SuiteContext, ris: Endpoint) -> Callable[[], list[RequestLine]]:
+    """Reads the RIS simulator's request journal as it is now: one RequestLine per DIMSE request it received.
+
+    The harness's own C-ECHOs (readiness, health, calling AE PROBE_AE_TITLE) are left out; they come at times
+    of their own, so `seq` and `association` numbers are not comparable between runs: observe what was asked.
+    """
+    path = Path(patchgate_context.ris_requests)
+    return lambda: [line for line in read_requests(path) if line.calling_ae != PROBE_AE_TITLE]
 
 
 @pytest.fixture(scope="session")

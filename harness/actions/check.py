@@ -8,7 +8,7 @@ from typing import TextIO
 from harness.actions.prompt import require_terminal
 from harness.actions.result import ActionError
 from harness.errors import ProfileError
-from harness.placeholders import ACTION_VALUES, NAMES, check_templates
+from harness.placeholders import ACTION_VALUES, NAMES, RIS_NAMES, check_templates
 from harness.profile import Profile
 
 __all__ = ["check_actions"]
@@ -24,7 +24,8 @@ def check_actions(profile: Profile, variant: str, stdin: TextIO | None = None) -
         where = f"{profile.source}: device.actions.{name}"
         templates |= spec.templates(where)
         problems += [f"{where}.items: no corpus item {item!r}" for item in spec.items if item not in corpus_keys]
-    check_templates(templates, NAMES | ACTION_VALUES)
+    names = NAMES if profile.ris_simulator is not None else NAMES - RIS_NAMES
+    check_templates(templates, names | ACTION_VALUES)
     if problems:
         raise ProfileError("; ".join(problems), hint=f"corpus items: {', '.join(sorted(corpus_keys))}")
     image = profile.variant(variant).image

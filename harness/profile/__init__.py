@@ -11,6 +11,7 @@ from harness.profile._load import (
 from harness.profile._specs import (
     ACTION_KINDS,
     ACTION_NAMES,
+    COMMITMENT_REPORTS,
     IDENTITY_KINDS,
     INITIATES,
     SERVICES,
@@ -18,8 +19,10 @@ from harness.profile._specs import (
     DeviceSpec,
     Expectation,
     ExpectedChange,
+    PacsSpec,
     PolicyFile,
     Profile,
+    RisSpec,
     SimulatorSpec,
     VariantSpec,
 )
@@ -27,6 +30,7 @@ from harness.profile._specs import (
 __all__ = [
     "ACTION_KINDS",
     "ACTION_NAMES",
+    "COMMITMENT_REPORTS",
     "IDENTITY_KINDS",
     "INITIATES",
     "SERVICES",
@@ -34,8 +38,10 @@ __all__ = [
     "DeviceSpec",
     "Expectation",
     "ExpectedChange",
+    "PacsSpec",
     "PolicyFile",
     "Profile",
+    "RisSpec",
     "SimulatorSpec",
     "VariantSpec",
     "build_policy_file",

@@ -16,6 +16,7 @@ from harness.profile._schema import key
 __all__ = [
     "ACTION_KINDS",
     "ACTION_NAMES",
+    "COMMITMENT_REPORTS",
     "IDENTITY_KINDS",
     "INITIATES",
     "SERVICES",
@@ -23,8 +24,10 @@ __all__ = [
     "DeviceSpec",
     "Expectation",
     "ExpectedChange",
+    "PacsSpec",
     "PolicyFile",
     "Profile",
+    "RisSpec",
     "SimulatorSpec",
     "VariantSpec",
 ]
@@ -297,11 +300,43 @@ class VariantSpec:
 
 @dataclass(frozen=True)
 class SimulatorSpec:
-    """A simulated peer the device talks to (e.g. the PACS it sends C-MOVE results to)."""
+    """A simulated peer the device talks to: its AE title and port (PacsSpec and RisSpec add their own keys)."""
 
-    name: str
+    name: str = ""
     ae_title: str = field(default="PGPACS", metadata=key("the simulator's AE title", **_AE_TITLE))
     port: int = field(default=0, metadata=key("the simulator's port; 0: a free port per run", **_PORT))
+
+
+# Where the PACS simulator sends storage commitment reports (simulators.commitment.MODES; not imported:
+# compare reads profiles).
+COMMITMENT_REPORTS = ("auto", "same", "new")
+
+
+@dataclass(frozen=True)
+class PacsSpec(SimulatorSpec):
+    """The PACS simulator: the device's C-MOVE destination and storage commitment SCP."""
+
+    name: str = "pacs"
+    commitment_report: str = field(
+        default="auto",
+        metadata=key(
+            'where storage commitment reports go: "same" association, a "new" one to the device (its AE title, '
+            'host and port), or "auto" (same if the requester keeps it open commitment_delay s, else new)',
+            choices=COMMITMENT_REPORTS,
+        ),
+    )
+    commitment_delay: float = field(
+        default=0.2,
+        metadata=key("seconds between the N-ACTION response and the report", minimum=0, maximum=600),
+    )
+
+
+@dataclass(frozen=True)
+class RisSpec(SimulatorSpec):
+    """The RIS simulator (MWL + MPPS SCP): it schedules the worklist items for the device's AE title."""
+
+    name: str = "ris"
+    ae_title: str = field(default="PGRIS", metadata=key("the simulator's AE title", **_AE_TITLE))
 
 
 @dataclass(frozen=True)
@@ -367,10 +402,6 @@ class PolicyFile:
     )
 
 
-def _default_simulators() -> dict[str, SimulatorSpec]:
-    return {"pacs": SimulatorSpec("pacs")}
-
-
 @dataclass(frozen=True)
 class Profile:
     """A device profile: the device, how to start each variant, what the patch may change.
@@ -384,8 +415,15 @@ class Profile:
     variants: Mapping[str, VariantSpec] = field(
         metadata=key("how to start each variant; a baseline and a candidate", required_keys=("baseline", "candidate"))
     )
-    simulators: Mapping[str, SimulatorSpec] = field(
-        default_factory=_default_simulators, metadata=key("the simulated peers", keys=("pacs",))
+    pacs: PacsSpec = field(
+        default_factory=PacsSpec, metadata=key("the PACS simulator (always started)", toml="simulators.pacs")
+    )
+    ris: RisSpec | None = field(
+        default=None,
+        metadata=key(
+            "the RIS simulator (MWL + MPPS SCP): started when declared, or when the device initiates mwl or mpps",
+            toml="simulators.ris",
+        ),
     )
     modality_ae_title: str = field(
         default="PGMODALITY",
@@ -425,6 +463,19 @@ class Profile:
     expect_verdict: Verdict | None = field(
         default=None, metadata=key(f"{_VERDICT_DOC}, validating this profile alone", toml="expect.verdict")
     )
+
+    @property
+    def ris_simulator(self) -> RisSpec | None:
+        """The RIS a run starts: the declared one, a default one for a device that queries or reports to one, or None."""
+        if self.ris is not None:
+            return self.ris
+        return RisSpec() if {"mwl", "mpps"} & set(self.device.initiates) else None
+
+    @property
+    def simulators(self) -> Mapping[str, SimulatorSpec]:
+        """The simulators a run starts, by name (pacs always, ris when ris_simulator says so)."""
+        ris = self.ris_simulator
+        return {"pacs": self.pacs, **({"ris": ris} if ris is not None else {})}
 
     def variant(self, name: str) -> VariantSpec:
         try:

@@ -151,6 +151,21 @@ def test_ready_over_tcp_or_http_is_refused_where_the_host_cannot_reach_the_devic
     )
 
 
+def test_ris_placeholders_need_a_ris_the_run_starts() -> None:
+    """{ris.*} has a value only when the run starts the RIS: refused before anything starts, never filled with ""."""
+    uses = BASE.replace(
+        '"{port}"]\n\n[variants.candidate]', '"{port}", "--ris", "{ris.host}:{ris.port}"]\n\n[variants.candidate]'
+    )
+    with pytest.raises(ProfileError, match=r"variants\.baseline\.command\[4\]: \{ris\.host\} names the RIS simulator"):
+        check_variant(parse_profile(uses, "/tmp/dev.toml"), "baseline")
+    check_variant(parse_profile("[simulators.ris]\n" + uses, "/tmp/dev.toml"), "baseline")
+    action = '[device.actions.query_worklist]\nkind = "command"\ncommand = ["findscu", "{ris.ae_title}"]\n'
+    with pytest.raises(ProfileError, match=r"query_worklist\.command\[1\]: \{ris\.ae_title\} names the RIS"):
+        check_actions(_profile(action), "baseline")
+    initiator = BASE.replace('ae_title = "DEV"', 'ae_title = "DEV"\ninitiates = ["mwl"]')
+    check_actions(_profile(action, base=initiator), "baseline")  # a default RIS runs for a worklist querier
+
+
 def test_the_schema_file_states_the_actions_and_is_current() -> None:
     schema = profile_json_schema()
     action = schema["$defs"]["ActionSpec"]

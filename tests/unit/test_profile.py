@@ -50,6 +50,28 @@ def test_good_profile_parses_with_defaults_from_the_dataclasses() -> None:
     assert (profile.modality_ae_title, profile.corpus_seed, profile.suite_timeout) == ("PGMODALITY", 1422, 600.0)
 
 
+def test_the_ris_runs_when_declared_or_when_the_device_queries_or_reports_to_one() -> None:
+    assert parse_profile(GOOD, "/tmp/dev.toml").ris_simulator is None
+    assert list(parse_profile(GOOD, "/tmp/dev.toml").simulators) == ["pacs"]
+    declared = parse_profile("[simulators.ris]\nport = 11112\n" + GOOD, "/tmp/dev.toml")
+    assert declared.ris_simulator is not None
+    assert (declared.ris_simulator.ae_title, declared.ris_simulator.port) == ("PGRIS", 11112)
+    assert list(declared.simulators) == ["pacs", "ris"]
+    for role in ("mwl", "mpps"):
+        initiator = parse_profile(GOOD.replace('name = "dev"', f'name = "dev"\ninitiates = ["{role}"]'), "/tmp/d.toml")
+        assert initiator.ris is None and initiator.ris_simulator is not None  # a default RIS: it needs someone to ask
+    sender = parse_profile(GOOD.replace('name = "dev"', 'name = "dev"\ninitiates = ["store"]'), "/tmp/d.toml")
+    assert sender.ris_simulator is None
+
+
+def test_the_pacs_commitment_keys_default_to_the_simulators_own() -> None:
+    pacs = parse_profile(GOOD, "/tmp/dev.toml").pacs
+    assert (pacs.ae_title, pacs.commitment_report, pacs.commitment_delay) == ("PGPACS", "auto", 0.2)
+    text = '[simulators.pacs]\ncommitment_report = "new"\ncommitment_delay = 1\n' + GOOD
+    pacs = parse_profile(text, "/tmp/dev.toml").pacs
+    assert (pacs.commitment_report, pacs.commitment_delay) == ("new", 1.0)
+
+
 def test_expected_entries_are_typed_records_with_their_line() -> None:
     text = GOOD + '\n[[expected]]\ncase = "a/*"\npath = "x.*"\nreason = " why "\nkind = "status_changed"\n'
     (entry,) = parse_profile(text, "/tmp/dev.toml").expected
@@ -131,7 +153,10 @@ def test_reference_identity_is_what_the_reference_device_derives() -> None:
         (lambda t: t.replace('command = ["dev", "--port", "{port}"]', ""), ":6: variants.baseline.command: needs"),
         (lambda t: t.replace('name = "dev"\n', ""), ":1: device.name: missing key"),
         (lambda t: t.replace("[device]", "[devices]"), ": device: missing table"),
-        (lambda t: "[simulators.ris]\n" + t, ":1: simulators.ris: unknown key"),
+        (lambda t: "[simulators.arr]\n" + t, ":1: simulators.arr: unknown key (hint: allowed here: pacs, ris)"),
+        (lambda t: "[simulators.ris]\ncommitment_report = 'new'\n" + t, ":2: simulators.ris.commitment_report"),
+        (lambda t: "[simulators.pacs]\ncommitment_report = 'later'\n" + t, ":2: simulators.pacs.commitment_report"),
+        (lambda t: "[simulators.pacs]\ncommitment_delay = -1\n" + t, ":2: simulators.pacs.commitment_delay"),
         (lambda t: "[device.identity]\npassword = 'x'\n" + t.replace("[device]\n", ""), ":2: device.identity.password"),
         (lambda t: t + '\n[[expected]]\ncase = "*"\npath = "*"\nreason = "  "\n', ":15: expected[0].reason: is empty"),
         (lambda t: t + '[[expected]]\ncase = "*"\npath = "*"\nreason = "r"\nkind = "changed"\n', "expected[0].kind"),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from harness.context import SuiteContext
 from harness.errors import RunDirError
-from harness.model import CaseRecord, Manifest, Observation, Outcome
+from harness.model import CaseRecord, Endpoint, Manifest, Observation, Outcome, to_json
 from harness.rundir import RunDir, read_run
 from tests.factories import make_manifest
 
@@ -90,11 +92,43 @@ def test_context_and_progress_round_trip(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary behind
 
 
+def test_the_simulator_journals_are_where_the_simulators_write_them(tmp_path: Path) -> None:
+    """RunDir names the RIS and commitment journals; the simulators (which cannot import harness) write them."""
+    from simulators.commitment import COMMITMENT
+    from simulators.ris import REQUESTS
+
+    run = RunDir(tmp_path)
+    assert run.ris_requests == run.ris_dir / REQUESTS
+    assert run.commitment_journal == run.pacs_storage / COMMITMENT
+    assert run.log("ris") == tmp_path / "logs" / "ris.log"
+
+
+def test_a_context_with_a_ris_round_trips_and_an_old_one_has_none(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    context = SuiteContext(
+        str(tmp_path), Endpoint("DEV", "127.0.0.1", 104), Endpoint("PACS", "127.0.0.1", 105), "s", "MOD", ("echo",), 3
+    )
+    with_ris = replace(
+        context,
+        ris=Endpoint("PGRIS", "127.0.0.1", 106),
+        ris_requests=str(run.ris_requests),
+        commitment_log=str(run.commitment_journal),
+    )
+    run.write_context(with_ris)
+    assert run.read_context() == with_ris
+    old = to_json(context)
+    assert isinstance(old, dict)
+    for name in ("ris", "ris_requests", "commitment_log"):
+        del old[name]  # written before they existed
+    assert SuiteContext.from_json(old, str(tmp_path)) == context
+
+
 def test_every_file_name_lives_in_the_run_directory_type() -> None:
     """Nothing else in harness/ spells a run-directory file name (the type owns them)."""
     root = Path(__file__).resolve().parents[2] / "harness"
     names = ('"manifest.json"', '"observations.jsonl"', '"endpoints.json"', '"collected"', '"heartbeat"')
     names += ('"comparison.json"', '"junit.xml"', '"allure-results"', '"pytest.ini"', '"inventory.json"')
+    names += ('"requests.jsonl"', '"commitment.jsonl"')
     offenders = [
         f"{path.relative_to(root)}: {name}"
         for path in root.rglob("*.py")
