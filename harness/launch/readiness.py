@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.launch.base import Launched
-from simulators.endpoint import Endpoint
+from simulators.endpoint import PROBE_AE_TITLE, Endpoint
 from simulators.modality import Modality
 
 __all__ = [
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("host")
     parser.add_argument("port", type=int)
     parser.add_argument("called", help="the AE title to call")
-    parser.add_argument("--calling", default="PGPROBE", help="our AE title")
+    parser.add_argument("--calling", default=PROBE_AE_TITLE, help="our AE title")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds per ACSE/DIMSE/network wait")
     parser.add_argument("--tls-dir", default="", help="a simulators.pki directory: echo over TLS with its client")
     args = parser.parse_args(argv)
