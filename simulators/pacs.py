@@ -15,21 +15,15 @@ Run it standalone:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import hashlib
 import logging
 import os
 import re
-import socket
-import socketserver
 import ssl
 import struct
 import sys
-import threading
-import time
 import types
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +52,6 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, evt
 from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext, build_context
-from pynetdicom.transport import ThreadedAssociationServer
 
 from simulators._journal import append_json_line
 from simulators._lifeline import stop_signals, wait_until_stopped
@@ -70,6 +63,8 @@ from simulators._net import (
     on_connection_open,
     parse_destination,
 )
+from simulators._server import ACSE_TIMEOUT, MAX_ASSOCIATIONS, AssociationNumbers, Serving
+from simulators._server import serve as serve_dicom
 from simulators.audit.sender import Auditor
 from simulators.commitment import COMMITMENT, MODES, PUSH_MODEL, CommitmentScp, stored_sop_class
 from simulators.identity.policy import IdentityPolicy, identity_handlers
@@ -127,14 +122,6 @@ _CANCEL = 0xFE00
 _OUT_OF_RESOURCES = 0xA700
 _MAX_CONTEXTS = 128
 _SUB_HANDLERS: list[Any] = [(evt.EVT_CONN_OPEN, on_connection_open)]
-# Concurrent associations served. Sixteen idle peers once exhausted sixteen; connections that sent
-# no whole A-ASSOCIATE-RQ yet do not count, and make room when this many connections are open.
-MAX_ASSOCIATIONS = 64
-# The ARTIM deadline: a TLS handshake and an A-ASSOCIATE-RQ, complete within this of the accept.
-ACSE_TIMEOUT = 5.0
-# pynetdicom's own limit, out of the way: it also counts connections with no A-ASSOCIATE-RQ and
-# closed ones still waiting out their ARTIM timer. The capacity above is enforced instead.
-_PYNETDICOM_LIMIT = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -266,160 +253,16 @@ def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid
     return b"\0" * 128 + b"DICM" + _element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
 
 
-class _Contexts(list[PresentationContext]):
-    """The server's supported contexts, copied per connection in 1 ms rather than 130.
-
-    pynetdicom deep-copies them for every connection it accepts, before any byte is read: with
-    the PACS's 177 contexts that took 130 ms of the GIL, so a burst of 16 connections stalled
-    everyone for seconds. Negotiation only reads the acceptor's contexts (pynetdicom 3.0.4
-    presentation.negotiate_as_acceptor), so a shallow copy of each is enough.
-    """
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> list[PresentationContext]:
-        return [copy.copy(cx) for cx in self]
-
-
-@dataclass(eq=False)
-class _Peer:
-    """One accepted connection, from accept() until its association thread ends."""
-
-    sock: socket.socket
-    accepted: float  # time.monotonic()
-    assoc: Any = None  # its pynetdicom Association, once EVT_CONN_OPEN fired
-    requested: bool = False  # its A-ASSOCIATE-RQ arrived whole
-
-
-def _hang_up(sock: socket.socket) -> None:
-    """Shut the TCP connection under `sock` so that a thread blocked reading it sees EOF at once.
-
-    The base class method, also for an SSLSocket: its own shutdown() drops the TLS state
-    under the thread that is reading.
-    """
-    with contextlib.suppress(OSError, ValueError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class _GuardedAssociationServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server with per-connection deadlines and a capacity slow peers cannot exhaust.
-
-    pynetdicom 3.0.4 reads a PDU with blocking recv() calls and checks its ARTIM timer only
-    between PDUs, so a peer that drips its A-ASSOCIATE-RQ a byte at a time is never timed out;
-    and it counts every connection, associated or not (and each for up to `acse_timeout`
-    after it closed), against `maximum_associations`. Here (plain and TLS alike):
-
-    - the TLS handshake runs in the connection's own thread, not in the accept loop;
-    - a connection whose handshake and A-ASSOCIATE-RQ are not complete within `acse_timeout`
-      of its accept (the ARTIM deadline) is hung up, however slowly it keeps sending;
-    - `capacity` counts associations whose A-ASSOCIATE-RQ arrived; one over it is rejected
-      (A-ASSOCIATE-RJ, local limit exceeded), as pynetdicom would;
-    - when `capacity` connections are open, a new one hangs up the oldest that has not sent
-      a whole A-ASSOCIATE-RQ yet, so idle peers make room for a working one.
-    """
-
-    def __init__(self, *args: Any, capacity: int, **kwargs: Any) -> None:
-        self.capacity = capacity
-        self.request_queue_size = capacity  # the listen() backlog: a burst of connects is not held back
-        super().__init__(*args, **kwargs)
-        self.contexts = _Contexts(self.contexts)
-        self._peers: dict[socket.socket, _Peer] = {}
-        self._lock = threading.Lock()
-        self.bind(evt.EVT_CONN_OPEN, self._on_open)
-        self.bind(evt.EVT_REQUESTED, self._on_requested)
-
-    @property
-    def _deadline(self) -> float:
-        return float(self.ae.acse_timeout or 30.0)
-
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        sock, address = cast(socket.socket, self.socket).accept()
-        if self.ssl_context is not None:
-            sock.settimeout(self._deadline)  # per read; the watchdog holds the whole handshake to it too
-            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        with self._lock:
-            self._prune()
-            if len(self._peers) >= self.capacity:
-                waiting = [peer for peer in self._peers.values() if not peer.requested]
-                if waiting:
-                    oldest = min(waiting, key=lambda peer: peer.accepted)
-                    _LOG.info(
-                        "full (%d connections): hung up %s, which sent no A-ASSOCIATE-RQ", self.capacity, oldest.sock
-                    )
-                    self._evict(oldest)
-            self._peers[sock] = _Peer(sock, time.monotonic())
-        return sock, address
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        if isinstance(request, ssl.SSLSocket):
-            try:
-                request.do_handshake()
-            except (OSError, ValueError) as exc:  # refused client certificate, protocol, cipher, deadline
-                _LOG.info("TLS handshake with %s failed: %s", client_address, exc)
-                self.shutdown_request(request)
-                return
-            request.settimeout(None)  # as a plain accepted socket: pynetdicom polls with select()
-        super().process_request_thread(request, client_address)
-
-    def service_actions(self) -> None:
-        """Called by serve_forever() every poll: hang up connections past the ARTIM deadline."""
-        super().service_actions()
-        late = time.monotonic() - self._deadline
-        with self._lock:
-            self._prune()
-            for peer in [p for p in self._peers.values() if not p.requested and p.accepted < late]:
-                _LOG.info("no A-ASSOCIATE-RQ within %g s from %s: hung up", self._deadline, peer.sock)
-                self._evict(peer)
-
-    def hang_up_all(self) -> None:
-        """Hang up every connection (stop(): pynetdicom cannot abort one that sent no A-ASSOCIATE-RQ)."""
-        with self._lock:
-            for peer in list(self._peers.values()):
-                self._evict(peer)
-
-    def _evict(self, peer: _Peer) -> None:
-        del self._peers[peer.sock]
-        _hang_up(peer.sock)
-
-    def _prune(self) -> None:
-        for peer in list(self._peers.values()):
-            ended = peer.assoc is not None and peer.assoc.ident is not None and not peer.assoc.is_alive()
-            if ended or peer.sock.fileno() < 0:
-                del self._peers[peer.sock]
-
-    def _on_open(self, event: Any) -> None:
-        sock = getattr(event.assoc.dul.socket, "socket", None)
-        with self._lock:
-            peer = self._peers.get(sock) if sock is not None else None
-            if peer is not None:
-                peer.assoc = event.assoc
-
-    def _on_requested(self, event: Any) -> None:
-        assoc = event.assoc
-        with self._lock:
-            peers = self._peers.values()
-            associated = sum(1 for p in peers if p.requested and p.assoc is not assoc and p.assoc.is_alive())
-            peer = next((p for p in peers if p.assoc is assoc), None)
-            if peer is not None:
-                peer.requested = True
-        if associated >= self.capacity:
-            assoc.acse.send_reject(0x02, 0x03, 0x02)  # rejected-transient, provider (presentation), local limit
-            evt.trigger(assoc, evt.EVT_REJECTED, {})
-            assoc.kill()
-
-
 class PacsSimulator:
     """A PACS SCP on pynetdicom; `start()` returns once it listens, `stop()` shuts it down."""
 
     def __init__(self, config: PacsConfig) -> None:
         self._config = config
         self._index = Index(config.storage)
-        # Journal numbers of the associations that stored or asked for commitment (weak: ended ones may go).
-        self._associations: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-        self._stored_on = 0
-        self._journal_lock = threading.Lock()
+        # Journal numbers of the associations that stored or asked for commitment.
+        self._numbers = AssociationNumbers()
         self._commitment: CommitmentScp | None = None
-        self._ae: Any = None
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._serving: Serving | None = None
         self._port = config.port
 
     @property
@@ -440,7 +283,6 @@ class PacsSimulator:
         ae.acse_timeout = cfg.acse_timeout
         ae.dimse_timeout = cfg.dimse_timeout
         ae.network_timeout = cfg.network_timeout
-        ae.maximum_associations = _PYNETDICOM_LIMIT
         ae.maximum_pdu_size = 0  # unlimited, as most PACS do: fewer, larger P-DATA PDUs
         ae.add_supported_context(VERIFICATION)
         if cfg.quirks.implementation_version_name:
@@ -474,23 +316,18 @@ class PacsSimulator:
             *(self._commitment.handlers() if self._commitment is not None else []),
         ]
         try:
-            server = ae.make_server(
+            self._serving = serve_dicom(
+                ae,
                 (cfg.host, cfg.port),
-                evt_handlers=handlers,
-                ssl_context=cfg.ssl_context,
-                server_class=_GuardedAssociationServer,
+                handlers,
                 capacity=cfg.maximum_associations,
+                name=f"pacs-{cfg.ae_title}",
+                ssl_context=cfg.ssl_context,
             )
         except Exception:
             self._index.close()
             raise
-        # Our own serve loop: pynetdicom's polls every 0.5 s, which is what stop() would wait.
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"pacs-{cfg.ae_title}", daemon=True
-        )
-        thread.start()
-        self._ae, self._server, self._thread = ae, server, thread
-        self._port = int(server.server_address[1])
+        self._port = self._serving.port
         if cfg.auditor is not None:
             cfg.auditor.application(started=True)
         _LOG.info(
@@ -507,19 +344,9 @@ class PacsSimulator:
         """Abort open associations, close the port, and finish indexing."""
         if self._commitment is not None:
             self._commitment.close()  # no new reports; those under way end first
-        if self._ae is not None:
-            for assoc in self._ae.active_associations:
-                # Only established ones: pynetdicom's state machine raises in its reactor thread on an abort in
-                # Sta2 (a connection that sent no A-ASSOCIATE-RQ yet, e.g. a TLS probe); those end with their peer.
-                if assoc.is_established:
-                    assoc.abort()
-            self._server.hang_up_all()  # and those it could not abort
-            # The socketserver shutdown: pynetdicom's own expects start_server()'s bookkeeping.
-            socketserver.BaseServer.shutdown(self._server)
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._ae = self._server = self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
             _LOG.info("stopped")
             if self._config.auditor is not None:
                 self._config.auditor.application(started=False)
@@ -622,12 +449,7 @@ class PacsSimulator:
 
     def _number(self, assoc: Any) -> int:
         """The journals' number of an association: a sequence in order of first use, not a port or a time."""
-        with self._journal_lock:
-            number = self._associations.get(assoc)
-            if number is None:
-                self._stored_on += 1
-                number = self._associations[assoc] = self._stored_on
-            return number
+        return self._numbers.number(assoc)
 
     def _commitment_scp(self, supported: frozenset[str]) -> CommitmentScp:
         """The storage commitment SCP over this PACS's files (simulators.commitment), its journal beside JOURNAL."""

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from simulators._lifeline import stop_signals, wait_until_stopped
 from simulators._net import LOOPBACK, format_address
+from simulators._server import ACSE_TIMEOUT, MAX_ASSOCIATIONS
 from simulators.corpus import DEFAULT_SEED
-from simulators.pacs import ACSE_TIMEOUT, MAX_ASSOCIATIONS
 from simulators.ris.server import RisConfig, RisQuirks, RisSimulator
 
 __all__ = ["build_parser", "main"]

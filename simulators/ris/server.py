@@ -9,9 +9,6 @@ cannot exhaust).
 from __future__ import annotations
 
 import logging
-import socketserver
-import threading
-import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +19,9 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 
 from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, status_hex
+from simulators._server import ACSE_TIMEOUT, MAX_ASSOCIATIONS, AssociationNumbers, Serving, serve
 from simulators.corpus import DEFAULT_SEED, UID_ROOT
 from simulators.matching import QueryError
-from simulators.pacs import _PYNETDICOM_LIMIT, ACSE_TIMEOUT, MAX_ASSOCIATIONS, _GuardedAssociationServer
 from simulators.ris.journal import Journal, dataset_json
 from simulators.ris.mpps import PROCESSING_FAILURE, MppsStore, Reply
 from simulators.ris.mwl import UNABLE_TO_PROCESS, answer, parse_mwl_query, select
@@ -95,12 +92,8 @@ class RisSimulator:
             reopen=config.quirks.mpps_reopen,
         )
         self._journal = Journal(config.out)
-        self._associations: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-        self._numbered = 0
-        self._lock = threading.Lock()
-        self._ae: Any = None
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._numbers = AssociationNumbers()
+        self._serving: Serving | None = None
         self._port = config.port
 
     @property
@@ -124,7 +117,6 @@ class RisSimulator:
         ae.acse_timeout = cfg.acse_timeout
         ae.dimse_timeout = cfg.dimse_timeout
         ae.network_timeout = cfg.network_timeout
-        ae.maximum_associations = _PYNETDICOM_LIMIT  # the guarded server enforces the capacity
         for uid in (VERIFICATION, MWL_FIND, MPPS):
             ae.add_supported_context(uid)
         handlers: list[Any] = [
@@ -134,18 +126,10 @@ class RisSimulator:
             (evt.EVT_N_CREATE, self._on_create),
             (evt.EVT_N_SET, self._on_set),
         ]
-        server = ae.make_server(
-            (cfg.host, cfg.port),
-            evt_handlers=handlers,
-            server_class=_GuardedAssociationServer,
-            capacity=cfg.maximum_associations,
+        self._serving = serve(
+            ae, (cfg.host, cfg.port), handlers, capacity=cfg.maximum_associations, name=f"ris-{cfg.ae_title}"
         )
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"ris-{cfg.ae_title}", daemon=True
-        )
-        thread.start()
-        self._ae, self._server, self._thread = ae, server, thread
-        self._port = int(server.server_address[1])
+        self._port = self._serving.port
         _LOG.info(
             "listening as %s on %s:%d, %d items for %s on %s, journal %s",
             cfg.ae_title,
@@ -160,17 +144,10 @@ class RisSimulator:
 
     def stop(self) -> None:
         """Abort open associations and close the port."""
-        if self._ae is None:
+        if self._serving is None:
             return
-        for assoc in self._ae.active_associations:
-            if assoc.is_established:  # pynetdicom raises on an abort before an A-ASSOCIATE-RQ (see PacsSimulator.stop)
-                assoc.abort()
-        self._server.hang_up_all()
-        socketserver.BaseServer.shutdown(self._server)
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._ae = self._server = self._thread = None
+        self._serving.stop()
+        self._serving = None
         _LOG.info("stopped")
 
     def __enter__(self) -> RisSimulator:
@@ -183,13 +160,8 @@ class RisSimulator:
 
     def _line(self, event: Any, dimse: str, **fields: Any) -> None:
         assoc = event.assoc
-        with self._lock:
-            number = self._associations.get(assoc)
-            if number is None:
-                self._numbered += 1
-                number = self._associations[assoc] = self._numbered
         self._journal.write(
-            association=number,
+            association=self._numbers.number(assoc),
             calling_ae=str(assoc.requestor.ae_title).strip(),
             called_ae=str(assoc.acceptor.ae_title).strip(),
             dimse=dimse,
