@@ -19,7 +19,7 @@ from pynetdicom.dsutils import split_dataset
 
 from harness.model import Endpoint
 from simulators.corpus import CorpusItem
-from simulators.modality import Modality, file_sha256
+from simulators.modality import Modality
 from simulators.pacs import JOURNAL
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "dataset_json",
     "decoded_pixels_sha256",
     "query",
-    "received_by_pacs",
     "status_hex",
 ]
 
@@ -97,12 +96,6 @@ def clear_received(storage: Path) -> None:
     for path, _ in list(_dicom_files(storage)):
         path.unlink(missing_ok=True)
     (storage / JOURNAL).unlink(missing_ok=True)
-
-
-def received_by_pacs(storage: Path, uids: Iterable[str]) -> dict[str, str]:
-    """SOP Instance UID → sha256 of what the PACS simulator received, for the wanted UIDs found."""
-    wanted = set(uids)
-    return {uid: file_sha256(path) for path, uid in _dicom_files(storage) if uid in wanted}
 
 
 @dataclass(frozen=True)
