@@ -37,6 +37,7 @@ class SuiteContext:
     ris: Endpoint | None = None  # the RIS simulator (MWL + MPPS SCP); None when the run starts none
     ris_requests: str = ""  # its request journal (simulators.ris.read_requests); "" when none runs
     commitment_log: str = ""  # the PACS simulator's storage commitment journal (simulators.commitment.read_journal)
+    worklist_date: str = ""  # YYYYMMDD the run's worklist is scheduled on (one per validation); "" before it existed
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON], run_dir: str) -> SuiteContext:
@@ -62,4 +63,5 @@ class SuiteContext:
             ris=Endpoint.from_json(d["ris"]) if isinstance(d.get("ris"), Mapping) else None,
             ris_requests=str(d.get("ris_requests", "")),
             commitment_log=str(d.get("commitment_log", "")),
+            worklist_date=str(d.get("worklist_date", "")),
         )

@@ -125,6 +125,7 @@ class Surroundings:
             ris=self.ris_endpoint,
             ris_requests=str(self.run.ris_requests) if self.ris_endpoint is not None else "",
             commitment_log=str(self.run.commitment_journal),
+            worklist_date=self.worklist_date,
         )
 
     def _arr_spec(self) -> LaunchSpec:
@@ -215,6 +216,7 @@ class Surroundings:
             "ris.host": self.ris_endpoint.host if self.ris_endpoint else "",
             "ris.port": str(self.ris_endpoint.port) if self.ris_endpoint else "",
             "modality.ae_title": profile.modality_ae_title,
+            "worklist.date": self.worklist_date,
             "variant": self.variant.name,
             "arr.host": "127.0.0.1",
             "arr.udp_port": str(self.arr_udp_port),
