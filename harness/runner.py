@@ -158,6 +158,9 @@ def _run_suites(
         device.secret_values,
         label=f"{request.label} (variant {request.variant})",
         device_workdir=run.device_workdir,
+        inside=surroundings.backend.inside(surroundings.device)
+        if surroundings.backend and surroundings.device
+        else None,
     )
     fault = ""
     try:
@@ -209,7 +212,7 @@ def check_variant(profile: Profile, name: str) -> None:
             'in the run\'s own network (network = "bridge"), which the host cannot reach',
             hint='use ready = "echo" or "log:TEXT", or network = "host"',
         )
-    check_actions(profile, name)  # placeholders, corpus items, and a terminal for operator prompts
+    check_actions(profile)  # placeholders, corpus items, and a terminal for operator prompts
 
 
 # A profile with operator prompts runs one run at a time: the operator acts on one console at a time.

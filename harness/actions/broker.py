@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from harness.actions.execute import execute, render_request
+from harness.actions.execute import InDevice, execute, render_request
 from harness.actions.prompt import prompt
 from harness.actions.result import ERROR, ActionError, ActionResult
 from harness.model import JSON
@@ -40,6 +40,7 @@ class ActionBroker:
         *,
         label: str,
         device_workdir: Path,
+        inside: InDevice | None = None,
         stdin: TextIO | None = None,
         out: TextIO | None = None,
     ) -> None:
@@ -49,6 +50,7 @@ class ActionBroker:
         self.secrets = tuple(secrets)
         self.label = label
         self.device_workdir = device_workdir
+        self.inside = inside  # runs a where = "device" command in the device's container; None: a local device
         self.stdin = stdin
         self.out = out
         self._seen: set[str] = set()
@@ -96,7 +98,7 @@ class ActionBroker:
         """Do one command or prompt action now, with `values` (the run's and the suite's)."""
         if spec.kind == "command":
             cwd = self.device_workdir if spec.where == "device" else self.run.path
-            return execute(spec, values, self.secrets, cwd=cwd)
+            return execute(spec, values, self.secrets, cwd=cwd, inside=self.inside)
         started = time.monotonic()
         text = str(render_request(spec, values)["text"])
         stdin, out = self.stdin or sys.stdin, self.out or sys.stderr

@@ -6,7 +6,6 @@ import sys
 from typing import TextIO
 
 from harness.actions.prompt import require_terminal
-from harness.actions.result import ActionError
 from harness.errors import ProfileError
 from harness.placeholders import ACTION_VALUES, NAMES, RIS_NAMES, check_templates
 from harness.profile import Profile
@@ -14,8 +13,8 @@ from harness.profile import Profile
 __all__ = ["check_actions"]
 
 
-def check_actions(profile: Profile, variant: str, stdin: TextIO | None = None) -> None:
-    """ProfileError for an unknown placeholder or corpus item; ActionError for what this backend or terminal cannot do."""
+def check_actions(profile: Profile, stdin: TextIO | None = None) -> None:
+    """ProfileError for an unknown placeholder or corpus item; ActionError when operator prompts have no terminal."""
     actions = profile.device.actions
     templates: dict[str, str] = {}
     problems: list[str] = []
@@ -28,14 +27,6 @@ def check_actions(profile: Profile, variant: str, stdin: TextIO | None = None) -
     check_templates(templates, names | ACTION_VALUES)
     if problems:
         raise ProfileError("; ".join(problems), hint=f"corpus items: {', '.join(sorted(corpus_keys))}")
-    image = profile.variant(variant).image
-    inside = sorted(n for n, s in actions.items() if s.kind == "command" and s.where == "device")
-    if image and inside:
-        raise ActionError(
-            f'{profile.source}: device.actions.{inside[0]}: where = "device" is not supported for image variants yet '
-            f"(variant {variant!r} runs the image {image})",
-            hint='run the command beside patchgate (where = "host"), or use an http action on the device\'s API',
-        )
     prompts = sorted(n for n, s in actions.items() if s.kind == "prompt")
     if prompts:
         require_terminal(prompts, sys.stdin if stdin is None else stdin)

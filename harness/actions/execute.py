@@ -22,6 +22,7 @@ from harness.profile import ActionSpec
 from harness.redact import redact
 
 __all__ = [
+    "InDevice",
     "Outcome",
     "execute",
     "missing_values",
@@ -30,9 +31,13 @@ __all__ = [
     "run_command",
     "run_dicom",
     "run_http",
+    "run_inside",
 ]
 
 Outcome = tuple[str, dict[str, JSON]]  # (outcome, detail)
+InDevice = Callable[
+    [Sequence[str]], tuple[int, bytes]
+]  # argv -> exit code, output: a command in the device's container
 _TAIL = 4000  # characters of a command's output or an HTTP body kept in the record
 _BODY_LIMIT = 1 << 20  # bytes of an HTTP answer read at most
 _GRACE = 5.0  # seconds a killed process or a timed-out worker gets to finish
@@ -105,14 +110,20 @@ def execute(
     device: Endpoint | None = None,
     ssl_context: Any = None,
     corpus: Callable[[Sequence[str]], list[Any]] | None = None,
+    inside: InDevice | None = None,
 ) -> ActionResult:
-    """Do a command, http or dicom action now; the result, redacted. Prompts go through harness.actions.prompt."""
+    """Do a command, http or dicom action now; the result, redacted. Prompts go through harness.actions.prompt.
+
+    `inside` runs a `where = "device"` command in the device's container (None: a local device, on this host).
+    """
     started = time.monotonic()
     try:
         request = render_request(spec, values)
     except ActionError as exc:
         return _result(spec, started, ERROR, {"error": exc.one_line()}, secrets)
-    if spec.kind == "command":
+    if spec.kind == "command" and spec.where == "device" and inside is not None:
+        outcome, detail = _bounded(lambda: run_inside(spec, request, inside), spec.timeout)
+    elif spec.kind == "command":
         outcome, detail = run_command(spec, request, cwd)
     elif spec.kind == "http":
         outcome, detail = _bounded(lambda: run_http(spec, request), spec.timeout)
@@ -177,6 +188,13 @@ def run_command(spec: ActionSpec, request: Mapping[str, JSON], cwd: Path | None)
         return TIMEOUT, {"error": f"still running after {spec.timeout:g} s: killed", "output": text}
     text = output.decode("utf-8", errors="replace")[-_TAIL:]
     return (DONE if code in spec.ok_exit else FAILED), {"exit_code": code, "output": text}
+
+
+def run_inside(spec: ActionSpec, request: Mapping[str, JSON], inside: InDevice) -> Outcome:
+    """The argv in the device's container; one still running at the deadline is left to end with the container."""
+    code, output = inside([str(a) for a in request["argv"]])
+    text = output.decode("utf-8", errors="replace")[-_TAIL:]
+    return (DONE if code in spec.ok_exit else FAILED), {"exit_code": code, "output": text, "where": "device"}
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.errors import TargetError
@@ -47,6 +47,16 @@ class Container:
             return bytes(self.container.logs()).decode("utf-8", "replace")
         except Exception:  # noqa: BLE001 - gone: nothing more to read
             return ""
+
+    def exec(self, argv: Sequence[str]) -> tuple[int, bytes]:
+        """Run `argv` inside the running container (its image's user and working directory): exit code, output.
+
+        It blocks until the command ends: callers bound it (harness.actions.execute does, by the action's deadline).
+        """
+        if self.container is None:
+            raise TargetError(f"{self.spec.label}: the container is gone", hint="see the device's log")
+        found = self.container.exec_run(list(argv), stdout=True, stderr=True)
+        return int(found.exit_code if found.exit_code is not None else -1), bytes(found.output or b"")
 
     def kill(self) -> None:
         if self.container is not None:

@@ -104,7 +104,8 @@ class ActionSpec:
     where: str = field(
         default="host",
         metadata=key(
-            'command: "host" (beside patchgate) or "device" (where the device runs: a local device\'s host)',
+            'command: "host" (beside patchgate) or "device" (inside the device\'s container; a local device: '
+            "in its folder on this host)",
             choices=("host", "device"),
         ),
     )

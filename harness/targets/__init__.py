@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -38,6 +38,9 @@ class Backend(Protocol):
 
     def inventory(self, device: Launched, probe: tuple[str, ...], port_names: Mapping[int, str]) -> Path | None:
         """Write the device's inventory (listening ports, packages, labels) into the run; None where there is none."""
+
+    def inside(self, device: Launched) -> Callable[[Sequence[str]], tuple[int, bytes]] | None:
+        """How a `where = "device"` action command runs in the device's container; None: on this host (a process)."""
 
     def close(self) -> None:
         """Remove what was made for the run; safe after a partial start."""

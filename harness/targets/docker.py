@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,10 @@ class DockerBackend:
         path = self.run.inventory
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return path
+
+    def inside(self, device: Launched) -> Callable[[Sequence[str]], tuple[int, bytes]]:
+        assert isinstance(device, Container)
+        return device.exec
 
     def close(self) -> None:
         self.network.close()

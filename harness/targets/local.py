@@ -31,5 +31,8 @@ class LocalBackend:
     def inventory(self, device: Launched, probe: tuple[str, ...], port_names: Mapping[int, str]) -> Path | None:
         return None  # a process shares this machine: no image, packages or sockets of its own to list
 
+    def inside(self, device: Launched) -> None:
+        return None  # the device is a process on this host: its commands run here, in its working directory
+
     def close(self) -> None:
         pass

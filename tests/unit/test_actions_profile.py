@@ -161,9 +161,9 @@ def test_ris_placeholders_need_a_ris_the_run_starts() -> None:
     check_variant(parse_profile("[simulators.ris]\n" + uses, "/tmp/dev.toml"), "baseline")
     action = '[device.actions.query_worklist]\nkind = "command"\ncommand = ["findscu", "{ris.ae_title}"]\n'
     with pytest.raises(ProfileError, match=r"query_worklist\.command\[1\]: \{ris\.ae_title\} names the RIS"):
-        check_actions(_profile(action), "baseline")
+        check_actions(_profile(action))
     initiator = BASE.replace('ae_title = "DEV"', 'ae_title = "DEV"\ninitiates = ["mwl"]')
-    check_actions(_profile(action, base=initiator), "baseline")  # a default RIS runs for a worklist querier
+    check_actions(_profile(action, base=initiator))  # a default RIS runs for a worklist querier
 
 
 def test_the_schema_file_states_the_actions_and_is_current() -> None:
@@ -199,22 +199,13 @@ def test_an_unknown_corpus_item_is_refused_before_anything_starts() -> None:
         '[device.actions.forward]\nkind = "dicom"\nmessage = "C-STORE"\nitems = ["CT-explicit", "CT-nope"]\n'
     )
     with pytest.raises(ProfileError, match=r"device\.actions\.forward\.items: no corpus item 'CT-nope'"):
-        check_actions(profile, "baseline")
-
-
-def test_a_command_inside_a_container_is_refused_for_image_variants() -> None:
-    base = BASE.replace('command = ["dev-patched", "--port", "{port}"]', 'image = "dev:patched"')
-    profile = _profile('[device.actions.reset]\nkind = "command"\ncommand = ["x"]\nwhere = "device"\n', base=base)
-    check_actions(profile, "baseline")  # a local variant: the device's host is this host
-    with pytest.raises(ActionError, match="not supported for image variants yet") as info:
-        check_actions(profile, "candidate")
-    assert 'where = "host"' in info.value.hint
+        check_actions(profile)
 
 
 def test_prompts_without_a_terminal_fail_before_anything_starts() -> None:
     profile = _profile('[device.actions.scenario]\nkind = "prompt"\ntext = "do it"\n')
     with pytest.raises(ActionError, match=r"operator actions \(scenario\) but patchgate has no terminal") as info:
-        check_actions(profile, "baseline", stdin=io.StringIO(""))
+        check_actions(profile, stdin=io.StringIO(""))
     assert "command/http actions for CI" in info.value.hint
 
 
