@@ -8,6 +8,7 @@ from simulators.modality so that the modality stays an SCU and the listener an S
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pynetdicom import AE, evt
+from pynetdicom.pdu import P_DATA_TF
 
 from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, status_hex
 from simulators.commitment import PUSH_MODEL, PUSH_MODEL_INSTANCE, REQUEST_STORAGE_COMMITMENT, Report, request_dataset
@@ -80,13 +82,15 @@ class ReportCatcher:
         self._lock = threading.Lock()
         self._order: list[str] = []
         self._report: ReceivedReport | None = None
-        self._answered = threading.Event()  # our N-EVENT-REPORT-RSP has been sent
+        self._queued = False  # our N-EVENT-REPORT-RSP has been handed to pynetdicom
+        self._answered = threading.Event()  # ... and its P-DATA has been sent
 
     def handlers(self) -> list[tuple[Any, Any]]:
         """For `AE.associate(evt_handlers=...)`: pynetdicom serves a peer's N-EVENT-REPORT on a requester too."""
         return [
             (evt.EVT_DIMSE_RECV, self._on_received),
             (evt.EVT_DIMSE_SENT, self._on_sent),
+            (evt.EVT_PDU_SENT, self._on_pdu_sent),
             (evt.EVT_N_EVENT_REPORT, self._on_report),
         ]
 
@@ -146,7 +150,19 @@ class ReportCatcher:
 
     def _on_sent(self, event: Any) -> None:
         if type(event.message).__name__ == "N_EVENT_REPORT_RSP":
-            self._answered.set()  # release only after our answer went out, or the reporter waits in vain
+            # Not yet out: pynetdicom fires EVT_DIMSE_SENT before it queues the message's P-DATA (_on_pdu_sent).
+            self._queued = True
+
+    def _on_pdu_sent(self, event: Any) -> None:
+        """Our N-EVENT-REPORT-RSP has left once a PDV with the command and last-fragment bits went out after it was queued.
+
+        Release only then, or the reporter waits in vain: a release queued before the RSP's P-DATA makes
+        pynetdicom send that P-DATA while awaiting A-RELEASE-RP (Evt9 in Sta7), which kills its reactor.
+        """
+        if self._queued and isinstance(event.pdu, P_DATA_TF):
+            for item in event.pdu.presentation_data_value_items:
+                if (item.presentation_data_value or b"\x00")[0] & 0x03 == 0x03:
+                    self._answered.set()
 
     def _on_report(self, event: Any) -> tuple[int, None]:
         report, error = _report_of(event)
@@ -171,8 +187,10 @@ class CommitmentListener:
         port: int = 0,
         accept_scp_role: bool = True,
         timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.ae_title = ae_title
+        self._ssl_context = ssl_context  # a TLS device reports over TLS too (server side, e.g. Pki.server_context())
         self.host = host
         self._port = port
         self._accept_scp_role = accept_scp_role
@@ -203,6 +221,7 @@ class CommitmentListener:
         self._server = ae.start_server(
             (self.host, self._port),
             block=False,
+            ssl_context=self._ssl_context,
             evt_handlers=[(evt.EVT_CONN_OPEN, on_connection_open), (evt.EVT_N_EVENT_REPORT, self._on_report)],
         )
         self._port = int(self._server.server_address[1])
@@ -212,6 +231,12 @@ class CommitmentListener:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+
+    def bind(self, event: Any, handler: Any) -> None:
+        """One more event handler on the started listener (e.g. a modality's own C-ECHO handler)."""
+        if self._server is None:
+            raise RuntimeError("CommitmentListener.bind: start() it first")
+        self._server.bind(event, handler)
 
     def __enter__(self) -> CommitmentListener:
         return self.start()
