@@ -38,6 +38,8 @@ class SuiteContext:
     ris_requests: str = ""  # its request journal (simulators.ris.read_requests); "" when none runs
     commitment_log: str = ""  # the PACS simulator's storage commitment journal (simulators.commitment.read_journal)
     worklist_date: str = ""  # YYYYMMDD the run's worklist is scheduled on (one per validation); "" before it existed
+    # A reserved port where the suites take storage commitment reports on a new association ({modality.port}); 0: none.
+    modality_port: int = 0
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON], run_dir: str) -> SuiteContext:
@@ -64,4 +66,5 @@ class SuiteContext:
             ris_requests=str(d.get("ris_requests", "")),
             commitment_log=str(d.get("commitment_log", "")),
             worklist_date=str(d.get("worklist_date", "")),
+            modality_port=int(d.get("modality_port", 0)),
         )

@@ -17,6 +17,7 @@ NAMES = frozenset(
         "python", "ae_title", "host", "port", "http_port", "workdir", "profile_dir", "variant",
         "pacs.ae_title", "pacs.host", "pacs.port", "ris.ae_title", "ris.host", "ris.port", "modality.ae_title",
         "worklist.date", "arr.host", "arr.udp_port", "arr.tls_port", "tls.dir", "tls.ca", "tls.cert", "tls.key",
+        "worklist.dir", "worklist.root", "modality.port",
     }
 )  # fmt: skip
 

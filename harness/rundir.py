@@ -218,6 +218,11 @@ class RunDir:
         return self.path / "device"
 
     @property
+    def worklist_root(self) -> Path:
+        """An MWL device's seeded worklist: a folder per called AE title of .wl files ({worklist.root})."""
+        return self.device_workdir / "worklist"
+
+    @property
     def pacs_storage(self) -> Path:
         return self.path / "simulators" / "pacs"
 

@@ -21,6 +21,7 @@ from harness.targets import Backend, open_backend
 from simulators._lifeline import Heartbeat
 from simulators.endpoint import PROBE_AE_TITLE, Endpoint
 from simulators.pki import Pki, create_pki
+from simulators.ris.worklist import scheduled_items, write_wl_folder
 
 __all__ = ["Surroundings"]
 
@@ -57,6 +58,8 @@ class Surroundings:
         self.http_port = self._port(0)  # for devices with a web API (Orthanc), kept on loopback
         self.arr_udp_port = self._port(0)  # reserved for TCP and UDP alike
         self.arr_tls_port = self._port(0)
+        # Where the suites' CommitmentListener takes storage commitment reports on a new association ({modality.port}).
+        self.modality_port = self._port(0)
         self.pacs_endpoint = Endpoint(sim.ae_title, "127.0.0.1", self._port(sim.port), tls=self.variant.tls)
         # Plain DICOM even for a TLS variant: the RIS simulator does not speak TLS (yet).
         self.ris_endpoint = Endpoint(ris.ae_title, "127.0.0.1", self._port(ris.port)) if ris is not None else None
@@ -126,6 +129,7 @@ class Surroundings:
             ris_requests=str(self.run.ris_requests) if self.ris_endpoint is not None else "",
             commitment_log=str(self.run.commitment_journal),
             worklist_date=self.worklist_date,
+            modality_port=self.modality_port,
         )
 
     def _arr_spec(self) -> LaunchSpec:
@@ -217,6 +221,10 @@ class Surroundings:
             "ris.port": str(self.ris_endpoint.port) if self.ris_endpoint else "",
             "modality.ae_title": profile.modality_ae_title,
             "worklist.date": self.worklist_date,
+            # Named for every device; seeded (_seed_worklist) only for one that declares the mwl service.
+            "worklist.dir": str(self.worklist_dir),
+            "worklist.root": str(self.run.worklist_root),
+            "modality.port": str(self.modality_port),
             "variant": self.variant.name,
             "arr.host": "127.0.0.1",
             "arr.udp_port": str(self.arr_udp_port),
@@ -229,6 +237,21 @@ class Surroundings:
         assert values.keys() == NAMES, "harness.placeholders.NAMES lists every placeholder"
         return values
 
+    @property
+    def worklist_dir(self) -> Path:
+        """{worklist.dir}: the device's own folder under {worklist.root} (wlmscpfs -dfp serves one per called AE title)."""
+        return self.run.worklist_root / self.device_endpoint.ae_title
+
+    def _seed_worklist(self) -> None:
+        """Before an MWL SCP device starts: the run's scheduled items as .wl files (and a lockfile) in {worklist.dir}.
+
+        They are scheduled for the modality simulator's AE title, the station the worklist suites query as.
+        """
+        if "mwl" not in self.profile.device.services:
+            return
+        items = scheduled_items(self.profile.corpus_seed, self.worklist_date, self.profile.modality_ae_title)
+        write_wl_folder(items, self.worklist_dir)
+
     def _device_spec(self, device: Endpoint, pacs: Endpoint) -> tuple[LaunchSpec, dict[Path, str]]:
         """The device variant's launch spec and its rendered configuration files (host path -> path inside)."""
         assert self.backend is not None
@@ -239,6 +262,7 @@ class Surroundings:
         env = {k: render(v, values, f"{where}.env") for k, v in variant.env.items()}
         workdir = self.run.device_workdir
         workdir.mkdir(exist_ok=True)
+        self._seed_worklist()
         files: dict[Path, str] = {}
         for inside, template in sorted(variant.files.items()):
             rendered = workdir / "files" / inside.strip("/").replace("/", "__")

@@ -33,7 +33,9 @@ __all__ = [
 ]
 
 # The DICOM services a profile may declare; suites for undeclared services are not applicable.
-SERVICES = ("echo", "store", "find", "move", "get")
+# The workflow ones (worklist, MPPS, storage commitment SCP) only when declared: not in the default.
+SERVICES = ("echo", "store", "find", "move", "get", "mwl", "mpps", "commitment")
+ARCHIVE_SERVICES = SERVICES[:5]
 # The kinds of user identity credential a device may know (PS3.7 D.3.3.7).
 IDENTITY_KINDS = ("username", "passcode", "kerberos", "saml", "jwt")
 # The corpus sizes a profile may choose (simulators.corpus.CORPUS_SIZES; not imported: compare reads profiles).
@@ -198,7 +200,7 @@ class DeviceSpec:
     )
     port: int = field(default=0, metadata=key("the device's DICOM port; 0: a free port per run", **_PORT))
     services: tuple[str, ...] = field(
-        default=SERVICES,
+        default=ARCHIVE_SERVICES,
         metadata=key(
             "the DICOM services the device declares; suites for the others are not applicable", choices=SERVICES
         ),

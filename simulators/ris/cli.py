@@ -14,6 +14,7 @@ from simulators._net import LOOPBACK, format_address
 from simulators._server import ACSE_TIMEOUT, MAX_ASSOCIATIONS
 from simulators.corpus import DEFAULT_SEED
 from simulators.ris.server import RisConfig, RisQuirks, RisSimulator
+from simulators.ris.worklist import read_wl_folder
 
 __all__ = ["build_parser", "main"]
 
@@ -33,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--date", default="", help="worklist date YYYYMMDD (default: today, UTC)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"corpus seed for UIDs (default {DEFAULT_SEED})")
+    parser.add_argument(
+        "--worklist",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="serve the .wl files of DIR instead of its own items (an MWL device the harness seeds: {worklist.dir})",
+    )
     parser.add_argument("--mpps-reopen", action="store_true", help="quirk: accept N-SET of a completed step")
     parser.add_argument("--ignore-station-ae", action="store_true", help="quirk: ignore the Scheduled Station AE key")
     parser.add_argument("--pn-case-sensitive", action="store_true", help="quirk: match person names case-sensitively")
@@ -48,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     date = args.date or datetime.datetime.now(datetime.UTC).strftime("%Y%m%d")
     try:
+        worklist = read_wl_folder(args.worklist) if args.worklist is not None else ()
         config = RisConfig(
             ae_title=args.ae_title,
             host=args.host,
@@ -62,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pn_case_insensitive=not args.pn_case_sensitive,
             ),
             maximum_associations=args.max_associations,
+            worklist=worklist,
             acse_timeout=args.acse_timeout,
         )
     except ValueError as exc:

@@ -63,6 +63,8 @@ class RisConfig:
     network_timeout: float = 10.0
     maximum_associations: int = MAX_ASSOCIATIONS
     items: tuple[ScheduledItem, ...] = field(default=(), compare=False)  # () : scheduled_items(seed, date, station_ae)
+    # MWL datasets served instead of the items' own (worklist.read_wl_folder: the RIS as a seeded MWL device).
+    worklist: tuple[Dataset, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -85,7 +87,7 @@ class RisSimulator:
     def __init__(self, config: RisConfig, *, pace: Pace | None = None) -> None:
         self._config = config
         self._pace = pace
-        self._datasets = [item.dataset() for item in config.items]
+        self._datasets = list(config.worklist) or [item.dataset() for item in config.items]
         seed = config.seed
         self.mpps = MppsStore(
             lambda n: str(generate_uid(prefix=UID_ROOT, entropy_srcs=[f"patchgate-ris/{seed}/mpps/{n}"])),
@@ -135,7 +137,7 @@ class RisSimulator:
             cfg.ae_title,
             cfg.host,
             self._port,
-            len(cfg.items),
+            len(self._datasets),
             cfg.station_ae,
             cfg.date,
             self._journal.path,

@@ -13,15 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom import dcmwrite
+from pydicom import dcmread, dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from simulators.corpus import IMPLEMENTATION_CLASS_UID, PATIENTS, UID_ROOT, Patient
 from simulators.workflow_scu import MWL_FIND
 
-__all__ = ["LOCKFILE", "OTHER_STATION", "ScheduledItem", "scheduled_items", "write_wl_folder"]
+__all__ = ["LOCKFILE", "OTHER_STATION", "ScheduledItem", "read_wl_folder", "scheduled_items", "write_wl_folder"]
 
 # The station two items are scheduled on, so a query by Scheduled Station AE Title has something to leave out.
 OTHER_STATION = "OTHERSTN"
@@ -185,3 +186,21 @@ def write_wl_folder(items: Iterable[ScheduledItem], folder: str | Path) -> list[
         dcmwrite(path, ds, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def read_wl_folder(folder: str | Path) -> tuple[Dataset, ...]:
+    """The MWL items of a folder's `*.wl` files, by file name, without file meta: what an MWL device seeded so serves.
+
+    ValueError naming the folder or the file when there is none or one is not DICOM.
+    """
+    paths = sorted(Path(folder).glob("*.wl"))
+    if not paths:
+        raise ValueError(f"no .wl files in {folder} (hint: the harness seeds {{worklist.dir}} for a device with mwl)")
+    items: list[Dataset] = []
+    for path in paths:
+        try:
+            ds = dcmread(path)
+        except (OSError, InvalidDicomError) as exc:
+            raise ValueError(f"{path}: not a worklist file ({exc})") from None
+        items.append(Dataset(ds))  # the dataset alone: answers never carry file meta
+    return tuple(items)

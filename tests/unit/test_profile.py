@@ -316,7 +316,10 @@ def test_json_schema_states_ranges_defaults_and_choices() -> None:
         "maximum": 3600,
         "default": 20.0,
     }
-    assert device["services"]["items"]["enum"] == ["echo", "store", "find", "move", "get"]
+    services = ["echo", "store", "find", "move", "get", "mwl", "mpps", "commitment"]
+    assert device["services"]["items"]["enum"] == services
+    # Workflow services only when declared: a profile that names none keeps meaning an archive.
+    assert device["services"]["default"] == ["echo", "store", "find", "move", "get"]
     assert schema["properties"]["corpus"]["properties"]["seed"]["default"] == 1422
     assert schema["properties"]["variants"]["required"] == ["baseline", "candidate"]
     assert schema["$defs"]["ExpectedChange"]["required"] == ["case", "path", "reason"]
