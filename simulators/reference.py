@@ -23,6 +23,7 @@ from pathlib import Path
 
 from simulators._net import LOOPBACK
 from simulators.audit.sender import Auditor, parse_target
+from simulators.commitment import PUSH_MODEL
 from simulators.identity.credentials import policy_from_credentials, standard_credentials
 from simulators.pacs import PacsConfig, PacsSimulator, Quirks, build_parser, parse_destinations, serve
 from simulators.pki import load_pki
@@ -43,6 +44,10 @@ class Posture:
 
 
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+# Seconds it waits after an N-ACTION-RSP before reporting on that association ("auto": a requester that
+# releases at once gets the report on a new one). Generous, so that a loaded machine's slow release is
+# never taken for an association kept open: which association a report takes is an observation.
+_COMMITMENT_DELAY = 1.0
 _STUDY_DESCRIPTION = 0x00081030
 _SERIES_NUMBER = 0x00200011
 _EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
@@ -69,6 +74,10 @@ VARIANTS: Mapping[str, Quirks] = types.MappingProxyType(
         "known-peers": Quirks(),
         "implementation-version": Quirks(implementation_version_name="REFDEVICE_2_0"),
         "no-jpeg2000": Quirks(rejected_transfer_syntaxes=_JPEG_2000),
+        # Storage commitment (suites/commitment; simulators.commitment): the SCP's own failures.
+        "commit-nothing": Quirks(commit_nothing=True),
+        "commitment-rejected": Quirks(rejected_sop_classes=frozenset({PUSH_MODEL})),
+        "report-before-response": Quirks(report_before_response=True),
         # Several behaviours at once, for the demo of a patch that regressed (`--demo regression`).
         "regression": Quirks(
             store_status=0xB000,
@@ -98,6 +107,9 @@ DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "known-peers": "admits only known calling AE titles and checks the called AE title (a hardening)",
         "implementation-version": "an upgrade: announces Implementation Version Name REFDEVICE_2_0 at association",
         "no-jpeg2000": "no longer accepts JPEG 2000 transfer syntaxes for storage (a codec removed)",
+        "commit-nothing": "storage commitment reports every instance failed (0x0110 processing failure), held or not",
+        "commitment-rejected": "no longer offers storage commitment: the Push Model context is rejected at negotiation",
+        "report-before-response": "sends the storage commitment report before the N-ACTION response (out of order)",
         "regression": "store-warning, find-case and drop-attribute at once: a patch that broke several things",
     }
 )
@@ -158,6 +170,7 @@ def build(
         check_called_ae=posture.known_peers,
         identity=identity,
         auditor=auditor,
+        commitment_delay=_COMMITMENT_DELAY,
     )
     return PacsSimulator(config)
 

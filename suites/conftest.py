@@ -15,7 +15,7 @@ from simulators.commitment import COMMITMENT, read_journal
 from simulators.corpus import CorpusItem, PatientEntry, corpus_hash, generate, index, keys
 from simulators.endpoint import PROBE_AE_TITLE
 from simulators.modality import Modality, StoreResult
-from simulators.ris import RequestLine, read_requests
+from simulators.ris import RequestLine, ScheduledItem, read_requests, scheduled_items
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +59,19 @@ def ris_requests(patchgate_context: SuiteContext, ris: Endpoint) -> Callable[[],
     """
     path = Path(patchgate_context.ris_requests)
     return lambda: [line for line in read_requests(path) if line.calling_ae != PROBE_AE_TITLE]
+
+
+@pytest.fixture(scope="session")
+def worklist_items(patchgate_context: SuiteContext) -> tuple[ScheduledItem, ...]:
+    """The run's worklist as the harness seeded an MWL device with it: for the modality's AE title, on the run's date.
+
+    The suites query as that modality, so these are the answers a worklist provider must give (six items
+    on its station, two on simulators.ris.OTHER_STATION).
+    """
+    context = patchgate_context
+    if not context.worklist_date:
+        not_applicable("the run records no worklist date (a run directory from before worklists)")
+    return scheduled_items(context.corpus_seed, context.worklist_date, context.modality_ae_title)
 
 
 @pytest.fixture(scope="session")

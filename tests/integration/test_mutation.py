@@ -35,6 +35,10 @@ MUST_NAME = {
     # Association negotiation (suites/negotiation): an implementation upgrade, a transfer syntax dropped.
     "implementation-version": "negotiation/test_negotiation.py::test_implementation",
     "no-jpeg2000": "negotiation/test_negotiation.py::test_transfer_syntaxes[store-CT]",
+    # Storage commitment SCP (suites/commitment): nothing committed, no commitment at all, a report out of order.
+    "commit-nothing": "commitment/test_commitment.py::test_all_held",
+    "commitment-rejected": "commitment/test_commitment.py::test_all_held",
+    "report-before-response": "commitment/test_commitment.py::test_report_association[same]",
 }
 
 
@@ -50,6 +54,8 @@ MUST_SAY = {
     "charset": "PatientName",
     "implementation-version": "implementation.",
     "no-jpeg2000": "transfer_syntaxes.1.2.840.10008.1.2.4.90",
+    "commit-nothing": "commit.report.failed",
+    "report-before-response": "commit.how.order",
 }
 
 
