@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         help="templates overriding report.html's (blocks logo, signoff, ...)",
     )
 
-    sub.add_parser("variants", help="list the reference device's variants")
+    sub.add_parser("variants", help="list the reference device's and the reference modality's variants")
     sub.add_parser(
         "sweep", help="remove the containers and networks of runs whose harness process is gone (after a kill)"
     )
@@ -213,9 +213,17 @@ def _sweep() -> int:
 
 def _variants() -> int:
     from harness.demo import known_variants
+    from simulators.reference_modality import DESCRIPTIONS as MODALITY_VARIANTS
 
-    for name, description in sorted(known_variants().items()):
-        print(f"  {name:<16} {description}")
+    groups = (
+        ("reference device (patchgate validate --demo VARIANT)", known_variants()),
+        ("reference modality (devices/reference-modality/profile.toml, --variant VARIANT)", MODALITY_VARIANTS),
+    )
+    width = max(len(name) for _, variants in groups for name in variants)
+    for n, (heading, variants) in enumerate(groups):
+        print(f"{chr(10) if n else ''}{heading}:")
+        for name, description in sorted(variants.items()):
+            print(f"  {name:<{width}} {description}")
     return 0
 
 

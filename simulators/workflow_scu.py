@@ -8,6 +8,7 @@ association plumbing and the workflow rules sit in one place.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -81,8 +82,10 @@ def mpps_in_progress(
 ) -> Dataset:
     """The N-CREATE attribute list for starting the procedure of an MWL `item` (IHE RAD-6): status IN PROGRESS.
 
-    Patient and scheduling attributes are copied from the item; `modality` defaults to the SPS's.
+    Patient and scheduling attributes are copied from the item (deep copies: changing the MPPS must not change
+    the item a caller copies into its images); `modality` defaults to the SPS's.
     """
+    item = copy.deepcopy(item)
     sps = item.ScheduledProcedureStepSequence[0] if item.get("ScheduledProcedureStepSequence") else Dataset()
     ds = Dataset()
     if "SpecificCharacterSet" in item:
