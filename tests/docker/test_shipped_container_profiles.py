@@ -1,7 +1,7 @@
-"""Every shipped container profile and policy (devices/orthanc, devices/dcmtk) is held to its [expect] verdict once.
+"""Every shipped container profile and policy (devices/orthanc, devices/dcmtk, ...) is held to its [expect] verdict once.
 
 Their validations take minutes, so none is run twice: the tests that already validate each file for what
-else they check (test_devices.py, test_network.py) assert the verdict its [expect] key states
+else they check (test_devices.py, test_network.py, test_workflow_devices.py) assert the verdict its [expect] key states
 (`tests.shipped.expected_verdict`). This module holds that map to the shipped files: a new container
 profile or policy without a test that validates it fails here. It needs no engine.
 """
@@ -11,8 +11,10 @@ from __future__ import annotations
 import inspect
 from types import ModuleType
 
-from tests.docker import test_devices, test_network
+from tests.docker import test_devices, test_network, test_workflow_devices
 from tests.shipped import DEVICES, shipped
+
+_UNCHANGED_WORKFLOW = (test_workflow_devices, "test_identical_workflow_device_is_unchanged")
 
 # Each shipped container file -> the one test that validates it (a policy: on the runs of its profile).
 VALIDATED_BY: dict[str, tuple[ModuleType, str]] = {
@@ -30,6 +32,37 @@ VALIDATED_BY: dict[str, tuple[ModuleType, str]] = {
         "test_orthanc_os_security_update_changes_only_the_inventory",
     ),
     "dcmtk/host.toml": (test_network, "test_host_networking_gives_the_same_answers"),
+    # Workflow devices (issue 11): worklist providers, a commitment SCP, a modality driven through REST.
+    "orthanc-worklist/profile.toml": _UNCHANGED_WORKFLOW,
+    "dcmtk-worklist/profile.toml": _UNCHANGED_WORKFLOW,
+    "orthanc/commitment.toml": _UNCHANGED_WORKFLOW,
+    "orthanc-modality/profile.toml": _UNCHANGED_WORKFLOW,
+    "orthanc-worklist/filtered.toml": (
+        test_workflow_devices,
+        "test_orthanc_worklist_filter_is_regressed_then_expected",
+    ),
+    "orthanc-worklist/filtered-policy.toml": (
+        test_workflow_devices,
+        "test_orthanc_worklist_filter_is_regressed_then_expected",
+    ),
+    "dcmtk-worklist/charset.toml": (test_workflow_devices, "test_wlmscpfs_character_set_is_regressed_then_expected"),
+    "dcmtk-worklist/charset-policy.toml": (
+        test_workflow_devices,
+        "test_wlmscpfs_character_set_is_regressed_then_expected",
+    ),
+    "orthanc/commitment-refused.toml": (
+        test_workflow_devices,
+        "test_orthanc_commitment_refused_is_regressed_then_expected",
+    ),
+    "orthanc/commitment-refused-policy.toml": (
+        test_workflow_devices,
+        "test_orthanc_commitment_refused_is_regressed_then_expected",
+    ),
+    "orthanc-modality/utf8.toml": (test_workflow_devices, "test_orthanc_modality_utf8_is_regressed_then_expected"),
+    "orthanc-modality/utf8-policy.toml": (
+        test_workflow_devices,
+        "test_orthanc_modality_utf8_is_regressed_then_expected",
+    ),
 }
 
 
