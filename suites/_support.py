@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
+from pydicom.uid import UID
 from pynetdicom.dsutils import split_dataset
 
 from harness.model import Endpoint
@@ -34,6 +36,7 @@ __all__ = [
     "decoded_pixels_sha256",
     "query",
     "status_hex",
+    "wire_objects",
 ]
 
 # One parameter per DICOM service, each with its marker: undeclared services are recorded as not applicable.
@@ -188,6 +191,37 @@ def attribute_diff(
         if t in after and json.dumps(v, sort_keys=True) != json.dumps(after[t], sort_keys=True)
     }
     return {"removed": removed, "added": added, "changed": changed}
+
+
+def wire_objects(
+    items: Iterable[CorpusItem],
+    arrivals: Iterable[Arrival],
+    pixels: Callable[[CorpusItem, Arrival], tuple[str | None, str | None]],
+    conformance: Callable[[CorpusItem, Arrival], Any],
+) -> tuple[dict[str, Any], dict[str, Any], Counter[int]]:
+    """Per corpus key what reached the PACS (transfer syntax by name, association, attribute diff), or "missing";
+    per key the IOD findings `conformance` gives; and the objects that arrived per association number.
+
+    `pixels(item, arrival)` gives the (sent, received) decoded pixel digests the diff compares Pixel Data by.
+    """
+    arrived = list(arrivals)
+    first: dict[str, Arrival] = {}
+    for arrival in arrived:
+        first.setdefault(arrival.sop_instance_uid, arrival)
+    objects: dict[str, Any] = {}
+    iod: dict[str, Any] = {}
+    for item in items:
+        got = first.get(item.sop_instance_uid)
+        if got is None:
+            objects[item.key] = "missing"
+            continue
+        objects[item.key] = {
+            "transfer_syntax": UID(got.transfer_syntax_uid).name,
+            "association": got.association,
+            "attributes": attribute_diff(item.dataset, got.dataset, pixels(item, got)),
+        }
+        iod[item.key] = conformance(item, got)
+    return objects, iod, Counter(a.association for a in arrived)
 
 
 def decoded_pixels_sha256(ds: Dataset) -> str | None:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
 
 from harness.model import JSON, Endpoint
 from harness.plugin import Observe
@@ -27,11 +26,11 @@ from simulators.modality import Modality, StoreResult
 from suites._support import (
     Arrival,
     arrivals_at_pacs,
-    attribute_diff,
     clear_received,
     decoded_pixels_sha256,
     query,
     status_hex,
+    wire_objects,
 )
 
 
@@ -107,24 +106,12 @@ def _conformance(item: CorpusItem, arrival: Arrival) -> dict[str, JSON]:
 
 def _wire(items: Sequence[CorpusItem], arrivals: Sequence[Arrival]) -> tuple[dict[str, JSON], dict[str, JSON]]:
     """(wire, iod) observations: associations, sub-operations per association, and per corpus key what arrived."""
-    first: dict[str, Arrival] = {}
-    for arrival in arrivals:
-        first.setdefault(arrival.sop_instance_uid, arrival)
-    per_association = Counter(a.association for a in arrivals)
-    objects: dict[str, JSON] = {}
-    iod: dict[str, JSON] = {}
-    for item in items:
-        got = first.get(item.sop_instance_uid)
-        if got is None:
-            objects[item.key] = "missing"
-            continue
-        pixels = (_pixels(f"stored:{item.key}", item.dataset), _pixels(_digest(got), got.dataset))
-        objects[item.key] = {
-            "transfer_syntax": UID(got.transfer_syntax_uid).name,
-            "association": got.association,
-            "attributes": attribute_diff(item.dataset, got.dataset, pixels),
-        }
-        iod[item.key] = _conformance(item, got)
+    objects, iod, per_association = wire_objects(
+        items,
+        arrivals,
+        lambda item, got: (_pixels(f"stored:{item.key}", item.dataset), _pixels(_digest(got), got.dataset)),
+        _conformance,
+    )
     wire: dict[str, JSON] = {
         "associations": len(per_association),
         "suboperations": [per_association[n] for n in sorted(per_association)],

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from pydicom.uid import UID
 
-from harness.model import JSON, Endpoint
+from harness.model import Endpoint
 from harness.plugin import Act, Observe
 from simulators.corpus import CorpusItem
 from simulators.modality import Modality
 from simulators.pacs import JOURNAL
 from suites._support import (
     SUCCESS_OR_WARNING,
-    Arrival,
     arrivals_at_pacs,
-    attribute_diff,
     clear_received,
     decoded_pixels_sha256,
+    wire_objects,
 )
 from suites._window import wait_for
 from suites.workflow._observed import conformance
@@ -60,24 +57,12 @@ def test_forward(
     wanted = {i.sop_instance_uid for i in items}
     wait_for(lambda: wanted & set(_journalled(pacs_storage)), lambda got: got == wanted, result.settle)
     arrivals = arrivals_at_pacs(pacs_storage, wanted)
-    got: dict[str, Arrival] = {}
-    for arrival in arrivals:
-        got.setdefault(arrival.sop_instance_uid, arrival)
-    objects: dict[str, JSON] = {}
-    iod: dict[str, JSON] = {}
-    for item in items:
-        found = got.get(item.sop_instance_uid)
-        if found is None:
-            objects[item.key] = "missing"
-            continue
-        pixels = (decoded_pixels_sha256(item.dataset), decoded_pixels_sha256(found.dataset))
-        objects[item.key] = {
-            "transfer_syntax": UID(found.transfer_syntax_uid).name,
-            "association": found.association,
-            "attributes": attribute_diff(item.dataset, found.dataset, pixels),
-        }
-        iod[item.key] = conformance(found)
-    per_association = Counter(a.association for a in arrivals)
+    objects, iod, per_association = wire_objects(
+        items,
+        arrivals,
+        lambda item, got: (decoded_pixels_sha256(item.dataset), decoded_pixels_sha256(got.dataset)),
+        lambda _, got: conformance(got),
+    )
     observe(
         "wire",
         {

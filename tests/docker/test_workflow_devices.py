@@ -65,6 +65,19 @@ def _under_policy(profile: Profile, validated: Path, policy: Path) -> Comparison
     return compare_runs(baselines, candidate, policy_for(profile, [policy]), validated / "declared").comparison
 
 
+def _regressed_then_declared(device: str, name: str, tmp_path: Path) -> tuple[Comparison, Comparison]:
+    """`devices/DEVICE/NAME.toml` validated alone (REGRESSED), then the same runs under `NAME-policy.toml`
+    (CHANGED_AS_EXPECTED), each as its [expect] key says: (bare, declared) for the caller's finer checks."""
+    path = DEVICES / device / f"{name}.toml"
+    profile = load_profile(path)
+    bare = run_validation(profile, tmp_path, replicas=1).comparison
+    assert bare.verdict is expected_verdict(path) is Verdict.REGRESSED, bare.reasons
+    policy = DEVICES / device / f"{name}-policy.toml"
+    declared = _under_policy(profile, tmp_path, policy)
+    assert declared.verdict is expected_verdict(policy) is Verdict.CHANGED_AS_EXPECTED, declared.reasons
+    return bare, declared
+
+
 # Orthanc's worklist plugin answers a malformed date with Success and no match, where the suite wants a Failure.
 ORTHANC_BAD_DATE = "worklist/test_worklist.py::test_bad_query[bad-date]"
 
@@ -97,44 +110,26 @@ def test_identical_workflow_device_is_unchanged(
 def test_orthanc_worklist_filter_is_regressed_then_expected(images: dict[str, str], tmp_path: Path) -> None:
     """FilterIssuerAet on: the other station's two items leave every answer that held them (PS3.4 K.6.1.2: a
     query without a station key matches every station), and a zero-length SPS sequence key now fails."""
-    path = DEVICES / "orthanc-worklist" / "filtered.toml"
-    profile = load_profile(path)
-    bare = run_validation(profile, tmp_path, replicas=1).comparison
-    assert bare.verdict is expected_verdict(path) is Verdict.REGRESSED, bare.reasons
+    bare, declared = _regressed_then_declared("orthanc-worklist", "filtered", tmp_path)
     assert _regressed(bare) == FILTERED, sorted(_regressed(bare) ^ FILTERED)
-    policy = DEVICES / "orthanc-worklist" / "filtered-policy.toml"
-    declared = _under_policy(profile, tmp_path, policy)
-    assert declared.verdict is expected_verdict(policy) is Verdict.CHANGED_AS_EXPECTED, declared.reasons
     assert any("WL-7" in reason for reason in declared.reasons), declared.reasons
 
 
 def test_wlmscpfs_character_set_is_regressed_then_expected(images: dict[str, str], tmp_path: Path) -> None:
     """--keep-char-set: each answer now carries its file's Specific Character Set (PS3.3 C.12.1.1.2) and the
     Japanese and Chinese names decode; which items match does not change."""
-    path = DEVICES / "dcmtk-worklist" / "charset.toml"
-    profile = load_profile(path)
-    bare = run_validation(profile, tmp_path, replicas=1).comparison
-    assert bare.verdict is expected_verdict(path) is Verdict.REGRESSED, bare.reasons
+    bare, _ = _regressed_then_declared("dcmtk-worklist", "charset", tmp_path)
     regressed = [c for c in bare.cases if c.status is CaseStatus.REGRESSED]
     assert len(regressed) >= 15 and all(c.case.startswith("worklist/") for c in regressed), _regressed(bare)
     other = {(c.case, d.path) for c in regressed for d in c.differences if not d.path.startswith("mwl.answers[")}
     assert not other, sorted(other)  # the answers' content only: no status, no count of matches
-    policy = DEVICES / "dcmtk-worklist" / "charset-policy.toml"
-    declared = _under_policy(profile, tmp_path, policy)
-    assert declared.verdict is expected_verdict(policy) is Verdict.CHANGED_AS_EXPECTED, declared.reasons
 
 
 def test_orthanc_commitment_refused_is_regressed_then_expected(images: dict[str, str], tmp_path: Path) -> None:
     """AllowStorageCommitment false for the modality: Orthanc aborts on every N-ACTION (no report, PS3.4 J.3.3),
     so every commitment case and nothing else changes."""
-    path = DEVICES / "orthanc" / "commitment-refused.toml"
-    profile = load_profile(path)
-    bare = run_validation(profile, tmp_path, replicas=1).comparison
-    assert bare.verdict is expected_verdict(path) is Verdict.REGRESSED, bare.reasons
+    bare, declared = _regressed_then_declared("orthanc", "commitment-refused", tmp_path)
     assert _regressed(bare) == COMMITMENT_CASES, sorted(_regressed(bare) ^ COMMITMENT_CASES)
-    policy = DEVICES / "orthanc" / "commitment-refused-policy.toml"
-    declared = _under_policy(profile, tmp_path, policy)
-    assert declared.verdict is expected_verdict(policy) is Verdict.CHANGED_AS_EXPECTED, declared.reasons
     assert any("SEC-60" in reason for reason in declared.reasons), declared.reasons
 
 
@@ -142,10 +137,7 @@ def test_orthanc_modality_utf8_is_regressed_then_expected(images: dict[str, str]
     """DefaultEncoding Utf8: Orthanc's query and images declare ISO_IR 192 (PS3.3 C.12.1.1.2) and the Chinese
     patient's name reaches the images intact (RAD TF-2x Table A.1-1: ihe.patient_name becomes ok); what it
     queries, sends and commits is the same."""
-    path = DEVICES / "orthanc-modality" / "utf8.toml"
-    profile = load_profile(path)
-    bare = run_validation(profile, tmp_path, replicas=1).comparison
-    assert bare.verdict is expected_verdict(path) is Verdict.REGRESSED, bare.reasons
+    bare, declared = _regressed_then_declared("orthanc-modality", "utf8", tmp_path)
     changed = {
         "workflow/test_images.py::test_images",
         "workflow/test_scenario.py::test_scenario",
@@ -155,7 +147,4 @@ def test_orthanc_modality_utf8_is_regressed_then_expected(images: dict[str, str]
     scenario = next(c for c in bare.cases if c.case == "workflow/test_scenario.py::test_scenario")
     fixed = next(d for d in scenario.differences if d.path == "ihe.patient_name")
     assert str(fixed.before).startswith("mismatch") and fixed.after == "ok", fixed
-    policy = DEVICES / "orthanc-modality" / "utf8-policy.toml"
-    declared = _under_policy(profile, tmp_path, policy)
-    assert declared.verdict is expected_verdict(policy) is Verdict.CHANGED_AS_EXPECTED, declared.reasons
     assert any("ENC-3" in reason for reason in declared.reasons), declared.reasons
