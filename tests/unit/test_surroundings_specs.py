@@ -36,14 +36,12 @@ class _Pki:
 
 
 @pytest.fixture
-def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Surroundings]]:
+def idle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Surroundings]]:
+    """Surroundings of a profile's text on a backend that starts nothing (and a PKI that is only a folder)."""
     monkeypatch.setattr("harness.surroundings.create_pki", _Pki)
     made: list[Surroundings] = []
 
-    def surroundings(extra: str = "", device: str = "") -> Surroundings:
-        text = extra + demo_text("clean", "clean")
-        if device:
-            text = text.replace("start_timeout = 20", f"start_timeout = 20\n{device}")
+    def surroundings(text: str) -> Surroundings:
         profile = parse_profile(text, str(tmp_path / "p.toml"))
         run = RunDir(tmp_path / f"run{len(made)}")
         run.path.mkdir()
@@ -56,6 +54,19 @@ def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
     for s in made:
         s.backend = None
         s.stop()  # releases the reserved ports
+
+
+@pytest.fixture
+def make(idle: Callable[[str], Surroundings]) -> Callable[..., Surroundings]:
+    """The reference profile with `extra` tables before it and `device` keys in its [device] table."""
+
+    def surroundings(extra: str = "", device: str = "") -> Surroundings:
+        text = extra + demo_text("clean", "clean")
+        if device:
+            text = text.replace("start_timeout = 20", f"start_timeout = 20\n{device}")
+        return idle(text)
+
+    return surroundings
 
 
 def test_a_declared_ris_gets_a_launch_spec_like_the_pacs(make: Callable[..., Surroundings]) -> None:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from pydicom import dcmread
 
 from harness.demo import demo_text
 from harness.placeholders import NAMES
-from harness.profile import parse_profile
-from harness.rundir import RunDir
 from harness.surroundings import Surroundings
 from simulators.ris import OTHER_STATION, scheduled_items
 from simulators.ris.cli import main as ris_main
 from simulators.ris.worklist import LOCKFILE, read_wl_folder
 from simulators.workflow_scu import MWL_FIND
-from tests.unit.test_surroundings_specs import _Pki  # where a test PKI would be
+from tests.unit.test_surroundings_specs import idle  # noqa: F401 - a fixture, used by name
 
 DATE = "20261130"
 ARCHIVE = 'services = ["echo", "store", "find", "move", "get", "commitment"]'
@@ -28,26 +25,15 @@ NAMING = '"--storage", "{workdir}/storage", "{worklist.root}", "{worklist.dir}",
 
 
 @pytest.fixture
-def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Surroundings]]:
+def make(idle: Callable[[str], Surroundings]) -> Callable[..., Surroundings]:  # noqa: F811 - the fixture
     """Surroundings of the reference profile with `services`, on a backend that starts nothing."""
-    monkeypatch.setattr("harness.surroundings.create_pki", _Pki)
-    made: list[Surroundings] = []
 
     def surroundings(services: str) -> Surroundings:
         text = demo_text("clean", "clean").replace(ARCHIVE, f"services = {services}").replace(NAMED, NAMING, 1)
         assert f"services = {services}" in text and "{worklist.dir}" in text
-        profile = parse_profile(text + '\n[modality]\nae_title = "MYMODALITY"\n', str(tmp_path / "p.toml"))
-        run = RunDir(tmp_path / f"run{len(made)}")
-        run.path.mkdir()
-        s = Surroundings(profile, "baseline", run, "test", worklist_date=DATE)
-        s.backend = SimpleNamespace(helpers=SimpleNamespace(python="/image/python"), echo=None)
-        made.append(s)
-        return s
+        return idle(text + '\n[modality]\nae_title = "MYMODALITY"\n')
 
-    yield surroundings
-    for s in made:
-        s.backend = None
-        s.stop()  # releases the reserved ports
+    return surroundings
 
 
 def test_an_mwl_device_finds_the_run_s_worklist_before_it_starts(make: Callable[..., Surroundings]) -> None:
