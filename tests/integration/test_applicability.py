@@ -13,8 +13,9 @@ from harness.validation import run_validation
 
 def test_undeclared_services_are_not_applicable(tmp_path: Path) -> None:
     text = demo_text("clean-rebuild", "clean").replace(
-        'services = ["echo", "store", "find", "move", "get"]', 'services = ["echo", "store"]'
+        'services = ["echo", "store", "find", "move", "get", "commitment"]', 'services = ["echo", "store"]'
     )
+    assert 'services = ["echo", "store"]' in text, "the reference profile's services line changed"
     profile = parse_profile(text, str(tmp_path / "store-only.toml"))
     result = run_validation(profile, tmp_path / "out", replicas=1)
     comparison = result.comparison

@@ -118,19 +118,20 @@ def test_missing_run_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("replace", "fragment"),
+    ("replace", "below", "fragment"),
     [
-        (("start_timeout = 20", "start_timeout = 20\nretries = 3"), ":11: device.retries: unknown key"),
-        (("start_timeout = 20", 'start_timeout = "soon"'), ":10: device.start_timeout: expected int or float"),
+        (("start_timeout = 20", "start_timeout = 20\nretries = 3"), 1, "device.retries: unknown key"),
+        (("start_timeout = 20", 'start_timeout = "soon"'), 0, "device.start_timeout: expected int or float"),
     ],
 )
-def test_bad_profile(tmp_path: Path, replace: tuple[str, str], fragment: str) -> None:
+def test_bad_profile(tmp_path: Path, replace: tuple[str, str], below: int, fragment: str) -> None:
+    """The error names the file and the line of the bad key: `below` lines under the replaced one."""
     text = (ROOT / "devices" / "reference" / "profile.toml").read_text()
-    assert replace[0] in text
+    line = text.splitlines().index(replace[0]) + 1 + below
     profile = tmp_path / "profile.toml"
     profile.write_text(text.replace(*replace))
     result = run_cli("validate", "--profile", str(profile), "--out", str(tmp_path / "out"))
-    _assert_one_line_error(result, str(profile) + fragment)
+    _assert_one_line_error(result, f"{profile}:{line}: {fragment}")
 
 
 def test_device_that_never_answers(tmp_path: Path) -> None:

@@ -176,8 +176,9 @@ def test_the_suite_negotiates_only_declared_services_and_one_entry_accepts_an_up
     from harness.validation import run_validation
 
     text = demo_text("implementation-version").replace(
-        'services = ["echo", "store", "find", "move", "get"]', 'services = ["store"]'
+        'services = ["echo", "store", "find", "move", "get", "commitment"]', 'services = ["store"]'
     )
+    assert 'services = ["store"]' in text, "the reference profile's services line changed"
     entry = (
         '\n[[expected]]\ncase = "negotiation/test_negotiation.py::test_implementation"\n'
         'path = "implementation.*"\nreason = "upgrade"\n'
