@@ -25,6 +25,7 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from harness.model import Verdict
 from simulators._net import free_port, parse_listening
 from simulators.commitment import COMMITMENT, read_journal
 from simulators.endpoint import JSON, Endpoint
@@ -35,6 +36,7 @@ from simulators.reference_modality.control import call
 from simulators.ris import RequestLine, RisConfig, RisSimulator, read_requests
 from simulators.workflow_scu import MPPS
 from tests.conftest import ROOT, run_cli
+from tests.shipped import expected_verdict
 
 AE_TITLE = "REFMOD"
 SERVICE_AE = "PGSERVICE"
@@ -364,19 +366,21 @@ def _statuses(out: Path) -> dict[str, str]:
 
 def test_the_shipped_profile_is_unchanged_without_docker(tmp_path: Path) -> None:
     started = time.monotonic()
-    result = run_cli("validate", "--profile", str(PROFILES / "profile.toml"), "--out", str(tmp_path / "out"))
+    path = PROFILES / "profile.toml"
+    result = run_cli("validate", "--profile", str(path), "--out", str(tmp_path / "out"))
     took = time.monotonic() - started
     assert result.code == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "VERDICT: UNCHANGED" in result.stdout
+    assert f"VERDICT: {expected_verdict(path)}" in result.stdout and expected_verdict(path) is Verdict.UNCHANGED
     statuses = _statuses(tmp_path / "out")
     assert {case: statuses.get(case) for case in WORKFLOW_CASES} == dict.fromkeys(WORKFLOW_CASES, "unchanged")
     print(f"reference modality UNCHANGED in {took:.1f} s")  # measured, not asserted (CONTRIBUTING: no timed tests)
 
 
 def test_the_regression_profile_exits_1_naming_each_changed_behaviour(tmp_path: Path) -> None:
-    result = run_cli("validate", "--profile", str(PROFILES / "regression.toml"), "--out", str(tmp_path / "out"))
+    path = PROFILES / "regression.toml"
+    result = run_cli("validate", "--profile", str(path), "--out", str(tmp_path / "out"))
     assert result.code == 1, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "VERDICT: REGRESSED" in result.stdout
+    assert f"VERDICT: {expected_verdict(path)}" in result.stdout and expected_verdict(path) is Verdict.REGRESSED
     statuses = _statuses(tmp_path / "out")
     for case in REGRESSION_CASES:
         assert statuses.get(case) == "regressed", (case, statuses.get(case))

@@ -1,12 +1,15 @@
 """Every shipped profile and policy states its verdict ([expect]); the ones that run as local processes are held to it.
 
-The container ones (devices/orthanc, devices/dcmtk) are held by tests/docker (see tests/docker/test_shipped_container_profiles.py).
+The container ones (devices/orthanc, devices/dcmtk) are held by tests/docker (see tests/docker/test_shipped_container_profiles.py);
+the local ones another integration test validates anyway (HELD_BY) are held there, so none runs twice.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -15,10 +18,31 @@ from harness.model import Comparison, Direction, Verdict
 from harness.profile import load_profile
 from harness.rundir import read_run
 from harness.validation import compare_runs, policy_for, run_validation
+from tests.integration import test_provider_suites, test_reference_modality
 from tests.shipped import DEVICES, Shipped, read_shipped, shipped
 
 # Patches that change statuses, not who is let in: no comparison of them may claim a security change.
 NO_SECURITY_CHANGE = {"reference/store-warning.toml", "reference/get-warning-fixed.toml"}
+
+
+# Local files validated by another test for what else it checks (exit codes, named cases): each test asserts the
+# verdict the file's [expect] key states (tests.shipped.expected_verdict), so they are not validated here again.
+HELD_BY: dict[str, tuple[ModuleType, str]] = {
+    "reference-modality/profile.toml": (
+        test_reference_modality,
+        "test_the_shipped_profile_is_unchanged_without_docker",
+    ),
+    "reference-modality/regression.toml": (
+        test_reference_modality,
+        "test_the_regression_profile_exits_1_naming_each_changed_behaviour",
+    ),
+    "reference-ris/profile.toml": (test_provider_suites, "test_reference_ris_clean_rebuild_is_unchanged"),
+    "reference-ris/mpps-reopen.toml": (test_provider_suites, "test_reference_ris_patch_is_regressed_naming_the_case"),
+    "reference-ris/ignore-station-ae.toml": (
+        test_provider_suites,
+        "test_reference_ris_patch_is_regressed_naming_the_case",
+    ),
+}
 
 
 def _local_groups() -> dict[str, list[Shipped]]:
@@ -29,7 +53,7 @@ def _local_groups() -> dict[str, list[Shipped]]:
             item = read_shipped(path)
         except AssertionError:
             continue  # test_every_shipped_file_states_its_verdict names it
-        if item.in_containers:
+        if item.in_containers or item.name in HELD_BY:
             continue
         target = f"demo:{item.demo}" if item.demo else Path(str(item.profile)).relative_to(DEVICES).as_posix()
         groups.setdefault(target, []).append(item)
@@ -48,8 +72,13 @@ def test_every_shipped_file_states_its_verdict() -> None:
             assert item.profile.is_relative_to(DEVICES), (item.name, item.profile)
     # The reference device's own profile (a link to harness/data/reference.toml) states UNCHANGED.
     assert {f.name: f.verdict for f in files}["reference/profile.toml"] is Verdict.UNCHANGED
-    # Each local validation is held here; none is left out.
-    assert {i.name for group in GROUPS.values() for i in group} == {f.name for f in files if not f.in_containers}
+    # Each local validation is held here or by the test HELD_BY names; none is left out.
+    held_here = {i.name for group in GROUPS.values() for i in group}
+    assert held_here | set(HELD_BY) == {f.name for f in files if not f.in_containers}
+    for name, (module, test) in HELD_BY.items():
+        assert not read_shipped(DEVICES / name).is_policy, name  # a policy goes with its profile's group here
+        assert "expected_verdict(" in inspect.getsource(getattr(module, test)), (name, test)
+        assert f'"{name.split("/")[1]}"' in inspect.getsource(module), (name, test)
 
 
 def test_a_file_without_an_expect_table_fails(tmp_path: Path) -> None:
