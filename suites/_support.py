@@ -21,8 +21,10 @@ from pynetdicom.dsutils import split_dataset
 
 from harness.model import Endpoint
 from simulators.corpus import CorpusItem
+from simulators.endpoint import PROBE_AE_TITLE
 from simulators.modality import Modality
 from simulators.pacs import JOURNAL
+from simulators.ris import RequestLine, read_requests
 
 __all__ = [
     "SERVICES",
@@ -34,6 +36,7 @@ __all__ = [
     "clear_received",
     "dataset_json",
     "decoded_pixels_sha256",
+    "device_requests",
     "query",
     "status_hex",
     "wire_objects",
@@ -222,6 +225,15 @@ def wire_objects(
         }
         iod[item.key] = conformance(item, got)
     return objects, iod, Counter(a.association for a in arrived)
+
+
+def device_requests(path: Path) -> Callable[[], list[RequestLine]]:
+    """Reads a RIS request journal as it is now, without the harness's own C-ECHOs (calling AE PROBE_AE_TITLE).
+
+    Those come at times of their own (readiness, health), so `seq` and `association` numbers are not
+    comparable between runs: observe what was asked.
+    """
+    return lambda: [line for line in read_requests(path) if line.calling_ae != PROBE_AE_TITLE]
 
 
 def decoded_pixels_sha256(ds: Dataset) -> str | None:

@@ -13,9 +13,9 @@ from harness.plugin import not_applicable
 from harness.rundir import RunDir
 from simulators.commitment import COMMITMENT, read_journal
 from simulators.corpus import CorpusItem, PatientEntry, corpus_hash, generate, index, keys
-from simulators.endpoint import PROBE_AE_TITLE
 from simulators.modality import Modality, StoreResult
-from simulators.ris import RequestLine, ScheduledItem, read_requests, scheduled_items
+from simulators.ris import RequestLine, ScheduledItem, scheduled_items
+from suites._support import device_requests
 
 
 @pytest.fixture(scope="session")
@@ -52,13 +52,9 @@ def ris(patchgate_context: SuiteContext) -> Endpoint:
 
 @pytest.fixture(scope="session")
 def ris_requests(patchgate_context: SuiteContext, ris: Endpoint) -> Callable[[], list[RequestLine]]:
-    """Reads the RIS simulator's request journal as it is now: one RequestLine per DIMSE request it received.
-
-    The harness's own C-ECHOs (readiness, health, calling AE PROBE_AE_TITLE) are left out; they come at times
-    of their own, so `seq` and `association` numbers are not comparable between runs: observe what was asked.
-    """
-    path = Path(patchgate_context.ris_requests)
-    return lambda: [line for line in read_requests(path) if line.calling_ae != PROBE_AE_TITLE]
+    """Reads the RIS simulator's request journal as it is now: one RequestLine per DIMSE request it received
+    (suites._support.device_requests: the harness's own C-ECHOs left out)."""
+    return device_requests(Path(patchgate_context.ris_requests))
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,8 @@ import pytest
 from harness.context import SuiteContext
 from harness.model import JSON
 from harness.plugin import Act, not_applicable
-from simulators.endpoint import PROBE_AE_TITLE
-from simulators.ris import RequestLine, read_requests
 from simulators.ris.worklist import ScheduledItem, scheduled_items
+from suites._support import device_requests
 from suites.workflow._procedure import Procedure
 
 
@@ -37,10 +36,7 @@ def procedure(
 ) -> Callable[[str], Procedure]:
     """`procedure("SPS-1")`: a Procedure for that item, with the journals marked and the PACS cleared from here on."""
     context = patchgate_context
-    ris_requests: Callable[[], list[RequestLine]] | None = None
-    if context.ris_requests:
-        path = Path(context.ris_requests)
-        ris_requests = lambda: [r for r in read_requests(path) if r.calling_ae != PROBE_AE_TITLE]  # noqa: E731
+    ris_requests = device_requests(Path(context.ris_requests)) if context.ris_requests else None
 
     def make(key: str) -> Procedure:
         if key not in workflow_items:
