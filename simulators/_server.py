@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import socket
 import socketserver
@@ -16,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from pynetdicom import evt
-from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import ThreadedAssociationServer
+
+from simulators._contexts import CheapContexts
 
 __all__ = [
     "ACSE_TIMEOUT",
@@ -39,19 +39,6 @@ ACSE_TIMEOUT = 5.0
 # pynetdicom's own limit (AE.maximum_associations), out of the way: it also counts connections with
 # no A-ASSOCIATE-RQ and closed ones still waiting out their ARTIM timer. The capacity is enforced instead.
 PYNETDICOM_LIMIT = 1 << 16
-
-
-class _Contexts(list[PresentationContext]):
-    """The server's supported contexts, copied per connection in 1 ms rather than 130.
-
-    pynetdicom deep-copies them for every connection it accepts, before any byte is read: with
-    the PACS's 177 contexts that took 130 ms of the GIL, so a burst of 16 connections stalled
-    everyone for seconds. Negotiation only reads the acceptor's contexts (pynetdicom 3.0.4
-    presentation.negotiate_as_acceptor), so a shallow copy of each is enough.
-    """
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> list[PresentationContext]:
-        return [copy.copy(cx) for cx in self]
 
 
 @dataclass(eq=False)
@@ -95,7 +82,7 @@ class GuardedAssociationServer(ThreadedAssociationServer):
         self.capacity = capacity
         self.request_queue_size = capacity  # the listen() backlog: a burst of connects is not held back
         super().__init__(*args, **kwargs)
-        self.contexts = _Contexts(self.contexts)
+        self.contexts = CheapContexts(self.contexts)
         self._peers: dict[socket.socket, _Peer] = {}
         self._lock = threading.Lock()
         self.bind(evt.EVT_CONN_OPEN, self._on_open)
