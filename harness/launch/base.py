@@ -6,9 +6,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from harness.errors import TargetError
+
+if TYPE_CHECKING:
+    from harness.launch.resources import ResourceProbe
 
 __all__ = ["LaunchSpec", "Launched", "Launcher", "Readiness", "log_tail", "start_failure", "wait_ready"]
 
@@ -67,6 +70,12 @@ class Launched(Protocol):
 
     def stop(self) -> None:
         """Stop it (SIGTERM, then SIGKILL after the stop timeout), keep its log; safe to call twice."""
+
+    def resources(self) -> ResourceProbe | None:
+        """The probe of its memory, CPU and identity (harness.launch.resources): the same one at each call.
+
+        None once there is nothing left to read (a container stopped and removed).
+        """
 
 
 class Launcher(Protocol):

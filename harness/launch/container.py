@@ -13,6 +13,13 @@ from harness.launch.engine import peak_memory, retire
 from harness.launch.labels import labels
 from harness.launch.network import RunNetwork
 from harness.launch.ownership import hand_over, image_owner
+from harness.launch.resources import (
+    CgroupV1Probe,
+    EngineStatsProbe,
+    ResourceProbe,
+    cgroup_v1_folder,
+    container_attrs,
+)
 
 __all__ = ["Container", "ContainerLauncher"]
 
@@ -27,6 +34,7 @@ class Container:
         self.container = container
         self.exit_code: int | None = None
         self.memory_peak: int | None = None  # bytes, read from the engine as it stops (cgroup v1 only)
+        self._probe: ResourceProbe | None = None
 
     def alive(self) -> bool:
         if self.container is None:
@@ -71,6 +79,20 @@ class Container:
         code = retire(container, self.spec.log, self.spec.stop_timeout)
         if self.exit_code is None:
             self.exit_code = code
+
+    def resources(self) -> ResourceProbe | None:
+        """Its cgroup v1 files when the engine is local and on v1 (cheap), else the engine's stats API."""
+        container = self.container
+        if container is None:
+            return None  # stopped and removed: nothing left to read
+        if self._probe is None:
+            folder = cgroup_v1_folder(container.id, container.attrs)
+            self._probe = (
+                EngineStatsProbe(container)
+                if folder is None
+                else CgroupV1Probe(container.id, folder=folder, inspect=lambda: container_attrs(container))
+            )
+        return self._probe
 
 
 class ContainerLauncher:

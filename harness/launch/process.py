@@ -13,6 +13,7 @@ from typing import IO
 
 from harness.errors import TargetError
 from harness.launch.base import LaunchSpec, wait_ready
+from harness.launch.resources import ProcProbe
 
 __all__ = ["Process", "ProcessLauncher", "peak_rss"]
 
@@ -55,6 +56,8 @@ class Process:
                 f"{spec.label}: cannot start {spec.argv[0]!r}: {exc.strerror}",
                 hint="check the variant's command in the profile",
             ) from None
+        # Made at once, while the leader surely runs: it keeps the leader's start time, the device's identity.
+        self._probe = ProcProbe(self._process.pid, poll=self._process.poll)
 
     @property
     def pid(self) -> int:
@@ -92,6 +95,10 @@ class Process:
         if self.exit_code is None:
             self.exit_code = process.poll()
         self._close_log()
+
+    def resources(self) -> ProcProbe:
+        """Its process group (start_new_session above), read from /proc."""
+        return self._probe
 
     def _close_log(self) -> None:
         log, self._log = self._log, None
