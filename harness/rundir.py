@@ -3,8 +3,9 @@
 A run directory is self-contained: `manifest.json` (what ran, how it ended), `observations.jsonl`
 (one line per finished case, appended and fsynced), `endpoints.json` (where the suites find the
 device and simulators), `progress.json` (cases collected), `junit.xml`, `allure-results/`,
-`logs/`, the simulators' records, and `actions/` + `actions.jsonl` (device actions: the channel
-between suites and harness, and what each did). Nothing else in patchgate spells these names.
+`logs/`, the simulators' records, `actions/` + `actions.jsonl` (device actions: the channel
+between suites and harness, and what each did), and `perf/` (the performance phase: the turn
+channel, samples, rounds, resources). Nothing else in patchgate spells these names.
 """
 
 from __future__ import annotations
@@ -74,8 +75,12 @@ def free_bytes(directory: Path) -> int:
     return 0
 
 
-def write_json_atomic(path: Path, data: object, mode: int = 0o644) -> Path:
-    """Write JSON so a reader sees the old file or the new one, never half of one; no temporary is left behind."""
+def write_json_atomic(path: Path, data: object, mode: int = 0o644, *, sync: bool = True) -> Path:
+    """Write JSON so a reader sees the old file or the new one, never half of one; no temporary is left behind.
+
+    `sync=False` skips the fsync: still atomic for every reader, only not kept through a power cut (the
+    performance phase's turn files, where an fsync on a busy disk would be idle time between blocks).
+    """
     tmp = path.with_name(path.name + ".tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -83,7 +88,8 @@ def write_json_atomic(path: Path, data: object, mode: int = 0o644) -> Path:
         with open(fd, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         tmp.replace(path)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -259,6 +265,46 @@ class RunDir:
     def actions_log(self) -> Path:
         return self.path / "actions.jsonl"  # one line per device action done, redacted
 
+    @property
+    def perf(self) -> Path:
+        """The performance phase's folder (docs/design/load-and-attack.md, section 4)."""
+        return self.path / "perf"
+
+    @property
+    def turns(self) -> Path:
+        """The turn channel: the suites write `NNNN.request.json` and `NNNN.done.json`, the harness `NNNN.grant.json`."""
+        return self.perf / "turns"
+
+    def turn_request(self, ticket: int) -> Path:
+        return self.turns / f"{ticket:04d}.request.json"
+
+    def turn_grant(self, ticket: int) -> Path:
+        return self.turns / f"{ticket:04d}.grant.json"
+
+    def turn_done(self, ticket: int) -> Path:
+        return self.turns / f"{ticket:04d}.done.json"
+
+    @property
+    def turns_closed(self) -> Path:
+        """Written when the run's desk stopped: a suites process asking afterwards gets a stop at once."""
+        return self.turns / "closed"
+
+    @property
+    def perf_samples(self) -> Path:
+        return self.perf / "samples.jsonl"  # one line per block (the suites append)
+
+    @property
+    def perf_rounds(self) -> Path:
+        return self.perf / "rounds.jsonl"  # one line per grant, done, leave (the harness's desk appends)
+
+    @property
+    def perf_resources(self) -> Path:
+        return self.perf / "resources.jsonl"  # the device resource sampler's lines
+
+    def perf_arrivals(self, role: str) -> Path:
+        """`perf/arrivals/ROLE.jsonl`: a simulator's --arrivals log (pacs, ris)."""
+        return self.perf / "arrivals" / f"{role}.jsonl"
+
     # Reads and writes.
     def holds_run(self) -> bool:
         return self.manifest.exists() or self.observations.exists()
@@ -393,20 +439,28 @@ class RunDir:
 
     def append_action(self, line: dict[str, Any]) -> None:
         """One line into actions.jsonl in a single O_APPEND write: the harness and the suites both append."""
+        self.append_line(self.actions_log, line)
+
+    def append_line(self, path: Path, line: dict[str, Any]) -> None:
+        """One JSON line into one of the run's .jsonl files in a single O_APPEND write (concurrent writers interleave whole lines)."""
         data = (json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
         try:
-            fd = os.open(self.actions_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, data)
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise storage_error(exc, self.path) from None
+            raise storage_error(exc, path.parent) from None
 
     def read_actions(self) -> list[dict[str, Any]]:
         """actions.jsonl's whole lines, in order (a torn last line is left out)."""
+        return self.read_lines(self.actions_log)
+
+    def read_lines(self, path: Path) -> list[dict[str, Any]]:
+        """A .jsonl file's whole lines, in order (a torn last line is left out; no file: none)."""
         try:
-            whole = self.actions_log.read_bytes().rpartition(b"\n")[0]
+            whole = path.read_bytes().rpartition(b"\n")[0]
         except FileNotFoundError:
             return []
         return [json.loads(raw) for raw in whole.split(b"\n") if raw.strip()]

@@ -12,6 +12,7 @@ import grimp
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("harness", "simulators", "suites")
 SIMULATORS_CONTRACT = "simulators-below"  # its id in pyproject.toml's [tool.importlinter]
+PERF_CLIENT_CONTRACT = "perf-client-below-runner"
 
 
 def test_every_folder_of_modules_is_a_package() -> None:
@@ -41,11 +42,11 @@ def _copy(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _lint_imports(project: Path) -> subprocess.CompletedProcess[str]:
+def _lint_imports(project: Path, contract: str = SIMULATORS_CONTRACT) -> subprocess.CompletedProcess[str]:
     # A child process: lint-imports finds the packages on its cwd, not the ones this process imported.
     command = Path(sys.executable).with_name("lint-imports")
     return subprocess.run(
-        [str(command), "--no-cache", "--no-logo", "--contract", SIMULATORS_CONTRACT],
+        [str(command), "--no-cache", "--no-logo", "--contract", contract],
         cwd=project,
         capture_output=True,
         text=True,
@@ -67,3 +68,18 @@ def test_the_simulators_contract_holds_and_bites(tmp_path: Path) -> None:
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert "simulators import neither harness nor suites BROKEN" in broken.stdout
     assert f"simulators.{module.stem} -> harness.errors" in broken.stdout
+
+
+def test_the_perf_client_contract_holds_and_bites(tmp_path: Path) -> None:
+    # The plugin loads harness.perf.client into the suites process: the runner must not come with it.
+    project = _copy(tmp_path)
+    kept = _lint_imports(project, PERF_CLIENT_CONTRACT)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "the turn client uses records only, not the machinery KEPT" in kept.stdout
+
+    with (project / "harness" / "perf" / "client.py").open("a", encoding="utf-8") as f:
+        f.write("\nfrom harness import runner\n")
+    broken = _lint_imports(project, PERF_CLIENT_CONTRACT)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "the turn client uses records only, not the machinery BROKEN" in broken.stdout
+    assert "harness.perf.client -> harness.runner" in broken.stdout
