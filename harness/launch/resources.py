@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from harness.errors import RunDirError, TargetError
-from harness.model import JSON
+from harness.errors import TargetError
+from harness.perf.records import Incarnation, ResourceSample
 
 __all__ = [
     "CLK_TCK",
@@ -33,91 +33,8 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 SETTLE = 1.0  # seconds: a process younger than this when an incarnation is read may be a per-association child
 
 Change = Literal["exited", "restarted", "same"]
-
-
-# --- records (pure: they move to harness.perf.records unchanged when compare needs to read them) ---
-
-
-def _field(d: Mapping[str, JSON], key: str, where: str, kind: type, optional: bool = False) -> Any:
-    value = d.get(key)
-    if value is None and optional:
-        return None
-    # bool is an int in Python: refuse it where a number is wanted, and a number where a flag is.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise RunDirError(
-            f"{where}: key {key!r} is {value!r}, expected {'null or ' if optional else ''}{kind.__name__}",
-            hint="the file was not written by this patchgate; rerun the validation",
-        )
-    return value
-
-
-@dataclass(frozen=True)
-class ResourceSample:
-    """The device's resources at one instant; counters (cpu_ns) only mean something as differences."""
-
-    t_ns: int  # time.time_ns() when read: comparable across the processes and containers of a run
-    rss: int  # bytes of anonymous resident memory (page cache and mapped files excluded)
-    cache: int | None  # page cache bytes charged to a container; None where unmeasured (a local process)
-    cpu_ns: int  # CPU time used so far by its processes, exited threads included
-    pids: int  # live processes
-
-    def to_json(self) -> dict[str, JSON]:
-        return {"t_ns": self.t_ns, "rss": self.rss, "cache": self.cache, "cpu_ns": self.cpu_ns, "pids": self.pids}
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, JSON], where: str = "resource sample") -> ResourceSample:
-        return cls(
-            t_ns=_field(d, "t_ns", where, int),
-            rss=_field(d, "rss", where, int),
-            cache=_field(d, "cache", where, int, optional=True),
-            cpu_ns=_field(d, "cpu_ns", where, int),
-            pids=_field(d, "pids", where, int),
-        )
-
-
-@dataclass(frozen=True)
-class Incarnation:
-    """Who the device is right now (design 8.6): compare two with `change` to see whether it exited or restarted."""
-
-    running: bool
-    exit_code: int | None  # once exited: a process's exit status, a container's ExitCode
-    signal: int | None  # the signal that ended it (a negative Popen returncode; a container's ExitCode - 128)
-    oom_killed: bool  # containers only: the engine's State.OOMKilled
-    restart_count: int  # containers only: restarts by the engine's restart policy
-    started: str  # a container's StartedAt, or the group leader's start time in clock ticks after boot
-    processes: frozenset[tuple[int, int]]  # (pid, start time in clock ticks) of its live processes
-    taken: int = 0  # clock ticks after boot when read (the processes' clock); 0 where unknown
-
-    def to_json(self) -> dict[str, JSON]:
-        return {
-            "running": self.running,
-            "exit_code": self.exit_code,
-            "signal": self.signal,
-            "oom_killed": self.oom_killed,
-            "restart_count": self.restart_count,
-            "started": self.started,
-            "processes": [list(p) for p in sorted(self.processes)],
-            "taken": self.taken,
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, JSON], where: str = "incarnation") -> Incarnation:
-        processes = _field(d, "processes", where, list)
-        if not all(isinstance(p, list) and len(p) == 2 and all(type(x) is int for x in p) for p in processes):
-            raise RunDirError(
-                f"{where}: key 'processes' must be a list of [pid, start] integer pairs",
-                hint="the file was not written by this patchgate; rerun the validation",
-            )
-        return cls(
-            running=_field(d, "running", where, bool),
-            exit_code=_field(d, "exit_code", where, int, optional=True),
-            signal=_field(d, "signal", where, int, optional=True),
-            oom_killed=_field(d, "oom_killed", where, bool),
-            restart_count=_field(d, "restart_count", where, int),
-            started=_field(d, "started", where, str),
-            processes=frozenset((p[0], p[1]) for p in processes),
-            taken=_field(d, "taken", where, int),
-        )
+# ResourceSample and Incarnation live in harness.perf.records (re-exported here): compare and report read them
+# from run directories and may not import harness.launch.
 
 
 def change(before: Incarnation, after: Incarnation, settle: float = SETTLE) -> Change:
