@@ -18,6 +18,7 @@ import argparse
 import copy
 import hashlib
 import logging
+import math
 import os
 import re
 import ssl
@@ -53,6 +54,7 @@ from pydicom.uid import (
 from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, evt
 from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext, build_context
 
+from simulators._arrivals import ArrivalLog
 from simulators._journal import append_json_line
 from simulators._lifeline import stop_signals, wait_until_stopped
 from simulators._net import (
@@ -63,6 +65,7 @@ from simulators._net import (
     on_connection_open,
     parse_destination,
 )
+from simulators._pressure import Pressure
 from simulators._server import ACSE_TIMEOUT, MAX_ASSOCIATIONS, AssociationNumbers, Serving
 from simulators._server import serve as serve_dicom
 from simulators.audit.sender import Auditor
@@ -161,6 +164,33 @@ class Quirks:
     commitment_report: str = ""
     # Every instance fails with 0x0110 processing failure, held or not.
     commit_nothing: bool = False
+    # Load and attack behaviours (issue 12; simulators._pressure). A steady-state slow-down of this
+    # fraction on the operation, as its requester sees it (0.20: 1.2x as slow).
+    store_slowdown: float = 0.0
+    find_slowdown: float = 0.0
+    # Bytes kept (touched, never freed) for every association established: a leak.
+    leak_per_association: int = 0
+    # The Maximum Length it announces in the A-ASSOCIATE-AC (PS3.7 D.3.3.1); 0: unlimited, as most PACS.
+    maximum_pdu_size: int = 0
+    # Exits (code 70) when a P-DATA-TF is longer than maximum_pdu_size, which must then be set.
+    crash_on_oversized_pdu: bool = False
+    # A data set with an unterminated undefined-length sequence stops it serving anyone (a hang, not a crash).
+    hang_on_unterminated_sequence: bool = False
+
+    def __post_init__(self) -> None:
+        slowdowns = (self.store_slowdown, self.find_slowdown)
+        if not all(math.isfinite(x) and 0 <= x <= 10 for x in slowdowns):
+            raise ValueError(f"Quirks: store_slowdown and find_slowdown must be within 0..10, got {slowdowns}")
+        if self.leak_per_association < 0 or self.maximum_pdu_size < 0:
+            raise ValueError(
+                "Quirks: leak_per_association and maximum_pdu_size must not be negative, got "
+                f"{self.leak_per_association}, {self.maximum_pdu_size}"
+            )
+        if self.crash_on_oversized_pdu and not self.maximum_pdu_size:
+            raise ValueError(
+                "Quirks: crash_on_oversized_pdu needs a maximum_pdu_size to exceed (0 announces no limit); "
+                "hint: maximum_pdu_size=16382, pynetdicom's default"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,6 +224,9 @@ class PacsConfig:
     # requester (found in `destinations`), or "auto": same if the requester kept it open `commitment_delay` s.
     commitment_report: str = "auto"
     commitment_delay: float = 0.2  # seconds between the N-ACTION-RSP and the N-EVENT-REPORT
+    # Arrival log (simulators._arrivals): one line per DIMSE request received and per C-STORE sub-operation
+    # sent, with time.time_ns(), for the performance phase's C-MOVE timings; None: not kept.
+    arrivals: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "storage", Path(self.storage))
@@ -264,6 +297,14 @@ class PacsSimulator:
         self._commitment: CommitmentScp | None = None
         self._serving: Serving | None = None
         self._port = config.port
+        self._arrivals = ArrivalLog(config.arrivals) if config.arrivals is not None else None
+        quirks = config.quirks
+        self._pressure = Pressure(
+            slowdowns={"store": quirks.store_slowdown, "find": quirks.find_slowdown},
+            leak=quirks.leak_per_association,
+            crash_over=quirks.maximum_pdu_size if quirks.crash_on_oversized_pdu else 0,
+            hang=quirks.hang_on_unterminated_sequence,
+        )
 
     @property
     def config(self) -> PacsConfig:
@@ -283,7 +324,7 @@ class PacsSimulator:
         ae.acse_timeout = cfg.acse_timeout
         ae.dimse_timeout = cfg.dimse_timeout
         ae.network_timeout = cfg.network_timeout
-        ae.maximum_pdu_size = 0  # unlimited, as most PACS do: fewer, larger P-DATA PDUs
+        ae.maximum_pdu_size = cfg.quirks.maximum_pdu_size  # 0: unlimited, as most PACS: fewer, larger P-DATA PDUs
         ae.add_supported_context(VERIFICATION)
         if cfg.quirks.implementation_version_name:
             ae.implementation_version_name = cfg.quirks.implementation_version_name
@@ -307,13 +348,15 @@ class PacsSimulator:
             (evt.EVT_RELEASED, self._on_closed, ["released"]),
             (evt.EVT_ABORTED, self._on_closed, ["aborted"]),
             (evt.EVT_C_ECHO, self._on_echo),
-            (evt.EVT_C_STORE, self._on_store),
-            (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_C_STORE, self._pressure.wrap("store", self._on_store)),
+            (evt.EVT_C_FIND, self._pressure.wrap("find", self._on_find)),
             (evt.EVT_C_MOVE, self._on_move),
             (evt.EVT_C_GET, self._on_get),
             (evt.EVT_REJECTED, self._on_rejected),
             *(identity_handlers(cfg.identity) if cfg.identity is not None else []),
             *(self._commitment.handlers() if self._commitment is not None else []),
+            *(self._arrivals.handlers() if self._arrivals is not None else []),
+            *self._pressure.handlers(),
         ]
         try:
             self._serving = serve_dicom(
@@ -344,6 +387,7 @@ class PacsSimulator:
         """Abort open associations, close the port, and finish indexing."""
         if self._commitment is not None:
             self._commitment.close()  # no new reports; those under way end first
+        self._pressure.release()  # a hung device (hang_on_unterminated_sequence) still stops
         if self._serving is not None:
             self._serving.stop()
             self._serving = None
@@ -518,7 +562,7 @@ class PacsSimulator:
         kwargs: dict[str, Any] = {
             "ae_title": destination,
             "contexts": _contexts(instances, self._config.quirks.move_transfer_syntax),
-            "evt_handlers": _SUB_HANDLERS,
+            "evt_handlers": _SUB_HANDLERS + ([] if self._arrivals is None else self._arrivals.handlers()),
         }
         if self._config.client_ssl_context is not None:
             kwargs["tls_args"] = (self._config.client_ssl_context, address[0])
@@ -740,6 +784,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0.2,
         help="seconds between the N-ACTION-RSP and the N-EVENT-REPORT (default 0.2)",
     )
+    parser.add_argument(
+        "--arrivals",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="append one JSON line per DIMSE request received and C-STORE sub-operation sent, with its "
+        "time.time_ns() (simulators._arrivals; default: none)",
+    )
     args = parser.parse_args(argv)
     try:
         config = PacsConfig(
@@ -753,6 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             acse_timeout=args.acse_timeout,
             commitment_report=args.commitment_report,
             commitment_delay=args.commitment_delay,
+            arrivals=args.arrivals,
         )
     except ValueError as exc:
         parser.error(str(exc))
