@@ -108,6 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "service(name): the DICOM service a case exercises (echo, store, ...)")
     config.addinivalue_line("markers", "initiates(role): what the device must start itself (mwl, mpps, store, ...)")
     config.addinivalue_line("markers", "action(*names): the device actions a case triggers (query_worklist, ...)")
+    config.addinivalue_line("markers", "shares_association: the case may use the module's shared_session")
     run_dir = config.getoption("--patchgate-run")
     if not run_dir:
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from simulators.commitment import COMMITMENT, read_journal
 from simulators.corpus import CorpusItem, PatientEntry, corpus_hash, generate, index, keys
 from simulators.modality import Modality, StoreResult
 from simulators.ris import RequestLine, ScheduledItem, scheduled_items
+from suites._shared import SharedFind
 from suites._support import device_requests
 
 
@@ -93,6 +94,25 @@ def make_modality(patchgate_context: SuiteContext) -> Callable[[str], Modality]:
 @pytest.fixture(scope="session")
 def modality(patchgate_context: SuiteContext, make_modality: Callable[[str], Modality]) -> Modality:
     return make_modality(patchgate_context.modality_ae_title)
+
+
+@pytest.fixture(scope="module")
+def _module_find_session(device: Endpoint, modality: Modality) -> Iterator[SharedFind]:
+    shared = SharedFind(device, modality)
+    yield shared
+    shared.close()
+
+
+@pytest.fixture
+def shared_session(request: pytest.FixtureRequest, _module_find_session: SharedFind) -> SharedFind:
+    """The module's one C-FIND association, for cases marked `shares_association` (they observe nothing about it)."""
+    if request.node.get_closest_marker("shares_association") is None:
+        pytest.fail(
+            f"{request.node.nodeid} uses shared_session but is not marked @pytest.mark.shares_association: "
+            "mark it if it observes nothing about the association, else use modality",
+            pytrace=False,
+        )
+    return _module_find_session
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,23 +1,66 @@
-"""Which audit messages an operation caused: the records that reach the repository while it runs and settle."""
+"""Which audit messages an operation caused: windows that learn how late the run's device audits."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Generic, Protocol, TypeVar
 
 from simulators.audit.record import AuditRecord, read_records
 
-__all__ = ["DRAIN", "DRAIN_LIMIT", "drain", "during", "records"]
+__all__ = [
+    "DRAIN",
+    "DRAIN_LIMIT",
+    "MIN_WAIT",
+    "PATIENCE",
+    "POLL",
+    "QUIET",
+    "SETTLE",
+    "Clock",
+    "Collected",
+    "SystemClock",
+    "Window",
+    "records",
+]
 
-SETTLE = 0.4  # seconds without a new message before an operation's messages are taken as complete
-QUIET = 0.5  # how long to wait for a device that has sent nothing yet in this run
-PATIENCE = 2.0  # how long to wait for a device that audits: messages are sent asynchronously
+T = TypeVar("T")
+
+SETTLE = 0.2  # seconds without a new message before an operation's messages are taken as complete
+MIN_WAIT = 0.3  # the shortest window after an operation, however fast the device audits
+PATIENCE = 2.0  # the longest: before the device's latency is measured, and a cap on a slow device's windows
+QUIET = 0.5  # a device that has sent nothing at all in this run (most likely it keeps no audit trail)
+POLL = 0.02  # seconds between two reads of the repository's file (a latency is measured to this)
 # Before the first case: the suite before this one (access) makes the device refuse associations, and
 # their Security Alerts may still be on their way; they must not land in this suite's first window.
 DRAIN = 1.0
 DRAIN_LIMIT = 6.0
+
+
+class Clock(Protocol):
+    """Time as a window sees it: a monotonic now, a sleep, and how long ago a file last changed."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def age(self, path: Path) -> float:
+        """Seconds since `path` was last written (raises FileNotFoundError when it does not exist)."""
+        ...
+
+
+class SystemClock:
+    """The real clock: `time.monotonic`, `time.sleep`, and the file's mtime against `time.time`."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def age(self, path: Path) -> float:
+        return time.time() - path.stat().st_mtime
 
 
 def records(path: Path) -> list[AuditRecord]:
@@ -25,34 +68,85 @@ def records(path: Path) -> list[AuditRecord]:
     return read_records(path) if path.exists() else []
 
 
-def drain(path: Path, quiet: float, limit: float) -> None:
-    """Wait (at most `limit` s) until nothing has reached the repository for `quiet` s.
+@dataclass(frozen=True)
+class Collected(Generic[T]):
+    """One window: what the action returned, the messages it caused, and the late ones found before it ran.
 
-    Messages are sent and received asynchronously, so those of earlier work can arrive after the
-    next operation started; waiting for a quiet log keeps them out of the next case's window.
+    `late` counts messages that reached the repository after the previous window had closed and
+    before this action started: they belong to no case (0 for a device whose windows fit).
     """
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            if time.time() - path.stat().st_mtime >= quiet:
+
+    result: T
+    received: list[AuditRecord]
+    late: int
+
+
+class Window:
+    """The audit windows of one run: each waits as long as this run's device has shown it needs.
+
+    The latency of a window that received messages is the time from the action's end to the
+    last message seen. Until one is measured the wait is `PATIENCE` (a device that audits late is
+    measured before it is trusted), or `QUIET` while the device has sent nothing at all; then
+    `3 x the largest latency + SETTLE`, never below `MIN_WAIT` nor above `PATIENCE`. A window
+    stays open while messages keep coming (`SETTLE` apart), up to `PATIENCE` after the action.
+    """
+
+    def __init__(self, path: Path, clock: Clock | None = None) -> None:
+        self.path = path
+        self.clock: Clock = clock or SystemClock()
+        self.latencies: list[float] = []
+        self.late = 0  # messages that arrived between two windows, over the run
+        self._closed: int | None = None  # how many messages there were when the last window closed
+
+    def wait(self, *latest: float) -> float:
+        """How long the next window stays open after its action, at least (`latest`: the open window's latency so far)."""
+        seen = [*self.latencies, *latest]
+        if not seen:
+            return PATIENCE if self._closed or self._count() else QUIET
+        return min(PATIENCE, max(MIN_WAIT, 3 * max(seen) + SETTLE))
+
+    def drain(self, quiet: float = SETTLE, limit: float = PATIENCE) -> None:
+        """Wait (at most `limit` s) until nothing has reached the repository for `quiet` s.
+
+        Messages are sent and received asynchronously, so those of earlier work can arrive after the
+        next operation started; waiting for a quiet log keeps them out of the next case's window.
+        """
+        deadline = self.clock.now() + limit
+        while self.clock.now() < deadline:
+            try:
+                if self.clock.age(self.path) >= quiet:
+                    return
+            except FileNotFoundError:
                 return
+            self.clock.sleep(POLL)
+
+    def during(self, action: Callable[[], T]) -> Collected[T]:
+        """Run `action`, then collect the messages that arrive until its window closes."""
+        self.drain()
+        before = self._count()
+        late = before - self._closed if self._closed is not None else 0
+        self.late += late
+        silent = self.wait()
+        result = action()
+        end = self.clock.now()
+        count, seen, wait = before, end, silent
+        while True:
+            now = self.clock.now()
+            if (n := self._count()) != count:
+                # This window's own latency counts at once: the first one need not wait PATIENCE.
+                count, seen, wait = n, now, self.wait(now - end)
+            if now - end >= PATIENCE or (now - end >= wait and now - seen >= SETTLE):
+                break
+            self.clock.sleep(POLL)
+        if count > before:
+            self.latencies.append(max(0.0, seen - end))
+        self._closed = count
+        return Collected(result, records(self.path)[before:count], late)
+
+    def _count(self) -> int:
+        """How many records the repository has written (complete lines; read_records' numbering, not parsed)."""
+        try:
+            data = self.path.read_bytes()
         except FileNotFoundError:
-            return
-        time.sleep(0.05)
-
-
-def during(path: Path, action: Callable[[], Any]) -> tuple[Any, list[AuditRecord]]:
-    """Run `action`, then collect the audit records that arrive until they settle (bounded)."""
-    drain(path, SETTLE, PATIENCE)
-    before = len(records(path))
-    result = action()
-    deadline = time.monotonic() + (PATIENCE if before else QUIET)
-    count, changed = before, time.monotonic()
-    while time.monotonic() < deadline:
-        now = len(records(path))
-        if now != count:
-            count, changed = now, time.monotonic()
-        elif count > before and time.monotonic() - changed >= SETTLE:
-            break
-        time.sleep(0.05)
-    return result, records(path)[before:]
+            return 0
+        return sum(1 for line in data.split(b"\n")[:-1] if line.strip())

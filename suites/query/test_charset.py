@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pytest
 from pydicom.dataset import Dataset
 
-from harness.model import Endpoint
 from harness.plugin import Observe
 from simulators.corpus import PatientEntry
-from simulators.modality import Modality, StoreResult
+from simulators.modality import StoreResult
+from suites._shared import SharedFind
 from suites._support import query, status_hex
 from suites.query._answers import canonical, keyed, outcome
 
@@ -71,17 +71,17 @@ MATCHING = [
 
 
 @pytest.mark.service("find")
+@pytest.mark.shares_association
 @pytest.mark.parametrize("case", MATCHING, ids=[c.id for c in MATCHING])
 def test_charset_matching(
     case: NameCase,
-    device: Endpoint,
-    modality: Modality,
+    shared_session: SharedFind,
     corpus_index: Index,
     stored_corpus: StoreResult,
     observe: Observe,
 ) -> None:
     identifier = _charset_query(case.charset, "PATIENT", PatientID="", PatientName=case.name(corpus_index))
-    result = modality.find(device, identifier, "patient")
+    result = shared_session.find(identifier, "patient")
     found = sorted(str(m.get("PatientID", "")) for m in result.matches)
     answers = keyed(result.matches, ["PatientID", "SpecificCharacterSet", "PatientName"])
     observe("find", {**outcome(result), "patients": found, "answers": answers, "matches": canonical(result.matches)})
@@ -92,11 +92,11 @@ def test_charset_matching(
 
 
 @pytest.mark.service("find")
+@pytest.mark.shares_association
 @pytest.mark.parametrize("which", sorted(_PATIENTS))
 def test_charset_answer(
     which: str,
-    device: Endpoint,
-    modality: Modality,
+    shared_session: SharedFind,
     corpus_index: Index,
     stored_corpus: StoreResult,
     observe: Observe,
@@ -111,7 +111,7 @@ def test_charset_answer(
         StudyDescription="",
         StudyInstanceUID=patient.studies[0].study_instance_uid,
     )
-    result = modality.find(device, identifier, "study")
+    result = shared_session.find(identifier, "study")
     answers = keyed(result.matches, ["SpecificCharacterSet", "PatientName", "ReferringPhysicianName"])
     observe("find", {**outcome(result), "answers": answers, "matches": canonical(result.matches)})
     assert result.accepted, f"association not accepted: {result.error}"

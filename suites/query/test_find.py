@@ -13,6 +13,7 @@ from harness.plugin import Observe
 from simulators.corpus import PatientEntry, SeriesEntry, StudyEntry
 from simulators.modality import Modality, StoreResult
 from simulators.status import category, refused
+from suites._shared import SharedFind
 from suites._support import query, status_hex
 from suites.query._answers import canonical, outcome
 
@@ -226,16 +227,16 @@ CASES = [
 
 
 @pytest.mark.service("find")
+@pytest.mark.shares_association
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_find(
     case: FindCase,
-    device: Endpoint,
-    modality: Modality,
+    shared_session: SharedFind,
     corpus_index: Index,
     stored_corpus: StoreResult,
     observe: Observe,
 ) -> None:
-    result = modality.find(device, case.build(corpus_index), case.model)  # type: ignore[arg-type]
+    result = shared_session.find(case.build(corpus_index), case.model)  # type: ignore[arg-type]
     observe(
         "find",
         {"status": status_hex(result.status), "count": len(result.matches), "matches": canonical(result.matches)},

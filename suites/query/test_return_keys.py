@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pytest
 from pydicom.dataset import Dataset
 
-from harness.model import Endpoint
 from harness.plugin import Observe
 from simulators.corpus import PatientEntry
-from simulators.modality import Modality, StoreResult
+from simulators.modality import StoreResult
+from suites._shared import SharedFind
 from suites._support import SUCCESS_OR_WARNING, query, status_hex
 from suites.query._answers import canonical, keyed, outcome
 
@@ -115,18 +115,18 @@ CASES = [
 
 
 @pytest.mark.service("find")
+@pytest.mark.shares_association
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_return_keys(
     case: KeysCase,
-    device: Endpoint,
-    modality: Modality,
+    shared_session: SharedFind,
     corpus_index: Index,
     stored_corpus: StoreResult,
     observe: Observe,
 ) -> None:
     # Optional keys may be answered, answered empty or left out (PS3.4 C.2.2.1.3): what the device does is recorded.
     identifier = case.build(corpus_index)
-    result = modality.find(device, identifier, case.model)  # type: ignore[arg-type]
+    result = shared_session.find(identifier, case.model)  # type: ignore[arg-type]
     # The optional keys by name first, so a changed one reads as "find.answers[0].InstanceAvailability".
     optional = sorted({k for k in identifier.dir() if k in _OPTIONAL} | {"SpecificCharacterSet"})
     answers = keyed(result.matches, optional)

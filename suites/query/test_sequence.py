@@ -8,10 +8,10 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from harness.model import Endpoint
 from harness.plugin import Observe
 from simulators.corpus import PatientEntry
-from simulators.modality import Modality, StoreResult
+from simulators.modality import StoreResult
+from suites._shared import SharedFind
 from suites._support import query, status_hex
 from suites.query._answers import canonical, outcome
 
@@ -47,11 +47,11 @@ def _study(ix: Index) -> str:
 
 
 @pytest.mark.service("find")
+@pytest.mark.shares_association
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_sequence_matching(
     case: SequenceCase,
-    device: Endpoint,
-    modality: Modality,
+    shared_session: SharedFind,
     corpus_index: Index,
     stored_corpus: StoreResult,
     observe: Observe,
@@ -64,7 +64,7 @@ def test_sequence_matching(
         items.append(item)
     identifier = query("SERIES", StudyInstanceUID=_study(corpus_index), SeriesInstanceUID="", Modality="")
     identifier.RequestAttributesSequence = Sequence(items)
-    result = modality.find(device, identifier, "study")
+    result = shared_session.find(identifier, "study")
     observe("find", {**outcome(result), "matches": canonical(result.matches)})
     assert result.accepted, f"association not accepted: {result.error}"
     assert result.status == 0x0000, f"C-FIND final status {status_hex(result.status)}: {result.error}"

@@ -1,75 +1,184 @@
-"""suites.audit.window: an operation's audit window holds its own late messages and none of earlier work's."""
+"""suites.audit.window: windows that learn the device's audit latency, on a fake clock and a fake repository file."""
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
+
+import pytest
 
 from simulators.audit.record import AuditRecord
 from suites.audit import window
+from suites.audit.window import MIN_WAIT, PATIENCE, POLL, QUIET, SETTLE, Window
 
 
-def _append(path: Path, code: str, delay: float = 0.0) -> threading.Thread:
-    """Append one valid record with event `code` to the repository log after `delay` s (in a thread)."""
+class Repository:
+    """A fake audit repository on a fake clock: messages are written to a real file when their time comes.
 
-    def write() -> None:
-        time.sleep(delay)
-        record = AuditRecord("2026-01-01T00:00:00Z", "udp", "127.0.0.1:1", True, "", event_code=code)
-        with path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(record.to_json()) + "\n")
+    `sleep` advances the time and writes what is due, as the repository process would have meanwhile;
+    `age` is the time since the last write, as the file's mtime tells the real clock.
+    """
 
-    thread = threading.Thread(target=write)
-    thread.start()
-    return thread
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.time = 1000.0
+        self.written = -1e9
+        self.due: list[tuple[float, str]] = []
 
+    def now(self) -> float:
+        return self.time
 
-def test_a_late_message_of_earlier_work_stays_out_of_the_next_window(tmp_path: Path) -> None:
-    log = tmp_path / "audit.jsonl"
-    _append(log, "110100").join()
-    late = _append(log, "110113", delay=0.2)  # a Security Alert of the previous suite, still on its way
-    result, received = window.during(log, lambda: "done")
-    late.join()
-    assert result == "done"
-    assert received == []
-    assert [r.event_code for r in window.records(log)] == ["110100", "110113"]
+    def sleep(self, seconds: float) -> None:
+        self.time += seconds
+        self._write_due()
 
+    def age(self, path: Path) -> float:
+        if not path.exists():
+            raise FileNotFoundError(path)
+        return self.time - self.written
 
-def test_the_operation_s_own_late_messages_are_collected(tmp_path: Path) -> None:
-    log = tmp_path / "audit.jsonl"
-    _append(log, "110100").join()
-    time.sleep(window.SETTLE)
-    threads: list[threading.Thread] = []
-    _, received = window.during(log, lambda: threads.append(_append(log, "110112", delay=0.3)))
-    threads[0].join()
-    assert [r.event_code for r in received] == ["110112"]
+    def send(self, code: str, after: float = 0.0) -> None:
+        """The device sends message `code`, received `after` s from now."""
+        self.due.append((self.time + after, code))
+        self._write_due()
 
-
-def test_draining_a_log_that_never_goes_quiet_is_bounded(tmp_path: Path) -> None:
-    log = tmp_path / "audit.jsonl"
-    stop = threading.Event()
-
-    def chatter() -> None:
-        while not stop.is_set():
-            _append(log, "110112").join()
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=chatter)
-    thread.start()
-    while not log.exists():
-        time.sleep(0.01)
-    try:
-        started = time.monotonic()
-        window.drain(log, quiet=0.5, limit=0.6)
-        waited = time.monotonic() - started
-    finally:
-        stop.set()
-        thread.join()
-    assert 0.55 <= waited < 5, waited
+    def _write_due(self) -> None:
+        for when, code in sorted(d for d in self.due if d[0] <= self.time):
+            self.due.remove((when, code))
+            record = AuditRecord("2026-01-01T00:00:00Z", "udp", "127.0.0.1:1", True, "", event_code=code)
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(record.to_json()) + "\n")
+            self.written = when
 
 
-def test_a_repository_that_received_nothing_needs_no_draining(tmp_path: Path) -> None:
-    started = time.monotonic()
-    window.drain(tmp_path / "absent.jsonl", quiet=1.0, limit=5.0)
-    assert time.monotonic() - started < 1.0
+def _action(repo: Repository, *messages: tuple[str, float], takes: float = 0.05) -> str:
+    """An operation that takes `takes` s and makes the device send each (code, delay after the operation's end)."""
+    repo.sleep(takes)
+    for code, after in messages:
+        repo.send(code, after)
+    return "done"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repository:
+    return Repository(tmp_path / "audit.jsonl")
+
+
+def _window(repo: Repository, started: bool = True) -> Window:
+    if started:
+        repo.send("110100")  # Application Activity: the device audits, its latency not yet known
+        repo.sleep(10)
+    return Window(repo.path, repo)
+
+
+def _open_for(repo: Repository, win: Window, *messages: tuple[str, float]) -> tuple[float, list[str], int]:
+    """How long the window stayed open after its action, the events it collected, and the late count."""
+    ended: list[float] = []
+
+    def action() -> str:
+        result = _action(repo, *messages)
+        ended.append(repo.now())
+        return result
+
+    got = win.during(action)
+    assert got.result == "done"
+    return repo.now() - ended[0], [r.event_code for r in got.received], got.late
+
+
+def test_before_any_latency_is_measured_a_window_waits_patience(repo: Repository) -> None:
+    win = _window(repo)
+    assert win.wait() == PATIENCE
+    opened, events, _ = _open_for(repo, win)
+    assert events == [] and opened == pytest.approx(PATIENCE, abs=POLL)
+    assert win.latencies == []  # silence teaches nothing
+
+
+def test_a_device_that_sent_nothing_yet_gets_quiet_not_patience(repo: Repository) -> None:
+    win = _window(repo, started=False)
+    assert win.wait() == QUIET
+    opened, events, _ = _open_for(repo, win)
+    assert events == [] and opened == pytest.approx(QUIET, abs=POLL)
+
+
+def test_after_a_fast_device_s_first_messages_silence_costs_min_wait(repo: Repository) -> None:
+    win = _window(repo)
+    _, events, _ = _open_for(repo, win, ("110104", 0.0))
+    assert events == ["110104"]
+    assert win.latencies == [pytest.approx(0.0, abs=POLL)]
+    assert win.wait() == MIN_WAIT  # 3 x ~0 + SETTLE is below the floor
+    opened, events, _ = _open_for(repo, win)  # C-ECHO: nothing audited
+    assert events == [] and opened == pytest.approx(MIN_WAIT, abs=POLL)
+
+
+def test_the_wait_is_three_times_the_largest_latency_plus_settle(repo: Repository) -> None:
+    win = _window(repo)
+    _open_for(repo, win, ("110112", 0.3))
+    _open_for(repo, win, ("110112", 0.1))  # a quicker one does not shrink it
+    assert 0.3 <= max(win.latencies) <= 0.3 + POLL  # seen at the first read after it arrived
+    wait = win.wait()
+    assert wait == pytest.approx(3 * max(win.latencies) + SETTLE)
+    opened, _, _ = _open_for(repo, win)
+    assert opened == pytest.approx(wait, abs=POLL)
+
+
+def test_a_slow_device_s_wait_is_capped_at_patience(repo: Repository) -> None:
+    win = _window(repo)
+    _, events, _ = _open_for(repo, win, ("110104", 1.2))
+    assert events == ["110104"]  # inside the first window (PATIENCE), so collected and learned
+    assert win.wait() == PATIENCE
+
+
+def test_messages_that_keep_coming_widen_the_window(repo: Repository) -> None:
+    win = _window(repo)
+    _open_for(repo, win, ("110104", 0.0))  # learned: fast, MIN_WAIT
+    trickle = [("110102", 0.0), ("110104", 0.15), ("110104", 0.3), ("110104", 0.45)]
+    opened, events, _ = _open_for(repo, win, *trickle)
+    assert events == ["110102", "110104", "110104", "110104"]
+    assert 0.45 <= max(win.latencies) <= 0.45 + POLL
+    assert opened == pytest.approx(3 * max(win.latencies) + SETTLE, abs=POLL)  # widened as they came
+
+
+def test_the_first_window_with_messages_closes_as_its_own_latency_allows(repo: Repository) -> None:
+    win = _window(repo)
+    assert win.wait() == PATIENCE
+    opened, events, _ = _open_for(repo, win, ("110104", 0.0))
+    assert events == ["110104"] and opened == pytest.approx(MIN_WAIT, abs=POLL)
+
+
+def test_a_message_later_than_its_window_lands_in_no_case_and_is_counted_late(repo: Repository) -> None:
+    win = _window(repo)
+    _open_for(repo, win, ("110104", 0.0))  # learned: MIN_WAIT
+    _, events, late = _open_for(repo, win, ("110112", 1.0))  # this time the device is slow
+    assert events == [] and late == 0
+    repo.sleep(1.0)  # it arrives between the windows
+    _, events, late = _open_for(repo, win, ("110104", 0.0))
+    assert events == ["110104"] and late == 1  # not taken for the next case's own
+    assert win.late == 1
+
+
+def test_earlier_work_still_arriving_is_drained_before_the_action(repo: Repository) -> None:
+    win = _window(repo)
+    _open_for(repo, win, ("110104", 0.0))
+    repo.send("110113")  # a burst of other work's messages, still coming as the next case starts
+    repo.send("110113", SETTLE - POLL)
+    _, events, late = _open_for(repo, win, ("110112", 0.0))
+    assert events == ["110112"] and late == 2
+
+
+def test_draining_a_log_that_never_goes_quiet_is_bounded(repo: Repository) -> None:
+    win = _window(repo)
+    for k in range(200):
+        repo.send("110112", 0.02 * k)
+    started = repo.now()
+    win.drain(quiet=0.5, limit=0.6)
+    assert repo.now() - started == pytest.approx(0.6, abs=POLL)
+
+
+def test_a_repository_that_received_nothing_needs_no_draining(repo: Repository) -> None:
+    started = repo.now()
+    Window(repo.path, repo).drain(quiet=1.0, limit=5.0)
+    assert repo.now() == started
+
+
+def test_records_of_an_absent_repository_file_are_none(tmp_path: Path) -> None:
+    assert window.records(tmp_path / "absent.jsonl") == []
