@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import select
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,12 +9,13 @@ from collections.abc import Iterator
 import pytest
 
 from harness.model import Endpoint
-from simulators._net import free_port, parse_listening
+from simulators._net import free_port
 from simulators.attack import Input, inputs
 from simulators.attack.health import echo_health
 from simulators.attack.run import probe, run_input
 from simulators.attack.wire import Negotiated, Wire
 from tests.conftest import require_tool, wait_for_device
+from tests.procs import start_simulator, stop
 
 BY_ID = {i.id: i for i in inputs(1422)}
 DEADLINE = 3.0  # a silent reaction costs this much; every wire reaction here comes within 2.2 s
@@ -128,34 +126,18 @@ STORESCP: dict[str, Expected] = {
 DURING = {"pacs": True, "storescp": False}
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 @pytest.fixture(scope="module")
 def pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     """The PACS simulator as a process (pynetdicom behind its guarded server), ARTIM shortened to 2 s."""
     root = tmp_path_factory.mktemp("attack-pacs")
-    cmd = [sys.executable, "-m", "simulators.pacs", "--ae-title", "PACS", "--port", "0", "--storage", str(root / "s")]
-    cmd += ["--acse-timeout", str(ARTIM)]
-    log = (root / "pacs.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ.copy())
+    args = ["-m", "simulators.pacs", "--ae-title", "PACS", "--port", "0", "--storage", str(root / "s")]
+    proc, host, port = start_simulator([*args, "--acse-timeout", str(ARTIM)], log=root / "pacs.log")
     try:
-        assert proc.stdout is not None
-        assert select.select([proc.stdout], [], [], 30)[0], "the PACS simulator printed no 'listening' line in 30 s"
-        host, port = parse_listening(proc.stdout.readline())["dicom"]
         endpoint = Endpoint("PACS", host, port)
         wait_for_device(endpoint, proc)
         yield endpoint
     finally:
-        _stop(proc)
-        log.close()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +154,7 @@ def storescp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
         wait_for_device(endpoint, proc)
         yield endpoint
     finally:
-        _stop(proc)
+        stop(proc)
         log.close()
 
 

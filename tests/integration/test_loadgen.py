@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import select
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +15,7 @@ from pynetdicom.dsutils import encode
 from pynetdicom.presentation import build_context
 
 from simulators._arrivals import Arrival, read_arrivals
-from simulators._net import VERIFICATION, free_port, parse_listening, qr_sop_class
+from simulators._net import VERIFICATION, free_port, qr_sop_class
 from simulators.corpus import UID_ROOT, CorpusItem, generate
 from simulators.endpoint import Endpoint
 from simulators.loadgen import (
@@ -32,8 +29,9 @@ from simulators.loadgen import (
     store_contexts,
     study_block,
 )
-from simulators.modality import Modality
+from simulators.modality import Modality, Model
 from simulators.session import Session, echo_contexts
+from tests.procs import start_simulator, stop
 
 _MODALITY = Modality("PGLOADGEN", acse_timeout=5, dimse_timeout=10, network_timeout=10)
 
@@ -48,27 +46,11 @@ class Pacs:
 
 
 def _start(tmp: Path, ae_title: str, *extra: str) -> tuple[subprocess.Popen[str], Pacs]:
-    cmd = [sys.executable, "-m", "simulators.pacs", "--ae-title", ae_title, "--port", "0"]
     arrivals = tmp / f"{ae_title}.arrivals.jsonl"
-    cmd += ["--storage", str(tmp / ae_title), "--arrivals", str(arrivals), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    if not select.select([proc.stdout], [], [], 30)[0]:
-        proc.kill()
-        proc.wait(5)
-        pytest.fail(f"{ae_title}: no 'listening' line within 30 s")
-    host, port = parse_listening(proc.stdout.readline())["dicom"]
+    args = ["-m", "simulators.pacs", "--ae-title", ae_title, "--port", "0", "--storage", str(tmp / ae_title)]
+    args += ["--arrivals", str(arrivals), *extra]
+    proc, host, port = start_simulator(args, log=tmp / f"{ae_title}.log")
     return proc, Pacs(Endpoint(ae_title, host, port), arrivals, tmp / ae_title)
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +78,8 @@ def pacs(tmp_path_factory: pytest.TempPathFactory, corpus: tuple[CorpusItem, ...
         yield src, dest
     finally:
         if src_proc is not None:
-            _stop(src_proc)
-        _stop(dest_proc)
+            stop(src_proc)
+        stop(dest_proc)
 
 
 def _since(path: Path, offset: int) -> list[Arrival]:
@@ -143,7 +125,7 @@ def test_find_latency_block_per_level(
     query = _query(QueryRetrieveLevel=level)
     for keyword in keys:
         setattr(query, keyword, str(item.dataset.get(keyword)))
-    model = "patient" if level == "PATIENT" else "study"
+    model: Model = "patient" if level == "PATIENT" else "study"
     contexts = [build_context(qr_sop_class(model, "find"))]
     offset = _size(src.arrivals)
     block = latency_block(

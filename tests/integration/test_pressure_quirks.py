@@ -3,38 +3,34 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import os
 import re
-import select
-import signal
-import socket
-import struct
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from pynetdicom.dsutils import decode, encode
+from pynetdicom.presentation import build_context
 
 from harness.launch.resources import ProcProbe
-from simulators._net import parse_listening
+from simulators._net import qr_sop_class
+from simulators.attack import Frames, Input, Message, inputs
+from simulators.attack.wire import Negotiated, Wire
 from simulators.endpoint import Endpoint
 from simulators.modality import Modality
+from simulators.session import Session
 from tests.integration.test_pacs import secondary_capture
+from tests.procs import launch, listening, stop
 
 MIB = 1 << 20
-VERIFICATION = "1.2.840.10008.1.1"
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
-IMPLICIT = "1.2.840.10008.1.2"
+# The robustness corpus's inputs (simulators.attack): each quirk meets the very bytes the robustness phase sends.
+CORPUS = {i.id: i for i in inputs(1422)}
+WIRE_DEADLINE = 10.0  # connect, A-ASSOCIATE-AC and each answer; generous for a loaded machine
 # Started with `python -c`: the quirks as JSON, so no variant has to exist for them (simulators.reference).
 _CHILD = """
 import json, sys
@@ -86,175 +82,49 @@ class Device:
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL after 15 s; the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
+        return stop(self.proc, grace=15)
 
 
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Any]:
     """start(quirks, ...) -> devices: all launched first, then each waited for, so they start side by side."""
-    started: list[Device] = []
+    procs: list[subprocess.Popen[str]] = []
 
     def start_all(*quirks_sets: Mapping[str, object]) -> list[Device]:
         launched: list[tuple[subprocess.Popen[str], Path]] = []
         for quirks in quirks_sets:
-            folder = tmp_path / f"device-{len(started) + len(launched)}"
+            folder = tmp_path / f"device-{len(procs)}"
             folder.mkdir()
             log = folder / "stderr.log"
-            with open(log, "w") as err:
-                proc = subprocess.Popen(
-                    [sys.executable, "-c", _CHILD, json.dumps(quirks), str(folder / "storage")],
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    text=True,
-                    env=os.environ.copy(),
-                    start_new_session=True,  # its own process group, for ProcProbe
-                )
+            # start_new_session: its own process group, for ProcProbe
+            proc = launch(["-c", _CHILD, json.dumps(quirks), str(folder / "storage")], log=log, new_session=True)
+            procs.append(proc)
             launched.append((proc, log))
-        devices = []
-        for proc, log in launched:
-            assert proc.stdout is not None
-            ready = select.select([proc.stdout], [], [], 30)[0]
-            assert ready, f"no 'listening' line within 30 s:\n{log.read_text()}"
-            host, port = parse_listening(proc.stdout.readline())["dicom"]
-            devices.append(Device(proc, Endpoint("PRESSURE", host, port), log))
-        started.extend(devices)
-        return devices
+        return [Device(proc, Endpoint("PRESSURE", *listening(proc, log=log)), log) for proc, log in launched]
 
     yield start_all
-    for device in started:
-        device.stop()
+    for proc in procs:
+        stop(proc, grace=15)
 
 
 def modality() -> Modality:
     return Modality("PGPRESSURE", acse_timeout=2, dimse_timeout=5, network_timeout=2)
 
 
-# --- a minimal DUL client on a raw socket (PS3.8 9.3), built by hand: pynetdicom encodes no bad input ---
-
-
-def _item(kind: int, value: bytes) -> bytes:
-    return struct.pack(">BBH", kind, 0, len(value)) + value
-
-
-def associate_rq(called: str, contexts: list[tuple[int, str]]) -> bytes:
-    """A-ASSOCIATE-RQ (9.3.2): each (context id, abstract syntax) with Implicit VR LE; max length 16384."""
-    body = struct.pack(">HH", 1, 0) + called.ljust(16).encode() + b"PGRAW".ljust(16) + b"\0" * 32
-    body += _item(0x10, b"1.2.840.10008.3.1.1.1")
-    for pcid, abstract in contexts:
-        body += _item(0x20, bytes([pcid, 0, 0, 0]) + _item(0x30, abstract.encode()) + _item(0x40, IMPLICIT.encode()))
-    body += _item(0x50, _item(0x51, struct.pack(">I", 16384)) + _item(0x52, b"1.2.826.0.1.3680043.9.3811.0"))
-    return struct.pack(">BBI", 1, 0, len(body)) + body
-
-
-def p_data(pcid: int, control: int, payload: bytes) -> bytes:
-    """One P-DATA-TF (9.3.5) of one PDV: control 0x01 command, 0x02 last fragment."""
-    pdv = struct.pack(">IBB", len(payload) + 2, pcid, control) + payload
-    return struct.pack(">BBI", 4, 0, len(pdv)) + pdv
-
-
-def read_pdu(sock: socket.socket, deadline: float) -> tuple[int, bytes] | None:
-    """(type, body) of the next PDU, or None on EOF or at the deadline (seconds from now)."""
-    end = time.monotonic() + deadline
-
-    def exactly(n: int) -> bytes | None:
-        got = b""
-        while len(got) < n:
-            left = end - time.monotonic()
-            if left <= 0:
-                return None
-            sock.settimeout(left)
-            try:
-                chunk = sock.recv(n - len(got))
-            except (TimeoutError, ConnectionError):
-                return None
-            if not chunk:
-                return None
-            got += chunk
-        return got
-
-    head = exactly(6)
-    if head is None:
-        return None
-    kind, _, length = struct.unpack(">BBI", head)
-    body = exactly(length)
-    return None if body is None else (kind, body)
-
-
 @contextlib.contextmanager
-def raw_association(device: Device, contexts: list[tuple[int, str]]) -> Iterator[tuple[socket.socket, int]]:
-    """A connected socket whose A-ASSOCIATE-AC arrived, and the Maximum Length the AC announced."""
-    sock = socket.create_connection((device.endpoint.host, device.endpoint.port), timeout=5)
-    try:
-        sock.sendall(associate_rq(device.endpoint.ae_title, contexts))
-        pdu = read_pdu(sock, 5)
-        assert pdu is not None and pdu[0] == 0x02, f"no A-ASSOCIATE-AC: {pdu!r}"
-        body, pos, maximum = pdu[1], 68, -1
-        while pos + 4 <= len(body):
-            kind, _, length = struct.unpack_from(">BBH", body, pos)
-            if kind == 0x50:  # user information: its 0x51 sub-item holds the maximum length (D.3.3.1)
-                sub = body[pos + 4 : pos + 4 + length]
-                at = sub.find(b"\x51\x00\x00\x04")
-                maximum = struct.unpack_from(">I", sub, at + 4)[0]
-            pos += 4 + length
-        yield sock, maximum
-    finally:
-        sock.close()
+def associated(device: Device, item: Input) -> Iterator[tuple[Wire, Negotiated]]:
+    """A raw connection (simulators.attack.wire) on which `item`'s valid A-ASSOCIATE-RQ was accepted."""
+    with Wire(device.endpoint.host, device.endpoint.port, deadline=WIRE_DEADLINE) as wire:
+        negotiated = wire.associate(item.association(Negotiated(called=device.endpoint.ae_title)))
+        assert isinstance(negotiated, Negotiated), f"no A-ASSOCIATE-AC: {negotiated}"
+        yield wire, negotiated
 
 
-def command(field: int, sop_class: str, instance: str = "") -> bytes:
-    """A DIMSE request command set, implicit VR LE with its group length (PS3.7 6.3.1, 9.3)."""
-    ds = Dataset()
-    ds.AffectedSOPClassUID = sop_class
-    ds.CommandField = field
-    ds.MessageID = 1
-    ds.Priority = 0
-    ds.CommandDataSetType = 0x0000  # a data set follows
-    if instance:
-        ds.AffectedSOPInstanceUID = instance
-    ds.CommandGroupLength = len(encode(ds, True, True) or b"")
-    return encode(ds, True, True) or b""
-
-
-def element(tag: int, value: bytes = b"", length: int | None = None) -> bytes:
-    return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value) if length is None else length) + value
-
-
-# (0040,A730) Content Sequence of undefined length, one item that never ends, and no (FFFE,E0DD).
-UNTERMINATED = element(0x0040A730, length=0xFFFFFFFF) + element(0xFFFEE000, length=0xFFFFFFFF)
-UNTERMINATED += element(0x0040A040, b"TEXT")
-
-
-def bad_request(kind: str) -> tuple[int, bytes, bytes]:
-    """(context id, command, data set) of a C-STORE or C-FIND whose data set ends inside an open sequence."""
-    if kind == "store":
-        uid = generate_uid()
-        data = element(0x00080016, SECONDARY_CAPTURE.encode() + b"\0") + element(0x00080018, uid.encode() + b"\0")
-        return 3, command(0x0001, SECONDARY_CAPTURE, uid), data + element(0x00100020, b"PRESSURE") + UNTERMINATED
-    data = element(0x00080052, b"STUDY ") + element(0x0020000D)
-    return 5, command(0x0020, STUDY_ROOT_FIND), data + UNTERMINATED
-
-
-def send_request(sock: socket.socket, pcid: int, cmd: bytes, data: bytes) -> None:
-    sock.sendall(p_data(pcid, 0x03, cmd) + p_data(pcid, 0x02, data))
-
-
-def response_status(sock: socket.socket, deadline: float = 10.0) -> int | None:
-    """The status of the next DIMSE response command (one PDV of one PDU, as the simulator sends), None if none."""
-    pdu = read_pdu(sock, deadline)
-    if pdu is None or pdu[0] != 0x04:
-        return None
-    ds = decode(io.BytesIO(pdu[1][6:]), True, True)
-    return int(ds.Status)
-
-
-CONTEXTS = [(1, VERIFICATION), (3, SECONDARY_CAPTURE), (5, STUDY_ROOT_FIND)]
+def message(item: Input, negotiated: Negotiated) -> Message:
+    """The DIMSE request `item` sends to a device that negotiated `negotiated`."""
+    sent = item.send(negotiated)
+    assert isinstance(sent, Message), sent
+    return sent
 
 
 # --- 1. slow-downs ---
@@ -272,11 +142,13 @@ def test_a_slowed_device_sleeps_f_times_its_period(start: Any) -> None:
             result = scu.store(device.endpoint, [secondary_capture(generate_uid()) for _ in range(per_round)])
             seconds[name].append(time.perf_counter() - began)
             assert [o.status for o in result.instances] == [0x0000] * per_round, result.summary()
-    with raw_association(slow, CONTEXTS) as (sock, _):  # C-FINDs on one association: a period to measure
-        identifier = element(0x00080052, b"STUDY ") + element(0x0020000D, b"1.2.3.4.5\0")
+    query = Dataset()
+    query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", "1.2.3.4.5"
+    contexts = [build_context(qr_sop_class("study", "find"))]
+    with Session(slow.endpoint, contexts, modality=scu) as session:  # C-FINDs on one association: a period to measure
         for _ in range(3):
-            send_request(sock, 5, command(0x0020, STUDY_ROOT_FIND), identifier)
-            assert response_status(sock) == 0x0000  # no match: the final response alone
+            found = session.find(query, "study")
+            assert (found.status, found.matches) == (0x0000, ()), found  # no match: the final response alone
     ratio = sum(seconds["slow"]) / sum(seconds["clean"])
     print(f"client-visible store ratio, slowed/clean over {rounds} rounds of {per_round}: {ratio:.3f}")
     assert slow.stop() == 0 and clean.stop() == 0
@@ -340,11 +212,15 @@ def test_an_oversized_pdata_crashes_only_the_crashing_device(start: Any) -> None
     large.add_new(0x00291000, "OB", bytes(100_000))
     stored = modality().store(crashing.endpoint, [large])
     assert [o.status for o in stored.instances] == [0x0000] and crashing.proc.poll() is None, stored.summary()
+    over_max = CORPUS["pdu.pdata.over-max"]
     for device in (crashing, limited, clean):
-        with raw_association(device, CONTEXTS) as (sock, maximum):
-            assert maximum == (0 if device is clean else 16382)
-            # pdu.pdata.over-max: 4 x the announced maximum (the clean one announced none: 4 x 16382 anyway).
-            sock.sendall(p_data(1, 0x01, os.urandom(4 * 16382 - 6)))
+        with associated(device, over_max) as (wire, negotiated):
+            assert negotiated.max_length == (0 if device is clean else 16382)
+            # One P-DATA-TF of 4 x the announced maximum, a command fragment not the last; the clean device
+            # announced none (the corpus skips it there: n/a), so it gets the one built for 16382.
+            sent = over_max.send(replace(negotiated, max_length=16382))
+            assert isinstance(sent, Frames) and [len(part) for part in sent.parts] == [6 + 4 * 16382], sent
+            assert wire.send(b"".join(sent.parts)) is None
             if device is crashing:
                 assert device.proc.wait(15) == 70
                 assert "crash_on_oversized_pdu: a P-DATA-TF of 65528 bytes" in device.stderr()
@@ -360,13 +236,18 @@ def test_an_oversized_pdata_crashes_only_the_crashing_device(start: Any) -> None
 @pytest.mark.parametrize("kind", ["find", "store"])
 def test_an_unterminated_sequence_hangs_the_device_not_the_clean_one(start: Any, kind: str) -> None:
     hanging, clean = start({"hang_on_unterminated_sequence": True}, {})
-    pcid, cmd, data = bad_request(kind)
-    with raw_association(clean, CONTEXTS) as (sock, _):
-        send_request(sock, pcid, cmd, data)
+    # ds.*.sq-unterminated: (0040,A730) of undefined length, one item that never ends, no (FFFE,E0DD) (PS3.5 7.5).
+    item = CORPUS[f"ds.{kind}.sq-unterminated"]
+    with associated(clean, item) as (wire, negotiated):
+        sent = message(item, negotiated)
+        reaction = wire.dimse(sent.command, sent.data, sent.pcid, fragment=sent.fragment)
         # C-FIND: the identifier does not decode (0xC311); C-STORE: filed as sent, undecoded.
-        assert response_status(sock) == (0xC311 if kind == "find" else 0x0000)
-    with raw_association(hanging, CONTEXTS) as (sock, _):
-        send_request(sock, pcid, cmd, data)
+        status = "status 0xC311 (failure)" if kind == "find" else "status 0x0000 (success)"
+        assert (reaction.kind, reaction.detail) == ("answered", status), reaction
+    with associated(hanging, item) as (wire, negotiated):
+        sent = message(item, negotiated)
+        until = time.monotonic() + WIRE_DEADLINE
+        assert wire.send_message(sent.command, sent.data, sent.pcid, fragment=sent.fragment, until=until) is None
         hanging.wait_for_log("hang_on_unterminated_sequence")
     echo = modality().echo(hanging.endpoint)
     # Unanswered: the modality's ACSE timeout, or the device's ARTIM watchdog hanging up (a loaded machine).
