@@ -1,8 +1,9 @@
 """The frozen records passed between stages; each stage reads only the previous stage's JSON.
 
 Run side: Endpoint, CorpusInfo, Manifest, Observation, CaseRecord, RunRecord.
-Compare side: Difference, CaseComparison, SecurityChange, Comparison, with the closed enums
-DiffKind, Classification, CaseStatus, Direction and Verdict.
+Compare side: Difference, CaseComparison, SecurityChange, MetricComparison (with Interval and
+Spread), Comparison, with the closed enums DiffKind, Classification, CaseStatus, Direction,
+PerfDecision and Verdict.
 """
 
 from __future__ import annotations
@@ -27,14 +28,18 @@ __all__ = [
     "Direction",
     "Endpoint",
     "ImageInfo",
+    "Interval",
     "Manifest",
+    "MetricComparison",
     "Observation",
     "Outcome",
+    "PerfDecision",
     "RunRecord",
     "RunSetup",
     "RunStatus",
     "Security",
     "SecurityChange",
+    "Spread",
     "Verdict",
     "to_json",
 ]
@@ -430,6 +435,101 @@ class SecurityChange:
         )
 
 
+class PerfDecision(enum.StrEnum):
+    """What the performance comparison decided for one metric (harness.compare.performance, in this order)."""
+
+    NOISY = "noisy"  # the baseline replicas differ by more than the threshold: never regressed
+    REGRESSED = "regressed"  # slower than every baseline replica beyond max(threshold, declared)
+    EXPECTED = "expected"  # slower beyond the threshold, not shown slower than the declared slow-down
+    SLOWER = "slower"  # slower than every baseline replica, not shown beyond the threshold
+    FASTER = "faster"
+    UNCHANGED = "unchanged"  # shown within the threshold
+    UNDECIDED = "undecided"  # the interval reaches past the threshold: more samples needed
+    MISSING = "missing"  # a run has no kept round for the metric
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Bootstrap bounds of a ratio (or, for memory.growth, of a difference): each bound one-sided at the confidence."""
+
+    low: float
+    high: float
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> Interval:
+        return cls(float(d["low"]), float(d["high"]))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One run's values of a metric as the report draws them, so reports never read raw samples."""
+
+    run: str  # "baseline-1", "candidate-1"
+    n: int  # values kept (warm-up rounds left out); 0: the run has none
+    rounds: int
+    quantiles: tuple[float, ...]  # at 0, .05, .25, .5, .75, .95, 1 (empty when n is 0)
+    points: tuple[float, ...]  # at most 200 values at evenly spaced probabilities (all of them, sorted, when fewer)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> Spread:
+        return cls(
+            str(d["run"]),
+            int(d["n"]),
+            int(d["rounds"]),
+            tuple(float(x) for x in d.get("quantiles", ())),
+            tuple(float(x) for x in d.get("points", ())),
+        )
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One performance metric: the candidate against each baseline replica, the replicas' own noise, the decision.
+
+    Ratios are candidate / baseline of medians (time per unit: above 1 is slower); for memory.growth they are
+    differences in bytes per association (candidate minus the largest baseline). A `missing` metric holds 0 for
+    every number.
+    """
+
+    metric: str
+    unit: str  # "s/op", "s/study", "bytes", "bytes/association", "s CPU/op"
+    ratio: float  # candidate / pooled baselines
+    interval: Interval
+    per_baseline: tuple[Interval, ...]  # candidate / each replica: the decision's L_min and U_max
+    noise: float  # the baseline replicas against each other (baseline-2 / baseline-1)
+    noise_interval: Interval
+    threshold: float  # t: slower by more than this fraction counts
+    declared: float | None  # s: a declared slow-down's up_to
+    decision: PerfDecision
+    reason: str  # one line, e.g. "1.21x [1.16, 1.27] > 1.10x (baselines 1.02x)"
+    spreads: tuple[Spread, ...]  # the baselines in order, the candidate last
+    rates: Mapping[str, float] = field(default_factory=dict)  # "RUN images/s", "RUN MB/s": medians, for store.*
+    interleaved: bool = True  # the runs took turns (a conductor), not measured one after another
+    stopped: str = ""  # why sampling stopped: "decided" | "budget" | "max_rounds"
+    declared_reason: str = ""  # the declared slow-down's reason and ticket, for the verdict
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> MetricComparison:
+        declared = d.get("declared")
+        return cls(
+            metric=str(d["metric"]),
+            unit=str(d["unit"]),
+            ratio=float(d["ratio"]),
+            interval=Interval.from_json(d["interval"]),
+            per_baseline=tuple(Interval.from_json(x) for x in d.get("per_baseline", ())),
+            noise=float(d["noise"]),
+            noise_interval=Interval.from_json(d["noise_interval"]),
+            threshold=float(d["threshold"]),
+            declared=float(declared) if isinstance(declared, int | float) else None,
+            decision=PerfDecision(d["decision"]),
+            reason=str(d.get("reason", "")),
+            spreads=tuple(Spread.from_json(x) for x in d.get("spreads", ())),
+            rates={str(k): float(v) for k, v in (d.get("rates") or {}).items()},
+            interleaved=bool(d.get("interleaved", True)),
+            stopped=str(d.get("stopped", "")),
+            declared_reason=str(d.get("declared_reason", "")),
+        )
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Baseline replicas against one candidate: per-case results and the verdict."""
@@ -445,6 +545,16 @@ class Comparison:
     created: str = ""
     # One entry per security-tagged observation (two for a list that both gained and lost items).
     security: tuple[SecurityChange, ...] = ()
+    # One entry per performance metric, when the runs measured any (perf/samples.jsonl).
+    performance: tuple[MetricComparison, ...] = ()
+
+    def to_json(self) -> dict[str, JSON]:
+        d: dict[str, JSON] = {
+            f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "performance"
+        }
+        if self.performance:  # only when measured: a comparison without it reads and writes as it always did
+            d["performance"] = to_json(self.performance)
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> Comparison:
@@ -459,12 +569,13 @@ class Comparison:
             candidate_variant=str(d.get("candidate_variant", "")),
             created=str(d.get("created", "")),
             security=tuple(SecurityChange.from_json(x) for x in d.get("security", [])),
+            performance=tuple(MetricComparison.from_json(x) for x in d.get("performance", [])),
         )
 
 
 def to_json(obj: object) -> JSON:
     """Any record above (or a nesting of them) as plain JSON values; enums become their values."""
-    if isinstance(obj, (RunSetup, CaseComparison)):
+    if isinstance(obj, (RunSetup, CaseComparison, Comparison)):
         return obj.to_json()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}

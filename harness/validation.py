@@ -14,7 +14,7 @@ from typing import TextIO
 from harness.compare import compare
 from harness.compare.policy import ExpectedChange, Policy, load_policy
 from harness.model import Comparison, Manifest, RunRecord
-from harness.profile import Profile
+from harness.profile import ExpectedSlowdown, Profile
 from harness.report import write_reports
 from harness.rundir import OutDir, read_run
 from harness.runner import RunRequest, cancel_token, check_variant, run_variant
@@ -71,13 +71,16 @@ class ProgressLine:
 
 
 def policy_for(profile: Profile | None, extra: Sequence[Path] = ()) -> Policy:
-    """The expected-change policy: the profile's [[expected]] entries, its policy files, and any extra files."""
-    entries: list[ExpectedChange] = []
-    if profile is not None:
-        entries.extend(profile.expected)
-        entries.extend(e for file in profile.policy_files for e in load_policy(Path(file)).entries)
-    entries.extend(e for file in extra for e in load_policy(file).entries)
-    return Policy(tuple(entries))
+    """The expected-change policy: the profile's [[expected]] and [[expected_slowdown]] entries, its policy
+    files, and any extra files."""
+    files = [load_policy(Path(f)) for f in (profile.policy_files if profile is not None else ())]
+    files += [load_policy(f) for f in extra]
+    entries: list[ExpectedChange] = list(profile.expected) if profile is not None else []
+    slowdowns: list[ExpectedSlowdown] = list(profile.slowdowns) if profile is not None else []
+    for policy in files:
+        entries.extend(policy.entries)
+        slowdowns.extend(policy.slowdowns)
+    return Policy(tuple(entries), slowdowns=tuple(slowdowns))
 
 
 def compare_runs(

@@ -10,7 +10,9 @@ from harness.model import (
     Classification,
     Difference,
     Direction,
+    MetricComparison,
     Outcome,
+    PerfDecision,
     RunRecord,
     RunStatus,
     SecurityChange,
@@ -18,7 +20,7 @@ from harness.model import (
 )
 from harness.wording import describe, format_side
 
-__all__ = ["MAX_LISTED", "MIN_RAN_FRACTION", "MIXED", "MIXED_ALLOWED", "decide"]
+__all__ = ["MAX_LISTED", "MIN_RAN_FRACTION", "MIXED", "MIXED_ALLOWED", "PERFORMANCE", "decide"]
 
 # The candidate must run at least this share of the cases the baseline ran.
 MIN_RAN_FRACTION = 0.9
@@ -27,6 +29,9 @@ MAX_LISTED = 20
 # How a reason says the runs do not belong together, and that someone compared them anyway.
 MIXED = "mixed runs: "
 MIXED_ALLOWED = "warning: mixed runs allowed: "
+# How a reason about a performance metric starts (after "warning: " when it only warns).
+PERFORMANCE = "performance: "
+_WARN = frozenset({PerfDecision.NOISY, PerfDecision.UNDECIDED})
 _RAN = frozenset({Outcome.PASSED, Outcome.FAILED, Outcome.ERROR})
 _SHORT = 40  # longest value quoted in a one-line reason
 
@@ -40,6 +45,8 @@ def decide(
     security: Sequence[SecurityChange] = (),
     mixed: Sequence[str] = (),
     allow_mixed: bool = False,
+    performance: Sequence[MetricComparison] = (),
+    strict: bool = False,
 ) -> tuple[Verdict, tuple[str, ...]]:
     """The verdict and its reasons, one line each, from what compare() found; nothing is measured here.
 
@@ -47,23 +54,48 @@ def decide(
     measurement). `security` is the comparison's security posture: a loosening not
     allowed by the policy is named first. `mixed` says why the runs do not belong
     together: INCONCLUSIVE, named first, unless `allow_mixed`, which turns them into
-    warnings after the verdict's own reasons.
+    warnings after the verdict's own reasons. `performance` holds the metrics compared
+    (harness.compare.performance): regressed ones regress, expected ones change as expected,
+    a metric the candidate lacks and the baselines have is INCONCLUSIVE, and noisy or
+    undecided ones are warnings, INCONCLUSIVE when `strict` ([performance] strict).
     """
     problems = _untrustworthy(baselines, candidate, noisy_cases)
     if not allow_mixed:
         problems = [f"{MIXED}{m}" for m in mixed] + problems
-    verdict, lines = (Verdict.INCONCLUSIVE, problems) if problems else _judge(cases, security)
+    unsure = [m for m in performance if m.decision in _WARN or m.decision is PerfDecision.MISSING]
+    problems += [f"{PERFORMANCE}{m.reason}" for m in unsure if (strict and m.decision in _WARN) or _lost(m)]
+    verdict, lines = (Verdict.INCONCLUSIVE, problems) if problems else _judge(cases, security, performance)
     if allow_mixed:
         lines = lines + [f"{MIXED_ALLOWED}{m}" for m in mixed]
+    if not problems:
+        lines = lines + [f"warning: {PERFORMANCE}{m.reason}" for m in unsure]
     # Details (a device's stderr, an odd case id) may hold newlines; CI logs want one line each.
     return verdict, tuple(" | ".join(line.splitlines()) for line in lines)
 
 
-def _judge(cases: Sequence[CaseComparison], security: Sequence[SecurityChange]) -> tuple[Verdict, list[str]]:
-    """The verdict of trustworthy runs, from the classified differences."""
+def _lost(metric: MetricComparison) -> bool:
+    """A metric every baseline measured and the candidate did not (spreads: the baselines, then the candidate)."""
+    if metric.decision is not PerfDecision.MISSING or len(metric.spreads) < 2:
+        return False
+    *before, after = metric.spreads
+    return after.n == 0 and all(s.n > 0 for s in before)
+
+
+def _judge(
+    cases: Sequence[CaseComparison], security: Sequence[SecurityChange], performance: Sequence[MetricComparison] = ()
+) -> tuple[Verdict, list[str]]:
+    """The verdict of trustworthy runs, from the classified differences and the performance decisions."""
     # Differences of a case run in neither (skipped vs not applicable) say nothing about the device.
     regressed = [c for c in cases if c.status is CaseStatus.REGRESSED]
     loosened = [s for s in security if s.direction is Direction.LOOSENED]
+    slower = [f"{PERFORMANCE}{m.reason}" for m in performance if m.decision is PerfDecision.REGRESSED]
+    declared = [
+        f"{PERFORMANCE}{m.reason}: as declared: {m.declared_reason}"
+        for m in performance
+        if m.decision is PerfDecision.EXPECTED
+    ]
+    if slower and not regressed:
+        return Verdict.REGRESSED, slower
     if regressed:
         # A loosening outranks any other regression: it is listed first, in security words.
         refused = [s for s in loosened if not s.expected]
@@ -74,8 +106,10 @@ def _judge(cases: Sequence[CaseComparison], security: Sequence[SecurityChange]) 
         left = len({c.case for c in regressed} - {case for case, _ in listed[:MAX_LISTED]})
         if left:
             lines.append(f"... and {left} more regressed cases (see the report)")
-        return Verdict.REGRESSED, lines
+        return Verdict.REGRESSED, lines + slower
     expected = [c for c in cases if c.status is CaseStatus.CHANGED_AS_EXPECTED]
+    if declared and not expected:
+        return Verdict.CHANGED_AS_EXPECTED, declared
     if expected:
         reasons = sorted(
             {d.reason for c in expected for d in c.differences if d.classification is Classification.EXPECTED}
@@ -90,7 +124,7 @@ def _judge(cases: Sequence[CaseComparison], security: Sequence[SecurityChange]) 
         lines += allowed[:MAX_LISTED]
         if len(allowed) > MAX_LISTED:
             lines.append(f"... and {len(allowed) - MAX_LISTED} more allowed loosenings (see the report)")
-        return Verdict.CHANGED_AS_EXPECTED, lines
+        return Verdict.CHANGED_AS_EXPECTED, lines + declared
     compared = sum(1 for c in cases if c.status is not CaseStatus.NOT_APPLICABLE)
     return Verdict.UNCHANGED, [f"{compared} case(s) compared, no change outside baseline noise"]
 

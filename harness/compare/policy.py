@@ -12,6 +12,15 @@ so `store.datasets[0].*` means what it says. A policy file is TOML:
     ticket = "SEC-12"            # optional
     allow_loosening = true       # optional: may also cover a loosened security observation
 
+A policy file (or a profile) may also declare performance slow-downs, each with a reason;
+a metric slower than its threshold but not shown slower than `up_to` is then EXPECTED:
+
+    [[expected_slowdown]]
+    metric = "store.*"           # a glob over metric ids; memory.growth only by its exact id
+    up_to = 0.15                 # 15 % slower at most (0 < up_to <= 10)
+    reason = "on-access scanning of received objects"
+    ticket = "SEC-31"            # optional
+
 A policy file may also state the verdict it is shipped to give (tests hold it to it; the
 harness never changes a verdict for it):
 
@@ -35,17 +44,28 @@ from pathlib import Path
 
 from harness.errors import PolicyError, ProfileError
 from harness.model import Difference
-from harness.profile import Expectation, ExpectedChange, PolicyFile, build_policy_file, parse_policy_file
+from harness.profile import (
+    Expectation,
+    ExpectedChange,
+    ExpectedSlowdown,
+    PolicyFile,
+    build_policy_file,
+    parse_policy_file,
+)
 
-__all__ = ["Expectation", "ExpectedChange", "Policy", "load_policy", "parse_policy"]
+__all__ = ["Expectation", "ExpectedChange", "ExpectedSlowdown", "Policy", "load_policy", "parse_policy"]
 
 
 @dataclass(frozen=True)
 class Policy:
-    """The expected changes of one comparison, in declaration order; `expect`: a policy file's stated verdict."""
+    """The expected changes of one comparison, in declaration order; `expect`: a policy file's stated verdict.
+
+    `slowdowns`: the declared performance slow-downs, in declaration order.
+    """
 
     entries: tuple[ExpectedChange, ...] = ()
     expect: Expectation | None = None
+    slowdowns: tuple[ExpectedSlowdown, ...] = ()
 
     def match(self, diff: Difference, *, loosening: bool = False) -> ExpectedChange | None:
         """The first entry that covers the difference, if any.
@@ -54,6 +74,10 @@ class Policy:
         entries with `allow_loosening` cover it (`match(diff)` still finds the one that matched).
         """
         return next((e for e in self.entries if e.matches(diff) and (e.allow_loosening or not loosening)), None)
+
+    def slowdown_for(self, metric: str) -> ExpectedSlowdown | None:
+        """The first declared slow-down whose glob covers the metric id, if any."""
+        return next((s for s in self.slowdowns if s.matches(metric)), None)
 
 
 def parse_policy(
@@ -77,7 +101,7 @@ def parse_policy(
 
 
 def load_policy(path: str | Path) -> Policy:
-    """A policy from a TOML file of `[[expected]]` tables (and an optional `[expect]`)."""
+    """A policy from a TOML file of `[[expected]]` and `[[expected_slowdown]]` tables (and an optional `[expect]`)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
@@ -87,7 +111,7 @@ def load_policy(path: str | Path) -> Policy:
             f"{path}: not UTF-8 text (byte {e.start}: {e.reason})", hint="a policy file is TOML, saved as UTF-8"
         ) from e
     parsed = _checked(lambda: parse_policy_file(text, str(path)))
-    return Policy(parsed.expected, parsed.expect)
+    return Policy(parsed.expected, parsed.expect, parsed.slowdowns)
 
 
 def _checked(parse: Callable[[], PolicyFile]) -> PolicyFile:

@@ -24,6 +24,7 @@ __all__ = [
     "DeviceSpec",
     "Expectation",
     "ExpectedChange",
+    "ExpectedSlowdown",
     "PacsSpec",
     "PolicyFile",
     "Profile",
@@ -369,6 +370,36 @@ class ExpectedChange:
         )
 
 
+@dataclass(frozen=True)
+class ExpectedSlowdown:
+    """One declared slow-down: which performance metrics may get slower, by how much, and why."""
+
+    metric: str = field(
+        metadata=key('a glob over performance metric ids (only * is special), e.g. "store.*"', nonblank=True)
+    )
+    up_to: float = field(
+        metadata=key(
+            "how much slower the candidate may be, as a fraction (0.15: 15 %); for memory.growth, named by its "
+            "exact id, the fraction the growth limit is raised by",
+            above=0,
+            maximum=10,
+        )
+    )
+    reason: str = field(
+        metadata=key("why the slow-down is expected (what the patch does, the ticket)", nonblank=True, strip=True)
+    )
+    ticket: str = field(default="", metadata=key("the ticket that asks for the change", strip=True))
+    # Where it was declared: "FILE:LINE", or "FILE, expected_slowdown[N]" (0-based) when the line is unknown.
+    where: str = field(default="", compare=False)
+
+    def matches(self, metric: str) -> bool:
+        """Whether the entry covers `metric`; memory growth only when named exactly (a leak is no slow-down)."""
+        if metric == "memory.growth":
+            return self.metric == metric
+        return _glob(self.metric).fullmatch(metric) is not None
+
+
+_SLOWDOWNS = "the performance slow-downs the patch is expected to make"
 _VERDICT_DOC = (
     "the verdict this file must give (a statement tests hold it to; the harness never changes its verdict for it)"
 )
@@ -400,6 +431,7 @@ class PolicyFile:
 
     source: str
     expected: tuple[ExpectedChange, ...] = field(default=(), metadata=key("the changes the patch is expected to make"))
+    slowdowns: tuple[ExpectedSlowdown, ...] = field(default=(), metadata=key(_SLOWDOWNS, toml="expected_slowdown"))
     expect: Expectation | None = field(
         default=None, metadata=key("the verdict validating with this policy must give, and of what")
     )
@@ -456,6 +488,7 @@ class Profile:
         metadata=key("seconds the suites may run in one variant", toml="suites.timeout", above=0, maximum=86400),
     )
     expected: tuple[ExpectedChange, ...] = field(default=(), metadata=key("the changes the patch is expected to make"))
+    slowdowns: tuple[ExpectedSlowdown, ...] = field(default=(), metadata=key(_SLOWDOWNS, toml="expected_slowdown"))
     policy_files: tuple[str, ...] = field(
         default=(),
         metadata=key(

@@ -9,6 +9,7 @@ import pytest
 from harness.compare.policy import Expectation, ExpectedChange, Policy, load_policy, parse_policy
 from harness.errors import HarnessError, PolicyError
 from harness.model import Difference, DiffKind, Verdict
+from harness.profile import load_profile
 
 
 def _diff(case: str, path: str, kind: DiffKind = DiffKind.VALUE_CHANGED) -> Difference:
@@ -267,3 +268,74 @@ def test_a_bad_expectation_names_file_line_and_key(tmp_path: Path, expect: str, 
     assert text.startswith(str(path))
     for w in words:
         assert w in text
+
+
+def test_declared_slowdowns_are_read_with_file_and_line_and_the_first_match_wins(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        '[[expected]]\ncase = "*"\npath = "x"\nreason = "r"\n\n'
+        '[[expected_slowdown]]\nmetric = "store.*"\nup_to = 0.15\nreason = " on-access scanning "\nticket = "SEC-31"\n\n'
+        '[[expected_slowdown]]\nmetric = "*"\nup_to = 1\nreason = "everything is slower"\n\n'
+        '[[expected_slowdown]]\nmetric = "memory.growth"\nup_to = 0.5\nreason = "a cache per peer"\n'
+    )
+    policy = load_policy(path)
+    store, anything, growth = policy.slowdowns
+    assert (store.metric, store.up_to, store.reason, store.ticket, store.where) == (
+        "store.*", 0.15, "on-access scanning", "SEC-31", f"{path}:6",
+    )  # fmt: skip
+    assert (anything.up_to, anything.where, growth.where) == (1.0, f"{path}:12", f"{path}:17")
+    assert policy.slowdown_for("store.study.parallel") is store
+    assert policy.slowdown_for("find.study") is anything
+    # A leak is no slow-down: only an entry that names memory.growth itself covers it, not "*".
+    assert policy.slowdown_for("memory.growth") is growth
+    assert Policy(slowdowns=(anything,)).slowdown_for("memory.growth") is None
+    assert Policy().slowdown_for("store.study") is None and len(policy.entries) == 1
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        (
+            'metric = "store.*"\nup_to = 0\nreason = "r"\n',
+            "7: expected_slowdown[0].up_to: 0 is out of range: must be a finite number > 0 and ≤ 10",
+        ),
+        ('metric = "store.*"\nup_to = 10.5\nreason = "r"\n', "7: expected_slowdown[0].up_to: 10.5 is out of range"),
+        ('metric = "store.*"\nup_to = 0.1\nreason = "  "\n', "8: expected_slowdown[0].reason: is empty"),
+        ('metric = "store.*"\nreason = "r"\n', "5: expected_slowdown[0].up_to: missing key"),
+        ('metric = "store.*"\nup_to = "10%"\nreason = "r"\n', "7: expected_slowdown[0].up_to: expected int or float"),
+        ('metric = "store.*"\nup_to = 0.1\nreason = "r"\nupto = 1\n', "9: expected_slowdown[0].upto: unknown key"),
+    ],
+)
+def test_a_bad_declared_slowdown_names_file_line_and_key_with_a_hint(tmp_path: Path, entry: str, words: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(f"# performance\n\n\n\n[[expected_slowdown]]\n{entry}")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert caught.value.message.startswith(f"{path}:{words}")
+    assert caught.value.hint
+
+
+def test_a_profile_declares_slowdowns_too(tmp_path: Path) -> None:
+    profile = tmp_path / "profile.toml"
+    profile.write_text(
+        '[device]\nname = "x"\nae_title = "X"\n\n[variants.baseline]\ncommand = ["x"]\n\n'
+        '[variants.candidate]\ncommand = ["y"]\n\n[[expected_slowdown]]\nmetric = "find.*"\nup_to = 0.2\nreason = "r"\n'
+    )
+    (entry,) = load_profile(profile).slowdowns
+    assert (entry.metric, entry.up_to, entry.where) == ("find.*", 0.2, f"{profile}:11")
+
+
+def test_policy_for_gathers_slowdowns_from_the_profile_its_policy_files_and_extra_files(tmp_path: Path) -> None:
+    from harness.validation import policy_for
+
+    slowdown = '[[expected_slowdown]]\nmetric = "{m}"\nup_to = 0.2\nreason = "r"\n'
+    (tmp_path / "listed.toml").write_text(slowdown.format(m="find.*"))
+    (tmp_path / "extra.toml").write_text(slowdown.format(m="move.*"))
+    profile = tmp_path / "profile.toml"
+    profile.write_text(
+        'policy = "listed.toml"\n\n[device]\nname = "x"\nae_title = "X"\n\n[variants.baseline]\ncommand = ["x"]\n\n'
+        '[variants.candidate]\ncommand = ["y"]\n\n' + slowdown.format(m="store.*")
+    )
+    policy = policy_for(load_profile(profile), [tmp_path / "extra.toml"])
+    assert [s.metric for s in policy.slowdowns] == ["store.*", "find.*", "move.*"]
+    assert policy.slowdown_for("move.last") is policy.slowdowns[2]

@@ -16,11 +16,15 @@ from harness.model import (
     Comparison,
     DiffKind,
     Direction,
+    Interval,
+    MetricComparison,
     Observation,
     Outcome,
+    PerfDecision,
     RunRecord,
     RunStatus,
     Security,
+    Spread,
     Verdict,
 )
 from harness.verdict import decide
@@ -285,3 +289,54 @@ def test_loosenings_come_before_other_regressions_and_the_cap_counts_cases() -> 
     assert c.reasons[1].startswith("regressed: c.py::t00: ")
     assert len(c.reasons) == 21
     assert c.reasons[-1] == "... and 11 more regressed cases (see the report)"
+
+
+def _metric(metric: str, decision: PerfDecision, reason: str, declared_reason: str = "") -> MetricComparison:
+    """A compared metric as harness.compare.performance makes one; only what the verdict reads matters here."""
+    spreads = (
+        Spread("baseline-1", 10, 2, (), ()),
+        Spread("baseline-2", 10, 2, (), ()),
+        Spread("candidate-1", 10, 2, (), ()),
+    )
+    one = Interval(1.0, 1.0)
+    return MetricComparison(
+        metric, "s/op", 1.0, one, (one, one), 1.0, one, 0.1, None, decision, reason, spreads,
+        declared_reason=declared_reason,
+    )  # fmt: skip
+
+
+def test_performance_regressions_follow_the_regressed_cases() -> None:
+    cand = _suite(status=0xA700)
+    base = _baselines(_suite(), _suite())
+    c = compare(base, _candidate(cand))
+    slow = _metric("store.study", PerfDecision.REGRESSED, "store.study 1.21x [1.16, 1.27], threshold 1.10x")
+    verdict, reasons = decide(base, _candidate(cand), c.cases, noisy_cases=(), performance=[slow])
+    assert verdict is Verdict.REGRESSED
+    assert reasons == (*c.reasons, "performance: store.study 1.21x [1.16, 1.27], threshold 1.10x")
+
+
+def test_a_declared_slowdown_joins_the_expected_changes_and_a_regression_outranks_it() -> None:
+    policy = Policy((ExpectedChange("echo/*::test_0", "status", "TLS now required", ticket="SEC-12"),))
+    base, cand = _baselines(_suite()), _candidate(_suite(status=0x0122))
+    c = compare(base, cand, policy)
+    declared = _metric("store.study", PerfDecision.EXPECTED, "store.study 1.21x", "scanning (SEC-31)")
+    verdict, reasons = decide(base, cand, c.cases, noisy_cases=(), performance=[declared])
+    assert verdict is Verdict.CHANGED_AS_EXPECTED
+    assert reasons == (*c.reasons, "performance: store.study 1.21x: as declared: scanning (SEC-31)")
+    slow = _metric("find.study", PerfDecision.REGRESSED, "find.study 1.30x")
+    verdict, reasons = decide(base, cand, c.cases, noisy_cases=(), performance=[declared, slow])
+    assert (verdict, reasons) == (Verdict.REGRESSED, ("performance: find.study 1.30x",))
+
+
+def test_performance_warnings_do_not_change_a_verdict_unless_strict() -> None:
+    base, cand = _baselines(_suite(), _suite()), _candidate(_suite())
+    cases = compare(base, cand).cases
+    undecided = _metric("echo.latency", PerfDecision.UNDECIDED, "echo.latency 1.04x [0.95, 1.16]")
+    for metrics in ((), [_metric("echo.latency", PerfDecision.UNCHANGED, "x"), _metric("a", PerfDecision.SLOWER, "y")]):
+        assert decide(base, cand, cases, noisy_cases=(), performance=metrics) == decide(
+            base, cand, cases, noisy_cases=()
+        )
+    verdict, reasons = decide(base, cand, cases, noisy_cases=(), performance=[undecided])
+    assert verdict is Verdict.UNCHANGED and reasons[-1] == "warning: performance: echo.latency 1.04x [0.95, 1.16]"
+    verdict, reasons = decide(base, cand, cases, noisy_cases=(), performance=[undecided], strict=True)
+    assert (verdict, reasons) == (Verdict.INCONCLUSIVE, ("performance: echo.latency 1.04x [0.95, 1.16]",))
