@@ -51,7 +51,7 @@ def diff_cases(before: CaseRecord | None, after: CaseRecord | None) -> tuple[Dif
             found.append(Difference(before.case, name, DiffKind.MISSING, value, None))
         elif name.startswith(TIMING_PREFIX):
             found.extend(_timing(before.case, name, value, new[name]))
-        else:
+        elif not _same(value, new[name]):
             key = name.rsplit(".", 1)[-1]
             found.extend(Difference(before.case, *d) for d in _diff(name, key, value, new[name]))
     found.extend(Difference(before.case, n, DiffKind.EXTRA, None, v) for n, v in new.items() if n not in old)
@@ -61,6 +61,30 @@ def diff_cases(before: CaseRecord | None, after: CaseRecord | None) -> tuple[Dif
 def canonical(value: JSON) -> str:
     """One string per JSON value: equal strings, equal values (1 and true and 1.0 differ)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _same(before: JSON, after: JSON) -> bool:
+    """Whether two values are equal as `canonical` tells (types kept apart), cheaply: no walk in Python.
+
+    `==` alone says 1 == true == 1.0 and 0.0 == -0.0; equal `repr`s also say the types and signs
+    match (repr is Python's literal syntax, one text per value); unequal ones (keys in another
+    order, NaN) leave it to the walk, which decides exactly.
+    """
+    return before is after or (before == after and repr(before) == repr(after))
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})  # for these types, == is canonical equality
+
+
+def _equal(before: JSON, after: JSON) -> bool:
+    """`canonical(before) == canonical(after)`, without json.dumps for the scalars that make up most values."""
+    kind = type(before)
+    if kind is type(after):
+        if kind in _PLAIN:
+            return bool(before == after)
+        if kind is float:
+            return repr(before) == repr(after)  # as json writes floats: 0.0 and -0.0 differ, NaN equals NaN
+    return canonical(before) == canonical(after)
 
 
 def is_status_key(key: str) -> bool:
@@ -77,12 +101,12 @@ def _diff(path: str, key: str, before: JSON, after: JSON) -> Iterator[_Found]:
         for k, v in before.items():
             if k not in after:
                 yield (f"{path}.{k}", DiffKind.MISSING, v, None)
-            else:
+            elif not _same(v, after[k]):
                 yield from _diff(f"{path}.{k}", k, v, after[k])
         yield from ((f"{path}.{k}", DiffKind.EXTRA, None, v) for k, v in after.items() if k not in before)
     elif isinstance(before, list) and isinstance(after, list):
         yield from _diff_list(path, key, before, after)
-    elif canonical(before) != canonical(after):
+    elif not _equal(before, after):
         kind = DiffKind.STATUS_CHANGED if is_status_key(key) else DiffKind.VALUE_CHANGED
         yield (path, kind, before, after)
 
@@ -96,8 +120,9 @@ def _diff_list(path: str, key: str, before: list[JSON], after: list[JSON]) -> It
             yield (path, DiffKind.ORDER_CHANGED, before, after)
         else:
             # Same length, other items: compare position by position for precise paths.
-            for i, (b, a) in enumerate(zip(before, after, strict=True)):
-                yield from _diff(f"{path}[{i}]", key, b, a)
+            for i, (b, a, same) in enumerate(zip(before, after, map(str.__eq__, old, new), strict=True)):
+                if not same:
+                    yield from _diff(f"{path}[{i}]", key, b, a)
         return
     yield (path, DiffKind.COUNT_CHANGED, len(before), len(after))
     missing, extra = Counter(old) - Counter(new), Counter(new) - Counter(old)

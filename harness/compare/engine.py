@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,7 +28,7 @@ from harness.model import (
 )
 from harness.verdict import decide
 
-__all__ = ["LOOSENING_REFUSED", "NOISE_REASON", "compare"]
+__all__ = ["LOOSENING_REFUSED", "NOISE_REASON", "collector_paused", "compare"]
 
 NOISE_REASON = "differs between baseline replicas"
 # Why a declared difference stays regressed: the entry was not written for a weaker device.
@@ -60,6 +62,33 @@ def compare(
     belong together (belonging.mismatches) make it INCONCLUSIVE; with `allow_mixed` they
     are warnings among the reasons and the differences decide.
     """
+    with collector_paused():
+        return _compare(baselines, candidate, policy, created, allow_mixed)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block, what exists now frozen; both undone after, even on error.
+
+    Run records and comparisons are large trees of immutable values without cycles: every
+    collection would rescan them for nothing, which made compare super-linear in the cases
+    (the collector's full passes grow with the heap). Reference counting still frees what dies.
+    """
+    if not gc.isenabled():  # already off (an outer pause, or the caller's choice): leave it as it is
+        yield
+        return
+    gc.disable()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+def _compare(
+    baselines: Sequence[RunRecord], candidate: RunRecord, policy: Policy, created: str | None, allow_mixed: bool
+) -> Comparison:
     normal = [normalise_run(b) for b in baselines]
     after = normalise_run(candidate)
     noise = measure_noise(normal)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-from harness.model import JSON, CaseRecord, RunRecord
+from harness.model import JSON, CaseRecord, Observation, RunRecord
 
 __all__ = ["SLACK", "STANDARD_UID_PREFIX", "normalise_run"]
 
@@ -30,12 +30,17 @@ _DA = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _TM = re.compile(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?")
 _DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?([+-]\d{4})?")
 _ELEMENT_KEYS = frozenset({"vr", "Value", "BulkDataURI", "InlineBinary"})
+_CONTAINERS = (dict, list)
 
 _Window = tuple[datetime, datetime]
 
 
 def normalise_run(run: RunRecord) -> RunRecord:
-    """The run with device-generated UIDs, dates and times replaced by tokens; nothing else changes."""
+    """The run with device-generated UIDs, dates and times replaced by tokens; nothing else changes.
+
+    What normalisation leaves as it was is the *same* object (a case, an observation, any subtree
+    of a value), so three runs of mostly equal values are not copied three times.
+    """
     corpus = run.manifest.corpus
     norm = _Normaliser(corpus.uid_root if corpus else "", _window(run.manifest.started, run.manifest.finished))
     return dataclasses.replace(run, cases=tuple(norm.case(c) for c in run.cases))
@@ -74,10 +79,26 @@ class _Normaliser:
             span = (window[1].date() - window[0].date()).days
             self._days = frozenset(window[0].date() + timedelta(days=i) for i in range(span + 1))
         self._tokens: dict[str, dict[str, str]] = {"UID": {}, "DATE": {}, "TIME": {}, "DATETIME": {}}
+        self._converters: dict[str, Callable[[str], str]] = {
+            "UI": self._uid,
+            "DA": self._date,
+            "TM": self._time,
+            "DT": self._datetime,
+        }
+        # Each value converts the same way every time within a run (a token, once given, stays), so
+        # conversions are remembered per VR: device UIDs and dates repeat across the cases of a run.
+        self._converted: dict[str, dict[str, str]] = {vr: {} for vr in self._converters}
+        self._uid_keys: dict[str, bool] = {}
 
     def case(self, case: CaseRecord) -> CaseRecord:
-        observations = tuple(replace(o, value=self._walk(o.value)) for o in case.observations)
+        observations = tuple(self._observation(o) for o in case.observations)
+        if all(new is old for new, old in zip(observations, case.observations, strict=True)):
+            return case
         return dataclasses.replace(case, observations=observations)
+
+    def _observation(self, observation: Observation) -> Observation:
+        value = self._walk(observation.value)
+        return observation if value is observation.value else replace(observation, value=value)
 
     def _token(self, kind: str, value: str) -> str:
         table = self._tokens[kind]
@@ -86,36 +107,76 @@ class _Normaliser:
         return table[value]
 
     def _walk(self, node: JSON) -> JSON:
+        """`node` normalised: the same object when nothing in it changed, else a new one sharing what did not."""
         if isinstance(node, list):
-            return [self._walk(item) for item in node]
+            return self._list(node)
         if not isinstance(node, dict):
             return node
         if _is_element(node):
             return self._element(node)
-        return {k: self._uids(v) if _is_uid_key(k) else self._walk(v) for k, v in node.items()}
+        changed: dict[str, JSON] | None = None
+        for k, v in node.items():
+            uid_key = self._uid_keys.get(k)
+            if uid_key is None:
+                uid_key = self._uid_keys[k] = _is_uid_key(k)
+            if uid_key:
+                new = self._uids(v)
+            elif isinstance(v, _CONTAINERS):
+                new = self._walk(v)
+            else:
+                continue  # any other scalar stays
+            if new is not v:
+                if changed is None:
+                    changed = dict(node)  # same keys in the same order; the changed ones replaced below
+                changed[k] = new
+        return node if changed is None else changed
+
+    def _list(self, node: list[JSON]) -> list[JSON]:
+        changed: list[JSON] | None = None
+        for i, item in enumerate(node):
+            if isinstance(item, _CONTAINERS):
+                new = self._walk(item)
+                if new is not item:
+                    if changed is None:
+                        changed = list(node)
+                    changed[i] = new
+        return node if changed is None else changed
 
     def _element(self, element: dict[str, JSON]) -> dict[str, JSON]:
         values = element.get("Value")
         if not isinstance(values, list):
-            return dict(element)
-        convert: Callable[[str], str] | None = {
-            "UI": self._uid,
-            "DA": self._date,
-            "TM": self._time,
-            "DT": self._datetime,
-        }.get(element["vr"])
+            return element
+        vr = str(element["vr"])
+        convert = self._converters.get(vr)
         if convert is None:
-            new_values = self._walk(values)
+            new_values = self._list(values)
         else:
-            new_values = [convert(v) if isinstance(v, str) else v for v in values]
+            new_values = values
+            for i, v in enumerate(values):
+                if isinstance(v, str):
+                    new = self._convert(vr, convert, v)
+                    if new != v:
+                        if new_values is values:
+                            new_values = list(values)
+                        new_values[i] = new
+        if new_values is values:
+            return element
         return {k: new_values if k == "Value" else v for k, v in element.items()}
+
+    def _convert(self, vr: str, convert: Callable[[str], str], value: str) -> str:
+        """`convert(value)`, remembered: the value itself when it stays."""
+        converted = self._converted[vr]
+        new = converted.get(value)
+        if new is None:
+            new = converted[value] = convert(value)
+        return value if new == value else new
 
     def _uids(self, node: JSON) -> JSON:
         """The value of a key named `...uid`/`...uids`: a UID string or a list of them."""
         if isinstance(node, str):
-            return self._uid(node)
+            return self._convert("UI", self._uid, node)
         if isinstance(node, list) and all(isinstance(v, str) for v in node):
-            return [self._uid(v) for v in node]
+            return _shared(node, [self._convert("UI", self._uid, v) for v in node])
         return self._walk(node)
 
     def _uid(self, value: str) -> str:
@@ -199,6 +260,11 @@ class _Normaliser:
     def _overlaps(self, start: datetime, width: timedelta) -> bool:
         assert self._window is not None
         return start <= self._window[1] and start + width > self._window[0]
+
+
+def _shared(old: list[JSON], new: list[JSON]) -> list[JSON]:
+    """`old` itself when every item of `new` is the item it came from (nothing changed), else `new`."""
+    return old if all(n is o for n, o in zip(new, old, strict=True)) else new
 
 
 def _precision(has_minutes: bool, has_seconds: bool, fraction: str) -> timedelta:

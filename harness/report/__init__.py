@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from harness.compare.engine import collector_paused
 from harness.model import Comparison, Manifest
 from harness.report.allure import AllureReporter
 from harness.report.html import HtmlReporter
@@ -44,4 +45,5 @@ def write_reports(
     """Every report under `out_dir` (created if needed), by reporter name."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return {r.name: r.write(comparison, out_dir, runs) for r in reporters(templates)}
+    with collector_paused():  # the comparison is a large acyclic tree: see collector_paused
+        return {r.name: r.write(comparison, out_dir, runs) for r in reporters(templates)}

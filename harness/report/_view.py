@@ -25,8 +25,16 @@ from harness.model import (
     SecurityChange,
     Verdict,
 )
+from harness.report._case import split_case
 
-__all__ = ["Page", "build_page"]
+__all__ = ["MAX_DIFFERENCES", "MAX_LINES", "NAMED_UP_TO", "Page", "build_page"]
+
+# A case shows at most this many differences of each kind (shown, noise); comparison.json has them all.
+MAX_DIFFERENCES = 20
+# Up to this many cases, the folded unchanged and not-applicable cases are also named in their module's row.
+NAMED_UP_TO = 1000
+# A side of a difference shows at most this many lines (a whole dataset is hundreds); comparison.json has it all.
+MAX_LINES = 12
 
 _MEANING = {
     Verdict.UNCHANGED: "The patched device (candidate) behaves as the device did before the patch "
@@ -193,7 +201,7 @@ class DiffRow:
 
 @dataclass(frozen=True)
 class ChangedCase:
-    """A case with differences; noise apart."""
+    """A case with differences; noise apart; each kind at most MAX_DIFFERENCES, `*_more` said how many more."""
 
     anchor: str
     case: str
@@ -203,6 +211,8 @@ class ChangedCase:
     after: str
     shown: tuple[DiffRow, ...]
     noise: tuple[DiffRow, ...]
+    shown_more: int = 0  # differences not shown (comparison.json has them)
+    noise_total: int = 0  # every noise difference of the case, shown or not
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,25 @@ class CaseRow:
     before: str
     after: str
     differences: int
+
+
+@dataclass(frozen=True)
+class ModuleCount:
+    """One suite module's unchanged and not-applicable cases, counted (and named when the comparison is small)."""
+
+    module: str
+    unchanged: int
+    not_applicable: int
+    names: tuple[str, ...]  # the tests of the module counted here; empty past NAMED_UP_TO cases
+
+
+@dataclass(frozen=True)
+class Folded:
+    """The cases not shown one by one: unchanged and not applicable ones without differences, per module."""
+
+    said: str  # "9,512 unchanged and 1,650 not applicable cases in 42 suite modules"
+    modules: tuple[ModuleCount, ...]
+    named: bool  # the modules' rows name their tests
 
 
 @dataclass(frozen=True)
@@ -232,8 +261,10 @@ class Page:
     security: Posture | None  # None: no observation carries a security meaning
     software: Software | None  # None: no software inventory was recorded
     differences: tuple[ChangedCase, ...]
-    cases: tuple[CaseRow, ...]
+    cases: tuple[CaseRow, ...]  # every case (a template may list them all; the packaged one folds them)
     created: str
+    listed: tuple[CaseRow, ...] = ()  # the cases shown one by one: regressed, expected, or with any difference
+    folded: Folded | None = None  # None: no case is folded
 
 
 def build_page(
@@ -259,12 +290,54 @@ def build_page(
         security=_security(c.security) if c.security else None,
         software=_software(c.cases, inventory or {}),
         differences=_differences(c.cases),
-        cases=tuple(
-            CaseRow(x.case, _STATUS_WORDS[x.status], _outcome(x.before), _outcome(x.after), len(x.differences))
-            for x in c.cases
-        ),
+        cases=tuple(_case_row(x) for x in c.cases),
         created=c.created or "an unknown date",
+        listed=tuple(_case_row(x) for x in c.cases if not _foldable(x)),
+        folded=_folded(c.cases),
     )
+
+
+def _case_row(x: CaseComparison) -> CaseRow:
+    return CaseRow(x.case, _STATUS_WORDS[x.status], _outcome(x.before), _outcome(x.after), len(x.differences))
+
+
+def _foldable(case: CaseComparison) -> bool:
+    """Passed in both runs, or not run in either, without a difference (noise included): counted, not listed.
+
+    A case that failed or errored in both runs is unchanged, yet listed: a reader should see it.
+    """
+    if case.differences:
+        return False
+    if case.status is CaseStatus.UNCHANGED:
+        return case.before is Outcome.PASSED and case.after is Outcome.PASSED
+    return case.status is CaseStatus.NOT_APPLICABLE
+
+
+def _folded(cases: Sequence[CaseComparison]) -> Folded | None:
+    """The foldable cases counted per suite module, in module order; named when there are few cases."""
+    by_module: dict[str, list[CaseComparison]] = {}
+    for case in cases:
+        if _foldable(case):
+            by_module.setdefault(split_case(case.case)[0] or "(no module)", []).append(case)
+    if not by_module:
+        return None
+    named = len(cases) <= NAMED_UP_TO
+    modules = tuple(
+        ModuleCount(
+            module,
+            sum(1 for x in found if x.status is CaseStatus.UNCHANGED),
+            sum(1 for x in found if x.status is CaseStatus.NOT_APPLICABLE),
+            tuple(split_case(x.case)[1] for x in found) if named else (),
+        )
+        for module, found in sorted(by_module.items())
+    )
+    unchanged, not_applicable = sum(m.unchanged for m in modules), sum(m.not_applicable for m in modules)
+    n = len(modules)
+    said = (
+        f"{unchanged:,} unchanged and {not_applicable:,} not applicable case(s) "
+        f"in {n:,} suite module{'' if n == 1 else 's'}"
+    )
+    return Folded(said, modules, named)
 
 
 def _run(m: Manifest) -> Run:
@@ -410,18 +483,23 @@ def _classified(d: Difference) -> Judged:
 
 def _differences(cases: Sequence[CaseComparison]) -> tuple[ChangedCase, ...]:
     changed = sorted((c for c in cases if c.differences), key=lambda c: (_ORDER.index(c.status), c.case))
-    return tuple(
-        ChangedCase(
-            anchor=f"case-{i}",
-            case=c.case,
-            status=c.status.value,
-            status_words=_STATUS_WORDS[c.status],
-            before=_outcome(c.before),
-            after=_outcome(c.after),
-            shown=tuple(_diff_row(d) for d in c.differences if d.classification is not Classification.NOISE),
-            noise=tuple(_diff_row(d) for d in c.differences if d.classification is Classification.NOISE),
-        )
-        for i, c in enumerate(changed, start=1)
+    return tuple(_changed(i, c) for i, c in enumerate(changed, start=1))
+
+
+def _changed(i: int, c: CaseComparison) -> ChangedCase:
+    shown = [d for d in c.differences if d.classification is not Classification.NOISE]
+    noise = [d for d in c.differences if d.classification is Classification.NOISE]
+    return ChangedCase(
+        anchor=f"case-{i}",
+        case=c.case,
+        status=c.status.value,
+        status_words=_STATUS_WORDS[c.status],
+        before=_outcome(c.before),
+        after=_outcome(c.after),
+        shown=tuple(_diff_row(d) for d in shown[:MAX_DIFFERENCES]),
+        noise=tuple(_diff_row(d) for d in noise[:MAX_DIFFERENCES]),
+        shown_more=max(0, len(shown) - MAX_DIFFERENCES),
+        noise_total=len(noise),
     )
 
 
@@ -430,10 +508,18 @@ def _diff_row(d: Difference) -> DiffRow:
         path=d.path,
         kind=d.kind.value.replace("_", " "),
         classification=d.classification.value,
-        before=format_side(d, "before", pretty=True),
-        after=format_side(d, "after", pretty=True),
+        before=_lines(format_side(d, "before", pretty=True)),
+        after=_lines(format_side(d, "after", pretty=True)),
         reason=d.reason,
     )
+
+
+def _lines(text: str) -> str:
+    """At most MAX_LINES lines of `text`, then how many more there are."""
+    lines = text.split("\n")
+    if len(lines) <= MAX_LINES:
+        return text
+    return "\n".join([*lines[:MAX_LINES], f"… and {len(lines) - MAX_LINES} more lines in comparison.json"])
 
 
 def _outcome(outcome: Outcome | None) -> str:

@@ -43,11 +43,11 @@ class AllureReporter:
             if case.differences:
                 source = f"{uuid.uuid5(uuid.NAMESPACE_URL, key + '|differences')}-attachment.json"
                 (results / source).write_text(
-                    json.dumps(to_json(case.differences), indent=2, ensure_ascii=False), encoding="utf-8"
+                    json.dumps(to_json(case.differences), ensure_ascii=False), encoding="utf-8"
                 )
                 result["attachments"] = [{"name": "differences", "source": source, "type": "application/json"}]
             (results / f"{result['uuid']}-result.json").write_text(
-                json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8"
+                json.dumps(result, ensure_ascii=False), encoding="utf-8"
             )
         return results
 

@@ -111,3 +111,20 @@ def test_format_side_renders_statuses_absence_counts_and_json() -> None:
     assert format_side(Difference(CASE, "l", DiffKind.COUNT_CHANGED, 2, 3), "after") == "3 items"
     assert format_side(Difference(CASE, "outcome", DiffKind.STATUS_CHANGED, "passed", "failed"), "after") == "failed"
     assert format_side(Difference(CASE, "v", DiffKind.VALUE_CHANGED, None, "x"), "before") == "null"
+
+
+def test_equal_looking_values_of_other_types_or_signs_still_differ_deep_inside() -> None:
+    # == says 1 == true == 1.0 and 0.0 == -0.0; the comparison keeps them apart at any depth.
+    before = {"a": [1, {"b": 1, "z": 0.0}], "c": "x"}
+    after = {"a": [1, {"b": True, "z": -0.0}], "c": "x"}
+    assert _found(_case(x=before), _case(x=after)) == [
+        ("x.a[1].b", DiffKind.VALUE_CHANGED, 1, True),
+        ("x.a[1].z", DiffKind.VALUE_CHANGED, 0.0, -0.0),
+    ]
+    assert _found(_case(x=[{"n": 1.0}]), _case(x=[{"n": 1}])) == [("x[0].n", DiffKind.VALUE_CHANGED, 1.0, 1)]
+
+
+def test_keys_in_another_order_and_nan_are_no_difference() -> None:
+    nan = float("nan")
+    assert _found(_case(x={"a": 1, "b": [nan]}), _case(x={"b": [nan], "a": 1})) == []
+    assert _found(_case(x=nan), _case(x=float("nan"))) == []

@@ -156,3 +156,26 @@ def test_normalising_twice_changes_nothing_more() -> None:
 def test_unparseable_run_window_leaves_dates_alone() -> None:
     run = _run(_case("a.py::t", x={"00080020": _el("DA", "20261128")}), started="", finished="")
     assert _values(normalise_run(run)) == [{"00080020": _el("DA", "20261128")}]
+
+
+def test_what_normalisation_leaves_alone_is_the_same_object() -> None:
+    untouched = {"00100010": _el("PN", {"Alphabetic": "Doe^Jane"}), "00080060": _el("CS", "CT")}
+    item = {"00081150": _el("UI", CT_STORAGE), "00081155": _el("UI", DEVICE_UID)}
+    dataset = {"00081199": _el("SQ", item), "00100010": _el("PN", {"Alphabetic": "Doe^Jane"}), "status": 0}
+    run = _run(_case("a.py::same", plain=untouched, flag=True), _case("a.py::device", stored=dataset))
+    out = normalise_run(run)
+    same, device = out.cases
+    assert same is run.cases[0]  # nothing to normalise: the case itself
+    stored = device.observations[0].value
+    assert stored is not dataset and stored["00081199"]["Value"][0]["00081155"] == _el("UI", "UID#1")
+    # Only the path to the changed value is new; every subtree beside it is shared, not copied.
+    assert stored["00100010"] is dataset["00100010"]
+    assert stored["00081199"]["Value"][0]["00081150"] is item["00081150"]
+    assert stored["00081199"]["Value"][0] is not item
+    assert dataset["00081199"]["Value"][0]["00081155"] == _el("UI", DEVICE_UID)  # the input is not changed
+
+
+def test_a_case_whose_values_hold_nothing_to_normalise_is_the_same_object() -> None:
+    value = {"note": "{'vr': 'UI'}", "key_uid": CORPUS_UID, "list": [1, 2.5, None, "x"]}
+    run = _run(_case("a.py::t", x=value))
+    assert normalise_run(run).cases[0] is run.cases[0]

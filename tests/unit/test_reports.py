@@ -36,6 +36,7 @@ from harness.report import Reporter, reporters, summary_table, write_reports
 from harness.report.html import HtmlReporter, check_templates, render_html
 from harness.report.junit import JUnitReporter
 from tests.factories import make_case, make_reference_run
+from tests.synthetic import synthetic
 
 HOSTILE = "<script>alert('x')</script> & \x01\x1b"
 
@@ -441,3 +442,76 @@ def test_a_broken_override_is_one_harness_error_before_any_run(tmp_path: Path, n
     with pytest.raises(HarnessError, match="template directory not found"):
         check_templates(tmp_path / "missing")
     check_templates(TEMPLATES)  # the packaged ones, as an override of themselves, render
+
+
+# --- Large comparisons: folded, capped, and still listing every regressed case ---------------------
+
+
+def test_a_small_report_folds_unchanged_cases_by_module_and_still_names_them(comparison: Comparison) -> None:
+    page = render_html(comparison, [])
+    cases = page[page.index("<section id='cases'>") :]
+    listed = cases[: cases.index("<details class='folded'>")]
+    folded = cases[cases.index("<details class='folded'>") :]
+    for case in comparison.cases:
+        if case.differences:
+            assert f"<code>{_html(case.case)}</code>" in listed
+        else:  # the not-applicable worklist case: counted in its module's row, and named there
+            assert case.case not in listed and case.status is CaseStatus.NOT_APPLICABLE
+            assert '<tr><td><code>mwl.test_mwl</code></td><td class="num">0</td><td class="num">1</td>' in folded
+            assert "<code>test_query</code>" in folded
+    assert "<summary>0 unchanged and 1 not applicable case(s) in 1 suite module: passed in both runs or" in folded
+
+
+def test_a_case_that_failed_in_both_runs_is_listed_not_folded() -> None:
+    cases = [make_case("a/t.py::test_ok", x=1), make_case("a/t.py::test_broken", Outcome.FAILED, x=1)]
+    comparison = compare([_run(cases)], _run(cases, "candidate"))
+    page = render_html(comparison, [])
+    listed = page[page.index("<section id='cases'>") : page.index("<details class='folded'>")]
+    assert "<tr><td><code>a/t.py::test_broken</code></td><td>Unchanged</td><td>failed</td><td>failed</td>" in listed
+    assert "test_ok" not in listed and "<code>test_ok</code>" in page[page.index("<details class='folded'>") :]
+
+
+def test_a_case_shows_twenty_differences_then_says_how_many_more() -> None:
+    before = make_case("qr/test_find.py::test_many", matches=[f"m{i}" for i in range(33)])
+    after = make_case("qr/test_find.py::test_many", matches=["m0", "m1", "m2"])
+    comparison = compare([_run([before])], _run([after], "candidate"))
+    (case,) = comparison.cases
+    assert len(case.differences) == 31  # the count, then 30 items gone
+    page = render_html(comparison, [])
+    assert page.count("<td><code>matches") == 20  # the count change, then items [3] .. [21]
+    assert "… and 11 more in comparison.json." in page
+    assert "matches[21]" in page and "matches[22]" not in page
+
+
+def test_a_ten_thousand_case_regression_report_stays_small_and_lists_every_regressed_case(tmp_path: Path) -> None:
+    s = synthetic(10_000)
+    comparison = compare(s.baselines, s.candidate, s.policy, created="2026-11-28T10:30:00+00:00")
+    path = HtmlReporter().write(comparison, tmp_path, [r.manifest for r in (*s.baselines, s.candidate)])
+    assert path.stat().st_size <= 2_000_000  # it was 2.7 MB with every case listed
+    page = path.read_text(encoding="utf-8")
+    assert len(s.regressed) > 150
+    for case in s.regressed:
+        assert f"<h3>{_html(case)}</h3>" in page  # its differences in full ...
+        assert f"<tr><td><code>{_html(case)}</code></td><td>Regressed</td>" in page  # ... and a row of its own
+    unchanged = [c.case for c in comparison.cases if c.status is CaseStatus.UNCHANGED and not c.differences]
+    assert len(unchanged) > 7_000 and not any(f"<code>{_html(c)}</code>" in page for c in unchanged[:200])
+    assert "Each case, with its outcome in every run, is in comparison.json." in page
+    assert "… and 12 more in comparison.json." in page  # a big regression, capped at 20 differences
+
+
+def test_comparison_json_holds_one_case_per_line(tmp_path: Path, comparison: Comparison) -> None:
+    text = write_reports(comparison, tmp_path, [])["json"].read_text(encoding="utf-8")
+    lines = text.splitlines()
+    for case in comparison.cases:
+        (line,) = [x for x in lines if f'"case":{json.dumps(case.case)},"differences"' in x]
+        assert CaseComparison.from_json(json.loads(line.strip().rstrip(","))) == case
+
+
+def test_a_long_value_shows_its_first_lines_then_says_how_many_more() -> None:
+    dataset = {f"0010{i:04X}": {"vr": "LO", "Value": [f"v{i}"]} for i in range(8)}  # 50 lines as indented JSON
+    comparison = compare(
+        [_run([make_case("a/t.py::t", ds=[dataset])])], _run([make_case("a/t.py::t", ds=[])], "candidate")
+    )
+    page = render_html(comparison, [])
+    assert "… and 38 more lines in comparison.json" in page
+    assert "&#34;v0&#34;" in page and "&#34;v7&#34;" not in page
