@@ -162,15 +162,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace, started: float) -> int:
     from harness.profile import load_profile
-    from harness.rundir import read_run
-    from harness.validation import compare_runs, policy_for
+    from harness.validation import compare_runs, policy_for, read_runs
 
     profile = load_profile(args.profile) if args.profile else None
     policy = policy_for(profile, args.policy)
     _check_report_templates(args)
     _output_dir(args.out)
-    baselines = [read_run(d) for d in args.baseline]
-    candidate = read_run(args.candidate)
+    *baselines, candidate = read_runs([*args.baseline, args.candidate])
     result = compare_runs(
         baselines, candidate, policy, args.out, report_templates=args.report_templates, allow_mixed=args.allow_mixed
     )
