@@ -33,6 +33,7 @@ from pynetdicom.presentation import build_context, build_role
 
 from simulators._contexts import CheapContexts
 from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, qr_sop_class, status_hex
+from simulators._trace import commit_fields, get_fields, n_fields, query_fields, store_fields, traced
 from simulators.commitment import PUSH_MODEL
 from simulators.commitment_scu import CommitmentListener, CommitResult, ReportCatcher
 from simulators.endpoint import JSON, Endpoint
@@ -381,6 +382,7 @@ class Modality:
             return assoc, "no presentation context accepted"
         return assoc, "association aborted by the peer"
 
+    @traced("echo")
     def echo(self, peer: Endpoint) -> EchoResult:
         """C-ECHO the peer."""
         assoc, error = self._associate(peer, [build_context(VERIFICATION)])
@@ -395,6 +397,7 @@ class Modality:
         finally:
             _close(assoc)
 
+    @traced("store", store_fields)
     def store(self, peer: Endpoint, items: Iterable[Dataset | Path | str]) -> StoreResult:
         """C-STORE each item on one association, proposing exactly the items' (SOP class, syntax) pairs."""
         parsed = [_item(i) for i in items]
@@ -447,6 +450,7 @@ class Modality:
             return StoreOutcome(*_ids(item), None, _NO_RESPONSE)
         return StoreOutcome(*_ids(item), int(rsp.Status))
 
+    @traced("find", query_fields(["model"]))
     def find(self, peer: Endpoint, query: Dataset, model: Model) -> FindResult:
         """C-FIND with `query` in the patient- or study-root model."""
         return self._find(peer, query, qr_sop_class(model, "find"))
@@ -473,14 +477,17 @@ class Modality:
 
     # -- workflow: Modality Worklist and MPPS (UIDs, datasets and NResult in simulators.workflow_scu) --
 
+    @traced("worklist", query_fields(["cancel_after"]))
     def worklist(self, peer: Endpoint, query: Dataset, *, cancel_after: int | None = None) -> FindResult:
         """C-FIND `query` in the Modality Worklist information model (PS3.4 K.6, IHE RAD-5)."""
         return self._find(peer, query, MWL_FIND, cancel_after)
 
+    @traced("mpps_create", n_fields("attrs"))
     def mpps_create(self, peer: Endpoint, uid: str | None, attrs: Dataset) -> NResult:
         """N-CREATE a Performed Procedure Step (PS3.4 F.7.2.1, IHE RAD-6); `uid` None lets the SCP make one."""
         return self._mpps(peer, uid, lambda assoc: assoc.send_n_create(attrs, MPPS, uid))
 
+    @traced("mpps_set", n_fields("changes"))
     def mpps_set(self, peer: Endpoint, uid: str, changes: Dataset) -> NResult:
         """N-SET a Performed Procedure Step (PS3.4 F.7.2.2, IHE RAD-7)."""
         return self._mpps(peer, uid, lambda assoc: assoc.send_n_set(changes, MPPS, uid))
@@ -502,6 +509,7 @@ class Modality:
             _close(assoc)
         return n_result(status, attributes, uid or next((u for u in made if u), ""))
 
+    @traced("move", query_fields(["destination", "model"]))
     def move(self, peer: Endpoint, query: Dataset, destination: str, model: Model) -> MoveResult:
         """C-MOVE what `query` names to the AE `destination` (the peer must know where it is)."""
         sop_class = qr_sop_class(model, "move")
@@ -521,6 +529,7 @@ class Modality:
             counts.error,
         )
 
+    @traced("get", get_fields)
     def get(
         self,
         peer: Endpoint,
@@ -572,6 +581,7 @@ class Modality:
 
     # -- storage commitment (simulators.commitment_scu holds the requester's side) -------
 
+    @traced("commit", commit_fields)
     def commit(
         self,
         peer: Endpoint,

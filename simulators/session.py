@@ -6,7 +6,8 @@ open instead: a C-FIND on an open association costs a fraction of one on a new a
 The association is made by `Modality._associate` (its AE title, timeouts, TLS, user identity,
 TCP_NODELAY and the race-free reactor checkpoint), with the proposed contexts in a
 `CheapContexts` list so pynetdicom's deep copy of them is shallow. Results are the modality's
-frozen result types; failures are results with an `error`, never exceptions.
+frozen result types; failures are results with an `error`, never exceptions. A session opened
+with PATCHGATE_TRACE set writes its association and operations there (simulators._trace).
 
     with Session(peer, [build_context(VERIFICATION)]) as session:
         session.echo()
@@ -14,6 +15,8 @@ frozen result types; failures are results with an `error`, never exceptions.
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,7 +28,8 @@ from pynetdicom.presentation import PresentationContext, build_context, build_ro
 
 from simulators._contexts import CheapContexts
 from simulators._net import VERIFICATION, qr_sop_class
-from simulators.endpoint import Endpoint
+from simulators._trace import TRACE_VAR, query_fields, store_fields, trace_caller, trace_line, trace_peer, traced
+from simulators.endpoint import JSON, Endpoint
 from simulators.modality import (
     _NO_RESPONSE,
     _PENDING,
@@ -40,6 +44,7 @@ from simulators.modality import (
 __all__ = ["Received", "RetrieveResult", "Session", "echo_contexts", "get_contexts"]
 
 _MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context ids are odd numbers 1..255
+_TRACE_IDS = itertools.count(1)  # sessions numbered per process in PATCHGATE_TRACE lines
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ class Session:
         self.modality = modality or Modality()
         self.received: list[Received] = []
         self.sent_bytes = 0
+        self.trace_id = 0  # > 0 once traced: the `session` of its lines in PATCHGATE_TRACE
+        self.trace_path = os.environ.get(TRACE_VAR, "")  # looked up once: the operations read this
         if len(contexts) > _MAX_CONTEXTS:
             self.assoc: Any = None
             self.error = f"{len(contexts)} presentation contexts proposed, at most {_MAX_CONTEXTS} fit (PS3.8 9.3.2.2)"
@@ -103,6 +110,22 @@ class Session:
         self.assoc, self.error = self.modality._associate(
             peer, CheapContexts(contexts), ext_neg=list(roles) or None, handlers=[*own, *handlers]
         )
+        if self.trace_path:
+            self._trace_open(self.trace_path, contexts, roles)
+
+    def _trace_open(self, path: str, contexts: Sequence[PresentationContext], roles: Sequence[Any]) -> None:
+        self.trace_id = next(_TRACE_IDS)
+        line: dict[str, JSON] = {
+            "op": "associate",
+            "session": self.trace_id,
+            **trace_caller(self.modality),
+            "peer": trace_peer(self.peer),
+            "contexts": [[str(cx.abstract_syntax), [str(t) for t in cx.transfer_syntax]] for cx in contexts],
+            "roles": [[str(r.sop_class_uid), bool(r.scu_role), bool(r.scp_role)] for r in roles],
+            "outcome": {"accepted": self.established, "error": self.error},
+            "t": round(time.time(), 6),
+        }
+        trace_line(path, line)
 
     @property
     def established(self) -> bool:
@@ -114,6 +137,7 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @traced("release", session=True)
     def close(self) -> None:
         """Release the association (pynetdicom aborts it if the release is not answered within the ACSE timeout)."""
         assoc, self.assoc = self.assoc, None
@@ -129,6 +153,7 @@ class Session:
 
     # -- operations ------------------------------------------------------------------------
 
+    @traced("echo", session=True)
     def echo(self) -> EchoResult:
         """C-ECHO on the session (PS3.7 9.1.5)."""
         if error := self._unusable():
@@ -140,6 +165,7 @@ class Session:
         status = int(rsp.Status) if "Status" in rsp else None
         return EchoResult(True, status, "" if status is not None else _NO_RESPONSE)
 
+    @traced("find", query_fields(["model"]), session=True)
     def find(self, query: Dataset, model: Model) -> FindResult:
         """C-FIND `query` in the patient- or study-root model, every response read (PS3.4 C.4.1)."""
         if error := self._unusable():
@@ -157,6 +183,7 @@ class Session:
             return FindResult(True, None, tuple(matches), f"not sent: {exc}")
         return FindResult(True, status, tuple(matches))
 
+    @traced("store", store_fields, session=True)
     def store(self, datasets: Iterable[Dataset]) -> tuple[StoreOutcome, ...]:
         """C-STORE each dataset in turn (PS3.4 B.2); one outcome per dataset, in order."""
         outcomes: list[StoreOutcome] = []
@@ -174,12 +201,14 @@ class Session:
             outcomes.append(StoreOutcome(*ids, status, "" if status is not None else _NO_RESPONSE))
         return tuple(outcomes)
 
+    @traced("move", query_fields(["destination", "model"]), session=True)
     def move(self, query: Dataset, destination: str, model: Model, *, msg_id: int = 1) -> RetrieveResult:
         """C-MOVE what `query` names to the AE `destination` (PS3.4 C.4.2), every response read."""
         if error := self._unusable():
             return RetrieveResult(None, error=error)
         return self._retrieve(lambda: self.assoc.send_c_move(query, destination, qr_sop_class(model, "move"), msg_id))
 
+    @traced("get", query_fields(["model"]), session=True)
     def get(self, query: Dataset, model: Model, *, msg_id: int = 1) -> RetrieveResult:
         """C-GET what `query` names (PS3.4 C.4.3); the objects come on this association, into `received`."""
         if error := self._unusable():
