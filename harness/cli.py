@@ -23,6 +23,7 @@ from harness.errors import HarnessError, RunDirError, printable
 __all__ = ["main"]
 
 _SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+_PERFORMANCE_HELP = "run the performance phase after the suites, whatever the profile's [performance] enabled says"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--replicas", type=int, default=2, help="baseline replicas used to measure noise (default 2)")
     v.add_argument("--serial", action="store_true", help="run baselines and candidate one after the other")
     v.add_argument("--policy", type=Path, action="append", default=[], help="extra expected-change policy TOML")
+    v.add_argument("--performance", action="store_true", help=_PERFORMANCE_HELP)
     v.add_argument(
         "--report-templates",
         type=Path,
@@ -61,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--role", choices=("baseline", "candidate"), help="default: the variant name if it is one of these")
     r.add_argument("--replica", type=int, default=1)
     r.add_argument("--out", type=Path, required=True, help="run directory to create")
+    r.add_argument("--performance", action="store_true", help=_PERFORMANCE_HELP)
 
     c = sub.add_parser("compare", help="compare run directories, write reports, exit with the verdict")
     c.add_argument("--baseline", type=Path, action="append", required=True, help="baseline run directory (repeat)")
@@ -124,6 +127,7 @@ def _validate(args: argparse.Namespace, started: float) -> int:
     else:
         profile = load_profile(args.profile)
         title = f"{profile.device.name} from {args.profile}"
+    profile = _with_performance(profile, args.performance)
     if args.replicas < 1:
         raise HarnessError("--replicas must be at least 1", hint="2 (the default) measures noise")
     _check_report_templates(args)
@@ -147,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
     from harness.runner import RunRequest, run_variant
     from harness.validation import ProgressLine
 
-    profile = load_profile(args.profile)
+    profile = _with_performance(load_profile(args.profile), args.performance)
     profile.variant(args.variant)
     _output_dir(args.out)
     role = args.role or (args.variant if args.variant in ("baseline", "candidate") else "candidate")
@@ -173,6 +177,15 @@ def _compare(args: argparse.Namespace, started: float) -> int:
         baselines, candidate, policy, args.out, report_templates=args.report_templates, allow_mixed=args.allow_mixed
     )
     return _finish(result.comparison, result.reports, started)
+
+
+def _with_performance(profile: Any, on: bool) -> Any:
+    """The profile with its [performance] phase switched on when `--performance` was given."""
+    import dataclasses
+
+    if not on:
+        return profile
+    return dataclasses.replace(profile, performance=dataclasses.replace(profile.performance, enabled=True))
 
 
 def _check_report_templates(args: argparse.Namespace) -> None:

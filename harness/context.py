@@ -40,6 +40,9 @@ class SuiteContext:
     worklist_date: str = ""  # YYYYMMDD the run's worklist is scheduled on (one per validation); "" before it existed
     # A reserved port where the suites take storage commitment reports on a new association ({modality.port}); 0: none.
     modality_port: int = 0
+    # The [performance] table when the phase runs (PerformanceSpec as JSON, plus "metrics": the selected metric
+    # ids, "turn_timeout": seconds a turn may wait, "arrivals": the PACS simulator's arrival log); {}: off.
+    performance: Mapping[str, JSON] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON], run_dir: str) -> SuiteContext:
@@ -67,4 +70,5 @@ class SuiteContext:
             commitment_log=str(d.get("commitment_log", "")),
             worklist_date=str(d.get("worklist_date", "")),
             modality_port=int(d.get("modality_port", 0)),
+            performance=dict(d.get("performance") or {}),
         )

@@ -34,6 +34,7 @@ __all__ = [
     "Observation",
     "Outcome",
     "PerfDecision",
+    "PerfSetup",
     "RunRecord",
     "RunSetup",
     "RunStatus",
@@ -211,6 +212,38 @@ class RunSetup:
 
 
 @dataclass(frozen=True)
+class PerfSetup:
+    """How a run's performance phase ran (docs/design/load-and-attack.md 4): what compare needs to redo its statistics.
+
+    `spec` is the profile's [performance] table as it applied (with --performance); `metrics` the conductor's
+    summary per metric (rounds, why it stopped, who took part: harness.perf.conductor.MetricSummary).
+    """
+
+    spec: Mapping[str, JSON]
+    conductor: str  # "interleaved" (the runs of a validation took turns) or "alone"
+    resources: str = ""  # the device resource probe's source ("proc", "cgroup-v1", "engine"); "": none read
+    metrics: tuple[Mapping[str, JSON], ...] = ()
+    left_out: tuple[str, ...] = ()  # runs the barrier left out (they reached the phase too late)
+    problems: tuple[str, ...] = ()  # the desk's or the sampler's failure, said in the report
+
+    @property
+    def warmup_rounds(self) -> int:
+        value = self.spec.get("warmup_rounds", 1)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> PerfSetup:
+        return cls(
+            spec=dict(d.get("spec") or {}),
+            conductor=str(d.get("conductor", "")),
+            resources=str(d.get("resources", "")),
+            metrics=tuple(dict(m) for m in d.get("metrics") or ()),
+            left_out=tuple(str(r) for r in d.get("left_out") or ()),
+            problems=tuple(str(p) for p in d.get("problems") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What a run directory holds: who ran what, against which device variant, and how it ended."""
 
@@ -231,6 +264,13 @@ class Manifest:
     cases_collected: int = 0
     device_endpoint: Endpoint | None = None
     extra: RunSetup = field(default_factory=RunSetup)
+    performance: PerfSetup | None = None  # None: the phase was off (the key is then absent, as before it existed)
+
+    def to_json(self) -> dict[str, JSON]:
+        d = {f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "performance"}
+        if self.performance is not None:
+            d["performance"] = to_json(self.performance)
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> Manifest:
@@ -254,6 +294,7 @@ class Manifest:
             cases_collected=int(d.get("cases_collected", 0)),
             device_endpoint=Endpoint.from_json(endpoint) if endpoint else None,
             extra=RunSetup.from_json(d.get("extra") or {}),
+            performance=PerfSetup.from_json(d["performance"]) if isinstance(d.get("performance"), Mapping) else None,
         )
 
 
@@ -575,7 +616,7 @@ class Comparison:
 
 def to_json(obj: object) -> JSON:
     """Any record above (or a nesting of them) as plain JSON values; enums become their values."""
-    if isinstance(obj, (RunSetup, CaseComparison, Comparison)):
+    if isinstance(obj, (RunSetup, CaseComparison, Comparison, Manifest)):
         return obj.to_json()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}

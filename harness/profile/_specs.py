@@ -19,6 +19,9 @@ __all__ = [
     "COMMITMENT_REPORTS",
     "IDENTITY_KINDS",
     "INITIATES",
+    "METRICS",
+    "METRIC_SERVICES",
+    "RESOURCE_METRICS",
     "SERVICES",
     "ActionSpec",
     "DeviceSpec",
@@ -26,6 +29,7 @@ __all__ = [
     "ExpectedChange",
     "ExpectedSlowdown",
     "PacsSpec",
+    "PerformanceSpec",
     "PolicyFile",
     "Profile",
     "RisSpec",
@@ -56,6 +60,28 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 # Seconds an action may take when the profile does not say: a person at a console needs longer.
 DEFAULT_DEADLINE = {"prompt": 600.0}
 _DEADLINE = 60.0
+
+# The performance phase's metrics (docs/design/load-and-attack.md 3, 5.1): every one is time per unit, lower is
+# better, and needs the device to declare a service; suites/performance measures each. The workflow metrics of
+# the design are not measured yet.
+METRIC_SERVICES: Mapping[str, str] = {
+    "association.setup": "echo",  # A-ASSOCIATE-RQ -> AC with the suites' full proposal
+    "echo.latency": "echo",  # C-ECHO on an open association
+    "store.study": "store",  # one study on one association
+    "store.study.parallel": "store",  # the study over `parallel` associations
+    "find.patient": "find",  # C-FIND per level on an open association
+    "find.study": "find",
+    "find.series": "find",
+    "find.image": "find",
+    "move.first": "move",  # C-MOVE-RQ -> first / last object at the PACS simulator
+    "move.last": "move",
+    "get.first": "get",  # C-GET-RQ -> first / last C-STORE received by the suites
+    "get.last": "get",
+}
+METRICS = tuple(METRIC_SERVICES)
+# Read by the harness from the device's processes or container (design 5.3, 6); compared when selected.
+RESOURCE_METRICS = ("memory.steady", "memory.peak", "memory.growth")
+RESOURCE_SOURCES = ("auto", "proc", "cgroup", "engine", "none")
 
 _AE_TITLE = dict(
     pattern=r"[\x20-\x5b\x5d-\x7e]{1,16}", pattern_hint="an AE title: 1-16 printable ASCII characters, no backslash"
@@ -344,6 +370,106 @@ class RisSpec(SimulatorSpec):
 
 
 @dataclass(frozen=True)
+class PerformanceSpec:
+    """The performance phase (docs/design/load-and-attack.md 3): off unless enabled here or by --performance."""
+
+    enabled: bool = field(
+        default=False, metadata=key("the phase runs after the functional suites (also: --performance)")
+    )
+    metrics: tuple[str, ...] = field(
+        default=("*",),
+        metadata=key(
+            "globs (only * is special) over the metric ids "
+            f"({', '.join(METRICS + RESOURCE_METRICS)}); metrics of services the device does not declare drop out",
+            nonblank=True,
+        ),
+    )
+    budget: float = field(
+        default=150.0,
+        metadata=key("seconds of wall time for the whole phase of a validation (all runs)", minimum=10, maximum=3600),
+    )
+    threshold: float = field(
+        default=0.10,
+        metadata=key(
+            "a metric slower than every baseline by more than this fraction (at `confidence`) is regressed",
+            minimum=0.01,
+            maximum=10,
+        ),
+    )
+    thresholds: Mapping[str, float] = field(
+        default_factory=dict,
+        metadata=key("per-metric thresholds, by metric glob (first match wins)", minimum=0.01, maximum=10),
+    )
+    confidence: float = field(
+        default=0.95, metadata=key("one-sided confidence of the bootstrap bounds", minimum=0.8, maximum=0.999)
+    )
+    min_rounds: int = field(
+        default=6, metadata=key("rounds kept before a metric may stop early", minimum=3, maximum=100)
+    )
+    max_rounds: int = field(
+        default=40,
+        metadata=key(
+            "rounds after which a metric stops (at least min_rounds + warmup_rounds)", minimum=3, maximum=1000
+        ),
+    )
+    warmup_rounds: int = field(
+        default=1, metadata=key("first rounds recorded but left out of every statistic", minimum=0, maximum=10)
+    )
+    block: Mapping[str, int] = field(
+        default_factory=dict,
+        metadata=key(
+            "operations per block by metric glob (latency metrics; defaults: association.setup 10, echo 20, find 10)",
+            minimum=1,
+            maximum=1000,
+        ),
+    )
+    parallel: int = field(default=4, metadata=key("associations of store.study.parallel", minimum=2, maximum=16))
+    study: str = field(
+        default="auto",
+        metadata=key(
+            'the corpus study key stored by store.study*; "auto": the study with the most bytes', nonblank=True
+        ),
+    )
+    memory_threshold: float = field(
+        default=0.20,
+        metadata=key("memory.steady and memory.peak regress beyond this fraction", minimum=0.01, maximum=10),
+    )
+    memory_growth_limit: int = field(
+        default=65536,
+        metadata=key("bytes per association the candidate's memory may grow by more than the baselines'", minimum=0),
+    )
+    resources: str = field(
+        default="auto",
+        metadata=key(
+            'how device resources are read: "auto" (the backend\'s own probe), or "none" (not read); '
+            '"proc", "cgroup" and "engine" ask for that probe (only "auto" and "none" are honoured yet)',
+            choices=RESOURCE_SOURCES,
+        ),
+    )
+    strict: bool = field(default=False, metadata=key("noisy or undecided metrics make the verdict INCONCLUSIVE"))
+    bootstrap: int = field(default=2000, metadata=key("bootstrap resamples", minimum=200, maximum=20000))
+    barrier_timeout: float = field(
+        default=300.0,
+        metadata=key("seconds a run waits for the other runs to reach the phase", minimum=0, maximum=3600),
+    )
+
+    def selected(self, services: tuple[str, ...]) -> tuple[str, ...]:
+        """The measured metrics the globs cover whose service the device declares, in METRICS order."""
+        return tuple(m for m in METRICS if METRIC_SERVICES[m] in services and self.covers(m))
+
+    def resource_metrics(self) -> tuple[str, ...]:
+        """The resource metrics the globs cover; none when resources are not read."""
+        return () if self.resources == "none" else tuple(m for m in RESOURCE_METRICS if self.covers(m))
+
+    def covers(self, metric: str) -> bool:
+        return any(_glob(p).fullmatch(metric) for p in self.metrics)
+
+    def block_for(self, metric: str, default: int) -> int:
+        """Operations per block of a latency metric: the first `block` glob that covers it, else `default`."""
+        return next((n for p, n in self.block.items() if _glob(p).fullmatch(metric)), default)
+
+
+@dataclass(frozen=True)
 class ExpectedChange:
     """One declared change: which case and path it covers, and why it is allowed."""
 
@@ -486,6 +612,10 @@ class Profile:
     suite_timeout: float = field(
         default=600.0,
         metadata=key("seconds the suites may run in one variant", toml="suites.timeout", above=0, maximum=86400),
+    )
+    performance: PerformanceSpec = field(
+        default_factory=PerformanceSpec,
+        metadata=key("the performance phase: timed DICOM operations in interleaved rounds, compared per metric"),
     )
     expected: tuple[ExpectedChange, ...] = field(default=(), metadata=key("the changes the patch is expected to make"))
     slowdowns: tuple[ExpectedSlowdown, ...] = field(default=(), metadata=key(_SLOWDOWNS, toml="expected_slowdown"))

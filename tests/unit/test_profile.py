@@ -395,3 +395,28 @@ def test_only_the_shipped_demo_is_held_to_the_reference_profiles_expectation() -
     assert demo_profile().expect_verdict is Verdict.UNCHANGED
     assert demo_profile("regression").expect_verdict is None  # a patch that changes behaviour is not UNCHANGED
     assert demo_profile("clean-rebuild", baseline="store-warning").expect_verdict is None
+
+
+def test_performance_table_is_off_by_default_and_selects_declared_services() -> None:
+    assert parse_profile(GOOD, "/tmp/dev.toml").performance.enabled is False
+    text = GOOD + '\n[performance]\nenabled = true\nmetrics = ["echo.*", "find.*", "memory.steady"]\nbudget = 20\n'
+    spec = parse_profile(text, "/tmp/dev.toml").performance
+    assert (spec.enabled, spec.budget, spec.min_rounds) == (True, 20.0, 6)
+    # find.* drops out: the device declares echo and store only; store.* is not among the globs
+    assert spec.selected(("echo", "store")) == ("echo.latency",)
+    assert spec.resource_metrics() == ("memory.steady",)
+    assert spec.block_for("echo.latency", 20) == 20
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ("budget = 5", "performance.budget: 5 is out of range"),
+        ("min_rounds = 2", "performance.min_rounds: 2 is out of range"),
+        ('resources = "psutil"', "performance.resources: unknown value 'psutil'"),
+        ('thresholds = {"find.*" = 0}', "performance.thresholds"),
+        ("budjet = 20", "did you mean 'budget'"),
+    ],
+)
+def test_bad_performance_keys_are_named(table: str, fragment: str) -> None:
+    assert fragment in _problems(GOOD + f"\n[performance]\n{table}\n")

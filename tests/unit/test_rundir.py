@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from harness.context import SuiteContext
 from harness.errors import RunDirError
-from harness.model import CaseRecord, Endpoint, Manifest, Observation, Outcome, to_json
+from harness.model import CaseRecord, Endpoint, Manifest, Observation, Outcome, PerfSetup, to_json
 from harness.rundir import RunDir, read_run
 from tests.factories import make_manifest
 
@@ -196,3 +197,18 @@ def test_partial_allure_files_of_a_killed_suites_process_are_discarded(tmp_path:
     (run.allure / "b-container.json.tmp").write_text('{"uuid": "b", "chil')
     run.discard_partial()
     assert sorted(p.name for p in run.allure.iterdir()) == ["a-result.json"]
+
+
+def test_manifest_without_performance_has_no_key_and_one_with_it_round_trips(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    run.write_manifest(_manifest())
+    assert "performance" not in json.loads(run.manifest.read_text())
+    setup = PerfSetup(
+        spec={"budget": 20.0, "warmup_rounds": 2},
+        conductor="interleaved",
+        resources="proc",
+        metrics=({"metric": "echo.latency", "rounds": 5, "stopped": "decided"},),
+    )
+    run.write_manifest(replace(_manifest(), performance=setup))
+    assert run.read_manifest().performance == setup
+    assert setup.warmup_rounds == 2
