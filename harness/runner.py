@@ -9,6 +9,7 @@ import importlib.util
 import platform
 import threading
 import time
+import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,7 +21,10 @@ from harness.cancel import cancel_runs, cancel_token
 from harness.errors import ProfileError, RunDirError, SuiteError, TargetError
 from harness.launch.base import LaunchSpec, log_tail
 from harness.launch.readiness import Immediately
-from harness.model import CorpusInfo, Manifest, RunSetup, RunStatus
+from harness.model import JSON, CorpusInfo, Manifest, PerfSetup, RunSetup, RunStatus, to_json
+from harness.perf.conductor import Conductor, SoloConductor, weights_for
+from harness.perf.desk import Desk
+from harness.perf.sampler import Sampler
 from harness.placeholders import NAMES, RIS_NAMES, check_templates
 from harness.profile import Profile
 from harness.redact import redact, redact_file
@@ -29,18 +33,22 @@ from harness.surroundings import USER, Surroundings
 from simulators.endpoint import Endpoint
 
 __all__ = [
+    "SLOT_TIMEOUT",
     "Progress",
     "RunRequest",
     "cancel_runs",
     "cancel_token",
     "check_variant",
     "corpus_info",
+    "perf_metrics",
     "run_variant",
     "suites_root",
 ]
 
 # (run label, cases finished, cases collected or 0 while collecting)
 Progress = Callable[[str, int, int], None]
+# Seconds a run may hold its performance slot (or leave it untaken) before the conductor moves on without it.
+SLOT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,9 @@ class RunRequest:
     # The RIS simulator's worklist date (YYYYMMDD, UTC): one per validation, so every run serves the same
     # worklist even across midnight; "": the day the run starts.
     worklist_date: str = ""
+    # The performance phase's turns: validation-wide (validation.run_validation), or None: the run measures alone
+    # when its profile's [performance] is enabled (a SoloConductor), and not at all otherwise.
+    conductor: Conductor | None = None
 
     def __post_init__(self) -> None:
         # Absolute: the suites run with the run directory as their working directory, and containers bind-mount it.
@@ -122,8 +133,77 @@ def _suite_argv(request: RunRequest, python: str) -> tuple[list[str], list[Path]
     return argv + [str(r) for r in roots], roots
 
 
+def perf_metrics(profile: Profile) -> tuple[str, ...]:
+    """The metrics the performance phase measures for this profile; () when the phase is off."""
+    spec = profile.performance
+    return spec.selected(profile.device.services) if spec.enabled else ()
+
+
+class _Phase:
+    """One run's end of the performance phase: its conductor, and the desk and sampler while the suites run."""
+
+    def __init__(self, request: RunRequest) -> None:
+        spec = request.profile.performance
+        self.label = request.label
+        self.spec = spec
+        metrics = perf_metrics(request.profile)
+        self.conductor: Conductor | None = request.conductor
+        if self.conductor is None and metrics:
+            self.conductor = SoloConductor(
+                request.label, min_rounds=spec.min_rounds, max_rounds=spec.max_rounds,
+                warmup_rounds=spec.warmup_rounds, budget=spec.budget, weights=weights_for(metrics),
+                slot_timeout=SLOT_TIMEOUT,
+            )  # fmt: skip
+        self.desk: Desk | None = None
+        self.sampler: Sampler | None = None
+        self.source = ""
+        self.problems: list[str] = []
+
+    def start(self, run: RunDir, surroundings: Surroundings) -> None:
+        """Before the suites start: the sampler on the device's probe (when it has one), then the desk."""
+        if self.conductor is None:
+            return
+        device = surroundings.device
+        probe = device.resources() if device is not None and self.spec.resources != "none" else None
+        if probe is not None:
+            self.sampler = Sampler(probe, run).start()
+            self.source = probe.source
+        self.desk = Desk(run, self.label, self.conductor, on_line=self.sampler.on_line if self.sampler else None)
+        self.desk.start()
+
+    def stop(self) -> None:
+        """After the suites stopped, before the device does: the desk first (its last done reaches the sampler)."""
+        if self.desk is not None:
+            self.desk.stop()
+            if self.desk.failure:
+                self.problems.append(f"turn desk: {self.desk.failure}")
+            self.desk = None
+        if self.sampler is not None:
+            self.sampler.stop()
+            if self.sampler.failure:
+                self.problems.append(f"resource sampler: {self.sampler.failure}")
+            self.sampler = None
+
+    def ended(self) -> None:
+        """The run is over, however it ended: it leaves the rotation (idempotent), so no other run waits for it."""
+        if self.conductor is not None:
+            self.conductor.ended(self.label)
+
+    def setup(self) -> PerfSetup | None:
+        if self.conductor is None:
+            return None
+        return PerfSetup(
+            spec=typing.cast(dict[str, JSON], to_json(self.spec)),
+            conductor="interleaved" if self.conductor.interleaved else "alone",
+            resources=self.source,
+            metrics=tuple(m.to_json() for m in self.conductor.summary()),
+            left_out=self.conductor.left_out(),
+            problems=tuple(self.problems),
+        )
+
+
 def _run_suites(
-    request: RunRequest, surroundings: Surroundings, progress: Progress | None, token: int
+    request: RunRequest, surroundings: Surroundings, progress: Progress | None, token: int, phase: _Phase
 ) -> tuple[int, str, str]:
     """Run pytest on the suites where the backend runs them (a process, or a container in the run's pod).
 
@@ -149,7 +229,12 @@ def _run_suites(
         user=USER,
         stop_timeout=10.0,
     )
-    suites = launcher.launch(spec)
+    try:
+        phase.start(run, surroundings)
+        suites = launcher.launch(spec)
+    except BaseException:
+        phase.stop()
+        raise
     device = request.profile.device
     broker = ActionBroker(
         run,
@@ -183,6 +268,7 @@ def _run_suites(
     finally:
         suites.stop()
         broker.close()
+        phase.stop()
     code = suites.exit_code
     fault = fault or surroundings.watch(final=True)  # one that died during the last case counts too
     tail = log_tail(run.log("pytest").read_text(encoding="utf-8", errors="replace"), 30)
@@ -231,12 +317,16 @@ def run_variant(request: RunRequest, progress: Progress | None = None, token: in
     token = cancel_token() if token is None else token
     check_variant(request.profile, request.variant)  # an unknown placeholder used to end "completed", 0 cases
     prompted = any(a.kind == "prompt" for a in request.profile.device.actions.values())
-    with _PROMPTED_RUN if prompted else contextlib.nullcontext(), request.run.lock():
-        request.run.prepare()
-        return _run_variant(request, progress, token)
+    phase = _Phase(request)
+    try:
+        with _PROMPTED_RUN if prompted else contextlib.nullcontext(), request.run.lock():
+            request.run.prepare()
+            return _run_variant(request, progress, token, phase)
+    finally:
+        phase.ended()  # also when it never got to its suites: the other runs must not wait barrier_timeout for it
 
 
-def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> Manifest:
+def _run_variant(request: RunRequest, progress: Progress | None, token: int, phase: _Phase) -> Manifest:
     profile = request.profile
     run = request.run
     started, t0 = _now(), time.monotonic()
@@ -262,7 +352,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> 
         # The hash the manifest records: the suites check that they made (and so sent) the same corpus.
         run.write_context(replace(context, corpus_sha256=corpus.sha256))
         t2 = time.monotonic()
-        code, tail, fault = _run_suites(request, surroundings, progress, token)
+        code, tail, fault = _run_suites(request, surroundings, progress, token, phase)
         timings["suites"] = time.monotonic() - t2
         collected = run.collected()
         fault = fault or run.space_problem()
@@ -293,6 +383,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> 
         status, detail = RunStatus.INTERRUPTED, "interrupted"
         raise
     finally:
+        phase.ended()  # before the device stops (slowly, maybe): the other runs go on measuring without this one
         if surroundings is not None:
             surroundings.stop()
             setup = replace(setup, memory_peak_bytes=surroundings.memory_peaks())
@@ -319,6 +410,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int) -> 
             cases_collected=collected,
             device_endpoint=device,
             extra=setup,
+            performance=phase.setup(),
         )
         # Secrets the profile marks (and identity credentials) never reach the manifest, so no report shows them.
         run.write_manifest(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from harness.context import SuiteContext
 from harness.launch.base import Launched, LaunchSpec, Readiness
 from harness.launch.readiness import Echo, Http, Immediately, LogLine, Tcp
-from harness.model import RunSetup
+from harness.model import JSON, RunSetup, to_json
 from harness.placeholders import NAMES, render
 from harness.ports import Reservation, reserve_port
 from harness.profile import Profile, VariantSpec
@@ -130,7 +131,19 @@ class Surroundings:
             commitment_log=str(self.run.commitment_journal),
             worklist_date=self.worklist_date,
             modality_port=self.modality_port,
+            performance=self._performance(),
         )
+
+    def _performance(self) -> dict[str, JSON]:
+        """The suites' view of the [performance] table: {} when the phase is off."""
+        spec = self.profile.performance
+        if not spec.enabled:
+            return {}
+        return {
+            **typing.cast(dict[str, JSON], to_json(spec)),
+            "metrics": list(spec.selected(self.profile.device.services)),
+            "arrivals": str(self.run.perf_arrivals("pacs")),
+        }
 
     def _arr_spec(self) -> LaunchSpec:
         assert self.backend is not None
@@ -165,13 +178,19 @@ class Surroundings:
         if endpoint.tls:  # a device that requires TLS speaks it to its C-MOVE destinations too
             argv += ["--tls-dir", str(self.pki.directory)]
         tls_dir = str(self.pki.directory)
+        shared = {tls_dir: "ro", str(self.run.heartbeat): "ro"}
+        if self.profile.performance.enabled:  # move.first / move.last: the C-STOREs the device sends, time-stamped
+            arrivals = self.run.perf_arrivals("pacs")
+            arrivals.parent.mkdir(parents=True, exist_ok=True)  # before a container mounts it, so it is ours
+            argv += ["--arrivals", str(arrivals)]
+            shared[str(arrivals.parent)] = "rw"
         return LaunchSpec(
             role="pacs",
             label="PACS simulator",
             argv=tuple(argv),
             log=self.run.log("pacs"),
             ready=Echo(endpoint, PROBE_AE_TITLE, tls_dir, via=self.backend.echo),
-            shared={tls_dir: "ro", str(self.run.heartbeat): "ro"},
+            shared=shared,
             storage=storage,
             start_timeout=30.0,
             user=USER,

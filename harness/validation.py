@@ -5,20 +5,22 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
 from harness.compare import compare
 from harness.compare.engine import collector_paused
+from harness.compare.performance import PerfSettings, StoppingRule
 from harness.compare.policy import ExpectedChange, Policy, load_policy
 from harness.model import Comparison, Manifest, RunRecord
-from harness.profile import ExpectedSlowdown, Profile
+from harness.perf.conductor import Conductor, SoloConductor, weights_for
+from harness.profile import ExpectedSlowdown, PerformanceSpec, Profile
 from harness.report import write_reports
 from harness.rundir import OutDir, read_run
-from harness.runner import RunRequest, cancel_token, check_variant, run_variant
+from harness.runner import SLOT_TIMEOUT, RunRequest, cancel_token, check_variant, perf_metrics, run_variant
 
 __all__ = ["ProgressLine", "Validation", "compare_runs", "policy_for", "read_runs", "run_validation"]
 
@@ -128,15 +130,51 @@ def run_validation(
         for i in range(1, replicas + 1)
     ]
     requests.append(RunRequest(profile, "candidate", "candidate", 1, where.run("candidate-1").path, date))
+    conductors = _conductors(profile, policy, requests, concurrent)
+    requests = [replace(r, conductor=c) for r, c in zip(requests, conductors, strict=True)]
     token = cancel_token()  # a signal during any of these runs stops all of them, however late one starts
-    with where.lock():  # a second validation into the same --out is refused at once, before it starts anything
-        if concurrent:
-            with ThreadPoolExecutor(max_workers=len(requests)) as pool:
-                list(pool.map(lambda r: run_variant(r, progress, token), requests))
-        else:
-            for request in requests:
-                run_variant(request, progress, token)
+    try:
+        with where.lock():  # a second validation into the same --out is refused at once, before it starts anything
+            if concurrent:
+                with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+                    list(pool.map(lambda r: run_variant(r, progress, token), requests))
+            else:
+                for request in requests:
+                    run_variant(request, progress, token)
+    finally:
+        for conductor in dict.fromkeys(c for c in conductors if c is not None):
+            conductor.close()  # any request still waiting gets its stop
     if progress:
         progress.done()
     records = read_runs([r.out for r in requests])
     return compare_runs(records[:-1], records[-1], policy, out, report_templates=report_templates)
+
+
+def _conductors(
+    profile: Profile, policy: Policy, requests: Sequence[RunRequest], concurrent: bool
+) -> list[Conductor | None]:
+    """The performance phase's turns per run: one validation-wide Conductor when the runs are concurrent (they take
+    turns, round after round, and stop each metric by the statistics compare will use); else one SoloConductor per
+    run with its share of the budget; None for every run when the phase is off."""
+    metrics = perf_metrics(profile)
+    if not metrics:
+        return [None] * len(requests)
+    spec = profile.performance
+    weights = weights_for(metrics)
+    if not concurrent:
+        share = spec.budget / len(requests)
+        return [_solo(r.label, spec, share, weights) for r in requests]
+    decide = StoppingRule(PerfSettings.of(spec), policy, seed=profile.corpus_seed)
+    conductor = Conductor(
+        [r.label for r in requests], decide, budget=spec.budget, weights=weights,
+        barrier_timeout=spec.barrier_timeout, slot_timeout=SLOT_TIMEOUT, min_rounds=spec.min_rounds,
+        max_rounds=spec.max_rounds, warmup_rounds=spec.warmup_rounds,
+    )  # fmt: skip
+    return [conductor] * len(requests)
+
+
+def _solo(label: str, spec: PerformanceSpec, budget: float, weights: Mapping[str, float]) -> SoloConductor:
+    return SoloConductor(
+        label, min_rounds=spec.min_rounds, max_rounds=spec.max_rounds, warmup_rounds=spec.warmup_rounds,
+        budget=budget, weights=weights, slot_timeout=SLOT_TIMEOUT,
+    )  # fmt: skip
