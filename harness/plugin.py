@@ -13,6 +13,7 @@ import pytest
 from harness.actions import ActionClient, ActionResult
 from harness.context import SuiteContext
 from harness.model import JSON, CaseRecord, Observation, Outcome, Security
+from harness.perf.client import Turns
 from harness.rundir import CaseWriter, RunDir
 from simulators._lifeline import Lifeline
 
@@ -109,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "initiates(role): what the device must start itself (mwl, mpps, store, ...)")
     config.addinivalue_line("markers", "action(*names): the device actions a case triggers (query_worklist, ...)")
     config.addinivalue_line("markers", "shares_association: the case may use the module's shared_session")
+    config.addinivalue_line("markers", "performance(metric): a performance phase case measuring one metric")
     run_dir = config.getoption("--patchgate-run")
     if not run_dir:
         return
@@ -130,11 +132,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason = _not_applicable(item, context)
         if reason:
             item.add_marker(pytest.mark.skip(reason=_NOT_APPLICABLE + reason))
+    # The performance phase after every functional case (stable otherwise): the runs take turns there.
+    items.sort(key=lambda item: item.get_closest_marker("performance") is not None)
     RunDir(Path(context.run_dir)).write_collected(len(items))
 
 
 def _not_applicable(item: pytest.Item, context: SuiteContext) -> str:
-    """Why the profile makes the case not applicable ("" when it applies): an undeclared service, role or action."""
+    """Why the profile makes the case not applicable ("" when it applies): the performance phase off, an
+    unmeasured metric, an undeclared service, role or action."""
+    for marker in item.iter_markers("performance"):
+        if not context.performance:
+            return "the performance phase is off (enable [performance] in the profile, or pass --performance)"
+        if (metric := str(marker.args[0])) not in context.performance.get("metrics", ()):
+            return f"the performance phase does not measure {metric!r} (not in [performance] metrics, or its service is not declared)"
     for marker in item.iter_markers("service"):
         if (service := str(marker.args[0])) not in context.services:
             return f"the device's profile does not declare {service!r}"
@@ -236,3 +246,16 @@ def device_action(request: pytest.FixtureRequest, patchgate_context: SuiteContex
         return result
 
     return act
+
+
+@pytest.fixture(scope="session")
+def perf_turn(patchgate_context: SuiteContext) -> Turns:
+    """Turns to measure in the performance phase: `while (turn := perf_turn.turn(metric)).go: ...`.
+
+    Record the block's samples.jsonl line (`turn.record`) before `turn.done(ops, associations)`: the
+    harness reads it then. Every wait is bounded (the barrier, the budget, a few stuck slots).
+    """
+    performance = patchgate_context.performance
+    if not performance:
+        not_applicable("the performance phase is off (enable [performance] in the profile, or pass --performance)")
+    return Turns(RunDir(Path(patchgate_context.run_dir)), timeout=float(str(performance["turn_timeout"])))

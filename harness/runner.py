@@ -29,7 +29,7 @@ from harness.placeholders import NAMES, RIS_NAMES, check_templates
 from harness.profile import Profile
 from harness.redact import redact, redact_file
 from harness.rundir import RunDir, storage_error
-from harness.surroundings import USER, Surroundings
+from harness.surroundings import SLOT_TIMEOUT, USER, Surroundings
 from simulators.endpoint import Endpoint
 
 __all__ = [
@@ -47,8 +47,6 @@ __all__ = [
 
 # (run label, cases finished, cases collected or 0 while collecting)
 Progress = Callable[[str, int, int], None]
-# Seconds a run may hold its performance slot (or leave it untaken) before the conductor moves on without it.
-SLOT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from simulators.endpoint import PROBE_AE_TITLE, Endpoint
 from simulators.pki import Pki, create_pki
 from simulators.ris.worklist import scheduled_items, write_wl_folder
 
-__all__ = ["Surroundings"]
+__all__ = ["SLOT_TIMEOUT", "Surroundings"]
 
 # Simulator and suite containers run as the calling user, so what they write in the run directory is theirs.
 USER = f"{os.getuid()}:{os.getgid()}"
@@ -32,6 +32,8 @@ USER = f"{os.getuid()}:{os.getgid()}"
 # Generous on purpose: a loaded 2-core machine must not make a busy simulator look dead.
 _PROBE_EVERY = 10.0
 _SILENT_LIMIT = 3
+# Seconds a run may hold its performance slot (or leave it untaken) before the conductor goes on without it.
+SLOT_TIMEOUT = 120.0
 
 
 class Surroundings:
@@ -143,6 +145,8 @@ class Surroundings:
             **typing.cast(dict[str, JSON], to_json(spec)),
             "metrics": list(spec.selected(self.profile.device.services)),
             "arrivals": str(self.run.perf_arrivals("pacs")),
+            # The longest a suites process waits for a turn: the barrier, the whole budget, and a few stuck slots.
+            "turn_timeout": spec.barrier_timeout + spec.budget + 3 * SLOT_TIMEOUT,
         }
 
     def _arr_spec(self) -> LaunchSpec:
