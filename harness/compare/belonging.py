@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.model import CorpusInfo, Manifest, RunRecord
+from harness.model import CorpusInfo, Manifest, PerfSetup, RunRecord
 
 __all__ = ["mismatches"]
 
@@ -42,6 +42,7 @@ def mismatches(baselines: Sequence[RunRecord], candidate: RunRecord) -> tuple[st
     lines += _differing(given, "profile", lambda m: m.profile_sha256, _profile)
     lines += _differing(given, "corpus", lambda m: _corpus_key(m.corpus), lambda m: _corpus(m.corpus))
     lines += _differing(given[:-1], "baseline variant", lambda m: m.variant, lambda m: f"ran {m.variant!r}")
+    lines += _differing(given, "performance phase", _performance_key, _performance)
     return tuple(lines)
 
 
@@ -110,3 +111,22 @@ def _corpus(corpus: CorpusInfo | None) -> str:
         return "used no corpus"
     size = "" if corpus.size == "small" else f", size {corpus.size!r}"  # small: as manifests before sizes said
     return f"used seed {corpus.seed}{size} (sha256 {corpus.sha256[:_HASH]})"
+
+
+def _performance_key(m: Manifest) -> tuple[object, ...] | None:
+    """What must match for performance samples to be compared: the metrics, thresholds, study and warm-up."""
+    perf: PerfSetup | None = m.performance
+    if perf is None:
+        return None
+    keys = ("metrics", "threshold", "thresholds", "memory_threshold", "study", "parallel", "block", "warmup_rounds")
+    return tuple(repr(perf.spec.get(k)) for k in keys)
+
+
+def _performance(m: Manifest) -> str:
+    if m.performance is None:
+        return "ran no performance phase"
+    spec = m.performance.spec
+    return (
+        f"measured {spec.get('metrics')} (threshold {spec.get('threshold')}, study {spec.get('study')!r}, "
+        f"warm-up {spec.get('warmup_rounds')} rounds)"
+    )

@@ -14,6 +14,7 @@ from harness.compare.belonging import mismatches
 from harness.compare.diff import diff_cases
 from harness.compare.noise import NoiseMask, measure_noise
 from harness.compare.normalise import normalise_run
+from harness.compare.perf_runs import run_performance
 from harness.compare.policy import Policy
 from harness.model import (
     CaseComparison,
@@ -107,6 +108,7 @@ def _compare(
         compared = _case(case, first.get(case), now.get(case), noise, policy, loosened)
         cases.append(compared)
         changes.extend(security.settle(posture, compared.differences, names))
+    performance, strict = run_performance(baselines, candidate, policy)  # ((), False) when no run measured any
     decision, reasons = decide(
         normal,
         after,
@@ -115,6 +117,8 @@ def _compare(
         security=changes,
         mixed=mismatches(baselines, candidate),
         allow_mixed=allow_mixed,
+        performance=performance,
+        strict=strict,
     )
     return Comparison(
         device=candidate.manifest.device,
@@ -127,6 +131,7 @@ def _compare(
         candidate_variant=candidate.manifest.variant,
         created=created or datetime.now(UTC).isoformat(timespec="seconds"),
         security=tuple(changes),
+        performance=performance,
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from harness.compare import compare
 from harness.compare.belonging import mismatches
-from harness.model import JSON, CaseRecord, RunRecord, RunStatus, Verdict
+from harness.model import JSON, CaseRecord, PerfSetup, RunRecord, RunStatus, Verdict
 from tests.factories import make_case, make_corpus, make_run
 
 _CORPUS = make_corpus(7)
@@ -210,3 +210,12 @@ def test_allow_mixed_does_not_excuse_a_run_that_did_not_complete() -> None:
     assert c.verdict is Verdict.INCONCLUSIVE
     assert c.reasons[0].startswith("candidate run 1 (runs/candidate-1) did not complete")
     assert any(r.startswith("warning: mixed runs allowed: device differs") for r in c.reasons)
+
+
+def test_a_performance_phase_in_some_runs_only_is_a_mismatch() -> None:
+    setup = PerfSetup(spec={"metrics": ["*"], "threshold": 0.1, "study": "auto", "warmup_rounds": 1}, conductor="alone")
+    (line,) = mismatches(_baselines(performance=setup), _candidate())
+    assert line.startswith("performance phase differs: ") and "ran no performance phase" in line
+    assert "measured ['*'] (threshold 0.1, study 'auto', warm-up 1 rounds)" in line
+    same = [_baseline(1, performance=setup), _baseline(2, performance=setup)]
+    assert mismatches(same, _candidate(performance=setup)) == ()
