@@ -11,7 +11,8 @@ bound, so a test drives it with a fake clock and no sleeping.
 - Rounds: for the current metric, round k's slot order is the runs in its rotation rotated by k; a run
   is granted when the slot before it is done, so one run measures at a time.
 - Stop, after each complete round: the injected decision (from `warmup_rounds + min_rounds` rounds on,
-  given the kept rounds' values), `max_rounds`, or the metric's share of `budget`.
+  given the kept rounds' values), `max_rounds`, or the metric's share of `budget` (from `warmup_rounds +
+  min_rounds` rounds on too: the budget never leaves a metric with fewer kept rounds than min_rounds).
 - A run that ends, moves on to another metric, or holds its slot past `slot_timeout` leaves the
   metric's rotation; the others go on (its summary says from which round: "interleaved until round k").
 - Metrics run one after another, in the order the runs ask for them.
@@ -446,18 +447,21 @@ class Conductor:
         return True
 
     def _stop_reason(self, metric: _Metric, now: float) -> str:
-        if metric.rounds >= self.warmup_rounds + self.min_rounds:
-            kept = {
-                run: {k: tuple(v) for k, v in sorted(rounds.items()) if self.warmup_rounds <= k < metric.rounds}
-                for run, rounds in metric.values.items()
-            }
-            try:
-                reason = self.decide(metric.name, kept)
-            except Exception as exc:  # noqa: BLE001 - the statistics' fault must not hang the runs: the metric stops
-                self._post(None, "error", metric=metric.name, reason=f"the decision raised {type(exc).__name__}: {exc}")
-                return "error"
-            if reason:
-                return str(reason)
+        # Nothing but max_rounds stops a metric before it has min_rounds kept rounds (design 0: "at least
+        # min_rounds"), so the budget is a target a slow device may overrun by its shortest useful evidence.
+        if metric.rounds < self.warmup_rounds + self.min_rounds:
+            return "max_rounds" if metric.rounds >= self.max_rounds else ""
+        kept = {
+            run: {k: tuple(v) for k, v in sorted(rounds.items()) if self.warmup_rounds <= k < metric.rounds}
+            for run, rounds in metric.values.items()
+        }
+        try:
+            reason = self.decide(metric.name, kept)
+        except Exception as exc:  # noqa: BLE001 - the statistics' fault must not hang the runs: the metric stops
+            self._post(None, "error", metric=metric.name, reason=f"the decision raised {type(exc).__name__}: {exc}")
+            return "error"
+        if reason:
+            return str(reason)
         if metric.rounds >= self.max_rounds:
             return "max_rounds"
         if now - metric.started >= metric.share:

@@ -296,6 +296,18 @@ def test_each_metric_stops_at_its_share_of_the_budget() -> None:
     assert [s.seconds for s in conductor.summary()] == [12.0, 21.0]
 
 
+def test_the_budget_never_leaves_a_metric_with_fewer_kept_rounds_than_min_rounds() -> None:
+    clock = FakeClock()
+    # A 3 s share and 3 s rounds: the budget is spent after round 1, yet 1 warm-up + 4 kept rounds are measured.
+    conductor = _conductor(clock, budget=3.0, min_rounds=4, weights={"find.study": 1.0})
+    play = Play(conductor, clock).start().run()
+    assert [(f.reason, f.rounds) for f in play.events("finished")] == [("budget", 5)]
+    # max_rounds still caps it below that
+    clock = FakeClock()
+    play = Play(_conductor(clock, budget=3.0, min_rounds=4, max_rounds=2), clock).start().run()
+    assert [(f.reason, f.rounds) for f in play.events("finished")] == [("max_rounds", 2)]
+
+
 def test_a_decision_that_raises_stops_the_metric_and_says_why() -> None:
     clock = FakeClock()
 
