@@ -24,6 +24,7 @@ _OBSERVED = pytest.StashKey[list[Observation]]()
 _LIFELINE = pytest.StashKey[Lifeline]()
 _ACTIONS = pytest.StashKey[ActionClient]()
 _NOT_APPLICABLE = "not applicable: "
+_PHASE_OFF = "the performance phase is off (enable [performance] in the profile, or pass --performance)"
 _ORPHANED = 75  # no harness is left to read it; distinct from pytest's own 0-5 for a person reading the log
 
 
@@ -140,11 +141,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _not_applicable(item: pytest.Item, context: SuiteContext) -> str:
     """Why the profile makes the case not applicable ("" when it applies): the performance phase off, an
     unmeasured metric, an undeclared service, role or action."""
-    for marker in item.iter_markers("performance"):
-        if not context.performance:
-            return "the performance phase is off (enable [performance] in the profile, or pass --performance)"
-        if (metric := str(marker.args[0])) not in context.performance.get("metrics", ()):
-            return f"the performance phase does not measure {metric!r} (not in [performance] metrics, or its service is not declared)"
+    measures = tuple(str(m.args[0]) for m in item.iter_markers("performance"))
+    if measures and not context.performance:
+        return _PHASE_OFF
     for marker in item.iter_markers("service"):
         if (service := str(marker.args[0])) not in context.services:
             return f"the device's profile does not declare {service!r}"
@@ -155,6 +154,9 @@ def _not_applicable(item: pytest.Item, context: SuiteContext) -> str:
         for name in map(str, marker.args):
             if name not in context.actions:
                 return f"the device's profile declares no action {name!r}"
+    for metric in measures:
+        if metric not in context.performance.get("metrics", ()):
+            return f"the profile's [performance] metrics do not cover {metric!r}"
     return ""
 
 
@@ -257,5 +259,5 @@ def perf_turn(patchgate_context: SuiteContext) -> Turns:
     """
     performance = patchgate_context.performance
     if not performance:
-        not_applicable("the performance phase is off (enable [performance] in the profile, or pass --performance)")
+        not_applicable(_PHASE_OFF)
     return Turns(RunDir(Path(patchgate_context.run_dir)), timeout=float(str(performance["turn_timeout"])))
