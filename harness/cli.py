@@ -13,12 +13,15 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Only what the signal handler and the error path need, so both are ready within Python's own start-up.
 from harness import __version__
 from harness.cancel import cancel_runs
 from harness.errors import HarnessError, RunDirError, printable
+
+if TYPE_CHECKING:
+    from harness.profile import Profile
 
 __all__ = ["main"]
 
@@ -179,7 +182,7 @@ def _compare(args: argparse.Namespace, started: float) -> int:
     return _finish(result.comparison, result.reports, started)
 
 
-def _with_performance(profile: Any, on: bool) -> Any:
+def _with_performance(profile: Profile, on: bool) -> Profile:
     """The profile with its [performance] phase switched on when `--performance` was given."""
     import dataclasses
 
