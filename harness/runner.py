@@ -313,10 +313,10 @@ def run_variant(request: RunRequest, progress: Progress | None = None, token: in
     (one another writer holds, one that already holds a run, a full or read-only disk).
     """
     token = cancel_token() if token is None else token
-    check_variant(request.profile, request.variant)  # an unknown placeholder used to end "completed", 0 cases
-    prompted = any(a.kind == "prompt" for a in request.profile.device.actions.values())
     phase = _Phase(request)
     try:
+        check_variant(request.profile, request.variant)  # an unknown placeholder used to end "completed", 0 cases
+        prompted = any(a.kind == "prompt" for a in request.profile.device.actions.values())
         with _PROMPTED_RUN if prompted else contextlib.nullcontext(), request.run.lock():
             request.run.prepare()
             return _run_variant(request, progress, token, phase)
