@@ -27,7 +27,6 @@ import platform
 import shlex
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ from typing import Any
 
 import pynetdicom
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
+from _procs import serving
 from pynetdicom import AE, evt
 from pynetdicom.presentation import PresentationContext, build_context
 
@@ -137,23 +137,10 @@ def _acceptors(scratch: Path) -> Iterator[dict[str, int]]:
             *audit,
         ],
     }
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, argv in commands.items():
-            log = (scratch / f"{name}.log").open("wb")
-            processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=scratch))
+    with serving(commands, scratch, scratch):
         for name, port in ports.items():
             _wait_ready(name, port)
         yield ports
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
 
 
 def _wait_ready(name: str, port: int) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pynetdicom
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
+from _procs import serving
 
 from simulators._net import LOOPBACK, free_port
 from simulators._trace import TRACE_VAR
@@ -99,23 +100,10 @@ def fresh_device(scratch: Path, device_ae: str, variant: str, pacs_ae: str, moda
             *("--known-peer", modality_ae, "--known-peer", pacs_ae, "--identity-secret", "patchgate-reference"),
         ],
     }
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, argv in commands.items():
-            with (scratch / f"{name}.log").open("wb") as log:
-                processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+    with serving(commands, scratch, ROOT):
         for name, p in (("pacs", pacs), ("device", port)):
             _wait_listening(name, p, scratch)
         yield port
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
 
 
 def _wait_listening(name: str, port: int, scratch: Path) -> None:
