@@ -83,3 +83,12 @@ def test_the_perf_client_contract_holds_and_bites(tmp_path: Path) -> None:
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert "the turn client uses records only, not the machinery BROKEN" in broken.stdout
     assert "harness.perf.client -> harness.runner" in broken.stdout
+
+
+def test_test_modules_have_unique_names() -> None:
+    """tests/ has no __init__.py, so pytest imports each test module by its basename: two files of one name in
+    different folders collect alone but not together ("import file mismatch"), as the whole suite runs in CI."""
+    names: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {n: p for n, p in names.items() if len(p) > 1} == {}
