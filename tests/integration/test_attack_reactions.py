@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness.model import Endpoint
+from harness.ports import reserve_port
 from simulators._net import free_port
 from simulators.attack import Input, inputs
 from simulators.attack.health import echo_health
@@ -146,16 +147,25 @@ def storescp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     tool = require_tool("storescp", "apt-get install dcmtk")
     root = tmp_path_factory.mktemp("attack-storescp")
     (root / "in").mkdir()
-    port = free_port()
+    # A reserved port, below the kernel's ephemeral range and locked: with a free_port() another xdist worker's
+    # simulator (bound to port 0) once took it before storescp did, answered the readiness C-ECHO, and was
+    # attacked in storescp's place.
+    reservation = reserve_port()
+    port = reservation.port
     log = (root / "storescp.log").open("w")
     proc = subprocess.Popen([tool, "-od", str(root / "in"), str(port)], stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         endpoint = Endpoint("STORESCP", "127.0.0.1", port)
         wait_for_device(endpoint, proc)
+        assert proc.poll() is None, f"storescp exited ({proc.returncode}): someone else answers on port {port}"
+        # storescp announces DCMTK's 16 KiB maximum length, the simulators 0 (unlimited): it is storescp answering.
+        negotiated = probe(endpoint)
+        assert isinstance(negotiated, Negotiated) and negotiated.max_length == 16384, negotiated
         yield endpoint
     finally:
         stop(proc)
         log.close()
+        reservation.release()
 
 
 def _check(name: str, endpoint: Endpoint, item: Input, expected: Expected) -> None:
