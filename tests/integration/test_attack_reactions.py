@@ -147,20 +147,29 @@ def storescp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     tool = require_tool("storescp", "apt-get install dcmtk")
     root = tmp_path_factory.mktemp("attack-storescp")
     (root / "in").mkdir()
-    # A reserved port, below the kernel's ephemeral range and locked: with a free_port() another xdist worker's
-    # simulator (bound to port 0) once took it before storescp did, answered the readiness C-ECHO, and was
-    # attacked in storescp's place.
-    reservation = reserve_port()
-    port = reservation.port
-    log = (root / "storescp.log").open("w")
-    proc = subprocess.Popen([tool, "-od", str(root / "in"), str(port)], stdout=log, stderr=subprocess.STDOUT, text=True)
-    try:
+    # Another xdist worker's server once held storescp's port, answered the readiness C-ECHO and was attacked in
+    # its place: so the port is reserved (harness.ports), and a peer that is not storescp (DCMTK announces a
+    # 16 KiB maximum length; pynetdicom servers 0 or 16382) makes the fixture start storescp on another port.
+    for _ in range(5):
+        reservation = reserve_port()
+        port = reservation.port
+        log = (root / f"storescp-{port}.log").open("w")
+        cmd = [tool, "-od", str(root / "in"), str(port)]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
         endpoint = Endpoint("STORESCP", "127.0.0.1", port)
-        wait_for_device(endpoint, proc)
-        assert proc.poll() is None, f"storescp exited ({proc.returncode}): someone else answers on port {port}"
-        # storescp announces DCMTK's 16 KiB maximum length, the simulators 0 (unlimited): it is storescp answering.
-        negotiated = probe(endpoint)
-        assert isinstance(negotiated, Negotiated) and negotiated.max_length == 16384, negotiated
+        try:
+            wait_for_device(endpoint, proc)
+            negotiated = probe(endpoint)
+            if proc.poll() is None and isinstance(negotiated, Negotiated) and negotiated.max_length == 16384:
+                break
+        except AssertionError:
+            pass
+        stop(proc)
+        log.close()
+        reservation.release()
+    else:
+        pytest.fail("storescp did not come up as the only listener on any of 5 reserved ports")
+    try:
         yield endpoint
     finally:
         stop(proc)
