@@ -150,6 +150,7 @@ def storescp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     # Another xdist worker's server once held storescp's port, answered the readiness C-ECHO and was attacked in
     # its place: so the port is reserved (harness.ports), and a peer that is not storescp (DCMTK announces a
     # 16 KiB maximum length; pynetdicom servers 0 or 16382) makes the fixture start storescp on another port.
+    tries: list[str] = []
     for _ in range(5):
         reservation = reserve_port()
         port = reservation.port
@@ -157,24 +158,39 @@ def storescp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
         cmd = [tool, "-od", str(root / "in"), str(port)]
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
         endpoint = Endpoint("STORESCP", "127.0.0.1", port)
+        negotiated: object = None
         try:
             wait_for_device(endpoint, proc)
             negotiated = probe(endpoint)
             if proc.poll() is None and isinstance(negotiated, Negotiated) and negotiated.max_length == 16384:
                 break
-        except AssertionError:
-            pass
+        except AssertionError as exc:
+            negotiated = exc
+        listeners = _listeners(port)
         stop(proc)
         log.close()
         reservation.release()
+        text = (root / f"storescp-{port}.log").read_text(errors="replace")[-300:]
+        tries.append(
+            f"port {port}: exit {proc.returncode}, probe {negotiated!r}, listeners {listeners!r}, log {text!r}"
+        )
     else:
-        pytest.fail("storescp did not come up as the only listener on any of 5 reserved ports")
+        pytest.fail("storescp did not come up as the only listener on any of 5 reserved ports:\n" + "\n".join(tries))
     try:
         yield endpoint
     finally:
         stop(proc)
         log.close()
         reservation.release()
+
+
+def _listeners(port: int) -> str:
+    """Who listens on the port (ss), for the failure message."""
+    try:
+        got = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"ss failed: {exc}"
+    return got.stdout.strip()
 
 
 def _check(name: str, endpoint: Endpoint, item: Input, expected: Expected) -> None:
