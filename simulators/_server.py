@@ -22,6 +22,7 @@ from simulators._contexts import CheapContexts
 __all__ = [
     "ACSE_TIMEOUT",
     "MAX_ASSOCIATIONS",
+    "MAX_REQUEST_LENGTH",
     "PYNETDICOM_LIMIT",
     "AssociationNumbers",
     "GuardedAssociationServer",
@@ -39,6 +40,10 @@ ACSE_TIMEOUT = 5.0
 # pynetdicom's own limit (AE.maximum_associations), out of the way: it also counts connections with
 # no A-ASSOCIATE-RQ and closed ones still waiting out their ARTIM timer. The capacity is enforced instead.
 PYNETDICOM_LIMIT = 1 << 16
+# The longest PDU read before an association is accepted. A real A-ASSOCIATE-RQ (128 contexts, a dozen
+# transfer syntaxes each) is under 200 KiB; pynetdicom reads any length its header declares and spends
+# seconds decoding a 4 MiB one, so whether ARTIM or the answer came first depended on the machine's load.
+MAX_REQUEST_LENGTH = 1 << 20
 
 
 @dataclass(eq=False)
@@ -61,6 +66,23 @@ def _hang_up(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+def _capped(recv: Any, peer: _Peer) -> Any:
+    """`recv` of pynetdicom's AssociationSocket, refusing a PDU over MAX_REQUEST_LENGTH until the association.
+
+    pynetdicom reads a PDU's 6-byte header, then its whole declared length in one recv() call; an
+    OSError there is its "connection closed" (Evt17), so the connection closes at once.
+    """
+
+    def guarded(nr_bytes: int) -> Any:
+        if nr_bytes > MAX_REQUEST_LENGTH and not peer.requested:
+            _LOG.info("a %d-byte PDU before association from %s: hung up", nr_bytes, peer.sock)
+            _hang_up(peer.sock)
+            raise OSError(f"a {nr_bytes}-byte PDU before association is over {MAX_REQUEST_LENGTH}")
+        return recv(nr_bytes)
+
+    return guarded
+
+
 class GuardedAssociationServer(ThreadedAssociationServer):
     """pynetdicom's threaded server with per-connection deadlines and a capacity slow peers cannot exhaust.
 
@@ -75,7 +97,8 @@ class GuardedAssociationServer(ThreadedAssociationServer):
     - `capacity` counts associations whose A-ASSOCIATE-RQ arrived; one over it is rejected
       (A-ASSOCIATE-RJ, local limit exceeded), as pynetdicom would;
     - when `capacity` connections are open, a new one hangs up the oldest that has not sent
-      a whole A-ASSOCIATE-RQ yet, so idle peers make room for a working one.
+      a whole A-ASSOCIATE-RQ yet, so idle peers make room for a working one;
+    - a PDU longer than MAX_REQUEST_LENGTH before the association is accepted is hung up unread.
     """
 
     def __init__(self, *args: Any, capacity: int, **kwargs: Any) -> None:
@@ -148,11 +171,14 @@ class GuardedAssociationServer(ThreadedAssociationServer):
                 del self._peers[peer.sock]
 
     def _on_open(self, event: Any) -> None:
-        sock = getattr(event.assoc.dul.socket, "socket", None)
+        wrapper = event.assoc.dul.socket
+        sock = getattr(wrapper, "socket", None)
         with self._lock:
             peer = self._peers.get(sock) if sock is not None else None
             if peer is not None:
                 peer.assoc = event.assoc
+        if peer is not None:
+            wrapper.recv = _capped(wrapper.recv, peer)
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
