@@ -46,7 +46,18 @@ def demo_text(candidate: str = "clean-rebuild", baseline: str = "clean") -> str:
         text = _EXPECT.sub("", text)
     for role, variant in (("baseline", baseline), ("candidate", candidate)):
         text = _set_variant(text, role, variant, POSTURES.get(variant, Posture()).tls)
-    return text
+    return text + _phases(baseline, candidate)
+
+
+def _phases(*variants: str) -> str:
+    """The tables that switch on the phase showing what a variant changes (only the performance phase yet)."""
+    from simulators.reference import PERFORMANCE_METRICS
+
+    globs = [g for v in variants for g in PERFORMANCE_METRICS.get(v, ())]
+    if not globs:
+        return ""
+    listed = ", ".join(f'"{g}"' for g in dict.fromkeys(globs))
+    return f"\n# --demo: the variant's change shows in the performance phase, on these metrics\n[performance]\nenabled = true\nmetrics = [{listed}]\n"
 
 
 def demo_profile(candidate: str = "clean-rebuild", baseline: str = "clean") -> Profile:

@@ -5,7 +5,7 @@ into pynetdicom handlers, so a device with none of them binds nothing new and ru
 
 - **Slow-down** (`Pace`): the device sleeps before its response for f x P, P an exponentially
   weighted mean (ALPHA) of the period between consecutive requests of that kind on the
-  association, measured at the handler's entry. The period includes the sleep, so it settles
+  association (for C-FIND, of that query level), measured at the handler's entry. The period includes the sleep, so it settles
   where P = P0 + f P, i.e. P = P0 / (1 - f): for a client-visible slow-down x, f = x / (1 + x),
   whatever the machine's speed. Gaps over GAP x P (think time between blocks) are left out; an
   association's first request uses the last P of that kind (none before the very first). What a
@@ -340,6 +340,8 @@ class Pressure:
         self._sleep = sleep or time.sleep
         self._hung = threading.Event()  # a bad data set arrived: no one is served from now on
         self._released = threading.Event()  # stop(): let the hung threads go, so the process can end
+        self._levels: dict[str, Pace] = {}  # C-FIND's paces by query level
+        self._levels_lock = threading.Lock()
 
     @property
     def hung(self) -> bool:
@@ -367,10 +369,25 @@ class Pressure:
             if self.hang:
                 self._hang_if_unterminated(kind, event)
             if pace is not None:
-                self._slow(pace, event.assoc, now)
+                self._slow(self._pace_of(pace, event), event.assoc, now)
             return handler(event)  # for C-FIND the generator, whose answers follow the sleep
 
         return guarded
+
+    def _pace_of(self, pace: Pace, event: Any) -> Pace:
+        """C-FIND keeps a pace per query level: a PATIENT find after IMAGE ones would sleep an IMAGE period."""
+        if pace.kind != "find":
+            return pace
+        try:
+            level = str(event.identifier.get("QueryRetrieveLevel", "")).strip().upper()
+        except Exception:  # noqa: BLE001 - pydicom raises many kinds on bad bytes; the handler answers those
+            return pace
+        key = f"find {level}" if level else "find"
+        with self._levels_lock:
+            found = self._levels.get(key)
+            if found is None:
+                found = self._levels[key] = pace if key == "find" else Pace(key, pace.slowdown)
+            return found
 
     def release(self) -> None:
         """Let hung handlers return (the device is being stopped): a hung device still ends on SIGTERM."""

@@ -28,7 +28,7 @@ from simulators.identity.credentials import policy_from_credentials, standard_cr
 from simulators.pacs import PacsConfig, PacsSimulator, Quirks, build_parser, parse_destinations, serve
 from simulators.pki import load_pki
 
-__all__ = ["DESCRIPTIONS", "IDENTITY_SECRET", "POSTURES", "VARIANTS", "Posture", "build", "main"]
+__all__ = ["DESCRIPTIONS", "IDENTITY_SECRET", "PERFORMANCE_METRICS", "POSTURES", "VARIANTS", "Posture", "build", "main"]
 
 # The secret the reference device's user identity credentials derive from (simulators.identity.credentials).
 IDENTITY_SECRET = "patchgate-reference"
@@ -78,6 +78,10 @@ VARIANTS: Mapping[str, Quirks] = types.MappingProxyType(
         "commit-nothing": Quirks(commit_nothing=True),
         "commitment-rejected": Quirks(rejected_sop_classes=frozenset({PUSH_MODEL})),
         "report-before-response": Quirks(report_before_response=True),
+        # Performance (issue 12; the performance phase shows them, see PERFORMANCE_METRICS).
+        "slow-store": Quirks(store_slowdown=0.20),
+        "slow-find": Quirks(find_slowdown=0.10),
+        "leak": Quirks(leak_per_association=262144),
         # Several behaviours at once, for the demo of a patch that regressed (`--demo regression`).
         "regression": Quirks(
             store_status=0xB000,
@@ -110,7 +114,20 @@ DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "commit-nothing": "storage commitment reports every instance failed (0x0110 processing failure), held or not",
         "commitment-rejected": "no longer offers storage commitment: the Push Model context is rejected at negotiation",
         "report-before-response": "sends the storage commitment report before the N-ACTION response (out of order)",
+        "slow-store": "answers C-STORE 20 % slower, like an on-access virus scanner (the performance phase shows it)",
+        "slow-find": "answers C-FIND 10 % slower (the performance phase shows it)",
+        "leak": "keeps 256 KiB of memory for every association it accepts, never freed (the performance phase shows it)",
         "regression": "store-warning, find-case and drop-attribute at once: a patch that broke several things",
+    }
+)
+
+# Variants whose change only the performance phase shows, with the metric globs that show it:
+# `--demo VARIANT` switches the phase on for these metrics (harness.demo).
+PERFORMANCE_METRICS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
+    {
+        "slow-store": ("store.*",),
+        "slow-find": ("find.*",),
+        "leak": ("association.setup", "memory.*"),
     }
 )
 

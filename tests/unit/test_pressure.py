@@ -297,6 +297,33 @@ def test_the_wrapped_handler_sleeps_f_times_p_before_answering() -> None:
     assert slept[-1] == pytest.approx(sleep_fraction(0.2) * 0.012, rel=0.02)
 
 
+def test_each_find_level_keeps_its_own_pace() -> None:
+    """Blocks of PATIENT finds (10 ms apart) after IMAGE ones (40 ms): a shared pace would sleep 4x too long."""
+    from pydicom import Dataset
+
+    clock = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    pressure = Pressure(slowdowns={"find": 0.1}, clock=lambda: clock[0], sleep=sleep)
+    handler = pressure.wrap("find", lambda event: iter(()))
+    f = sleep_fraction(0.1)
+    for level, period in (("IMAGE", 0.040), ("PATIENT", 0.010), ("IMAGE", 0.040), ("PATIENT", 0.010)):
+        event = SimpleNamespace(assoc=Key(), identifier=Dataset())  # a new association per block, as loadgen's
+        event.identifier.QueryRetrieveLevel = level
+        slept.clear()
+        for _ in range(10):
+            handler(event)
+            clock[0] += period
+        first = slept[0] if slept else 0.0
+        # Each block's first request sleeps its own level's pace (within the EWMA's settling), never the other's
+        assert first < 1.6 * f * period / (1 - f), (level, first)
+    assert pressure._pace_of(pressure.paces["find"], SimpleNamespace(identifier=None)) is pressure.paces["find"]
+
+
 def test_the_leak_keeps_filled_bytes() -> None:
     before = leaked()
     Pressure(leak=4096)._on_established(SimpleNamespace())
