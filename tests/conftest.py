@@ -62,11 +62,18 @@ def wait_for_device(peer: Endpoint, proc: subprocess.Popen[str], deadline: float
 
 
 def require_tool(name: str, install: str) -> str:
-    """The tool's path; skips when it is missing on a developer machine, fails in CI (CI=true)."""
+    """The system tool's path; skips when it is missing on a developer machine, fails in CI (CI=true).
+
+    The Python environment's own bin directory is left out of the search: pynetdicom installs console
+    scripts named like DCMTK's tools (storescp, findscu ...), and tox puts that directory first on PATH,
+    so DCMTK's storescp was once a pynetdicom server there (maximum length 16382, not DCMTK's 16384).
+    """
     import os
     import shutil
 
-    path = shutil.which(name)
+    ours = Path(sys.executable).parent.resolve()
+    dirs = [d for d in os.environ.get("PATH", os.defpath).split(os.pathsep) if d and Path(d).resolve() != ours]
+    path = shutil.which(name, path=os.pathsep.join(dirs))
     if path:
         return path
     message = f"{name} not found: {install}"

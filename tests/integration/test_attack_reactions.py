@@ -149,35 +149,19 @@ def storescp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     tool = require_tool("storescp", "apt-get install dcmtk")
     root = tmp_path_factory.mktemp("attack-storescp")
     (root / "in").mkdir()
-    # Another xdist worker's server once held storescp's port, answered the readiness C-ECHO and was attacked in
-    # its place: so the port is reserved (harness.ports), and a peer that is not storescp (DCMTK announces a
-    # 16 KiB maximum length; pynetdicom servers 0 or 16382) makes the fixture start storescp on another port.
-    tries: list[str] = []
-    for _ in range(5):
-        reservation = reserve_port()
-        port = reservation.port
-        log = (root / f"storescp-{port}.log").open("w")
-        cmd = [tool, "-od", str(root / "in"), str(port)]
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
-        endpoint = Endpoint("STORESCP", "127.0.0.1", port)
-        negotiated: object = None
-        try:
-            wait_for_device(endpoint, proc)
-            negotiated = probe(endpoint)
-            if proc.poll() is None and isinstance(negotiated, Negotiated) and negotiated.max_length == 16384:
-                break
-        except AssertionError as exc:
-            negotiated = exc
+    reservation = reserve_port()  # a reserved port: no other test's server can take it meanwhile
+    port = reservation.port
+    log = (root / "storescp.log").open("w")
+    proc = subprocess.Popen([tool, "-od", str(root / "in"), str(port)], stdout=log, stderr=subprocess.STDOUT, text=True)
+    endpoint = Endpoint("STORESCP", "127.0.0.1", port)
+    wait_for_device(endpoint, proc)
+    negotiated = probe(endpoint)
+    if not (isinstance(negotiated, Negotiated) and negotiated.max_length == 16384):
         listeners = _listeners(port)
         stop(proc)
         log.close()
         reservation.release()
-        text = (root / f"storescp-{port}.log").read_text(errors="replace")[-300:]
-        tries.append(
-            f"port {port}: exit {proc.returncode}, probe {negotiated!r}, listeners {listeners!r}, log {text!r}"
-        )
-    else:
-        pytest.fail("storescp did not come up as the only listener on any of 5 reserved ports:\n" + "\n".join(tries))
+        pytest.fail(f"{tool} is not DCMTK's storescp (DCMTK announces 16384): {negotiated!r}; listeners {listeners}")
     try:
         yield endpoint
     finally:
