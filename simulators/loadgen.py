@@ -46,6 +46,7 @@ __all__ = [
     "echo_op",
     "find_op",
     "fresh_study",
+    "joined",
     "latency_block",
     "retrieve_block",
     "store_contexts",
@@ -114,6 +115,25 @@ class Block:
                 f"malformed samples line ({exc.__class__.__name__}: {exc}); expected the keys metric, values, ops, "
                 "failed (and bytes, images, associations, statuses) as loadgen.Block.to_json writes them"
             ) from None
+
+
+def joined(blocks: Sequence[Block]) -> Block:
+    """Blocks of one metric taken back to back, as one block: every value kept, counts and statuses summed."""
+    if not blocks or len({b.metric for b in blocks}) != 1:
+        raise ValueError(f"joined: needs blocks of one metric, got {[b.metric for b in blocks]}")
+    statuses: Counter[str] = Counter()
+    for block in blocks:
+        statuses.update(block.statuses)
+    return Block(
+        blocks[0].metric,
+        tuple(v for b in blocks for v in b.values),
+        sum(b.ops for b in blocks),
+        sum(b.failed for b in blocks),
+        sum(b.bytes for b in blocks),
+        sum(b.images for b in blocks),
+        sum(b.associations for b in blocks),
+        dict(statuses),
+    )
 
 
 def _key(status: int | None) -> str:

@@ -418,7 +418,8 @@ class PerformanceSpec:
     block: Mapping[str, int] = field(
         default_factory=dict,
         metadata=key(
-            "operations per block by metric glob (latency metrics; defaults: association.setup 10, echo 20, find 10)",
+            "operations per block by metric glob (defaults: association.setup 10, echo 20, find 10; store.study*: 3 "
+            "copies of the study, each its own value)",
             minimum=1,
             maximum=1000,
         ),

@@ -24,14 +24,24 @@ from harness.plugin import Observe
 from harness.profile import METRIC_SERVICES, METRICS
 from simulators._net import VERIFICATION, qr_sop_class
 from simulators.corpus import CorpusItem
-from simulators.loadgen import Block, association_block, echo_op, find_op, latency_block, retrieve_block, study_block
+from simulators.loadgen import (
+    Block,
+    association_block,
+    echo_op,
+    find_op,
+    joined,
+    latency_block,
+    retrieve_block,
+    study_block,
+)
 from simulators.loadgen import store_contexts as storage_contexts
 from simulators.modality import Modality, Model, StoreResult
 from simulators.session import Session, echo_contexts
 from suites._support import query
 
-# Operations per block of the latency metrics when [performance] block says nothing (design 5.1).
-BLOCK = {"association.setup": 10, "echo.latency": 20, "find.": 10}
+# Operations per block when [performance] block says nothing (design 5.1). For store.study* an operation is
+# one copy of the study, each its own value: one 60 ms store per round made its median hostage to one hiccup.
+BLOCK = {"association.setup": 10, "echo.latency": 20, "find.": 10, "store.": 3}
 _MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context ids are odd numbers 1..255
 # find.<level>: the query level, the information model, and the stored corpus's keys that select one item.
 _FIND: Mapping[str, tuple[str, Model, tuple[str, ...]]] = {
@@ -115,7 +125,13 @@ def _measure(
         datasets = [i.dataset for i in study]
         parallel = int(performance.get("parallel", 4)) if metric == "store.study.parallel" else 1
         seed = context.corpus_seed
-        return lambda k: study_block(device, datasets, parallel, seed=seed, round=k, metric=metric, modality=modality)
+        n = ops(BLOCK["store."])
+        return lambda k: joined(
+            [
+                study_block(device, datasets, parallel, seed=seed, round=k * n + i, metric=metric, modality=modality)
+                for i in range(n)
+            ]
+        )
     identifier = query("STUDY", StudyInstanceUID=study[0].study_instance_uid)
     if metric.startswith("get."):
         pairs = sorted({(i.sop_class_uid, i.transfer_syntax_uid) for i in study})
