@@ -1,4 +1,7 @@
-"""report.html's content as plain words and numbers for the templates, which alone write markup (and escape)."""
+"""report.html's content as plain words and numbers for the templates, which alone write markup (and escape).
+
+One exception: the performance section's charts, SVG markup that `_charts` builds from numbers and escaped text.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+from markupsafe import Markup
 
 from harness.compare.diff import format_side
 from harness.compare.security import observation_of, value_words
@@ -20,14 +25,26 @@ from harness.model import (
     DiffKind,
     Direction,
     Manifest,
+    MetricComparison,
     Outcome,
+    PerfDecision,
     Security,
     SecurityChange,
     Verdict,
 )
 from harness.report._case import split_case
+from harness.report._charts import bounds, compared, distributions, is_difference, ratio, run_class, shown
 
-__all__ = ["MAX_DIFFERENCES", "MAX_LINES", "NAMED_UP_TO", "Page", "build_page"]
+__all__ = [
+    "MAX_DIFFERENCES",
+    "MAX_LINES",
+    "NAMED_UP_TO",
+    "WORST_FIRST",
+    "Page",
+    "build_page",
+    "decisions",
+    "worst_first",
+]
 
 # A case shows at most this many differences of each kind (shown, noise); comparison.json has them all.
 MAX_DIFFERENCES = 20
@@ -73,6 +90,35 @@ _POSTURE = {
         "Noisy",
         "The two runs of the unpatched device already disagree on these, so no direction can be told.",
     ),
+}
+# The performance section's order: what makes the verdict worse first, then what is only reported.
+WORST_FIRST = (
+    PerfDecision.REGRESSED,
+    PerfDecision.MISSING,
+    PerfDecision.UNDECIDED,
+    PerfDecision.NOISY,
+    PerfDecision.EXPECTED,
+    PerfDecision.SLOWER,
+    PerfDecision.FASTER,
+    PerfDecision.UNCHANGED,
+)
+# What each decision says; {more} and {less} in words of the metric's unit (see _WORDS).
+_DECISION_WORDS = {
+    PerfDecision.REGRESSED: "{more} than every baseline beyond the threshold",
+    PerfDecision.MISSING: "a run measured none of it",
+    PerfDecision.UNDECIDED: "the interval reaches past the threshold: more samples needed (raise performance.budget)",
+    PerfDecision.NOISY: "the baselines differ beyond the threshold: not judged",
+    PerfDecision.EXPECTED: "{more} beyond the threshold, within the declared change",
+    PerfDecision.SLOWER: "{more} than every baseline, not beyond the threshold: reported, not a regression",
+    PerfDecision.FASTER: "{less} than every baseline",
+    PerfDecision.UNCHANGED: "within the threshold",
+}
+# Time is slower or faster, memory larger or smaller, memory.growth more or less per association.
+_WORDS = {"bytes": ("larger", "smaller"), "bytes/association": ("growing more", "growing less")}
+_STOPPED = {
+    "decided": "sampling stopped once decided",
+    "budget": "sampling stopped at the time budget",
+    "max_rounds": "sampling stopped at the most rounds",
 }
 _NOT_RUN = (None, Outcome.SKIPPED, Outcome.NOT_APPLICABLE)
 _MEANS = {
@@ -246,6 +292,45 @@ class Folded:
 
 
 @dataclass(frozen=True)
+class PerfRun:
+    """One run's share of a metric: how much was kept, and for store.* its throughput (medians)."""
+
+    run: str
+    css: str  # the chart's classes for the run ("pg-b pg-b1", "pg-c")
+    values: int
+    rounds: int
+    rates: str  # "94.0 images/s, 0.88 MB/s"; "" when not a store metric
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One performance metric: the decision, the numbers behind it in words, and its two charts."""
+
+    anchor: str
+    metric: str
+    unit: str
+    decision: str  # a PerfDecision value
+    meaning: str  # what the decision says
+    result: str  # the ratio and the decision's interval, as the verdict's reason quotes them
+    reason: str  # the comparison's own line; shown when nothing could be compared
+    threshold: str  # 1 + t, and t in per cent; for memory.growth the limit in bytes per association
+    declared: str  # the declared slow-down's bar, its reason and ticket; "" when none
+    noise: str  # the baselines against each other, with their interval
+    sampling: str  # why sampling stopped, and whether the runs took turns
+    runs: tuple[PerfRun, ...]
+    distributions: Markup
+    ratio: Markup | None  # None: nothing to draw (a run measured none of it, or a median was 0)
+
+
+@dataclass(frozen=True)
+class Performance:
+    """The performance section: metrics worst decision first."""
+
+    said: str  # "6 metrics: 1 regressed, 5 unchanged"
+    rows: tuple[MetricRow, ...]
+
+
+@dataclass(frozen=True)
 class Page:
     """Everything report.html says, in reading order."""
 
@@ -265,6 +350,7 @@ class Page:
     created: str
     listed: tuple[CaseRow, ...] = ()  # the cases shown one by one: regressed, expected, or with any difference
     folded: Folded | None = None  # None: no case is folded
+    performance: Performance | None = None  # None: the runs measured no performance
 
 
 def build_page(
@@ -294,6 +380,7 @@ def build_page(
         created=c.created or "an unknown date",
         listed=tuple(_case_row(x) for x in c.cases if not _foldable(x)),
         folded=_folded(c.cases),
+        performance=_performance(c.performance) if c.performance else None,
     )
 
 
@@ -524,3 +611,87 @@ def _lines(text: str) -> str:
 
 def _outcome(outcome: Outcome | None) -> str:
     return outcome.value if outcome else "absent (case not run)"
+
+
+def _performance(metrics: Sequence[MetricComparison]) -> Performance:
+    """Every metric, worst decision first; metrics with the same decision in the order the runs measured them."""
+    n = len(metrics)
+    said = f"{n} metric{'' if n == 1 else 's'}: {decisions(metrics)}"
+    return Performance(said, tuple(_metric_row(i, m) for i, m in enumerate(worst_first(metrics), start=1)))
+
+
+def worst_first(metrics: Sequence[MetricComparison]) -> list[MetricComparison]:
+    """The metrics in WORST_FIRST order of their decisions; those with the same decision in the runs' order."""
+    return sorted(metrics, key=lambda m: WORST_FIRST.index(m.decision))
+
+
+def decisions(metrics: Sequence[MetricComparison]) -> str:
+    """How many metrics got each decision, worst first: "1 regressed, 5 unchanged"."""
+    count = Counter(m.decision for m in metrics)
+    return ", ".join(f"{count[d]} {d.value}" for d in WORST_FIRST if count[d])
+
+
+def _metric_row(i: int, m: MetricComparison) -> MetricRow:
+    difference = is_difference(m)
+    drawn = compared(m)
+
+    def show(x: float) -> str:
+        return shown(m, x)
+
+    more, less = _WORDS.get(m.unit, ("slower", "faster"))
+    low, high = bounds(m)
+    if not drawn:
+        result = "not compared"
+    elif difference:
+        result = f"{show(m.ratio)} per association [{show(low)}, {show(high)}]"
+    else:
+        result = f"{show(m.ratio)} [{low:.2f}, {high:.2f}]"
+    declared = ""
+    if difference:
+        threshold = f"limit {show(m.threshold)} per association"
+        if m.declared is not None:
+            declared = f"declared up to {show(m.threshold * (1 + m.declared))}"
+    else:
+        threshold = f"{show(1 + m.threshold)} ({m.threshold * 100:.0f} % {more})"
+        if m.declared is not None:
+            declared = f"declared up to {show(1 + m.declared)}"
+    if declared and m.declared_reason:
+        declared += f": {m.declared_reason}"
+    runs = len(m.spreads)
+    if not drawn:
+        noise = "—"
+    elif runs <= 2:
+        noise = "one baseline: no noise floor"
+    else:
+        low_n, high_n = m.noise_interval.low, m.noise_interval.high
+        noise = f"baselines {show(m.noise)} [{show(low_n)}, {show(high_n)}]"
+    sampling = _STOPPED.get(m.stopped, f"sampling stopped: {m.stopped}" if m.stopped else "")
+    order = "the runs took turns" if m.interleaved else "the runs were measured one after another"
+    return MetricRow(
+        anchor=f"metric-{i}",
+        metric=m.metric,
+        unit=m.unit,
+        decision=m.decision.value,
+        meaning=_DECISION_WORDS[m.decision].format(more=more, less=less),
+        result=result,
+        reason=m.reason,
+        threshold=threshold,
+        declared=declared,
+        noise=noise,
+        sampling="; ".join(x for x in (sampling, order) if x),
+        runs=tuple(
+            PerfRun(s.run, run_class(j, runs), s.n, s.rounds, _rates(m.rates, s.run)) for j, s in enumerate(m.spreads)
+        ),
+        distributions=distributions(m),
+        ratio=ratio(m) if drawn else None,
+    )
+
+
+def _rates(rates: Mapping[str, float], run: str) -> str:
+    """A run's throughput medians (`rates` is keyed "RUN images/s", "RUN MB/s")."""
+    shown = [
+        (f"{rates[k]:.1f} images/s" if name == "images/s" else f"{rates[k]:.2f} MB/s")
+        for name in ("images/s", "MB/s")
+        if (k := f"{run} {name}") in rates
+    ]
+    return ", ".join(shown)

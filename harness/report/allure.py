@@ -1,4 +1,5 @@
-"""allure-results/ of a comparison: one Allure 2 result per suite case, differences attached as JSON."""
+"""allure-results/ of a comparison: one Allure 2 result per suite case (differences attached as JSON) and per
+performance metric (its charts attached as SVG)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from harness.model import JSON, CaseComparison, CaseStatus, Classification, Comparison, Manifest, to_json
+from harness.model import (
+    JSON,
+    CaseComparison,
+    CaseStatus,
+    Classification,
+    Comparison,
+    Manifest,
+    MetricComparison,
+    PerfDecision,
+    to_json,
+)
 from harness.report._case import split_case
+from harness.report._charts import compared, distributions, ratio, standalone
+from harness.report.junit import NOT_JUDGED, PERFORMANCE
 from harness.rundir import OutDir
 
 __all__ = ["AllureReporter"]
@@ -46,34 +59,85 @@ class AllureReporter:
                     json.dumps(to_json(case.differences), ensure_ascii=False), encoding="utf-8"
                 )
                 result["attachments"] = [{"name": "differences", "source": source, "type": "application/json"}]
-            (results / f"{result['uuid']}-result.json").write_text(
-                json.dumps(result, ensure_ascii=False), encoding="utf-8"
-            )
+            _write(results, result)
+        for metric in comparison.performance:
+            key = f"{comparison.candidate}|{comparison.created}|{PERFORMANCE}.{metric.metric}"
+            result = _metric(metric, str(uuid.uuid5(uuid.NAMESPACE_URL, key)), start, stop)
+            charts = [("distributions", distributions(metric))]
+            if compared(metric):
+                charts.append(("ratio", ratio(metric)))
+            attachments: list[JSON] = []
+            for name, chart in charts:
+                source = f"{uuid.uuid5(uuid.NAMESPACE_URL, f'{key}|{name}')}-attachment.svg"
+                (results / source).write_text(standalone(chart), encoding="utf-8")
+                attachments.append({"name": name, "source": source, "type": "image/svg+xml"})
+            result["attachments"] = attachments
+            _write(results, result)
         return results
 
 
 def _result(case: CaseComparison, uid: str, start: int, stop: int) -> dict[str, JSON]:
     module, test = split_case(case.case)
     feature = module.rsplit(".", 1)[0] if "." in module else module or "suites"
+    return _entry(
+        uid, case.case, test, _STATUS[case.status], _message(case), (start, stop),
+        suite=module or case.case, feature=feature, tag=case.status.value,
+    )  # fmt: skip
+
+
+def _metric(m: MetricComparison, uid: str, start: int, stop: int) -> dict[str, JSON]:
+    """A metric as a test result, `performance.<metric>`, so Allure lists it beside the cases."""
+    said = f"{m.decision.value}: {m.reason}"
+    if m.decision is PerfDecision.EXPECTED and m.declared_reason:
+        said += f": as declared: {m.declared_reason}"
+    return _entry(
+        uid, f"{PERFORMANCE}.{m.metric}", m.metric, _perf_status(m.decision), said, (start, stop),
+        suite=PERFORMANCE, feature=PERFORMANCE, tag=m.decision.value, parameters=[{"name": "unit", "value": m.unit}],
+    )  # fmt: skip
+
+
+def _write(results: Path, result: dict[str, JSON]) -> None:
+    (results / f"{result['uuid']}-result.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+
+
+def _perf_status(decision: PerfDecision) -> str:
+    """Regressed fails; a metric not judged (noisy, undecided, missing) is skipped, as in junit.xml; the rest passed."""
+    return "failed" if decision is PerfDecision.REGRESSED else "skipped" if decision in NOT_JUDGED else "passed"
+
+
+def _entry(
+    uid: str,
+    full: str,
+    name: str,
+    status: str,
+    message: str,
+    span: tuple[int, int],
+    *,
+    suite: str,
+    feature: str,
+    tag: str,
+    parameters: list[JSON] | None = None,
+) -> dict[str, JSON]:
+    """One Allure 2 test result; `full` (the case id or `performance.<metric>`) is its history id."""
     return {
         "uuid": uid,
-        "historyId": hashlib.md5(case.case.encode()).hexdigest(),
-        "testCaseId": hashlib.md5(case.case.encode()).hexdigest(),
-        "name": test,
-        "fullName": case.case,
-        "status": _STATUS[case.status],
-        "statusDetails": {"message": _message(case), "trace": ""},
+        "historyId": hashlib.md5(full.encode()).hexdigest(),
+        "testCaseId": hashlib.md5(full.encode()).hexdigest(),
+        "name": name,
+        "fullName": full,
+        "status": status,
+        "statusDetails": {"message": message, "trace": ""},
         "stage": "finished",
-        "start": start,
-        "stop": stop,
+        "start": span[0],
+        "stop": span[1],
         "labels": [
             {"name": "parentSuite", "value": _PARENT_SUITE},
-            {"name": "suite", "value": module or case.case},
+            {"name": "suite", "value": suite},
             {"name": "feature", "value": feature},
-            {"name": "tag", "value": case.status.value},
+            {"name": "tag", "value": tag},
             {"name": "framework", "value": "patchgate"},
         ],
-        "parameters": [],
+        "parameters": parameters or [],
         "links": [],
         "steps": [],
         "attachments": [],

@@ -1,4 +1,4 @@
-"""junit.xml of a comparison: one testcase per suite case, a failure for each regressed case."""
+"""junit.xml of a comparison: one testcase per suite case and per performance metric, a failure for each regressed one."""
 
 from __future__ import annotations
 
@@ -16,16 +16,23 @@ from harness.model import (
     Difference,
     Direction,
     Manifest,
+    MetricComparison,
     Outcome,
+    PerfDecision,
 )
 from harness.report._case import split_case
+from harness.report._charts import is_difference, quantity
 from harness.rundir import OutDir
 
-__all__ = ["JUnitReporter", "xml_text"]
+__all__ = ["NOT_JUDGED", "PERFORMANCE", "JUnitReporter", "xml_text"]
 
 # Characters XML 1.0 cannot hold at all, even escaped; observations may carry any bytes.
 _INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SUITE = "patchgate comparison"
+# A performance metric's testcase is `performance.<metric>`: this classname, the metric as its name.
+PERFORMANCE = "performance"
+# Metrics not judged (design 7.5: warnings, or INCONCLUSIVE) are skipped: CI shows them as neither passed nor failed.
+NOT_JUDGED = frozenset({PerfDecision.NOISY, PerfDecision.UNDECIDED, PerfDecision.MISSING})
 
 
 def xml_text(text: str) -> str:
@@ -39,16 +46,20 @@ class JUnitReporter:
     name = "junit"
 
     def write(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Path:
-        cases = comparison.cases
+        cases, metrics = comparison.cases, comparison.performance
+        failures = sum(1 for c in cases if c.status is CaseStatus.REGRESSED)
+        failures += sum(1 for m in metrics if m.decision is PerfDecision.REGRESSED)
+        skipped = sum(1 for c in cases if c.status is CaseStatus.NOT_APPLICABLE)
+        skipped += sum(1 for m in metrics if m.decision in NOT_JUDGED)
         root = ET.Element("testsuites", name=_SUITE)
         suite = ET.SubElement(
             root,
             "testsuite",
             name=_SUITE,
-            tests=str(len(cases)),
-            failures=str(sum(1 for c in cases if c.status is CaseStatus.REGRESSED)),
+            tests=str(len(cases) + len(metrics)),
+            failures=str(failures),
             errors="0",
-            skipped=str(sum(1 for c in cases if c.status is CaseStatus.NOT_APPLICABLE)),
+            skipped=str(skipped),
             time="0",
             timestamp=xml_text(comparison.created),
         )
@@ -70,6 +81,8 @@ class JUnitReporter:
             ET.SubElement(properties, "property", name=name, value=xml_text(value))
         for case in cases:
             _testcase(suite, case)
+        for metric in metrics:
+            _metric(suite, metric)
         ET.indent(root)
         path = OutDir(out).junit
         ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
@@ -101,6 +114,21 @@ def _testcase(suite: ET.Element, case: CaseComparison) -> None:
         lines = [f"expected: {_line(d)} — {d.reason}" for d in expected]
         lines += [f"noise: {_line(d)}" for d in noise]
         ET.SubElement(element, "system-out").text = xml_text("\n".join(lines))
+
+
+def _metric(suite: ET.Element, m: MetricComparison) -> None:
+    """`performance.<metric>`: failed when regressed, skipped when not judged, else passed; the reason as one line."""
+    element = ET.SubElement(suite, "testcase", classname=PERFORMANCE, name=xml_text(m.metric), time="0")
+    line = xml_text(f"{m.decision.value}: {' '.join(m.reason.splitlines())}")
+    if m.decision is PerfDecision.REGRESSED:
+        runs = () if is_difference(m) else m.spreads  # memory.growth's values are memory at rest, not what it compares
+        medians = [f"{s.run}: median {quantity(s.quantiles[3], m.unit)} of {s.n} values" for s in runs if s.n]
+        ET.SubElement(element, "failure", type="regressed", message=line).text = xml_text("\n".join([line, *medians]))
+    elif m.decision in NOT_JUDGED:
+        ET.SubElement(element, "skipped", message=line)
+    else:
+        said = f"{line}: as declared: {m.declared_reason}" if m.decision is PerfDecision.EXPECTED else line
+        ET.SubElement(element, "system-out").text = xml_text(said)
 
 
 def _of(case: CaseComparison, classification: Classification) -> list[Difference]:

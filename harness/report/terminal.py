@@ -7,8 +7,17 @@ from collections import Counter
 from harness.compare.diff import format_side
 from harness.compare.security import describe
 from harness.errors import printable
-from harness.model import CaseStatus, Classification, Comparison, Direction, SecurityChange
-from harness.verdict import MIXED_ALLOWED
+from harness.model import (
+    CaseStatus,
+    Classification,
+    Comparison,
+    Direction,
+    MetricComparison,
+    PerfDecision,
+    SecurityChange,
+)
+from harness.report._view import decisions, worst_first
+from harness.verdict import MIXED_ALLOWED, PERFORMANCE
 
 __all__ = ["summary_table"]
 
@@ -23,7 +32,8 @@ _COUNTED = (Direction.LOOSENED, Direction.TIGHTENED, Direction.CHANGED, Directio
 
 
 def summary_table(comparison: Comparison) -> str:
-    """Case counts by status, the regressed cases with their paths, and a closing VERDICT line."""
+    """Case counts by status, the performance metrics that moved, the regressed cases with their paths, and a closing
+    VERDICT line."""
     counts = Counter(c.status for c in comparison.cases)
     width = max(len(s.value) for s in CaseStatus)
     lines = ["Cases by status"]
@@ -31,6 +41,9 @@ def summary_table(comparison: Comparison) -> str:
     lines.append(f"  {'total':<{width}}  {len(comparison.cases):>5}")
     lines += _posture(comparison.security)
     regressed = [c for c in comparison.cases if c.status is CaseStatus.REGRESSED]
+    # The reasons are printed below only when no case regressed; a metric they name is not named twice.
+    printed = [r for r in comparison.reasons if not regressed or r.startswith(MIXED_ALLOWED)]
+    lines += _performance(comparison.performance, printed)
     if regressed:
         lines += ["", "Regressed cases"]
         for case in regressed:
@@ -65,6 +78,18 @@ def _posture(changes: tuple[SecurityChange, ...]) -> list[str]:
         lines.append(f"  {c.direction.value:<9}  {printable(c.case)}  {printable(describe(c))}  ({judged})")
     if len(moved) > _SECURITY_LINES:
         lines.append(f"  ... and {len(moved) - _SECURITY_LINES} more (see report.html)")
+    return lines
+
+
+def _performance(metrics: tuple[MetricComparison, ...], printed: list[str]) -> list[str]:
+    """A count line, then one line per metric that is not unchanged, worst first, unless a printed reason names it."""
+    if not metrics:
+        return []
+    lines = ["", f"Performance: {decisions(metrics)}"]
+    for m in worst_first(metrics):
+        if m.decision is PerfDecision.UNCHANGED or any(f"{PERFORMANCE}{m.reason}" in r for r in printed):
+            continue
+        lines.append(f"  {m.decision.value:<9}  {printable(m.reason)}")
     return lines
 
 

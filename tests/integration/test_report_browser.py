@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import select
@@ -14,10 +15,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from harness.compare.diff import format_side
 from harness.compare.engine import compare
+from harness.compare.performance import compare_metric
 from harness.compare.policy import ExpectedChange, Policy
 from harness.model import CaseRecord, Comparison, Direction, Observation, Outcome, RunRecord, Security
 from harness.report import write_reports
@@ -385,3 +388,38 @@ def test_software_changes_table_shows_each_package_with_both_versions(tmp_path: 
         ["zlib1g", "1:1.2.13.dfsg-1", "not installed", "regressed not declared in the policy"],
     ]
     assert shown["scripts"] == 0 and shown["title"] == "patchgate: reference — REGRESSED"  # the name never ran
+
+
+# --- The performance section ----------------------------------------------------------------------
+
+
+def _perf_rounds(scale: float, seed: int) -> dict[int, list[float]]:
+    rng = np.random.default_rng(seed)
+    return {k: [float(v) for v in 0.05 * scale * rng.lognormal(0.0, 0.05, 6)] for k in range(1, 13)}
+
+
+def test_performance_section_lays_out_its_charts(tmp_path: Path, report: tuple[Comparison, Path]) -> None:
+    baselines = {"baseline-1": _perf_rounds(1.0, 1), "baseline-2": _perf_rounds(1.0, 2)}
+    metrics = (
+        compare_metric("store.study", baselines, _perf_rounds(1.3, 3), resamples=400),
+        compare_metric("find.study", baselines, _perf_rounds(1.0, 4), resamples=400),
+    )
+    comparison = dataclasses.replace(report[0], performance=metrics)
+    html_path = write_reports(comparison, tmp_path / "perf", [])["html"]
+    with _devtools(tmp_path) as chrome:
+        chrome.open(html_path.as_uri())
+        shown = json.loads(
+            chrome.evaluate(
+                """JSON.stringify({
+                  charts: [...document.querySelectorAll('#performance svg')].map(s => (r => [r.width, r.height,
+                    s.querySelectorAll('.pg-lane').length])(s.getBoundingClientRect())),
+                  dots: getComputedStyle(document.querySelector('#performance .pg-c .pg-dot')).fill,
+                  badges: [...document.querySelectorAll('#performance .badge')].map(b => b.innerText),
+                  width: innerWidth, scrollWidth: document.documentElement.scrollWidth })"""
+            )
+        )
+    assert shown["badges"] == ["regressed", "unchanged"]
+    assert len(shown["charts"]) == 4 and all(w > 300 and h > 40 for w, h, _ in shown["charts"])
+    assert [lanes for *_, lanes in shown["charts"]] == [3, 0, 3, 0]  # distributions, then the ratio, per metric
+    assert shown["dots"] == "rgb(194, 106, 0)"  # the candidate's colour, from the section's stylesheet
+    assert shown["scrollWidth"] <= shown["width"]  # nothing runs off the page sideways
