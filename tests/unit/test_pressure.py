@@ -279,7 +279,8 @@ def test_each_behaviour_binds_its_event() -> None:
     assert bound == {evt.EVT_ESTABLISHED, evt.EVT_DATA_RECV, evt.EVT_REQUESTED}
 
 
-def test_the_wrapped_handler_sleeps_f_times_p_before_answering() -> None:
+def _slowed(kind: str, slowdown: float) -> tuple[Pressure, list[float], list[float]]:
+    """A Pressure slowing `kind` on a fake clock that its sleeps advance: (it, the clock, the sleeps)."""
     clock = [0.0]
     slept: list[float] = []
 
@@ -287,7 +288,11 @@ def test_the_wrapped_handler_sleeps_f_times_p_before_answering() -> None:
         slept.append(seconds)
         clock[0] += seconds
 
-    pressure = Pressure(slowdowns={"store": 0.2}, clock=lambda: clock[0], sleep=sleep)
+    return Pressure(slowdowns={kind: slowdown}, clock=lambda: clock[0], sleep=sleep), clock, slept
+
+
+def test_the_wrapped_handler_sleeps_f_times_p_before_answering() -> None:
+    pressure, clock, slept = _slowed("store", 0.2)
     handler = pressure.wrap("store", lambda event: 0x0000)
     event = SimpleNamespace(assoc=Key())
     for _ in range(50):
@@ -301,14 +306,7 @@ def test_each_find_level_keeps_its_own_pace() -> None:
     """Blocks of PATIENT finds (10 ms apart) after IMAGE ones (40 ms): a shared pace would sleep 4x too long."""
     from pydicom import Dataset
 
-    clock = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock[0] += seconds
-
-    pressure = Pressure(slowdowns={"find": 0.1}, clock=lambda: clock[0], sleep=sleep)
+    pressure, clock, slept = _slowed("find", 0.1)
     handler = pressure.wrap("find", lambda event: iter(()))
     f = sleep_fraction(0.1)
     for level, period in (("IMAGE", 0.040), ("PATIENT", 0.010), ("IMAGE", 0.040), ("PATIENT", 0.010)):
