@@ -1,0 +1,140 @@
+"""Benchmark of the performance gate's power: N validations of a slowed variant, and how often each metric was caught.
+
+A performance variant of the reference device (`slow-store`, `slow-find`, `leak`) changes its metrics
+by a known amount; the question is how often a validation within the profile's budget shows it.
+Each variant's command (one `patchgate validate` command line, `--out` added) runs N times, the
+variants interleaved with the order rotated per round. Per metric the decisions are counted: caught
+means shown slower than every baseline at 95 % (`regressed`, `expected` or `slower`), `regressed`
+alone means beyond the threshold too.
+
+    python scripts/bench_perf_power.py --variant "slow-find=.venv/bin/patchgate validate --demo slow-find" \\
+        [--variant "slow-store=.venv/bin/patchgate validate --demo slow-store"] [--rounds 5] [--markdown docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
+from bench_demo import ROOT, Variant
+
+__all__ = ["BEGIN_MARKER", "CAUGHT", "END_MARKER", "Validation", "main", "measure", "render_markdown"]
+
+BEGIN_MARKER = "<!-- bench_perf_power:begin -->"
+END_MARKER = "<!-- bench_perf_power:end -->"
+# Decisions that show the candidate slower than every baseline at 95 % (harness.model.PerfDecision values).
+CAUGHT = frozenset({"regressed", "expected", "slower"})
+
+
+@dataclass(frozen=True)
+class Validation:
+    """One validation: its verdict ("" when it wrote no comparison), each metric's decision, its wall time."""
+
+    variant: str
+    round: int
+    verdict: str
+    decisions: dict[str, str]
+    seconds: float
+
+
+def _validate(variant: Variant, round_no: int, timeout: float, scratch: Path) -> Validation:
+    out = scratch / f"{variant.name}-{round_no}"
+    start = time.monotonic()
+    with contextlib.suppress(subprocess.TimeoutExpired):  # a validation past the timeout has no comparison
+        subprocess.run([*variant.argv, "--out", str(out)], cwd=ROOT, capture_output=True, timeout=timeout, check=False)
+    seconds = time.monotonic() - start
+    try:
+        comparison = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Validation(variant.name, round_no, "", {}, seconds)
+    decisions = {str(m["metric"]): str(m["decision"]) for m in comparison.get("performance", [])}
+    return Validation(variant.name, round_no, str(comparison.get("verdict", "")), decisions, seconds)
+
+
+def measure(variants: Sequence[Variant], rounds: int, timeout: float) -> list[Validation]:
+    """Every variant `rounds` times, interleaved, the order rotated each round."""
+    done: list[Validation] = []
+    with tempfile.TemporaryDirectory(prefix="bench-perf-power-") as scratch:
+        for r in range(rounds):
+            for variant in [variants[(i + r) % len(variants)] for i in range(len(variants))]:
+                v = _validate(variant, r + 1, timeout, Path(scratch))
+                caught = sorted(m for m, d in v.decisions.items() if d in CAUGHT)
+                print(f"round {r + 1}: {v.variant}: {v.verdict or 'no verdict'}, caught {caught}, {v.seconds:.0f} s")
+                done.append(v)
+    return done
+
+
+def render_markdown(
+    variants: Sequence[Variant], done: Sequence[Validation], rounds: int, loads: tuple[float, float]
+) -> str:
+    """The docs/benchmarks.md section: per variant and metric, how often it was caught and regressed."""
+    lines = [
+        "## Power of the performance gate (`scripts/bench_perf_power.py`)",
+        "",
+        "| variant | metric | validations | caught (slower at 95 %) | regressed (beyond the threshold) | decisions | median wall s |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for variant in variants:
+        mine = [v for v in done if v.variant == variant.name]
+        wall = statistics.median(v.seconds for v in mine) if mine else 0.0
+        metrics = sorted({m for v in mine for m in v.decisions})
+        for metric in metrics or ["(none)"]:
+            seen = collections.Counter(v.decisions.get(metric, "missing") for v in mine)
+            caught = sum(n for d, n in seen.items() if d in CAUGHT)
+            counts = ", ".join(f"{d} {n}" for d, n in sorted(seen.items()))
+            lines.append(
+                f"| {variant.name} | `{metric}` | {len(mine)} | {caught} | {seen['regressed']} | {counts} | {wall:.0f} |"
+            )
+    verdicts = collections.Counter((v.variant, v.verdict or "none") for v in done)
+    lines += [
+        "",
+        f"{rounds} round(s), one validation of each variant per round, the order rotated; each a fresh process "
+        "and output folder, with its profile's [performance] settings (`--demo VARIANT`: the variant's metrics, up to "
+        "120 rounds within the default 150 s budget). Verdicts: "
+        + "; ".join(f"{name} {verdict} {n}" for (name, verdict), n in sorted(verdicts.items()))
+        + ".",
+        "",
+        f"- machine: {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}",
+        f"- load average (1 min) at the start / end: {loads[0]:.2f} / {loads[1]:.2f}",
+        f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+        "- command: `python scripts/bench_perf_power.py "
+        + " ".join(f"--variant {shlex.quote(f'{v.name}={shlex.join(v.argv)}')}" for v in variants)
+        + f" --rounds {rounds}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--variant", action="append", required=True, type=Variant.parse, help="NAME=COMMAND")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per validation")
+    parser.add_argument("--markdown", type=Path, help="rewrite this file's bench_perf_power section")
+    args = parser.parse_args(argv)
+    start = os.getloadavg()[0]
+    done = measure(args.variant, args.rounds, args.timeout)
+    section = render_markdown(args.variant, done, args.rounds, (start, os.getloadavg()[0]))
+    print(section)
+    if args.markdown:
+        rewrite_section(args.markdown, BEGIN_MARKER, END_MARKER, section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
