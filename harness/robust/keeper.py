@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from harness.errors import HarnessError
+from harness.launch.resources import Incarnation, ResourceProbe, change
 from harness.model import Revival, RobustnessSetup
 from harness.profile import RobustnessSpec
 from harness.robust.records import WindowAnswer, WindowRequest, exit_detail
@@ -23,12 +24,16 @@ class Device(Protocol):
 
     def alive(self) -> bool: ...
 
+    def resources(self) -> ResourceProbe | None: ...
+
 
 class WindowKeeper:
     """One run's attack windows (design 8.6), served from the runner's loop with `serve()`.
 
     A device exit seen at an input's `end` is that input's reaction, not a crashed run (`covers_exit`);
-    an exit found at a `begin` happened outside any window (`crashed_outside`). `revive` restarts the
+    an exit found at a `begin` happened outside any window (`crashed_outside`). A device that runs at
+    `end` but whose settled processes changed since `begin` (a supervisor inside replaced its server;
+    harness.launch.resources.change) `restarted`. `revive` restarts the
     device through `restart(input)` (which raises HarnessError when it does not come back) up to
     `max_revivals` times; past them, or with `revive = false`, the phase stops (`stopped`) and every
     later request is answered with that stop.
@@ -45,6 +50,7 @@ class WindowKeeper:
         self.failure = ""  # a revival that failed: the run ends device_failed
         self.crashed_outside = ""
         self._down = ""  # the input whose window saw the device exit, while it is not revived
+        self._before: Incarnation | None = None  # who the device was at the open window's begin
         self._next = 1
         self._closed = False
 
@@ -101,6 +107,8 @@ class WindowKeeper:
                 self._log("exited", input_id, exit_detail(code), window=False)
             self.stopped = self.crashed_outside or f"the device is down after input {self._down}"
             return WindowAnswer(stop=self.stopped)
+        probe = device.resources()
+        self._before = probe.incarnation() if probe is not None else None
         return WindowAnswer()
 
     def _end(self, input_id: str) -> WindowAnswer:
@@ -111,6 +119,13 @@ class WindowKeeper:
                 self._down = input_id
                 self._log("exited", input_id, detail, window=True)
             return WindowAnswer(exited=True, detail=detail)
+        before, self._before = self._before, None
+        probe = device.resources() if device is not None else None
+        if before is not None and probe is not None and change(before, probe.incarnation()) == "restarted":
+            # No pids in the detail: it is compared between runs.
+            detail = "restarted: a process of the device was replaced while the device ran on"
+            self._log("restarted", input_id, detail, window=True)
+            return WindowAnswer(restarted=True, detail=detail)
         return WindowAnswer()
 
     def _revive(self, request: WindowRequest) -> WindowAnswer:

@@ -44,17 +44,30 @@ class WindowRequest:
 
 @dataclass(frozen=True)
 class WindowAnswer:
-    """The harness's answer: the device `exited` during the window (with its `detail`), it was `revived`, or
-    `stop` says why no more inputs may be sent ("" to go on)."""
+    """The harness's answer: the device `exited` or `restarted` during the window (with its `detail`), it was
+    `revived`, or `stop` says why no more inputs may be sent ("" to go on)."""
 
     exited: bool = False
     detail: str = ""
     revived: bool = False
     stop: str = ""
+    restarted: bool = False
 
     def to_json(self) -> dict[str, JSON]:
-        return {"exited": self.exited, "detail": self.detail, "revived": self.revived, "stop": self.stop}
+        return {
+            "exited": self.exited,
+            "restarted": self.restarted,
+            "detail": self.detail,
+            "revived": self.revived,
+            "stop": self.stop,
+        }
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> WindowAnswer:
-        return cls(bool(d.get("exited")), str(d.get("detail", "")), bool(d.get("revived")), str(d.get("stop", "")))
+        return cls(
+            exited=bool(d.get("exited")),
+            detail=str(d.get("detail", "")),
+            revived=bool(d.get("revived")),
+            stop=str(d.get("stop", "")),
+            restarted=bool(d.get("restarted")),
+        )

@@ -30,13 +30,15 @@ class Final:
         return self.kind in ("exited", "unresponsive")
 
 
-def final(outcome: Outcome, exited: str | None) -> Final:
+def final(outcome: Outcome, exited: str | None, restarted: str | None = None) -> Final:
     """The most severe reaction that applies: the wire's, `unresponsive` when the health check failed while the
-    device runs, `exited` (with `exited` as its detail: "exit code 70", "signal 11") when the harness saw it go."""
+    device runs, `exited` (with `exited` as its detail: "exit code 70", "signal 11") when the harness saw it go,
+    `restarted` (with `restarted` as its detail) when it saw the device's processes replaced."""
     wire = outcome.reaction
     seconds = wire.seconds if wire is not None else 0.0
-    if exited is not None:
-        return Final("exited", wire.when if wire else "immediate", exited, 3, seconds)
+    for kind, detail in (("exited", exited), ("restarted", restarted)):
+        if detail is not None:
+            return Final(kind, wire.when if wire else "immediate", detail, 3, seconds)
     if wire is None:
         healthy = outcome.health is None or outcome.health.ok
         if healthy:

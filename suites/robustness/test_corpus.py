@@ -59,9 +59,9 @@ def test_input(input_id: str, patchgate_context: SuiteContext, attack_windows: W
         pytest.skip(f"robustness phase stopped: {attack_windows.stopped}")
     outcome = run_input(item, endpoint, negotiated=negotiated, deadline=deadline, health_timeout=health_timeout)
     end = attack_windows.end(input_id)
-    reaction = final(outcome, end.detail if end.exited else None)
+    reaction = final(outcome, end.detail if end.exited else None, end.detail if end.restarted else None)
     run = RunDir(Path(patchgate_context.run_dir))
-    line = {**outcome.to_json(), "final": reaction.kind, "exit": end.detail if end.exited else ""}
+    line = {**outcome.to_json(), "final": reaction.kind, "harness": end.detail}
     run.append_line(run.robustness_reactions, line)  # the whole outcome (counts, tries) for people; not compared
 
     observe("robustness.reaction", {"kind": reaction.kind, "when": reaction.when})

@@ -14,7 +14,7 @@ from harness.demo import demo_profile
 from harness.model import CaseStatus, Direction, Outcome, RunStatus, Verdict
 from harness.profile import Profile, load_profile
 from harness.rundir import read_run
-from harness.runner import suites_root
+from harness.runner import RunRequest, run_variant, suites_root
 from harness.validation import Validation, compare_runs, policy_for, run_validation
 from tests.shipped import DEVICES
 
@@ -128,3 +128,37 @@ def test_revivals_beyond_max_revivals_skip_the_rest_and_are_inconclusive(tmp_pat
     assert candidate.by_case()[FIND_SQ].observed()["robustness.reaction"]["kind"] == "unresponsive"
     skipped = candidate.by_case()["test_corpus.py::test_input[ds.store.uid-slash]"]
     assert skipped.outcome is Outcome.SKIPPED and "revivals exhausted" in skipped.message, skipped
+
+
+SUPERVISED = """\
+[device]
+name = "supervised"
+ae_title = "REFDEVICE"
+services = ["echo"]
+
+[variants.baseline]
+command = ["sh", "-c", "while :; do {python} -m simulators.reference --variant crash-on-oversized-pdu --ae-title {ae_title} --port {port} --storage {workdir}/storage; sleep 0.2; done"]
+
+[variants.candidate]
+command = ["sh", "-c", "while :; do {python} -m simulators.reference --variant crash-on-oversized-pdu --ae-title {ae_title} --port {port} --storage {workdir}/storage; sleep 0.2; done"]
+
+[robustness]
+enabled = true
+inputs = ["pdu.pdata.over-max"]
+deadline = 3
+health_timeout = 3
+"""
+
+
+def test_a_server_its_supervisor_restarts_is_restarted_not_revived(tmp_path: Path) -> None:
+    (tmp_path / "profile.toml").write_text(SUPERVISED, encoding="utf-8")
+    profile = dataclasses.replace(
+        load_profile(tmp_path / "profile.toml"), suite_paths=(str(suites_root() / "robustness"),)
+    )
+    manifest = run_variant(RunRequest(profile, "candidate", "candidate", 1, tmp_path / "run"))
+    assert manifest.status is RunStatus.COMPLETED, manifest.status_detail
+    observed = read_run(tmp_path / "run").by_case()[OVER_MAX].observed()
+    assert observed["robustness.reaction"]["kind"] == "restarted", observed
+    assert observed["robustness.severity"] == 3
+    # The device came back by itself: the harness revived nothing.
+    assert manifest.robustness is not None and manifest.robustness.revivals == ()

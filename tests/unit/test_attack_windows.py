@@ -9,6 +9,7 @@ import pytest
 
 from harness.demo import demo_profile
 from harness.errors import TargetError
+from harness.perf.records import Incarnation, ResourceSample
 from harness.profile import RobustnessSpec
 from harness.robust.client import Windows
 from harness.robust.keeper import WindowKeeper
@@ -20,17 +21,40 @@ from simulators.attack.run import Outcome
 from suites.robustness._reaction import NOT_SENT, buckets, final
 
 
+class FakeProbe:
+    """Who the device is: one long-lived server process (pid 10) until `replace()`, after which it is pid 11."""
+
+    source = "fake"
+
+    def __init__(self) -> None:
+        self.pid = 10
+
+    def read(self) -> ResourceSample | None:
+        return None
+
+    def incarnation(self) -> Incarnation:
+        # Started at tick 100, read at tick 10,000: settled, so its going is a restart, not an association's child.
+        return Incarnation(True, None, None, False, 0, "1", frozenset({(1, 1), (self.pid, 100)}), taken=10_000)
+
+    def replace(self) -> None:
+        self.pid = 11
+
+
 class FakeDevice:
     """A device process as the keeper sees one: alive until `exit(code)`."""
 
     def __init__(self) -> None:
         self.exit_code: int | None = None
+        self.probe = FakeProbe()
 
     def alive(self) -> bool:
         return self.exit_code is None
 
     def exit(self, code: int) -> None:
         self.exit_code = code
+
+    def resources(self) -> FakeProbe:
+        return self.probe
 
 
 class Harness:
@@ -81,6 +105,17 @@ def test_an_exit_inside_a_window_is_the_input_s_reaction_and_is_revived(run: Run
     assert setup.stopped == ""
     events = [(line["event"], line["in_window"]) for line in run.read_lines(run.robustness_device)]
     assert events == [("exited", True), ("revived", True)]
+
+
+def test_a_server_replaced_inside_a_window_restarted(run: RunDir) -> None:
+    harness, client = Harness(run, RobustnessSpec(enabled=True)), Windows(run, timeout=5)
+    _ask(harness, client, "begin", "a")
+    assert _ask(harness, client, "end", "a") == WindowAnswer()  # the same processes: nothing to say
+    _ask(harness, client, "begin", "b")
+    harness.device.probe.replace()  # a supervisor inside started a new server
+    answer = _ask(harness, client, "end", "b")
+    assert answer.restarted and not answer.exited and "restarted" in answer.detail and "11" not in answer.detail
+    assert not harness.keeper.covers_exit and harness.restarts == []
 
 
 def test_an_exit_between_windows_is_a_crash_outside_and_stops_the_phase(run: RunDir) -> None:
@@ -171,3 +206,9 @@ def test_demo_switches_the_robustness_phase_on_for_its_variants() -> None:
     assert demo_profile("hang-on-unterminated-sequence").robustness.inputs == ("ds.*.sq-unterminated",)
     assert demo_profile("pdu-limit", baseline="crash-on-oversized-pdu").robustness.inputs == ("pdu.pdata.over-max",)
     assert demo_profile("slow-store").robustness.enabled is False
+
+
+def test_a_restart_outranks_what_the_wire_saw() -> None:
+    outcome = Outcome("x", Reaction("closed", "EOF", 0.02), FAILED, 1.0)
+    got = final(outcome, None, "restarted: a process of the device was replaced while the device ran on")
+    assert (got.kind, got.severity, got.needs_revival) == ("restarted", 3, False)
