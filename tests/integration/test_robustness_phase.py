@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from harness.demo import demo_profile
+from harness.demo import demo_profile, demo_text
 from harness.model import CaseStatus, Direction, Outcome, RunStatus, Verdict
 from harness.profile import Profile, load_profile
 from harness.rundir import read_run
 from harness.runner import RunRequest, run_variant, suites_root
 from harness.validation import Validation, compare_runs, policy_for, run_validation
+from tests.conftest import run_cli
 from tests.shipped import DEVICES
 
 OVER_MAX = "test_corpus.py::test_input[pdu.pdata.over-max]"
@@ -162,3 +163,41 @@ def test_a_server_its_supervisor_restarts_is_restarted_not_revived(tmp_path: Pat
     assert observed["robustness.severity"] == 3
     # The device came back by itself: the harness revived nothing.
     assert manifest.robustness is not None and manifest.robustness.revivals == ()
+
+
+def _phase_off_profile(tmp_path: Path, inputs: str) -> Path:
+    """The reference device with the robustness suite alone and `[robustness] enabled` left false."""
+    text = demo_text("clean-rebuild") + (
+        f'\n[suites]\npaths = ["{suites_root() / "robustness"}"]\n\n[robustness]\ninputs = [{inputs}]\ndeadline = 3\n'
+    )
+    path = tmp_path / "profile.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_command_line_switches_the_phase_on(tmp_path: Path) -> None:
+    profile = _phase_off_profile(tmp_path, '"pdu.rq.version-0"')
+    on = run_cli(
+        "run", "--profile", str(profile), "--variant", "candidate", "--robustness", "--out", str(tmp_path / "on")
+    )
+    assert on.code == 0, on.stderr
+    run = read_run(tmp_path / "on")
+    assert run.manifest.robustness is not None and run.manifest.robustness.inputs == ("pdu.rq.version-0",)
+    case = run.by_case()["test_corpus.py::test_input[pdu.rq.version-0]"]
+    assert case.outcome is Outcome.PASSED and case.observed()["robustness.reaction"]["kind"] == "rejected"
+    off = run_cli("run", "--profile", str(profile), "--variant", "candidate", "--out", str(tmp_path / "off"))
+    assert off.code == 0, off.stderr
+    run = read_run(tmp_path / "off")
+    assert run.manifest.robustness is None
+    assert {c.message for c in run.cases} == {
+        "not applicable: the robustness phase is off (enable [robustness] in the profile, or pass --robustness)"
+    }
+
+
+def test_inputs_that_select_nothing_are_refused_naming_the_key(tmp_path: Path) -> None:
+    profile = _phase_off_profile(tmp_path, '"pdu.no-such-input*"')
+    result = run_cli("run", "--profile", str(profile), "--variant", "candidate", "--robustness", "--out", str(tmp_path))
+    assert result.code == 2, result.stderr
+    assert "robustness.inputs ['pdu.no-such-input*'] select no corpus input" in result.stderr
+    assert "hint: globs over the input ids of docs/attack-corpus.md" in result.stderr
+    assert not (tmp_path / "manifest.json").exists()  # refused before anything started
