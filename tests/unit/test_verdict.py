@@ -346,12 +346,16 @@ def test_performance_warnings_do_not_change_a_verdict_unless_strict() -> None:
 
 
 def test_a_robustness_phase_that_stopped_early_is_inconclusive_naming_why() -> None:
-    setup = RobustnessSetup("1", "0" * 64, ("ds.store.sq-unterminated",), stopped="revivals exhausted: ...")
-    c = compare(_baselines(_suite(), _suite()), _candidate(_suite(), robustness=setup))
+    finished = RobustnessSetup("1", "0" * 64, ("ds.store.sq-unterminated",))
+    baselines = [make_run(_suite(), replica=i, robustness=finished) for i in (1, 2)]
+    stopped = dataclasses.replace(finished, stopped="revivals exhausted: ...")
+    c = compare(baselines, _candidate(_suite(), robustness=stopped))
     assert c.verdict is Verdict.INCONCLUSIVE, c.reasons
-    assert any("robustness phase stopped early: revivals exhausted" in r for r in c.reasons), c.reasons
-    finished = dataclasses.replace(setup, stopped="", revivals=(Revival("x", "exited", "exit code 70"),))
-    assert compare(_baselines(_suite()), _candidate(_suite(), robustness=finished)).verdict is Verdict.UNCHANGED
+    assert c.reasons == (
+        "candidate run 1 (runs/candidate-1): the robustness phase stopped early: revivals exhausted: ...",
+    )
+    revived = dataclasses.replace(finished, revivals=(Revival("x", "exited", "exit code 70"),))
+    assert compare(baselines, _candidate(_suite(), robustness=revived)).verdict is Verdict.UNCHANGED
 
 
 def test_a_worse_robustness_reaction_is_named_first_as_security_loosened() -> None:
