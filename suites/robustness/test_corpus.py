@@ -8,6 +8,7 @@ followed by a revival the harness does; once the harness says stop, the remainin
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from harness.plugin import Observe
 from harness.robust.client import Windows
 from harness.rundir import RunDir
 from simulators.attack import Input, Negotiated, inputs
+from simulators.attack.health import echo_health
 from simulators.attack.run import probe, run_input
 from suites.robustness._reaction import buckets, final
 
@@ -58,6 +60,8 @@ def test_input(input_id: str, patchgate_context: SuiteContext, attack_windows: W
     if attack_windows.begin(input_id).stop:
         pytest.skip(f"robustness phase stopped: {attack_windows.stopped}")
     outcome = run_input(item, endpoint, negotiated=negotiated, deadline=deadline, health_timeout=health_timeout)
+    if outcome.health is None:  # not sent (nothing to send to this device): still, does it answer after this case?
+        outcome = dataclasses.replace(outcome, health=echo_health(endpoint, health_timeout))
     end = attack_windows.end(input_id)
     reaction = final(outcome, end.detail if end.exited else None, end.detail if end.restarted else None)
     run = RunDir(Path(patchgate_context.run_dir))

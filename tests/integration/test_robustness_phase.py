@@ -42,9 +42,9 @@ def test_a_crash_on_an_oversized_pdu_is_regressed_as_security_loosened(tmp_path:
     assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
     first = comparison.reasons[0]
     assert "security loosened" in first and "pdu.pdata.over-max" in first, comparison.reasons
-    # Severity 0 (the clean device announces no maximum, so the input is not sent) -> 3 (exited)
-    loosened = [(c.case, c.name, c.before, c.after) for c in comparison.security if c.direction is Direction.LOOSENED]
-    assert loosened == [(OVER_MAX, "robustness.severity", 0, 3)], comparison.security
+    # Severity 0 (the clean device announces no maximum, so the input is not sent) -> 3 (exited); C-ECHO after it
+    loosened = {(c.case, c.name, c.before, c.after) for c in comparison.security if c.direction is Direction.LOOSENED}
+    assert loosened == {(OVER_MAX, "robustness.severity", 0, 3), (OVER_MAX, "robustness.answers_echo", True, False)}
     candidate = read_run(tmp_path / "runs" / "candidate-1")
     observed = candidate.by_case()[OVER_MAX].observed()
     assert observed["robustness.reaction"] == {"kind": "exited", "when": "immediate"}, observed
