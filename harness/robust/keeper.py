@@ -33,10 +33,9 @@ class WindowKeeper:
     A device exit seen at an input's `end` is that input's reaction, not a crashed run (`covers_exit`);
     an exit found at a `begin` happened outside any window (`crashed_outside`). A device that runs at
     `end` but whose settled processes changed since `begin` (a supervisor inside replaced its server;
-    harness.launch.resources.change) `restarted`. `revive` restarts the
-    device through `restart(input)` (which raises HarnessError when it does not come back) up to
-    `max_revivals` times; past them, or with `revive = false`, the phase stops (`stopped`) and every
-    later request is answered with that stop.
+    harness.launch.resources.change) `restarted`. `revive` restarts the device through `restart(input)`
+    (which raises HarnessError when it does not come back) up to `max_revivals` times; past them, or
+    with `revive = false`, the phase stops (`stopped`) and every later request gets that stop.
     """
 
     def __init__(self, run: RunDir, spec: RobustnessSpec, device: Callable[[], Device | None],
