@@ -102,7 +102,9 @@ class WindowKeeper:
         if device is None or not device.alive():
             code = device.exit_code if device is not None else None
             if not self._down:  # it died after the last window closed: the run's crash, as outside the phase
-                self.crashed_outside = f"the device exited ({exit_detail(code)}) between robustness inputs"
+                self.crashed_outside = (
+                    f"the device exited ({exit_detail(code)}) outside any attack window, before input {input_id}"
+                )
                 self._log("exited", input_id, exit_detail(code), window=False)
             self.stopped = self.crashed_outside or f"the device is down after input {self._down}"
             return WindowAnswer(stop=self.stopped)

@@ -20,9 +20,9 @@ from harness.model import Endpoint, Security
 from harness.plugin import Observe
 from harness.robust.client import Windows
 from harness.rundir import RunDir
-from simulators.attack import Input, Negotiated, inputs
+from simulators.attack import AttackError, Input, Negotiated, inputs
 from simulators.attack.health import echo_health
-from simulators.attack.run import probe, run_input
+from simulators.attack.run import Outcome, probe, run_input
 from suites.robustness._reaction import buckets, final
 
 # The corpus's ids do not depend on the seed (only garbage bytes and UIDs do): the cases are the same for every profile.
@@ -41,11 +41,23 @@ def _corpus(seed: int) -> dict[str, Input]:
     return {i.id: i for i in inputs(seed)}
 
 
-@functools.lru_cache(maxsize=4)
+_NEGOTIATED: dict[Endpoint, Negotiated] = {}
+
+
 def _negotiated(endpoint: Endpoint, deadline: float) -> Negotiated | None:
-    """What the device negotiates (its maximum length): idle inputs are built for it; None when it refused."""
-    got = probe(endpoint, deadline=deadline)
-    return got if isinstance(got, Negotiated) else None
+    """What the device negotiates (its maximum length), asked once: idle inputs are built for it.
+
+    None when it refused or could not be reached (the next case asks again; run_input then says what happened).
+    """
+    if endpoint not in _NEGOTIATED:
+        try:
+            got = probe(endpoint, deadline=deadline)
+        except AttackError:  # cannot connect: not the probe's to judge
+            return None
+        if not isinstance(got, Negotiated):
+            return None
+        _NEGOTIATED[endpoint] = got
+    return _NEGOTIATED[endpoint]
 
 
 @pytest.mark.parametrize("input_id", _params())
@@ -56,10 +68,13 @@ def test_input(input_id: str, patchgate_context: SuiteContext, attack_windows: W
     deadline, health_timeout = float(str(spec["deadline"])), float(str(spec["health_timeout"]))
     if attack_windows.stopped:
         pytest.skip(f"robustness phase stopped: {attack_windows.stopped}")
-    negotiated = _negotiated(endpoint, deadline)
-    if attack_windows.begin(input_id).stop:
+    if attack_windows.begin(input_id).stop:  # first: a device already gone is told here, not found by a probe
         pytest.skip(f"robustness phase stopped: {attack_windows.stopped}")
-    outcome = run_input(item, endpoint, negotiated=negotiated, deadline=deadline, health_timeout=health_timeout)
+    negotiated = _negotiated(endpoint, deadline)
+    try:
+        outcome = run_input(item, endpoint, negotiated=negotiated, deadline=deadline, health_timeout=health_timeout)
+    except AttackError:  # refused at connect: still the window's end (the device may have gone), then C-ECHO
+        outcome = Outcome(item.id, None, None, 0.0, skipped="cannot connect to the device")  # no port: compared
     if outcome.health is None:  # not sent (nothing to send to this device): still, does it answer after this case?
         outcome = dataclasses.replace(outcome, health=echo_health(endpoint, health_timeout))
     end = attack_windows.end(input_id)

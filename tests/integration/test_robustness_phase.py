@@ -203,3 +203,15 @@ def test_inputs_that_select_nothing_are_refused_naming_the_key(tmp_path: Path) -
     assert "robustness.inputs ['pdu.no-such-input*'] select no corpus input" in result.stderr
     assert "hint: globs over the input ids of docs/attack-corpus.md" in result.stderr
     assert not (tmp_path / "manifest.json").exists()  # refused before anything started
+
+
+def test_a_crash_outside_any_window_is_still_a_crashed_run(tmp_path: Path) -> None:
+    # crash-on-find exits on the query suite's first C-FIND, long before the robustness phase opens a window.
+    robustness = dataclasses.replace(demo_profile().robustness, enabled=True, inputs=("pdu.rq.version-0",))
+    profile = dataclasses.replace(demo_profile("crash-on-find"), robustness=robustness)
+    manifest = run_variant(RunRequest(profile, "candidate", "candidate", 1, tmp_path / "run"))
+    assert manifest.status is RunStatus.DEVICE_CRASHED, manifest.status_detail
+    run = read_run(tmp_path / "run")
+    case = run.by_case()["robustness/test_corpus.py::test_input[pdu.rq.version-0]"]
+    assert case.outcome is Outcome.SKIPPED and "outside any attack window" in case.message, case
+    assert manifest.robustness is not None and manifest.robustness.revivals == ()

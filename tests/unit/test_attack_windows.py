@@ -124,7 +124,7 @@ def test_an_exit_between_windows_is_a_crash_outside_and_stops_the_phase(run: Run
     _ask(harness, client, "end", "a")
     harness.device.exit(-11)
     answer = _ask(harness, client, "begin", "b")
-    assert "signal 11" in answer.stop and "between robustness inputs" in answer.stop
+    assert "signal 11" in answer.stop and "outside any attack window, before input b" in answer.stop
     assert harness.keeper.crashed_outside and not harness.keeper.covers_exit
     assert client.stopped == answer.stop
     assert client.begin("c").stop == answer.stop  # later requests are told at once, without asking
