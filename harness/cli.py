@@ -27,6 +27,7 @@ __all__ = ["main"]
 
 _SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 _PERFORMANCE_HELP = "run the performance phase after the suites, whatever the profile's [performance] enabled says"
+_ROBUSTNESS_HELP = "run the robustness corpus after the suites, whatever the profile's [robustness] enabled says"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--serial", action="store_true", help="run baselines and candidate one after the other")
     v.add_argument("--policy", type=Path, action="append", default=[], help="extra expected-change policy TOML")
     v.add_argument("--performance", action="store_true", help=_PERFORMANCE_HELP)
+    v.add_argument("--robustness", action="store_true", help=_ROBUSTNESS_HELP)
     v.add_argument(
         "--report-templates",
         type=Path,
@@ -67,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--replica", type=int, default=1)
     r.add_argument("--out", type=Path, required=True, help="run directory to create")
     r.add_argument("--performance", action="store_true", help=_PERFORMANCE_HELP)
+    r.add_argument("--robustness", action="store_true", help=_ROBUSTNESS_HELP)
 
     c = sub.add_parser("compare", help="compare run directories, write reports, exit with the verdict")
     c.add_argument("--baseline", type=Path, action="append", required=True, help="baseline run directory (repeat)")
@@ -130,7 +133,7 @@ def _validate(args: argparse.Namespace, started: float) -> int:
     else:
         profile = load_profile(args.profile)
         title = f"{profile.device.name} from {args.profile}"
-    profile = _with_performance(profile, args.performance)
+    profile = _with_phases(profile, args)
     if args.replicas < 1:
         raise HarnessError("--replicas must be at least 1", hint="2 (the default) measures noise")
     _check_report_templates(args)
@@ -154,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     from harness.runner import RunRequest, run_variant
     from harness.validation import ProgressLine
 
-    profile = _with_performance(load_profile(args.profile), args.performance)
+    profile = _with_phases(load_profile(args.profile), args)
     profile.variant(args.variant)
     _output_dir(args.out)
     role = args.role or (args.variant if args.variant in ("baseline", "candidate") else "candidate")
@@ -182,13 +185,15 @@ def _compare(args: argparse.Namespace, started: float) -> int:
     return _finish(result.comparison, result.reports, started)
 
 
-def _with_performance(profile: Profile, on: bool) -> Profile:
-    """The profile with its [performance] phase switched on when `--performance` was given."""
+def _with_phases(profile: Profile, args: argparse.Namespace) -> Profile:
+    """The profile with its [performance] and [robustness] phases switched on by `--performance` / `--robustness`."""
     import dataclasses
 
-    if not on:
-        return profile
-    return dataclasses.replace(profile, performance=dataclasses.replace(profile.performance, enabled=True))
+    if args.performance:
+        profile = dataclasses.replace(profile, performance=dataclasses.replace(profile.performance, enabled=True))
+    if args.robustness:
+        profile = dataclasses.replace(profile, robustness=dataclasses.replace(profile.robustness, enabled=True))
+    return profile
 
 
 def _check_report_templates(args: argparse.Namespace) -> None:

@@ -43,6 +43,9 @@ class SuiteContext:
     # The [performance] table when the phase runs (PerformanceSpec as JSON, plus "metrics": the selected metric
     # ids, "turn_timeout": seconds a turn may wait, "arrivals": the PACS simulator's arrival log); {}: off.
     performance: Mapping[str, JSON] = field(default_factory=dict)
+    # The [robustness] table when the phase runs (RobustnessSpec as JSON, plus "inputs": the selected input ids,
+    # "window_timeout": seconds an attack window request may wait, a revival included); {}: off.
+    robustness: Mapping[str, JSON] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON], run_dir: str) -> SuiteContext:
@@ -71,4 +74,5 @@ class SuiteContext:
             worklist_date=str(d.get("worklist_date", "")),
             modality_port=int(d.get("modality_port", 0)),
             performance=dict(d.get("performance") or {}),
+            robustness=dict(d.get("robustness") or {}),
         )

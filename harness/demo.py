@@ -54,17 +54,24 @@ def demo_text(candidate: str = "clean-rebuild", baseline: str = "clean") -> str:
 
 
 def _phases(*variants: str) -> str:
-    """The tables that switch on the phase showing what a variant changes (only the performance phase yet)."""
-    from simulators.reference import PERFORMANCE_METRICS
+    """The tables that switch on the phase showing what a variant changes: [performance] on its metrics,
+    [robustness] on its corpus inputs."""
+    from simulators.reference import PERFORMANCE_METRICS, ROBUSTNESS_INPUTS
 
-    globs = [g for v in variants for g in PERFORMANCE_METRICS.get(v, ())]
-    if not globs:
-        return ""
-    listed = ", ".join(f'"{g}"' for g in dict.fromkeys(globs))
-    return (
-        "\n# --demo: the variant's change shows in the performance phase, on these metrics, sampled longer\n"
-        f"[performance]\nenabled = true\nmetrics = [{listed}]\nmax_rounds = {DEMO_MAX_ROUNDS}\nbudget = {DEMO_BUDGET}\n"
-    )
+    text = ""
+    for table, by_variant, what, extra in (
+        # a performance variant's metrics are sampled longer, so a clear change shows on a loaded machine too
+        ("performance", PERFORMANCE_METRICS, "metrics", f"max_rounds = {DEMO_MAX_ROUNDS}\nbudget = {DEMO_BUDGET}\n"),
+        ("robustness", ROBUSTNESS_INPUTS, "inputs", ""),
+    ):
+        globs = [g for v in variants for g in by_variant.get(v, ())]
+        if globs:
+            listed = ", ".join(f'"{g}"' for g in dict.fromkeys(globs))
+            text += (
+                f"\n# --demo: the variant's change shows in the {table} phase, on these {what}\n"
+                f"[{table}]\nenabled = true\n{what} = [{listed}]\n{extra}"
+            )
+    return text
 
 
 def demo_profile(candidate: str = "clean-rebuild", baseline: str = "clean") -> Profile:

@@ -35,6 +35,8 @@ __all__ = [
     "Outcome",
     "PerfDecision",
     "PerfSetup",
+    "Revival",
+    "RobustnessSetup",
     "RunRecord",
     "RunSetup",
     "RunStatus",
@@ -244,6 +246,41 @@ class PerfSetup:
 
 
 @dataclass(frozen=True)
+class Revival:
+    """The device restarted by the harness after a robustness input it exited on or stopped answering after."""
+
+    input: str
+    reaction: str  # "exited" | "unresponsive"
+    detail: str  # "exit code 70", "signal 11", "no C-ECHO answer"
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> Revival:
+        return cls(input=str(d["input"]), reaction=str(d["reaction"]), detail=str(d.get("detail", "")))
+
+
+@dataclass(frozen=True)
+class RobustnessSetup:
+    """How a run's robustness phase ran (docs/design/load-and-attack.md 4, 8.6): its corpus, the revivals, and
+    why it stopped before its last input ("" when it did not): revivals exhausted, or a device left down."""
+
+    corpus_version: str
+    corpus_sha256: str
+    inputs: tuple[str, ...]  # the input ids the profile's globs selected, in corpus order
+    revivals: tuple[Revival, ...] = ()
+    stopped: str = ""
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> RobustnessSetup:
+        return cls(
+            corpus_version=str(d.get("corpus_version", "")),
+            corpus_sha256=str(d.get("corpus_sha256", "")),
+            inputs=tuple(str(i) for i in d.get("inputs") or ()),
+            revivals=tuple(Revival.from_json(r) for r in d.get("revivals") or ()),
+            stopped=str(d.get("stopped", "")),
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What a run directory holds: who ran what, against which device variant, and how it ended."""
 
@@ -265,11 +302,14 @@ class Manifest:
     device_endpoint: Endpoint | None = None
     extra: RunSetup = field(default_factory=RunSetup)
     performance: PerfSetup | None = None  # None: the phase was off (the key is then absent, as before it existed)
+    robustness: RobustnessSetup | None = None  # likewise
 
     def to_json(self) -> dict[str, JSON]:
-        d = {f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "performance"}
-        if self.performance is not None:
-            d["performance"] = to_json(self.performance)
+        phases = ("performance", "robustness")
+        d = {f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in phases}
+        for name in phases:
+            if getattr(self, name) is not None:
+                d[name] = to_json(getattr(self, name))
         return d
 
     @classmethod
@@ -295,6 +335,7 @@ class Manifest:
             device_endpoint=Endpoint.from_json(endpoint) if endpoint else None,
             extra=RunSetup.from_json(d.get("extra") or {}),
             performance=PerfSetup.from_json(d["performance"]) if isinstance(d.get("performance"), Mapping) else None,
+            robustness=RobustnessSetup.from_json(d["robustness"]) if isinstance(d.get("robustness"), Mapping) else None,
         )
 
 

@@ -14,6 +14,7 @@ from harness.actions import ActionClient, ActionResult
 from harness.context import SuiteContext
 from harness.model import JSON, CaseRecord, Observation, Outcome, Security
 from harness.perf.client import Turns
+from harness.robust.client import Windows
 from harness.rundir import CaseWriter, RunDir
 from simulators._lifeline import Lifeline
 
@@ -25,6 +26,7 @@ _LIFELINE = pytest.StashKey[Lifeline]()
 _ACTIONS = pytest.StashKey[ActionClient]()
 _NOT_APPLICABLE = "not applicable: "
 _PHASE_OFF = "the performance phase is off (enable [performance] in the profile, or pass --performance)"
+_ROBUSTNESS_OFF = "the robustness phase is off (enable [robustness] in the profile, or pass --robustness)"
 _ORPHANED = 75  # no harness is left to read it; distinct from pytest's own 0-5 for a person reading the log
 
 
@@ -112,6 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "action(*names): the device actions a case triggers (query_worklist, ...)")
     config.addinivalue_line("markers", "shares_association: the case may use the module's shared_session")
     config.addinivalue_line("markers", "performance(metric): a performance phase case measuring one metric")
+    config.addinivalue_line("markers", "robustness(input): a robustness phase case sending one corpus input")
     run_dir = config.getoption("--patchgate-run")
     if not run_dir:
         return
@@ -133,9 +136,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason = _not_applicable(item, context)
         if reason:
             item.add_marker(pytest.mark.skip(reason=_NOT_APPLICABLE + reason))
-    # The performance phase after every functional case (stable otherwise): the runs take turns there.
-    items.sort(key=lambda item: item.get_closest_marker("performance") is not None)
+    # The performance phase after every functional case, the robustness phase last (it may crash the device);
+    # stable otherwise: the runs take turns in the performance phase.
+    items.sort(key=_phase_order)
     RunDir(Path(context.run_dir)).write_collected(len(items))
+
+
+def _phase_order(item: pytest.Item) -> int:
+    if item.get_closest_marker("robustness") is not None:
+        return 2
+    return 1 if item.get_closest_marker("performance") is not None else 0
 
 
 def _not_applicable(item: pytest.Item, context: SuiteContext) -> str:
@@ -144,6 +154,12 @@ def _not_applicable(item: pytest.Item, context: SuiteContext) -> str:
     measures = tuple(str(m.args[0]) for m in item.iter_markers("performance"))
     if measures and not context.performance:
         return _PHASE_OFF
+    sends = tuple(str(m.args[0]) for m in item.iter_markers("robustness"))
+    if sends and not context.robustness:
+        return _ROBUSTNESS_OFF
+    for input_id in sends:
+        if input_id not in context.robustness.get("inputs", ()):
+            return f"the profile's [robustness] inputs do not cover {input_id!r}"
     for marker in item.iter_markers("service"):
         if (service := str(marker.args[0])) not in context.services:
             return f"the device's profile does not declare {service!r}"
@@ -261,3 +277,14 @@ def perf_turn(patchgate_context: SuiteContext) -> Turns:
     if not performance:
         not_applicable(_PHASE_OFF)
     return Turns(RunDir(Path(patchgate_context.run_dir)), timeout=float(str(performance["turn_timeout"])))
+
+
+@pytest.fixture(scope="session")
+def attack_windows(patchgate_context: SuiteContext) -> Windows:
+    """The robustness phase's attack windows: `begin(input)` before sending it, `end(input)` after the health check
+    (the answer says whether the device exited meanwhile), `revive(input, reaction, detail)` after an exit or a
+    failed health check. Every wait is bounded; a `stop` in an answer means no more inputs are sent."""
+    robustness = patchgate_context.robustness
+    if not robustness:
+        not_applicable(_ROBUSTNESS_OFF)
+    return Windows(RunDir(Path(patchgate_context.run_dir)), timeout=float(str(robustness["window_timeout"])))

@@ -30,7 +30,9 @@ __all__ = [
     "CaseWriter",
     "OutDir",
     "RunDir",
+    "claim_ticket",
     "free_bytes",
+    "next_ticket",
     "read_run",
     "storage_error",
     "write_json_atomic",
@@ -96,6 +98,42 @@ def write_json_atomic(path: Path, data: object, mode: int = 0o644, *, sync: bool
             tmp.unlink()
         raise storage_error(exc, path.parent) from None
     return path
+
+
+_CLAIMS = 10_000  # tickets tried before giving up on claiming one (only another writer racing could use them up)
+
+
+def claim_ticket(folder: Path, path_of: Callable[[int], Path], data: bytes, first: int) -> int:
+    """The first free ticket from `first` whose request file `path_of(ticket)` now holds `data`.
+
+    Claimed by creating the file exclusively (a hard link of a written temporary), so several suites
+    processes can share a channel and its reader never sees half a request. RunDirError when it cannot.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".request.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)  # no fsync: the link makes it visible whole; it need not outlive a power cut
+        finally:
+            os.close(fd)
+        try:
+            for ticket in range(first, first + _CLAIMS):
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path_of(ticket))
+                    return ticket
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    except OSError as exc:
+        raise storage_error(exc, folder) from None
+    raise storage_error(OSError(f"no free ticket after {_CLAIMS} tries"), folder)
+
+
+def next_ticket(folder: Path) -> int:
+    """One past the highest ticket whose request is in `folder` (1 when none is)."""
+    numbers = (name.split(".", 1)[0] for name in (p.name for p in folder.glob("*.request.json")))
+    return 1 + max((int(n) for n in numbers if n.isdigit()), default=0)
 
 
 @contextlib.contextmanager
@@ -304,6 +342,35 @@ class RunDir:
     def perf_arrivals(self, role: str) -> Path:
         """`perf/arrivals/ROLE.jsonl`: a simulator's --arrivals log (pacs, ris)."""
         return self.perf / "arrivals" / f"{role}.jsonl"
+
+    @property
+    def robustness(self) -> Path:
+        """The robustness phase's folder (docs/design/load-and-attack.md, section 4)."""
+        return self.path / "robustness"
+
+    @property
+    def windows(self) -> Path:
+        """The attack window channel: the suites write `NNNN.request.json`, the harness `NNNN.result.json`."""
+        return self.robustness / "windows"
+
+    def window_request(self, ticket: int) -> Path:
+        return self.windows / f"{ticket:04d}.request.json"
+
+    def window_result(self, ticket: int) -> Path:
+        return self.windows / f"{ticket:04d}.result.json"
+
+    @property
+    def windows_closed(self) -> Path:
+        """Written when the harness stopped answering window requests: a suites process asking then is told at once."""
+        return self.windows / "closed"
+
+    @property
+    def robustness_reactions(self) -> Path:
+        return self.robustness / "reactions.jsonl"  # one line per input, as the wire and the health check saw it
+
+    @property
+    def robustness_device(self) -> Path:
+        return self.robustness / "device.jsonl"  # the exits and revivals the harness saw (the harness appends)
 
     # Reads and writes.
     def holds_run(self) -> bool:

@@ -21,15 +21,16 @@ from harness.cancel import cancel_runs, cancel_token
 from harness.errors import ProfileError, RunDirError, SuiteError, TargetError
 from harness.launch.base import LaunchSpec, log_tail
 from harness.launch.readiness import Immediately
-from harness.model import JSON, CorpusInfo, Manifest, PerfSetup, RunSetup, RunStatus, to_json
+from harness.model import JSON, CorpusInfo, Manifest, PerfSetup, RobustnessSetup, RunSetup, RunStatus, to_json
 from harness.perf.conductor import Conductor, SoloConductor, weights_for
 from harness.perf.desk import Desk
 from harness.perf.sampler import Sampler
 from harness.placeholders import NAMES, RIS_NAMES, check_templates
 from harness.profile import Profile
 from harness.redact import redact, redact_file
+from harness.robust.keeper import WindowKeeper
 from harness.rundir import RunDir, storage_error
-from harness.surroundings import SLOT_TIMEOUT, USER, Surroundings
+from harness.surroundings import SLOT_TIMEOUT, USER, Surroundings, robustness_inputs
 from simulators.endpoint import Endpoint
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "check_variant",
     "corpus_info",
     "perf_metrics",
+    "robustness_inputs",
     "run_variant",
     "suites_root",
 ]
@@ -137,6 +139,21 @@ def perf_metrics(profile: Profile) -> tuple[str, ...]:
     return spec.selected(profile.device.services) if spec.enabled else ()
 
 
+@functools.lru_cache(maxsize=4)
+def _attack_corpus(seed: int) -> tuple[str, str]:
+    from simulators.attack import CORPUS_VERSION, corpus_sha256
+
+    return CORPUS_VERSION, corpus_sha256(seed)
+
+
+def _robustness_setup(profile: Profile, keeper: WindowKeeper | None) -> RobustnessSetup | None:
+    if keeper is None:
+        return None
+    with _CORPUS_LOCK:  # the concurrent runs of a validation hash the corpus once
+        version, sha256 = _attack_corpus(profile.corpus_seed)
+    return keeper.setup(version, sha256, robustness_inputs(profile))
+
+
 class _Phase:
     """One run's end of the performance phase: its conductor, and the desk and sampler while the suites run."""
 
@@ -201,7 +218,12 @@ class _Phase:
 
 
 def _run_suites(
-    request: RunRequest, surroundings: Surroundings, progress: Progress | None, token: int, phase: _Phase
+    request: RunRequest,
+    surroundings: Surroundings,
+    progress: Progress | None,
+    token: int,
+    phase: _Phase,
+    keeper: WindowKeeper | None,
 ) -> tuple[int, str, str]:
     """Run pytest on the suites where the backend runs them (a process, or a container in the run's pod).
 
@@ -246,9 +268,13 @@ def _run_suites(
         else None,
     )
     fault = ""
+    # An attack window's begin and end wait on this loop: look often while they may come.
+    pause = 0.05 if keeper is not None else 0.2
     try:
         while suites.alive():
             broker.serve()  # the command and prompt actions the suites ask for
+            if keeper is not None:
+                keeper.serve()  # attack windows: a device exit inside one is that input's reaction, not a crash
             fault = surroundings.watch()
             if fault:
                 suites.kill()
@@ -262,11 +288,13 @@ def _run_suites(
                 raise TimeoutError(f"suites did not finish within {request.profile.suite_timeout:g} s")
             if progress:
                 progress(request.label, run.cases_finished(), run.collected())
-            time.sleep(0.2)
+            time.sleep(pause)
     finally:
         suites.stop()
         broker.close()
         phase.stop()
+        if keeper is not None:
+            keeper.close()
     code = suites.exit_code
     fault = fault or surroundings.watch(final=True)  # one that died during the last case counts too
     tail = log_tail(run.log("pytest").read_text(encoding="utf-8", errors="replace"), 30)
@@ -297,6 +325,14 @@ def check_variant(profile: Profile, name: str) -> None:
             hint='use ready = "echo" or "log:TEXT", or network = "host"',
         )
     check_actions(profile)  # placeholders, corpus items, and a terminal for operator prompts
+    if profile.robustness.enabled and not robustness_inputs(profile):
+        from simulators.attack import inputs
+
+        families = sorted({i.id.rsplit(".", 1)[0] + ".*" for i in inputs(profile.corpus_seed)})
+        raise ProfileError(
+            f"{profile.source}: robustness.inputs {list(profile.robustness.inputs)} select no corpus input",
+            hint=f"globs over the input ids of docs/attack-corpus.md, e.g. {', '.join(families[:6])}",
+        )
 
 
 # A profile with operator prompts runs one run at a time: the operator acts on one console at a time.
@@ -336,6 +372,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
     setup = RunSetup(description=profile.variant(request.variant).description)
     surroundings: Surroundings | None = None
     device: Endpoint | None = None
+    keeper: WindowKeeper | None = None
     try:
         surroundings = Surroundings(
             profile, request.variant, run, run_id, lambda: cancel_token() != token, worklist_date=request.worklist_date
@@ -349,14 +386,21 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
         setup = replace(surroundings.describe(), description=setup.description)  # what exactly ran, for the audit trail
         # The hash the manifest records: the suites check that they made (and so sent) the same corpus.
         run.write_context(replace(context, corpus_sha256=corpus.sha256))
+        if profile.robustness.enabled:
+            keeper = WindowKeeper(run, profile.robustness, lambda: surroundings.device if surroundings else None,
+                                  surroundings.revive_device).start()  # fmt: skip
         t2 = time.monotonic()
-        code, tail, fault = _run_suites(request, surroundings, progress, token, phase)
+        code, tail, fault = _run_suites(request, surroundings, progress, token, phase, keeper)
         timings["suites"] = time.monotonic() - t2
         collected = run.collected()
         fault = fault or run.space_problem()
+        target = surroundings.device or target  # a revived device is a new process
         if fault:
             status, detail = RunStatus.HARNESS_FAILED, fault
-        elif not target.alive():
+        elif keeper is not None and keeper.failure:
+            status, detail = RunStatus.DEVICE_FAILED, f"{keeper.failure}; log: {target.spec.log}"
+        elif not target.alive() and not (keeper is not None and keeper.covers_exit):
+            # An exit inside an attack window is that input's reaction (robustness/device.jsonl), not a crash.
             status = RunStatus.DEVICE_CRASHED
             detail = f"the device exited with code {target.exit_code} while the suites ran; log: {target.spec.log}"
         elif code not in (0, 1):
@@ -409,6 +453,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
             device_endpoint=device,
             extra=setup,
             performance=phase.setup(),
+            robustness=_robustness_setup(profile, keeper),
         )
         # Secrets the profile marks (and identity credentials) never reach the manifest, so no report shows them.
         run.write_manifest(

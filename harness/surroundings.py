@@ -24,7 +24,7 @@ from simulators.endpoint import PROBE_AE_TITLE, Endpoint
 from simulators.pki import Pki, create_pki
 from simulators.ris.worklist import scheduled_items, write_wl_folder
 
-__all__ = ["SLOT_TIMEOUT", "Surroundings"]
+__all__ = ["SLOT_TIMEOUT", "Surroundings", "robustness_inputs"]
 
 # Simulator and suite containers run as the calling user, so what they write in the run directory is theirs.
 USER = f"{os.getuid()}:{os.getgid()}"
@@ -34,6 +34,16 @@ _PROBE_EVERY = 10.0
 _SILENT_LIMIT = 3
 # Seconds a run may hold its performance slot (or leave it untaken) before the conductor goes on without it.
 SLOT_TIMEOUT = 120.0
+
+
+def robustness_inputs(profile: Profile) -> tuple[str, ...]:
+    """The corpus input ids the robustness phase sends for this profile, in corpus order; () when the phase is off.
+
+    Inputs of services the device does not declare stay in (their cases say not applicable)."""
+    from simulators.attack import inputs
+
+    spec = profile.robustness
+    return tuple(i.id for i in inputs(profile.corpus_seed) if spec.covers(i.id)) if spec.enabled else ()
 
 
 class Surroundings:
@@ -76,6 +86,7 @@ class Surroundings:
         self.pacs: Launched | None = None
         self.ris: Launched | None = None
         self.device: Launched | None = None
+        self._device_launch: tuple[LaunchSpec, dict[Path, str]] | None = None  # kept for revive_device
         self.heartbeat: Heartbeat | None = None
 
     def _port(self, fixed: int) -> int:
@@ -107,6 +118,7 @@ class Surroundings:
             self.ris = self.backend.helpers.launch(self._ris_spec(self.ris_endpoint))
         pacs = self.pacs_endpoint
         device_spec, files = self._device_spec(device, pacs)
+        self._device_launch = (device_spec, files)
         self.starting = "device"
         self.device = self.backend.device(device_spec, files)
         self.starting = ""
@@ -134,6 +146,7 @@ class Surroundings:
             worklist_date=self.worklist_date,
             modality_port=self.modality_port,
             performance=self._performance(),
+            robustness=self._robustness(),
         )
 
     def _performance(self) -> dict[str, JSON]:
@@ -147,6 +160,18 @@ class Surroundings:
             "arrivals": str(self.run.perf_arrivals("pacs")),
             # The longest a suites process waits for a turn: the barrier, the whole budget, and a few stuck slots.
             "turn_timeout": spec.barrier_timeout + spec.budget + 3 * SLOT_TIMEOUT,
+        }
+
+    def _robustness(self) -> dict[str, JSON]:
+        """The suites' view of the [robustness] table: {} when the phase is off."""
+        spec, device = self.profile.robustness, self.profile.device
+        if not spec.enabled:
+            return {}
+        return {
+            **typing.cast(dict[str, JSON], to_json(spec)),
+            "inputs": list(robustness_inputs(self.profile)),
+            # A request waits for the harness's loop; a revival stops the device and starts it again.
+            "window_timeout": 2 * device.stop_timeout + device.start_timeout + 30.0,
         }
 
     def _arr_spec(self) -> LaunchSpec:
@@ -327,6 +352,17 @@ class Surroundings:
         if ready == "none":
             return Immediately()
         return Echo(device, self.profile.modality_ae_title, str(self.pki.directory), via=self.backend.echo)
+
+    def revive_device(self, after: str) -> None:
+        """Stop what is left of the device and start it again as it first started (same spec, workdir, storage),
+        waiting for its readiness; a line in its log says why. TargetError when it does not come back."""
+        assert self.backend is not None and self._device_launch is not None
+        if self.device is not None:
+            self.device.stop()
+        spec, files = self._device_launch
+        with spec.log.open("a", encoding="utf-8") as log:
+            log.write(f"--- revived after robustness input {after} ---\n")
+        self.device = self.backend.device(spec, files)
 
     def describe(self) -> RunSetup:
         """What exactly ran, for the run manifest."""

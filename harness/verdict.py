@@ -157,6 +157,10 @@ def _untrustworthy(baselines: Sequence[RunRecord], candidate: RunRecord, noisy_c
             detail = f": {m.status_detail}" if m.status_detail else ""
             problems.append(f"{_name(run)} did not complete ({m.status.value}){detail}")
     for run in runs:
+        robustness = run.manifest.robustness
+        if robustness is not None and robustness.stopped:  # inputs left unsent are no evidence either way
+            problems.append(f"{_name(run)}: the robustness phase stopped early: {robustness.stopped}")
+    for run in runs:
         if _ran(run) == 0:
             problems.append(f"{_name(run)} ran no case ({len(run.cases)} recorded, none passed, failed or errored)")
     if baselines and _ran(candidate) and _ran(baselines[0]):

@@ -28,7 +28,17 @@ from simulators.identity.credentials import policy_from_credentials, standard_cr
 from simulators.pacs import PacsConfig, PacsSimulator, Quirks, build_parser, parse_destinations, serve
 from simulators.pki import load_pki
 
-__all__ = ["DESCRIPTIONS", "IDENTITY_SECRET", "PERFORMANCE_METRICS", "POSTURES", "VARIANTS", "Posture", "build", "main"]
+__all__ = [
+    "DESCRIPTIONS",
+    "IDENTITY_SECRET",
+    "PERFORMANCE_METRICS",
+    "POSTURES",
+    "ROBUSTNESS_INPUTS",
+    "VARIANTS",
+    "Posture",
+    "build",
+    "main",
+]
 
 # The secret the reference device's user identity credentials derive from (simulators.identity.credentials).
 IDENTITY_SECRET = "patchgate-reference"
@@ -82,6 +92,11 @@ VARIANTS: Mapping[str, Quirks] = types.MappingProxyType(
         "slow-store": Quirks(store_slowdown=0.20),
         "slow-find": Quirks(find_slowdown=0.10),
         "leak": Quirks(leak_per_association=262144),
+        # Robustness (issue 12; the robustness phase shows them, see ROBUSTNESS_INPUTS). pynetdicom's default maximum:
+        # the clean device announces 0 (unlimited), so only these can be sent a P-DATA-TF over their maximum.
+        "crash-on-oversized-pdu": Quirks(maximum_pdu_size=16382, crash_on_oversized_pdu=True),
+        "hang-on-unterminated-sequence": Quirks(hang_on_unterminated_sequence=True),
+        "pdu-limit": Quirks(maximum_pdu_size=16382),
         # Several behaviours at once, for the demo of a patch that regressed (`--demo regression`).
         "regression": Quirks(
             store_status=0xB000,
@@ -117,6 +132,11 @@ DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "slow-store": "answers C-STORE 20 % slower, like an on-access virus scanner (the performance phase shows it)",
         "slow-find": "answers C-FIND 10 % slower (the performance phase shows it)",
         "leak": "keeps 256 KiB of memory for every association it accepts, never freed (the performance phase shows it)",
+        "crash-on-oversized-pdu": "announces a 16382-byte maximum PDU and exits (code 70) on a P-DATA-TF over it "
+        "(the robustness phase shows it)",
+        "hang-on-unterminated-sequence": "stops serving anyone on a data set whose undefined-length sequence never "
+        "ends (the robustness phase shows it)",
+        "pdu-limit": "announces a 16382-byte maximum PDU, and survives a P-DATA-TF over it: the crash fixed",
         "regression": "store-warning, find-case and drop-attribute at once: a patch that broke several things",
     }
 )
@@ -129,6 +149,16 @@ PERFORMANCE_METRICS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
         "slow-store": ("store.study",),
         "slow-find": ("find.*",),
         "leak": ("association.setup", "memory.*"),
+    }
+)
+
+# Variants whose change only the robustness phase shows, with the corpus input globs that show it:
+# `--demo VARIANT` switches the phase on for these inputs (harness.demo).
+ROBUSTNESS_INPUTS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
+    {
+        "crash-on-oversized-pdu": ("pdu.pdata.over-max",),
+        "hang-on-unterminated-sequence": ("ds.*.sq-unterminated",),
+        "pdu-limit": ("pdu.pdata.over-max",),
     }
 )
 

@@ -43,6 +43,7 @@ def mismatches(baselines: Sequence[RunRecord], candidate: RunRecord) -> tuple[st
     lines += _differing(given, "corpus", lambda m: _corpus_key(m.corpus), lambda m: _corpus(m.corpus))
     lines += _differing(given[:-1], "baseline variant", lambda m: m.variant, lambda m: f"ran {m.variant!r}")
     lines += _differing(given, "performance phase", _performance_key, _performance)
+    lines += _differing(given, "robustness corpus", _robustness_key, _robustness)
     return tuple(lines)
 
 
@@ -129,4 +130,20 @@ def _performance(m: Manifest) -> str:
     return (
         f"measured {spec.get('metrics')} (threshold {spec.get('threshold')}, study {spec.get('study')!r}, "
         f"warm-up {spec.get('warmup_rounds')} rounds)"
+    )
+
+
+def _robustness_key(m: Manifest) -> tuple[object, ...] | None:
+    """What must match for reactions to be compared: the corpus (version and bytes) and the inputs sent."""
+    setup = m.robustness
+    return None if setup is None else (setup.corpus_version, setup.corpus_sha256, setup.inputs)
+
+
+def _robustness(m: Manifest) -> str:
+    setup = m.robustness
+    if setup is None:
+        return "ran no robustness phase"
+    return (
+        f"sent {len(setup.inputs)} inputs of corpus version {setup.corpus_version} "
+        f"(sha256 {setup.corpus_sha256[:_HASH]})"
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -11,13 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.perf.records import Done, Grant, Sample, TurnRequest
-from harness.rundir import RunDir, storage_error, write_json_atomic
+from harness.rundir import RunDir, claim_ticket, next_ticket, write_json_atomic
 
 __all__ = ["POLL", "Turn", "Turns"]
 
 # Seconds between looks for the grant; a waiting suites process costs one stat per look (no association is open).
 POLL = 0.01
-_CLAIMS = 10_000  # tickets tried before giving up on claiming one (only another writer racing could use them up)
 
 
 class Turn:
@@ -126,30 +124,12 @@ class Turns:
             time.sleep(self.poll)
 
     def _claim(self, request: TurnRequest) -> int:
-        turns = self.run.turns
         data = (json.dumps(request.to_json(), sort_keys=True) + "\n").encode("utf-8")
-        try:
-            turns.mkdir(parents=True, exist_ok=True)
-            if not self._next:
-                self._next = 1 + max((_number(p.name) for p in turns.glob("*.request.json")), default=0)
-            tmp = turns / f".request.{os.getpid()}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(fd, data)  # no fsync: the link makes it visible whole; it need not outlive a power cut
-            finally:
-                os.close(fd)
-            try:
-                for _ in range(_CLAIMS):
-                    ticket, self._next = self._next, self._next + 1
-                    with contextlib.suppress(FileExistsError):
-                        os.link(tmp, self.run.turn_request(ticket))
-                        return ticket
-            finally:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-        except OSError as exc:
-            raise storage_error(exc, turns) from None
-        raise storage_error(OSError(f"no free ticket after {_CLAIMS} tries"), turns)
+        if not self._next:
+            self._next = next_ticket(self.run.turns)
+        ticket = claim_ticket(self.run.turns, self.run.turn_request, data, self._next)
+        self._next = ticket + 1
+        return ticket
 
 
 def _read_grant(path: os.PathLike[str]) -> Grant | None:
@@ -162,8 +142,3 @@ def _read_grant(path: os.PathLike[str]) -> Grant | None:
         return Grant.from_json(json.loads(text))
     except ValueError:  # written atomically, so never half a file: a grant that does not parse is a harness bug
         return Grant.refuse("invalid")
-
-
-def _number(name: str) -> int:
-    head = name.split(".", 1)[0]
-    return int(head) if head.isdigit() else 0

@@ -28,6 +28,7 @@ from harness.profile._specs import (
     PolicyFile,
     Profile,
     RisSpec,
+    RobustnessSpec,
     SimulatorSpec,
     VariantSpec,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "PolicyFile",
     "Profile",
     "RisSpec",
+    "RobustnessSpec",
     "SimulatorSpec",
     "VariantSpec",
     "build_policy_file",

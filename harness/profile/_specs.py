@@ -33,6 +33,7 @@ __all__ = [
     "PolicyFile",
     "Profile",
     "RisSpec",
+    "RobustnessSpec",
     "SimulatorSpec",
     "VariantSpec",
 ]
@@ -471,6 +472,42 @@ class PerformanceSpec:
 
 
 @dataclass(frozen=True)
+class RobustnessSpec:
+    """The robustness phase (docs/design/load-and-attack.md 3, 8): off unless enabled here or by --robustness."""
+
+    enabled: bool = field(
+        default=False,
+        metadata=key("the phase runs after the functional suites and the performance phase (also: --robustness)"),
+    )
+    inputs: tuple[str, ...] = field(
+        default=("*",),
+        metadata=key(
+            'globs (only * is special) over the corpus input ids (docs/attack-corpus.md), e.g. "pdu.*"', nonblank=True
+        ),
+    )
+    deadline: float = field(
+        default=10.0, metadata=key("seconds to wait for the device's reaction to one input", minimum=1, maximum=120)
+    )
+    health_timeout: float = field(
+        default=10.0,
+        metadata=key("seconds for the C-ECHO health check after each input (3 tries)", minimum=1, maximum=120),
+    )
+    revive: bool = field(
+        default=True,
+        metadata=key("restart a device that exited or stopped answering during an input, and go on"),
+    )
+    max_revivals: int = field(
+        default=10,
+        metadata=key(
+            "revivals per run; beyond them the remaining inputs are not run (INCONCLUSIVE)", minimum=0, maximum=100
+        ),
+    )
+
+    def covers(self, input_id: str) -> bool:
+        return any(_glob(p).fullmatch(input_id) for p in self.inputs)
+
+
+@dataclass(frozen=True)
 class ExpectedChange:
     """One declared change: which case and path it covers, and why it is allowed."""
 
@@ -617,6 +654,10 @@ class Profile:
     performance: PerformanceSpec = field(
         default_factory=PerformanceSpec,
         metadata=key("the performance phase: timed DICOM operations in interleaved rounds, compared per metric"),
+    )
+    robustness: RobustnessSpec = field(
+        default_factory=RobustnessSpec,
+        metadata=key("the robustness phase: the seeded corpus of malformed input, the device's reaction to each"),
     )
     expected: tuple[ExpectedChange, ...] = field(default=(), metadata=key("the changes the patch is expected to make"))
     slowdowns: tuple[ExpectedSlowdown, ...] = field(default=(), metadata=key(_SLOWDOWNS, toml="expected_slowdown"))

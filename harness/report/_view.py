@@ -161,6 +161,7 @@ class Run:
     wall_time: str
     memory: tuple[str, ...]  # one line per measured process; empty: not measured
     versions: tuple[str, ...]  # "name: version"
+    robustness: tuple[str, ...] = ()  # the robustness phase: inputs sent, each revival, an early stop; empty: off
 
 
 @dataclass(frozen=True)
@@ -442,7 +443,18 @@ def _run(m: Manifest) -> Run:
         wall_time=_wall_time(m),
         memory=_memory(m),
         versions=tuple(f"{k}: {v}" for k, v in sorted(m.versions.items())),
+        robustness=_robustness(m),
     )
+
+
+def _robustness(m: Manifest) -> tuple[str, ...]:
+    """What the robustness phase did to the device: the corpus, each revival and why, and why it stopped early."""
+    setup = m.robustness
+    if setup is None:
+        return ()
+    said = [f"robustness: {len(setup.inputs)} inputs of corpus {setup.corpus_version}"]
+    said += [f"revived after {r.input} ({r.reaction}: {r.detail})" for r in setup.revivals]
+    return tuple(said + ([f"stopped early: {setup.stopped}"] if setup.stopped else []))
 
 
 def _memory(m: Manifest) -> tuple[str, ...]:

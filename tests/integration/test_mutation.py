@@ -9,13 +9,15 @@ import pytest
 from harness.demo import demo_profile, known_variants
 from harness.model import CaseStatus, Classification, Verdict
 from harness.validation import run_validation
-from simulators.reference import PERFORMANCE_METRICS
+from simulators.reference import PERFORMANCE_METRICS, ROBUSTNESS_INPUTS
 
 CLEAN = {"clean", "clean-rebuild"}
 # Variants after which no verdict about behaviour can be trusted.
 INCONCLUSIVE = {"crash-on-find"}
 # Variants only the performance phase shows: tests/integration/test_performance_variants.py holds them.
 PERFORMANCE = set(PERFORMANCE_METRICS)
+# Variants only the robustness phase shows: tests/integration/test_robustness_phase.py holds them.
+ROBUSTNESS = set(ROBUSTNESS_INPUTS)
 
 # For each behaviour-changing variant, a case that must be named as regressed.
 MUST_NAME = {
@@ -63,7 +65,7 @@ MUST_SAY = {
 
 
 def test_every_behaviour_changing_variant_has_an_expectation() -> None:
-    assert set(known_variants()) - CLEAN - INCONCLUSIVE - PERFORMANCE == set(MUST_NAME)
+    assert set(known_variants()) - CLEAN - INCONCLUSIVE - PERFORMANCE - ROBUSTNESS == set(MUST_NAME)
 
 
 @pytest.mark.parametrize("variant", sorted(MUST_NAME))

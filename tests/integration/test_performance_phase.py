@@ -82,8 +82,10 @@ def test_every_metric_has_its_min_rounds_in_every_run(measured: tuple[CliResult,
     assert perf[-1]["message"] == "not applicable: the profile's [performance] metrics do not cover 'get.last'"
     assert {o["value"]["failures"] for c in perf for o in c["observations"]} == {"none"}
     assert all(set(o["value"]) == {"metric", "failures", "statuses"} for c in perf for o in c["observations"])
-    # ...and after every functional case (the plugin orders the phase last)
-    assert cases[-len(METRICS) :] == perf
+    # ...and after every functional case, before the robustness phase's (the plugin orders the phases last)
+    robustness = [c for c in cases if c["case"].startswith("robustness/")]
+    assert robustness and cases[-len(robustness) :] == robustness
+    assert cases[-len(robustness) - len(METRICS) : -len(robustness)] == perf
 
 
 def test_one_run_measures_at_a_time_and_the_order_rotates(measured: tuple[CliResult, Path]) -> None:

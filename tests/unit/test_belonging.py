@@ -10,7 +10,7 @@ import pytest
 
 from harness.compare import compare
 from harness.compare.belonging import mismatches
-from harness.model import JSON, CaseRecord, PerfSetup, RunRecord, RunStatus, Verdict
+from harness.model import JSON, CaseRecord, PerfSetup, Revival, RobustnessSetup, RunRecord, RunStatus, Verdict
 from tests.factories import make_case, make_corpus, make_run
 
 _CORPUS = make_corpus(7)
@@ -219,3 +219,17 @@ def test_a_performance_phase_in_some_runs_only_is_a_mismatch() -> None:
     assert "measured ['*'] (threshold 0.1, study 'auto', warm-up 1 rounds)" in line
     same = [_baseline(1, performance=setup), _baseline(2, performance=setup)]
     assert mismatches(same, _candidate(performance=setup)) == ()
+
+
+def test_a_robustness_phase_of_another_corpus_or_in_some_runs_only_is_a_mismatch() -> None:
+    setup = RobustnessSetup("1", "ab" * 32, ("pdu.rq.version-0", "pdu.pdata.over-max"))
+    both = [_baseline(1, robustness=setup), _baseline(2, robustness=setup)]
+    (line,) = mismatches(both, _candidate())
+    assert line.startswith("robustness corpus differs: ") and "ran no robustness phase" in line
+    assert "sent 2 inputs of corpus version 1 (sha256 abababababab)" in line
+    other = dataclasses.replace(setup, corpus_version="2", corpus_sha256="cd" * 32)
+    (line,) = mismatches(both, _candidate(robustness=other))
+    assert "corpus version 2 (sha256 cdcdcdcdcdcd)" in line
+    # Revivals and an early stop are what happened, not what was asked: they do not make runs foreign.
+    revived = dataclasses.replace(setup, revivals=(Revival("pdu.pdata.over-max", "exited", "exit code 70"),))
+    assert mismatches(both, _candidate(robustness=revived)) == ()

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,7 +229,12 @@ def test_unknown_demo_variant() -> None:
 
 @pytest.mark.parametrize(
     "profile",
-    sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "devices").glob("*/*.toml") if "policy" not in p.name),
+    # Profiles only: a policy file (whatever its name: slow-store-declared.toml is one) has no [device] table.
+    sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "devices").glob("*/*.toml")
+        if "device" in tomllib.loads(p.read_text(encoding="utf-8"))
+    ),
 )
 def test_shipped_profiles_load(profile: str) -> None:
     load_profile(ROOT / profile)
@@ -420,3 +426,26 @@ def test_performance_table_is_off_by_default_and_selects_declared_services() -> 
 )
 def test_bad_performance_keys_are_named(table: str, fragment: str) -> None:
     assert fragment in _problems(GOOD + f"\n[performance]\n{table}\n")
+
+
+def test_robustness_table_is_off_by_default_and_selects_inputs_by_glob() -> None:
+    assert parse_profile(GOOD, "/tmp/dev.toml").robustness.enabled is False
+    text = GOOD + '\n[robustness]\nenabled = true\ninputs = ["pdu.pdata.*", "ds.*.sq-unterminated"]\nmax_revivals = 1\n'
+    spec = parse_profile(text, "/tmp/dev.toml").robustness
+    assert (spec.enabled, spec.revive, spec.max_revivals, spec.deadline) == (True, True, 1, 10.0)
+    assert spec.covers("pdu.pdata.over-max") and spec.covers("ds.find.sq-unterminated")
+    assert not spec.covers("pdu.rq.version-0")
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ("deadline = 0.5", "robustness.deadline: 0.5 is out of range"),
+        ("max_revivals = -1", "robustness.max_revivals: -1 is out of range"),
+        ("revive = 1", "robustness.revive: expected true/false"),
+        ('inputs = [""]', "robustness.inputs[0]: is empty"),
+        ("max_revival = 2", "did you mean 'max_revivals'"),
+    ],
+)
+def test_bad_robustness_keys_are_named(table: str, fragment: str) -> None:
+    assert fragment in _problems(GOOD + f"\n[robustness]\n{table}\n")

@@ -27,6 +27,8 @@ from harness.model import (
     Manifest,
     Observation,
     Outcome,
+    Revival,
+    RobustnessSetup,
     RunRecord,
     RunSetup,
     Security,
@@ -236,6 +238,19 @@ def test_html_runs_table_says_what_each_variant_is() -> None:
     page = render_html(compare([base], cand), [base.manifest, cand.manifest])
     assert "hardened &lt;peers&gt; only" in page
     assert "<code>vendor/pacs:2.1</code> sha256:abc123" in page
+
+
+def test_html_runs_table_says_what_the_robustness_phase_did_to_the_device() -> None:
+    setup = RobustnessSetup(
+        "1", "ab" * 32, ("pdu.pdata.over-max", "ds.store.x"),
+        revivals=(Revival("pdu.pdata.over-max", "exited", "exit code 70"),), stopped="revivals exhausted: <x>",
+    )  # fmt: skip
+    base = make_reference_run([make_case("echo/t.py::t", status=0)])
+    cand = make_reference_run([make_case("echo/t.py::t", status=0)], role="candidate", robustness=setup)
+    page = render_html(compare([base], cand), [base.manifest, cand.manifest])
+    assert "robustness: 2 inputs of corpus 1<br>revived after pdu.pdata.over-max (exited: exit code 70)" in page
+    assert "stopped early: revivals exhausted: &lt;x&gt;" in page
+    assert page.count("robustness: ") == 1  # the baseline ran no robustness phase: nothing said
 
 
 def _posture_runs(n_ports: int = 1) -> tuple[list[RunRecord], RunRecord]:

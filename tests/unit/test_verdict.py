@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from harness.model import (
     Observation,
     Outcome,
     PerfDecision,
+    Revival,
+    RobustnessSetup,
     RunRecord,
     RunStatus,
     Security,
@@ -340,3 +343,35 @@ def test_performance_warnings_do_not_change_a_verdict_unless_strict() -> None:
     assert verdict is Verdict.UNCHANGED and reasons[-1] == "warning: performance: echo.latency 1.04x [0.95, 1.16]"
     verdict, reasons = decide(base, cand, cases, noisy_cases=(), performance=[undecided], strict=True)
     assert (verdict, reasons) == (Verdict.INCONCLUSIVE, ("performance: echo.latency 1.04x [0.95, 1.16]",))
+
+
+def test_a_robustness_phase_that_stopped_early_is_inconclusive_naming_why() -> None:
+    finished = RobustnessSetup("1", "0" * 64, ("ds.store.sq-unterminated",))
+    baselines = [make_run(_suite(), replica=i, robustness=finished) for i in (1, 2)]
+    stopped = dataclasses.replace(finished, stopped="revivals exhausted: ...")
+    c = compare(baselines, _candidate(_suite(), robustness=stopped))
+    assert c.verdict is Verdict.INCONCLUSIVE, c.reasons
+    assert c.reasons == (
+        "candidate run 1 (runs/candidate-1): the robustness phase stopped early: revivals exhausted: ...",
+    )
+    revived = dataclasses.replace(finished, revivals=(Revival("x", "exited", "exit code 70"),))
+    assert compare(baselines, _candidate(_suite(), robustness=revived)).verdict is Verdict.UNCHANGED
+
+
+def test_a_worse_robustness_reaction_is_named_first_as_security_loosened() -> None:
+    def case(severity: int, kind: str) -> CaseRecord:
+        observations = (
+            Observation("robustness.reaction", {"kind": kind, "when": "immediate"}),
+            Observation("robustness.severity", severity, Security.EXPOSURE),
+        )
+        return CaseRecord("robustness/test_corpus.py::test_input[pdu.pdata.over-max]", Outcome.PASSED, 0.1,
+                          observations=observations)  # fmt: skip
+
+    before, after = [*_suite(), case(0, "aborted")], [*_suite(), case(3, "exited")]
+    worse = compare(_baselines(before), _candidate(after))
+    assert worse.verdict is Verdict.REGRESSED
+    assert worse.reasons[0].startswith("robustness/test_corpus.py::test_input[pdu.pdata.over-max]: security loosened")
+    better = compare(_baselines(after), _candidate(before))
+    assert better.verdict is Verdict.REGRESSED  # a fix is still a change until a policy declares it
+    assert [s.direction for s in better.security if s.name == "robustness.severity"] == [Direction.TIGHTENED]
+    assert not any("security loosened" in r for r in better.reasons)

@@ -1,0 +1,158 @@
+"""The harness's end of the attack window channel: answers begin, end and revive, and watches the device meanwhile."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from harness.errors import HarnessError
+from harness.launch.resources import Incarnation, ResourceProbe, change
+from harness.model import Revival, RobustnessSetup
+from harness.profile import RobustnessSpec
+from harness.robust.records import WindowAnswer, WindowRequest, exit_detail
+from harness.rundir import RunDir, write_json_atomic
+
+__all__ = ["Device", "WindowKeeper"]
+
+
+class Device(Protocol):
+    """What the keeper needs of the device it watches (a `harness.launch.base.Launched`)."""
+
+    exit_code: int | None
+
+    def alive(self) -> bool: ...
+
+    def resources(self) -> ResourceProbe | None: ...
+
+
+class WindowKeeper:
+    """One run's attack windows (design 8.6), served from the runner's loop with `serve()`.
+
+    A device exit seen at an input's `end` is that input's reaction, not a crashed run (`covers_exit`);
+    an exit found at a `begin` happened outside any window (`crashed_outside`). A device that runs at
+    `end` but whose settled processes changed since `begin` (a supervisor inside replaced its server;
+    harness.launch.resources.change) `restarted`. `revive` restarts the device through `restart(input)`
+    (which raises HarnessError when it does not come back) up to `max_revivals` times; past them, or
+    with `revive = false`, the phase stops (`stopped`) and every later request gets that stop.
+    """
+
+    def __init__(self, run: RunDir, spec: RobustnessSpec, device: Callable[[], Device | None],
+                 restart: Callable[[str], None]) -> None:  # fmt: skip
+        self.run = run
+        self.spec = spec
+        self.device = device
+        self.restart = restart
+        self.revivals: list[Revival] = []
+        self.stopped = ""  # why the remaining inputs were not run
+        self.failure = ""  # a revival that failed: the run ends device_failed
+        self.crashed_outside = ""
+        self._down = ""  # the input whose window saw the device exit, while it is not revived
+        self._before: Incarnation | None = None  # who the device was at the open window's begin
+        self._next = 1
+        self._closed = False
+
+    @property
+    def covers_exit(self) -> bool:
+        """The device is down after an exit inside a window (with no revival since): not a crashed run."""
+        return bool(self._down) and not self.crashed_outside
+
+    def start(self) -> WindowKeeper:
+        self.run.windows.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def serve(self) -> None:
+        """Answer every request written since the last call, in ticket order."""
+        while not self._closed:
+            path = self.run.window_request(self._next)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return
+            try:
+                answer = self._answer(WindowRequest.from_json(json.loads(text)))
+            except (ValueError, KeyError) as exc:
+                answer = WindowAnswer(stop=f"{path}: not a window request: {exc}")
+            write_json_atomic(self.run.window_result(self._next), answer.to_json(), sync=False)
+            self._next += 1
+
+    def close(self) -> None:
+        """No more answers: a suites process asking later is told at once (idempotent)."""
+        if not self._closed:
+            self.serve()
+            self._closed = True
+            self.run.windows.mkdir(parents=True, exist_ok=True)
+            self.run.windows_closed.touch()
+
+    def setup(self, corpus_version: str, corpus_sha256: str, inputs: tuple[str, ...]) -> RobustnessSetup:
+        return RobustnessSetup(corpus_version, corpus_sha256, inputs, tuple(self.revivals), self.stopped)
+
+    def _answer(self, request: WindowRequest) -> WindowAnswer:
+        if request.op == "begin":
+            return self._begin(request.input)
+        if request.op == "end":
+            return self._end(request.input)
+        return self._revive(request)
+
+    def _begin(self, input_id: str) -> WindowAnswer:
+        if self.stopped:
+            return WindowAnswer(stop=self.stopped)
+        device = self.device()
+        if device is None or not device.alive():
+            code = device.exit_code if device is not None else None
+            if not self._down:  # it died after the last window closed: the run's crash, as outside the phase
+                self.crashed_outside = (
+                    f"the device exited ({exit_detail(code)}) outside any attack window, before input {input_id}"
+                )
+                self._log("exited", input_id, exit_detail(code), window=False)
+            self.stopped = self.crashed_outside or f"the device is down after input {self._down}"
+            return WindowAnswer(stop=self.stopped)
+        probe = device.resources()
+        self._before = probe.incarnation() if probe is not None else None
+        return WindowAnswer()
+
+    def _end(self, input_id: str) -> WindowAnswer:
+        device = self.device()
+        if device is not None and not device.alive():
+            detail = exit_detail(device.exit_code)
+            if not self._down:
+                self._down = input_id
+                self._log("exited", input_id, detail, window=True)
+            return WindowAnswer(exited=True, detail=detail)
+        before, self._before = self._before, None
+        probe = device.resources() if device is not None else None
+        if before is not None and probe is not None and change(before, probe.incarnation()) == "restarted":
+            # No pids in the detail: it is compared between runs.
+            detail = "restarted: a process of the device was replaced while the device ran on"
+            self._log("restarted", input_id, detail, window=True)
+            return WindowAnswer(restarted=True, detail=detail)
+        return WindowAnswer()
+
+    def _revive(self, request: WindowRequest) -> WindowAnswer:
+        if self.stopped:
+            return WindowAnswer(stop=self.stopped)
+        what = f"the device {request.reaction or 'failed'} on input {request.input}"
+        if not self.spec.revive:
+            self.stopped = f"{what} and [robustness] revive is off: the remaining inputs were not run"
+        elif len(self.revivals) >= self.spec.max_revivals:
+            self.stopped = (
+                f"revivals exhausted: {what} after {len(self.revivals)} revival(s) "
+                f"(max_revivals = {self.spec.max_revivals}): the remaining inputs were not run"
+            )
+        if self.stopped:
+            return WindowAnswer(stop=self.stopped)
+        try:
+            self.restart(request.input)
+        except HarnessError as exc:
+            self.failure = f"the device did not come back after robustness input {request.input}: {exc.one_line()}"
+            self.stopped = self.failure
+            return WindowAnswer(stop=self.stopped)
+        self.revivals.append(Revival(request.input, request.reaction, request.detail))
+        self._down = ""
+        self._log("revived", request.input, f"after {request.reaction}: {request.detail}", window=True)
+        return WindowAnswer(revived=True)
+
+    def _log(self, event: str, input_id: str, detail: str, *, window: bool) -> None:
+        line = {"event": event, "input": input_id, "detail": detail, "in_window": window, "t_ns": time.time_ns()}
+        self.run.append_line(self.run.robustness_device, line)
