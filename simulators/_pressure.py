@@ -382,7 +382,7 @@ class Pressure:
             level = str(event.identifier.get("QueryRetrieveLevel", "")).strip().upper()
         except Exception:  # noqa: BLE001 - pydicom raises many kinds on bad bytes; the handler answers those
             return pace
-        key = f"find {level}" if level else "find"
+        key = f"find.{level.lower()}" if level else "find"  # as the metric ids: find.study
         with self._levels_lock:
             found = self._levels.get(key)
             if found is None:
