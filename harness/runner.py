@@ -325,6 +325,14 @@ def check_variant(profile: Profile, name: str) -> None:
             hint='use ready = "echo" or "log:TEXT", or network = "host"',
         )
     check_actions(profile)  # placeholders, corpus items, and a terminal for operator prompts
+    perf = profile.performance
+    if perf.enabled and perf.max_rounds < perf.min_rounds + perf.warmup_rounds:
+        # max_rounds would stop every metric before it has min_rounds kept rounds to judge
+        raise ProfileError(
+            f"{profile.source}: performance.max_rounds {perf.max_rounds} is less than min_rounds {perf.min_rounds}"
+            f" + warmup_rounds {perf.warmup_rounds}",
+            hint=f"raise performance.max_rounds to at least {perf.min_rounds + perf.warmup_rounds}",
+        )
     if profile.robustness.enabled and not robustness_inputs(profile):
         from simulators.attack import inputs
 

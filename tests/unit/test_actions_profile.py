@@ -317,3 +317,13 @@ def test_the_harness_answers_a_bad_request_with_an_error(tmp_path: Path, request
     result = ActionResult.from_json(json.loads(run.action_result("1-0001-x").read_text(encoding="utf-8")))
     assert result.outcome == "error" and says in str(result.detail["error"]), result
     assert len(run.read_actions()) == 1
+
+
+def test_max_rounds_below_min_rounds_and_warm_up_is_refused_before_anything_starts() -> None:
+    """max_rounds would stop every metric before it had min_rounds kept rounds: the profile says so, with the key."""
+    enabled = BASE + "\n[performance]\nenabled = true\nmin_rounds = 6\nwarmup_rounds = 1\n"
+    check_variant(parse_profile(enabled + "max_rounds = 7\n", "/tmp/dev.toml"), "baseline")  # exactly enough
+    with pytest.raises(ProfileError, match=r"performance\.max_rounds 6 is less than min_rounds 6 \+ warmup_rounds 1"):
+        check_variant(parse_profile(enabled + "max_rounds = 6\n", "/tmp/dev.toml"), "baseline")
+    # Off, the phase's keys are not judged: nothing of it runs
+    check_variant(parse_profile(enabled.replace("true", "false") + "max_rounds = 6\n", "/tmp/dev.toml"), "baseline")
