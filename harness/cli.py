@@ -338,10 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise _Signalled
         return code
     except KeyboardInterrupt:  # a signal, or a run that saw the cancel: stop the others too
-        interrupt.raised = True
-        cancel_runs()
-        print("patchgate: interrupted; the runs' containers and processes were stopped", file=sys.stderr)
-        return 130
+        return _interrupted(interrupt)
     except HarnessError as exc:
         interrupt.raised = True  # a signal now would cut the one line short
         if debug:
@@ -351,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"patchgate: error: {_lines(exc.one_line())}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - exit 1 would read as REGRESSED: a harness fault is never a verdict
+        if interrupt.signalled:  # the signal's KeyboardInterrupt became another error: a SyntaxError when it cut
+            return _interrupted(interrupt)  # short the import of unicodedata that compiling a \N{...} escape needs
         interrupt.raised = True
         if debug:
             traceback.print_exc()
@@ -359,6 +358,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         _exit_on_late_signals()
+
+
+def _interrupted(interrupt: _Interrupt) -> int:
+    """A signal ended the command: stop every run's containers and processes, say so in one line, 130."""
+    interrupt.raised = True
+    cancel_runs()
+    print("patchgate: interrupted; the runs' containers and processes were stopped", file=sys.stderr)
+    return 130
 
 
 def _exit_on_late_signals() -> None:

@@ -11,7 +11,7 @@ from harness.model import JSON, Difference, DiffKind, SecurityChange
 __all__ = ["ABSENT_WORDS", "MINUS", "describe", "format_side", "value_words"]
 
 ABSENT_WORDS = "(not observed)"
-MINUS = "\N{MINUS SIGN}"  # marks removed list items; a hyphen reads as a dash in prose
+MINUS = "\u2212"  # MINUS SIGN: marks removed list items; a hyphen reads as a dash in prose
 _SHORT = 60  # longest item list quoted by describe(); the report has them all
 
 
@@ -52,7 +52,7 @@ def value_words(value: JSON, *, absent: bool = False) -> str:
 
 
 def describe(change: SecurityChange) -> str:
-    """One line: `accepted false → true`, or for lists `forbidden + RC4-SHA; \N{MINUS SIGN} DES-CBC3-SHA`."""
+    """One line: `accepted false → true`, or for lists `forbidden + RC4-SHA; \u2212 DES-CBC3-SHA`."""
     if change.added or change.removed:
         parts = [f"+ {_items(change.added)}"] if change.added else []
         parts += [f"{MINUS} {_items(change.removed)}"] if change.removed else []

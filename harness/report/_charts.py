@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 CSS = "_performance.css"  # the chart classes' styles, in templates/ (layout.html includes it when there are charts)
-TIMES = "\N{MULTIPLICATION SIGN}"  # after a ratio, as the design writes them
+TIMES = "\u00d7"  # MULTIPLICATION SIGN, after a ratio, as the design writes them
 _LABEL = 92.0  # px left of the plot for a lane's run name
 _PLOT = 360.0  # px: the plot's width (design 11: 360 x 20 px per lane)
 _RIGHT = 14.0  # px right of the plot, so the last tick label fits
@@ -76,7 +76,7 @@ def run_class(index: int, runs: int) -> str:
 
 def quantity(value: float, unit: str, *, signed: bool = False) -> str:
     """A value in words of its unit: seconds as s, ms or µs; bytes as B, kB, MB or GB (decimal, as the runs table)."""
-    sign = "\N{MINUS SIGN}" if value < 0 else "+" if signed and value > 0 else ""
+    sign = "\u2212" if value < 0 else "+" if signed and value > 0 else ""
     size = abs(value)
     if unit in _SECONDS:
         steps: Sequence[tuple[float, str]] = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
