@@ -536,6 +536,14 @@ class RunDir:
         """How many cases the suites collected (the plugin writes it; the runner's progress reads it)."""
         write_json_atomic(self.progress, {"collected": cases})
 
+    def drop_unfinished_progress(self) -> None:
+        """Remove the temporary of a `write_collected` that a signal cut short (the writer's process is gone).
+
+        A SIGTERM kills the suites process wherever it is; between write and rename it leaves
+        `progress.json.tmp` behind. Only the runner calls this, once that process has ended.
+        """
+        self.progress.with_name(self.progress.name + ".tmp").unlink(missing_ok=True)
+
     def collected(self) -> int:
         try:
             return int(json.loads(self.progress.read_text(encoding="utf-8"))["collected"])

@@ -291,6 +291,7 @@ def _run_suites(
             time.sleep(pause)
     finally:
         suites.stop()
+        run.drop_unfinished_progress()  # a suites process stopped mid-write leaves its temporary
         broker.close()
         phase.stop()
         if keeper is not None:

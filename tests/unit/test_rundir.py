@@ -212,3 +212,13 @@ def test_manifest_without_performance_has_no_key_and_one_with_it_round_trips(tmp
     run.write_manifest(replace(_manifest(), performance=setup))
     assert run.read_manifest().performance == setup
     assert setup.warmup_rounds == 2
+
+
+def test_an_unfinished_progress_write_is_dropped_and_the_last_one_kept(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    run.write_collected(12)
+    torn = tmp_path / "progress.json.tmp"
+    torn.write_text('{"collec')  # a suites process killed between write and rename
+    run.drop_unfinished_progress()
+    assert not torn.exists() and run.collected() == 12
+    run.drop_unfinished_progress()  # nothing to drop: no error
