@@ -38,6 +38,7 @@ from typing import Any
 import pynetdicom
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
 from _procs import serving
+from bench_demo import rotated
 from pynetdicom import AE, evt
 from pynetdicom.presentation import PresentationContext, build_context
 
@@ -177,7 +178,7 @@ def measure(rounds: int, batch: int) -> dict[Variant, list[float]]:
     contexts = {name: proposal(name) for name in ("verification", "full")}
     with tempfile.TemporaryDirectory(prefix="bench-assoc-") as scratch, _acceptors(Path(scratch)) as ports:
         for r in range(rounds):
-            order = [VARIANTS[(i + r) % len(VARIANTS)] for i in range(len(VARIANTS))]
+            order = rotated(VARIANTS, r)
             for v in order:
                 samples[v] += [
                     _associate_release(ports[v.acceptor], contexts[v.proposal], deep=v.deep) for _ in range(batch)

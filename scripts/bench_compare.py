@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
+from bench_demo import rotated
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.synthetic: the same records the golden comparison tests use
@@ -177,7 +178,7 @@ def measure(
         for cases in sizes:
             runs = write_runs(cases, scratch / f"runs-{cases}")
             for r in range(rounds):
-                for variant in [variants[(i + r) % len(variants)] for i in range(len(variants))]:
+                for variant in rotated(variants, r):
                     out = scratch / f"out-{cases}-{variant.name}-{r}".replace(" ", "_")
                     seconds, cpu, peak, code = _compare(variant, runs, out, timeout)
                     html, doc = out / "report.html", out / "comparison.json"

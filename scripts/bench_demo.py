@@ -28,14 +28,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
 
-__all__ = ["BEGIN_MARKER", "END_MARKER", "Variant", "main", "measure", "render_markdown"]
+__all__ = ["BEGIN_MARKER", "END_MARKER", "Variant", "main", "measure", "render_markdown", "rotated"]
 
 BEGIN_MARKER = "<!-- bench_demo:begin -->"
 END_MARKER = "<!-- bench_demo:end -->"
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,17 @@ def _run(variant: Variant, round_no: int, timeout: float, scratch: Path) -> Samp
     return Sample(variant.name, round_no, time.monotonic() - start, code)
 
 
+def rotated(items: Sequence[T], r: int) -> list[T]:
+    """`items` in round `r`'s order: each round starts one further on, so no variant always runs first."""
+    return [items[(i + r) % len(items)] for i in range(len(items))]
+
+
 def measure(variants: Sequence[Variant], rounds: int, timeout: float) -> list[Sample]:
     """Every variant `rounds` times, interleaved, the order rotated each round."""
     samples: list[Sample] = []
     with tempfile.TemporaryDirectory(prefix="bench-demo-") as scratch:
         for r in range(rounds):
-            order = [variants[(i + r) % len(variants)] for i in range(len(variants))]
+            order = rotated(variants, r)
             for variant in order:
                 sample = _run(variant, r + 1, timeout, Path(scratch))
                 print(f"round {r + 1}: {variant.name}: {sample.seconds:.1f} s, exit {sample.exit_code}", flush=True)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
-from bench_demo import Variant
+from bench_demo import Variant, rotated
 from bench_demo import _run as run_timed  # one timed `--out` run, the same as the demo benchmark's
 
 __all__ = ["BEGIN_MARKER", "END_MARKER", "Validation", "main", "measure", "render_markdown", "upper_bound"]
@@ -88,7 +88,7 @@ def measure(variants: Sequence[Variant], rounds: int, timeout: float) -> list[Va
     done: list[Validation] = []
     with tempfile.TemporaryDirectory(prefix="bench-false-alarms-") as scratch:
         for r in range(rounds):
-            for v in [variants[(i + r) % len(variants)] for i in range(len(variants))]:
+            for v in rotated(variants, r):
                 one = _validate(v, r + 1, timeout, Path(scratch))
                 print(
                     f"round {r + 1}: {v.name}: {one.verdict or 'no comparison'} (exit {one.exit_code}, "

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
-from bench_demo import ROOT, Variant
+from bench_demo import ROOT, Variant, rotated
 
 __all__ = ["BEGIN_MARKER", "CAUGHT", "END_MARKER", "Validation", "main", "measure", "render_markdown"]
 
@@ -71,7 +71,7 @@ def measure(variants: Sequence[Variant], rounds: int, timeout: float) -> list[Va
     done: list[Validation] = []
     with tempfile.TemporaryDirectory(prefix="bench-perf-power-") as scratch:
         for r in range(rounds):
-            for variant in [variants[(i + r) % len(variants)] for i in range(len(variants))]:
+            for variant in rotated(variants, r):
                 v = _validate(variant, r + 1, timeout, Path(scratch))
                 caught = sorted(m for m, d in v.decisions.items() if d in CAUGHT)
                 print(f"round {r + 1}: {v.variant}: {v.verdict or 'no verdict'}, caught {caught}, {v.seconds:.0f} s")
