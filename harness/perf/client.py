@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from harness.channel import CLOSED, Channel, read_answer
 from harness.perf.records import Done, Grant, Sample, TurnRequest
-from harness.rundir import RunDir, claim_ticket, next_ticket, write_json_atomic
+from harness.rundir import RunDir, write_json_atomic
 
 __all__ = ["POLL", "Turn", "Turns"]
 
@@ -90,55 +89,25 @@ class Turns:
     """
 
     def __init__(self, run: RunDir, timeout: float, *, poll: float = POLL) -> None:
-        if timeout <= 0:
-            raise ValueError(f"turn timeout must be > 0 s, not {timeout:g}")
         self.run = run
-        self.timeout = timeout
-        self.poll = poll
-        self._next = 0  # 0: not looked at the folder yet
+        self.channel = Channel(run.turns, run.turn_request, run.turns_closed, timeout, poll, what="turn")
         self._granted: Counter[str] = Counter()  # go grants per metric, sent as the request's round
 
     def turn(self, metric: str) -> Turn:
         if self.run.turns_closed.exists():
             return Turn(self, 0, metric, Grant.refuse("ended"))
-        ticket = self._claim(TurnRequest(metric, self._granted[metric]))
-        grant = self._wait(ticket)
+        ticket = self.channel.send(TurnRequest(metric, self._granted[metric]).to_json())
+        grant = self.channel.wait(self.run.turn_grant(ticket), _read_grant)
         if grant is None:  # withdrawn, so the harness does not hold a slot for a process that stopped listening
             write_json_atomic(self.run.turn_done(ticket), Done(0, 0, abandoned=True).to_json(), sync=False)
             grant = Grant.refuse("no_answer")
+        elif grant is CLOSED:
+            grant = Grant.refuse("ended")
         if grant.go:
             self._granted[metric] += 1
         return Turn(self, ticket, metric, grant)
 
-    def _wait(self, ticket: int) -> Grant | None:
-        path = self.run.turn_grant(ticket)
-        until = time.monotonic() + self.timeout
-        while True:
-            grant = _read_grant(path)
-            if grant is not None:
-                return grant
-            if self.run.turns_closed.exists():  # the desk writes every grant before it closes: look once more
-                return _read_grant(path) or Grant.refuse("ended")
-            if time.monotonic() >= until:
-                return None
-            time.sleep(self.poll)
 
-    def _claim(self, request: TurnRequest) -> int:
-        data = (json.dumps(request.to_json(), sort_keys=True) + "\n").encode("utf-8")
-        if not self._next:
-            self._next = next_ticket(self.run.turns)
-        ticket = claim_ticket(self.run.turns, self.run.turn_request, data, self._next)
-        self._next = ticket + 1
-        return ticket
-
-
-def _read_grant(path: os.PathLike[str]) -> Grant | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return None
-    try:
-        return Grant.from_json(json.loads(text))
-    except ValueError:  # written atomically, so never half a file: a grant that does not parse is a harness bug
-        return Grant.refuse("invalid")
+def _read_grant(path: Path) -> Grant | None:
+    # a grant that does not parse is a harness bug
+    return read_answer(path, Grant.from_json, lambda: Grant.refuse("invalid"))

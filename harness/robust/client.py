@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
+from harness.channel import CLOSED, Channel, read_answer
 from harness.robust.records import WindowAnswer, WindowRequest
-from harness.rundir import RunDir, claim_ticket, next_ticket
+from harness.rundir import RunDir
 
 __all__ = ["POLL", "Windows"]
 
 POLL = 0.02  # seconds between looks for an answer; the harness looks at requests about as often
+_CLOSED = "the harness closed the attack window channel"
 
 
 class Windows:
@@ -23,13 +23,9 @@ class Windows:
     """
 
     def __init__(self, run: RunDir, timeout: float, *, poll: float = POLL) -> None:
-        if timeout <= 0:
-            raise ValueError(f"window timeout must be > 0 s, not {timeout:g}")
         self.run = run
-        self.timeout = timeout
-        self.poll = poll
+        self.channel = Channel(run.windows, run.window_request, run.windows_closed, timeout, poll, what="window")
         self.stopped = ""
-        self._next = 0  # 0: not looked at the folder yet
 
     def begin(self, input_id: str) -> WindowAnswer:
         return self._ask(WindowRequest("begin", input_id))
@@ -44,25 +40,16 @@ class Windows:
         if self.stopped:
             return WindowAnswer(stop=self.stopped)
         if self.run.windows_closed.exists():
-            return self._stop("the harness closed the attack window channel")
-        data = (json.dumps(request.to_json(), sort_keys=True) + "\n").encode("utf-8")
-        if not self._next:
-            self._next = next_ticket(self.run.windows)
-        ticket = claim_ticket(self.run.windows, self.run.window_request, data, self._next)
-        self._next = ticket + 1
-        path = self.run.window_result(ticket)
-        until = time.monotonic() + self.timeout
-        while True:
-            answer = _read(path)
-            if answer is None and self.run.windows_closed.exists():  # answers are written before the close
-                answer = _read(path) or WindowAnswer(stop="the harness closed the attack window channel")
-            if answer is not None:
-                if answer.stop:
-                    self.stopped = answer.stop
-                return answer
-            if time.monotonic() >= until:
-                return self._stop(f"no answer to {request.op} {request.input} within {self.timeout:g} s")
-            time.sleep(self.poll)
+            return self._stop(_CLOSED)
+        ticket = self.channel.send(request.to_json())
+        answer = self.channel.wait(self.run.window_result(ticket), _read)
+        if answer is None:
+            return self._stop(f"no answer to {request.op} {request.input} within {self.channel.timeout:g} s")
+        if answer is CLOSED:
+            return self._stop(_CLOSED)
+        if answer.stop:
+            self.stopped = answer.stop
+        return answer
 
     def _stop(self, why: str) -> WindowAnswer:
         self.stopped = why
@@ -70,11 +57,6 @@ class Windows:
 
 
 def _read(path: Path) -> WindowAnswer | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    try:
-        return WindowAnswer.from_json(json.loads(text))
-    except ValueError:  # written atomically: an answer that does not parse is a harness bug, and ends the phase
-        return WindowAnswer(stop=f"{path}: an answer that does not parse")
+    return read_answer(
+        path, WindowAnswer.from_json, lambda: WindowAnswer(stop=f"{path}: an answer that does not parse")
+    )
