@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
@@ -50,6 +50,9 @@ class Validation:
     verdict: str
     decisions: dict[str, str]
     seconds: float
+    settings: str = ""  # the candidate run's [performance] budget and max_rounds, as its manifest says
+    rounds: dict[str, int] = field(default_factory=dict)  # metric -> the candidate's kept rounds
+    stopped: dict[str, str] = field(default_factory=dict)  # metric -> why its sampling stopped
 
 
 def _validate(variant: Variant, round_no: int, timeout: float, scratch: Path) -> Validation:
@@ -62,8 +65,26 @@ def _validate(variant: Variant, round_no: int, timeout: float, scratch: Path) ->
         comparison = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return Validation(variant.name, round_no, "", {}, seconds)
-    decisions = {str(m["metric"]): str(m["decision"]) for m in comparison.get("performance", [])}
-    return Validation(variant.name, round_no, str(comparison.get("verdict", "")), decisions, seconds)
+    metrics = comparison.get("performance", [])
+    decisions = {str(m["metric"]): str(m["decision"]) for m in metrics}
+    rounds = {
+        str(m["metric"]): int(s["rounds"])
+        for m in metrics
+        for s in m.get("spreads", [])
+        if s["run"].startswith("candidate")
+    }
+    stopped = {str(m["metric"]): str(m.get("stopped", "")) for m in metrics}
+    verdict = str(comparison.get("verdict", ""))
+    return Validation(variant.name, round_no, verdict, decisions, seconds, _settings(out), rounds, stopped)
+
+
+def _settings(out: Path) -> str:
+    """'budget 150 s, up to 40 rounds' from a candidate run's manifest ("" when it has none)."""
+    for manifest in sorted(out.glob("runs/candidate*/manifest.json")):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            spec = json.loads(manifest.read_text(encoding="utf-8"))["performance"]["spec"]
+            return f"budget {float(spec['budget']):g} s, up to {int(spec['max_rounds'])} rounds"
+    return ""
 
 
 def measure(variants: Sequence[Variant], rounds: int, timeout: float) -> list[Validation]:
@@ -79,6 +100,11 @@ def measure(variants: Sequence[Variant], rounds: int, timeout: float) -> list[Va
     return done
 
 
+def _settings_of(done: Sequence[Validation]) -> list[tuple[str, set[str]]]:
+    names = list(dict.fromkeys(v.variant for v in done))
+    return [(name, {v.settings for v in done if v.variant == name and v.settings}) for name in names]
+
+
 def render_markdown(
     variants: Sequence[Variant], done: Sequence[Validation], rounds: int, loads: tuple[float, float]
 ) -> str:
@@ -86,8 +112,9 @@ def render_markdown(
     lines = [
         "## Power of the performance gate (`scripts/bench_perf_power.py`)",
         "",
-        "| variant | metric | validations | caught (slower at 95 %) | regressed (beyond the threshold) | decisions | median wall s |",
-        "| --- | --- | ---: | ---: | ---: | --- | ---: |",
+        "| variant | metric | validations | caught (slower at 95 %) | regressed (beyond the threshold) | decisions "
+        "| candidate rounds (median) | stopped by | median wall s |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | --- | ---: |",
     ]
     for variant in variants:
         mine = [v for v in done if v.variant == variant.name]
@@ -97,15 +124,21 @@ def render_markdown(
             seen = collections.Counter(v.decisions.get(metric, "missing") for v in mine)
             caught = sum(n for d, n in seen.items() if d in CAUGHT)
             counts = ", ".join(f"{d} {n}" for d, n in sorted(seen.items()))
+            used = [v.rounds[metric] for v in mine if metric in v.rounds]
+            kept = f"{statistics.median(used):.0f}" if used else "-"
+            why = collections.Counter(v.stopped.get(metric) or "-" for v in mine)
+            stops = ", ".join(f"{d} {n}" for d, n in sorted(why.items()))
             lines.append(
-                f"| {variant.name} | `{metric}` | {len(mine)} | {caught} | {seen['regressed']} | {counts} | {wall:.0f} |"
+                f"| {variant.name} | `{metric}` | {len(mine)} | {caught} | {seen['regressed']} | {counts} | {kept} "
+                f"| {stops} | {wall:.0f} |"
             )
     verdicts = collections.Counter((v.variant, v.verdict or "none") for v in done)
     lines += [
         "",
         f"{rounds} round(s), one validation of each variant per round, the order rotated; each a fresh process "
-        "and output folder, with its profile's [performance] settings (`--demo VARIANT`: the variant's metrics, up to "
-        "120 rounds within the default 150 s budget). Verdicts: "
+        "and output folder, with its profile's [performance] settings ("
+        + "; ".join(f"{name}: {', '.join(sorted(found)) or 'not recorded'}" for name, found in _settings_of(done))
+        + "). Verdicts: "
         + "; ".join(f"{name} {verdict} {n}" for (name, verdict), n in sorted(verdicts.items()))
         + ".",
         "",
