@@ -2,8 +2,8 @@
 
 Run side: Endpoint, CorpusInfo, Manifest, Observation, CaseRecord, RunRecord.
 Compare side: Difference, CaseComparison, SecurityChange, MetricComparison (with Interval and
-Spread), Comparison, with the closed enums DiffKind, Classification, CaseStatus, Direction,
-PerfDecision and Verdict.
+Spread), InputReactions (with Reaction), Comparison, with the closed enums DiffKind, Classification,
+CaseStatus, Direction, PerfDecision and Verdict.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = [
     "Direction",
     "Endpoint",
     "ImageInfo",
+    "InputReactions",
     "Interval",
     "Manifest",
     "MetricComparison",
@@ -35,6 +36,7 @@ __all__ = [
     "Outcome",
     "PerfDecision",
     "PerfSetup",
+    "Reaction",
     "Revival",
     "RobustnessSetup",
     "RunRecord",
@@ -268,6 +270,8 @@ class RobustnessSetup:
     inputs: tuple[str, ...]  # the input ids the profile's globs selected, in corpus order
     revivals: tuple[Revival, ...] = ()
     stopped: str = ""
+    # Input id -> its one-line description from the corpus, for the reports (not compared: the hash covers the corpus).
+    descriptions: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> RobustnessSetup:
@@ -277,6 +281,7 @@ class RobustnessSetup:
             inputs=tuple(str(i) for i in d.get("inputs") or ()),
             revivals=tuple(Revival.from_json(r) for r in d.get("revivals") or ()),
             stopped=str(d.get("stopped", "")),
+            descriptions={str(k): str(v) for k, v in (d.get("descriptions") or {}).items()},
         )
 
 
@@ -613,6 +618,43 @@ class MetricComparison:
 
 
 @dataclass(frozen=True)
+class Reaction:
+    """A robustness input's reaction in one run, as its case observed it (design 8.4): kind, when, detail."""
+
+    kind: str  # "aborted", "exited", "not-sent", ...
+    when: str = ""  # "immediate" | "delayed"; "" when not said
+    detail: str = ""  # "A-ABORT source 0 reason 0", "exit code 70"
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> Reaction:
+        return cls(str(d["kind"]), str(d.get("when", "")), str(d.get("detail", "")))
+
+
+@dataclass(frozen=True)
+class InputReactions:
+    """One robustness input's reactions in every run, for the reports (a case's differences hold only what differs)."""
+
+    case: str
+    input: str  # the corpus input id
+    description: str  # its one line from the corpus; "" when the runs did not record it
+    before: tuple[Reaction | None, ...]  # each baseline replica's, in order; None: its case observed no reaction
+    after: Reaction | None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> InputReactions:
+        def reaction(x: JSON) -> Reaction | None:
+            return Reaction.from_json(x) if isinstance(x, Mapping) else None
+
+        return cls(
+            case=str(d["case"]),
+            input=str(d["input"]),
+            description=str(d.get("description", "")),
+            before=tuple(reaction(x) for x in d.get("before") or ()),
+            after=reaction(d.get("after")),
+        )
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Baseline replicas against one candidate: per-case results and the verdict."""
 
@@ -629,13 +671,17 @@ class Comparison:
     security: tuple[SecurityChange, ...] = ()
     # One entry per performance metric, when the runs measured any (perf/samples.jsonl).
     performance: tuple[MetricComparison, ...] = ()
+    # One entry per robustness input a run reacted to, in corpus order (compare.robustness).
+    robustness: tuple[InputReactions, ...] = ()
 
     def to_json(self) -> dict[str, JSON]:
+        phases = ("performance", "robustness")
         d: dict[str, JSON] = {
-            f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "performance"
+            f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in phases
         }
-        if self.performance:  # only when measured: a comparison without it reads and writes as it always did
-            d["performance"] = to_json(self.performance)
+        for name in phases:  # only when run: a comparison without them reads and writes as it always did
+            if getattr(self, name):
+                d[name] = to_json(getattr(self, name))
         return d
 
     @classmethod
@@ -652,6 +698,7 @@ class Comparison:
             created=str(d.get("created", "")),
             security=tuple(SecurityChange.from_json(x) for x in d.get("security", [])),
             performance=tuple(MetricComparison.from_json(x) for x in d.get("performance", [])),
+            robustness=tuple(InputReactions.from_json(x) for x in d.get("robustness", [])),
         )
 
 

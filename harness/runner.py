@@ -140,18 +140,19 @@ def perf_metrics(profile: Profile) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=4)
-def _attack_corpus(seed: int) -> tuple[str, str]:
-    from simulators.attack import CORPUS_VERSION, corpus_sha256
+def _attack_corpus(seed: int) -> tuple[str, str, dict[str, str]]:
+    from simulators.attack import CORPUS_VERSION, corpus_sha256, inputs
 
-    return CORPUS_VERSION, corpus_sha256(seed)
+    return CORPUS_VERSION, corpus_sha256(seed), {i.id: i.description for i in inputs(seed)}
 
 
 def _robustness_setup(profile: Profile, keeper: WindowKeeper | None) -> RobustnessSetup | None:
     if keeper is None:
         return None
     with _CORPUS_LOCK:  # the concurrent runs of a validation hash the corpus once
-        version, sha256 = _attack_corpus(profile.corpus_seed)
-    return keeper.setup(version, sha256, robustness_inputs(profile))
+        version, sha256, described = _attack_corpus(profile.corpus_seed)
+    sent = robustness_inputs(profile)
+    return keeper.setup(version, sha256, sent, {i: described[i] for i in sent if i in described})
 
 
 class _Phase:

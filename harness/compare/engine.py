@@ -16,6 +16,7 @@ from harness.compare.noise import NoiseMask, measure_noise
 from harness.compare.normalise import normalise_run
 from harness.compare.perf_runs import run_performance
 from harness.compare.policy import Policy
+from harness.compare.robustness import input_reactions
 from harness.model import (
     CaseComparison,
     CaseRecord,
@@ -132,6 +133,7 @@ def _compare(
         created=created or datetime.now(UTC).isoformat(timespec="seconds"),
         security=tuple(changes),
         performance=performance,
+        robustness=input_reactions(replicas, now, [*(b.manifest for b in baselines), candidate.manifest]),
     )
 
 

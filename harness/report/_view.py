@@ -24,10 +24,13 @@ from harness.model import (
     Difference,
     DiffKind,
     Direction,
+    InputReactions,
     Manifest,
     MetricComparison,
     Outcome,
     PerfDecision,
+    Reaction,
+    RobustnessSetup,
     Security,
     SecurityChange,
     Verdict,
@@ -41,8 +44,10 @@ __all__ = [
     "NAMED_UP_TO",
     "WORST_FIRST",
     "Page",
+    "RobustnessRow",
     "build_page",
     "decisions",
+    "robustness_rows",
     "worst_first",
 ]
 
@@ -121,6 +126,12 @@ _STOPPED = {
     "max_rounds": "sampling stopped at the most rounds",
 }
 _NOT_RUN = (None, Outcome.SKIPPED, Outcome.NOT_APPLICABLE)
+# A robustness input's change, in the table's order (changes first); the first four are the security machinery's
+# directions of its robustness.* observations (severity, C-ECHO after), "changed" also any other regressed or
+# expected difference on them, "noisy" a difference between the baselines only.
+CHANGES = ("loosened", "tightened", "changed", "noisy", "unchanged")
+_ROBUSTNESS = "robustness."
+_ECHO = "robustness.answers_echo"
 _MEANS = {
     Security.EXPOSURE: "exposure: more of it is looser",
     Security.PROTECTION: "protection: less of it is looser",
@@ -332,6 +343,54 @@ class Performance:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """A reaction in words: its kind, when ("immediate"), and detail; kind "" with `missing` said: none observed."""
+
+    kind: str
+    when: str = ""
+    detail: str = ""
+    missing: str = ""  # why there is none: the case's outcome ("skipped", "absent (case not run)")
+
+
+@dataclass(frozen=True)
+class RobustnessRow:
+    """One robustness input: its reaction before (each distinct baseline one) and after, C-ECHO after, the change."""
+
+    input: str
+    case: str
+    description: str  # "" when the runs did not record it
+    before: tuple[Seen, ...]  # baseline-1's, then any other baseline's that differs from it
+    after: Seen
+    echo: str  # answers C-ECHO after: "yes", "yes → no", "—" when not observed
+    change: str  # one of CHANGES
+    status: str  # a CaseStatus value
+    status_words: str
+
+    @property
+    def noisy(self) -> bool:
+        """The baselines reacted differently."""
+        return len(self.before) > 1
+
+
+@dataclass(frozen=True)
+class RunRevivals:
+    """A run's revivals during the robustness phase, and why it stopped early ("" when it did not)."""
+
+    run: str  # "candidate 1"
+    revivals: tuple[str, ...]  # "pdu.pdata.over-max (exited: exit code 70)"
+    stopped: str
+
+
+@dataclass(frozen=True)
+class Robustness:
+    """The robustness section: inputs with a change first, then the revivals of each run."""
+
+    said: str  # "44 inputs: 1 loosened, 43 unchanged"
+    rows: tuple[RobustnessRow, ...]
+    runs: tuple[RunRevivals, ...]  # empty: no run manifest was given
+
+
+@dataclass(frozen=True)
 class Page:
     """Everything report.html says, in reading order."""
 
@@ -352,6 +411,7 @@ class Page:
     listed: tuple[CaseRow, ...] = ()  # the cases shown one by one: regressed, expected, or with any difference
     folded: Folded | None = None  # None: no case is folded
     performance: Performance | None = None  # None: the runs measured no performance
+    robustness: Robustness | None = None  # None: no case observed a robustness reaction
 
 
 def build_page(
@@ -382,6 +442,7 @@ def build_page(
         listed=tuple(_case_row(x) for x in c.cases if not _foldable(x)),
         folded=_folded(c.cases),
         performance=_performance(c.performance) if c.performance else None,
+        robustness=_robustness_section(c, runs) if c.robustness else None,
     )
 
 
@@ -707,3 +768,84 @@ def _rates(rates: Mapping[str, float], run: str) -> str:
         if (k := f"{run} {name}") in rates
     ]
     return ", ".join(shown)
+
+
+def _robustness_section(c: Comparison, runs: Sequence[Manifest]) -> Robustness:
+    rows = robustness_rows(c)
+    count = Counter(r.change for r in rows)
+    n = len(rows)
+    said = f"{n} input{'' if n == 1 else 's'}: " + ", ".join(f"{count[w]} {w}" for w in CHANGES if count[w])
+    revivals = tuple(_revivals(m, m.robustness) for m in runs if m.robustness is not None)
+    return Robustness(said, rows, revivals)
+
+
+def _revivals(m: Manifest, setup: RobustnessSetup) -> RunRevivals:
+    said = tuple(
+        f"{r.input} ({r.reaction}: {r.detail})" if r.detail else f"{r.input} ({r.reaction})" for r in setup.revivals
+    )
+    return RunRevivals(f"{m.role} {m.replica}", said, setup.stopped)
+
+
+def robustness_rows(c: Comparison) -> tuple[RobustnessRow, ...]:
+    """Every robustness input of the comparison, those with a change first (CHANGES order), then in corpus order."""
+    cases = {x.case: x for x in c.cases}
+    security: dict[str, list[SecurityChange]] = {}
+    for change in c.security:
+        if change.name.startswith(_ROBUSTNESS):
+            security.setdefault(change.case, []).append(change)
+    rows = [_robustness_row(r, cases.get(r.case), security.get(r.case, [])) for r in c.robustness]
+    return tuple(sorted(rows, key=lambda row: CHANGES.index(row.change)))  # stable: corpus order within a change
+
+
+def _robustness_row(r: InputReactions, case: CaseComparison | None, changes: Sequence[SecurityChange]) -> RobustnessRow:
+    status = case.status if case is not None else CaseStatus.UNCHANGED
+    first = _seen(r.before[0] if r.before else None, case.before if case else None)
+    others = [_seen(x, None) for x in r.before[1:] if x is not None and x != r.before[0]]
+    before = (first, *dict.fromkeys(others))  # each differing baseline reaction once, in replica order
+    echo = next((x for x in changes if x.name == _ECHO), None)
+    return RobustnessRow(
+        input=r.input,
+        case=r.case,
+        description=r.description,
+        before=before,
+        after=_seen(r.after, case.after if case else None),
+        echo=_echo(echo),
+        change=_change(case, changes, len(before) > 1),
+        status=status.value,
+        status_words=_STATUS_WORDS[status],
+    )
+
+
+def _seen(reaction: Reaction | None, outcome: Outcome | None) -> Seen:
+    if reaction is None:
+        return Seen("", missing=_outcome(outcome) if outcome is not Outcome.PASSED else "no reaction recorded")
+    return Seen(reaction.kind, reaction.when, reaction.detail)
+
+
+def _echo(change: SecurityChange | None) -> str:
+    """Whether the device answered C-ECHO after the input: "yes", or "yes → no" when it moved; "—" when not seen."""
+    if change is None:
+        return "—"
+    before = _yes_no(change.before, change.absent == "before")
+    after = _yes_no(change.after, change.absent == "after")
+    return before if before == after else f"{before} → {after}"
+
+
+def _yes_no(value: JSON, absent: bool) -> str:
+    if absent:
+        return "—"
+    return ("yes" if value else "no") if isinstance(value, bool) else value_words(value)
+
+
+def _change(case: CaseComparison | None, changes: Sequence[SecurityChange], noisy: bool) -> str:
+    """The security machinery's direction first (loosened outranks tightened), then the case's own differences."""
+    directions = {x.direction for x in changes}
+    for direction in (Direction.LOOSENED, Direction.TIGHTENED, Direction.CHANGED):
+        if direction in directions:
+            return direction.value
+    own = case.differences if case is not None else ()
+    if any(d.classification is not Classification.NOISE for d in own):
+        return "changed"
+    if noisy or Direction.NOISY in directions or own:
+        return "noisy"
+    return "unchanged"

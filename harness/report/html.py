@@ -1,7 +1,8 @@
 """report.html: one self-contained page a QA engineer or regulator can read without tools, from Jinja2 templates.
 
 No external URLs and no scripts: the verdict and its reasons, the runs, counts by case
-status, the security posture (what loosened, what tightened, what stayed), the software
+status, the performance metrics and each robustness input's reaction before and after (when
+the runs had those phases), the security posture (what loosened, what tightened, what stayed), the software
 changes of a containerised device (each package's version before and after), and for every
 case with differences a before | after table. Noise is listed too, collapsed, so nothing
 the comparison saw is hidden.

@@ -16,7 +16,7 @@ from harness.model import (
     PerfDecision,
     SecurityChange,
 )
-from harness.report._view import decisions, worst_first
+from harness.report._view import RobustnessRow, Seen, decisions, robustness_rows, worst_first
 from harness.verdict import MIXED_ALLOWED, PERFORMANCE
 
 __all__ = ["summary_table"]
@@ -29,6 +29,8 @@ _DIFFS_PER_CASE = 4
 # ... and the first few security changes, loosened first.
 _SECURITY_LINES = 10
 _COUNTED = (Direction.LOOSENED, Direction.TIGHTENED, Direction.CHANGED, Direction.NOISY)
+# The robustness inputs the terminal names: those whose reaction moved (not noisy, not unchanged).
+_MOVED = ("loosened", "tightened", "changed")
 
 
 def summary_table(comparison: Comparison) -> str:
@@ -44,6 +46,7 @@ def summary_table(comparison: Comparison) -> str:
     # The reasons are printed below only when no case regressed; a metric they name is not named twice.
     printed = [r for r in comparison.reasons if not regressed or r.startswith(MIXED_ALLOWED)]
     lines += _performance(comparison.performance, printed)
+    lines += _robustness(comparison)
     if regressed:
         lines += ["", "Regressed cases"]
         for case in regressed:
@@ -91,6 +94,37 @@ def _performance(metrics: tuple[MetricComparison, ...], printed: list[str]) -> l
             continue
         lines.append(f"  {m.decision.value:<9}  {printable(m.reason)}")
     return lines
+
+
+def _robustness(comparison: Comparison) -> list[str]:
+    """One line per robustness input whose reaction changed (loosened, tightened or changed), worst first; else none."""
+    if not comparison.robustness:
+        return []
+    moved = [r for r in robustness_rows(comparison) if r.change in _MOVED]
+    if not moved:
+        return []
+    return ["", *(f"robustness {printable(r.input)}: {_movement(r)} ({r.change})" for r in moved)]
+
+
+def _movement(row: RobustnessRow) -> str:
+    """Baseline 1's reaction → the candidate's, in the fewest words that tell them apart; else C-ECHO if it moved."""
+    before, after = row.before[0], row.after
+    words = next((w for w in (_kind, _when, _detail) if w(before) != w(after)), _kind)
+    said = f"{_cut(words(before))} → {_cut(words(after))}"
+    same = words(before) == words(after)  # the C-ECHO after it moved, or only a timing did
+    return said + (f", C-ECHO after {row.echo}" if same and "→" in row.echo else "")
+
+
+def _kind(seen: Seen) -> str:
+    return seen.kind or seen.missing
+
+
+def _when(seen: Seen) -> str:
+    return f"{_kind(seen)} ({seen.when})" if seen.when else _kind(seen)
+
+
+def _detail(seen: Seen) -> str:
+    return f"{_kind(seen)}: {seen.detail}" if seen.detail else _kind(seen)
 
 
 def _cut(text: str) -> str:

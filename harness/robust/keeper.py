@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from harness.errors import HarnessError
@@ -85,8 +85,16 @@ class WindowKeeper:
             self.run.windows.mkdir(parents=True, exist_ok=True)
             self.run.windows_closed.touch()
 
-    def setup(self, corpus_version: str, corpus_sha256: str, inputs: tuple[str, ...]) -> RobustnessSetup:
-        return RobustnessSetup(corpus_version, corpus_sha256, inputs, tuple(self.revivals), self.stopped)
+    def setup(
+        self,
+        corpus_version: str,
+        corpus_sha256: str,
+        inputs: tuple[str, ...],
+        descriptions: Mapping[str, str] | None = None,
+    ) -> RobustnessSetup:
+        return RobustnessSetup(
+            corpus_version, corpus_sha256, inputs, tuple(self.revivals), self.stopped, dict(descriptions or {})
+        )
 
     def _answer(self, request: WindowRequest) -> WindowAnswer:
         if request.op == "begin":

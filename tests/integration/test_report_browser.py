@@ -27,6 +27,9 @@ from harness.report import write_reports
 from harness.rundir import RunDir, read_run
 from tests.conftest import require_tool
 from tests.factories import make_case, make_reference_run
+from tests.unit.test_report_robustness import CORPUS as ROBUSTNESS_CORPUS
+from tests.unit.test_report_robustness import HOSTILE as ROBUSTNESS_HOSTILE
+from tests.unit.test_report_robustness import compared as robustness_comparison
 
 pytestmark = pytest.mark.browser
 
@@ -422,4 +425,38 @@ def test_performance_section_lays_out_its_charts(tmp_path: Path, report: tuple[C
     assert len(shown["charts"]) == 4 and all(w > 300 and h > 40 for w, h, _ in shown["charts"])
     assert [lanes for *_, lanes in shown["charts"]] == [3, 0, 3, 0]  # distributions, then the ratio, per metric
     assert shown["dots"] == "rgb(194, 106, 0)"  # the candidate's colour, from the section's stylesheet
+    assert shown["scrollWidth"] <= shown["width"]  # nothing runs off the page sideways
+
+
+# --- The robustness section -----------------------------------------------------------------------
+
+
+def test_robustness_section_lays_out_its_table_with_coloured_changes(tmp_path: Path) -> None:
+    comparison, runs = robustness_comparison()
+    html_path = write_reports(comparison, tmp_path / "out", runs)["html"]
+    with _devtools(tmp_path) as chrome:
+        chrome.open(html_path.as_uri())
+        shown = json.loads(
+            chrome.evaluate(
+                """JSON.stringify({
+                  previous: document.getElementById('robustness').previousElementSibling.id,
+                  inputs: [...document.querySelectorAll('#robustness tbody tr')].map(r =>
+                    r.checkVisibility() && r.offsetHeight > 10 ? r.cells[0].querySelector('code').innerText : null),
+                  changes: [...document.querySelectorAll('#robustness tbody td:nth-child(5) .badge')].map(b =>
+                    [b.innerText, getComputedStyle(b).backgroundColor]),
+                  revivals: [...document.querySelectorAll('#robustness ul.revivals li')].map(li => li.innerText),
+                  scripts: document.querySelectorAll('script, img').length,
+                  width: innerWidth, scrollWidth: document.documentElement.scrollWidth })"""
+            )
+        )
+    assert shown["previous"] == "summary"  # after the counts, before the security posture
+    assert len(shown["inputs"]) == len(ROBUSTNESS_CORPUS) and shown["inputs"][0] == "pdu.pdata.over-max"
+    assert ROBUSTNESS_HOSTILE in shown["inputs"] and shown["scripts"] == 0  # the hostile id is text, never markup
+    assert shown["changes"][:4] == [
+        ["loosened", "rgb(162, 35, 29)"],  # red, as loosened in the security posture
+        ["tightened", "rgb(31, 111, 61)"],  # green
+        ["changed", "rgb(138, 90, 0)"],
+        ["noisy", "rgb(119, 119, 119)"],
+    ]
+    assert shown["revivals"][-1] == "candidate 1: revived after pdu.pdata.over-max (exited: exit code 70)"
     assert shown["scrollWidth"] <= shown["width"]  # nothing runs off the page sideways

@@ -13,10 +13,12 @@ from pathlib import Path
 from harness.demo import demo_profile, demo_text
 from harness.model import CaseStatus, Direction, Outcome, RunStatus, Verdict
 from harness.profile import Profile, load_profile
+from harness.report import summary_table
 from harness.rundir import read_run
 from harness.runner import RunRequest, run_variant, suites_root
 from harness.validation import Validation, compare_runs, policy_for, run_validation
 from tests.conftest import run_cli
+from tests.report_tables import table_rows
 from tests.shipped import DEVICES
 
 OVER_MAX = "test_corpus.py::test_input[pdu.pdata.over-max]"
@@ -38,7 +40,8 @@ def _validate(profile: Profile, out: Path, replicas: int = 1) -> Validation:
 
 def test_a_crash_on_an_oversized_pdu_is_regressed_as_security_loosened(tmp_path: Path) -> None:
     profile = _robustness_only(demo_profile("crash-on-oversized-pdu"), "pdu.pdata.over-max", "pdu.rq.version-0")
-    comparison = _validate(profile, tmp_path).comparison
+    validation = _validate(profile, tmp_path)
+    comparison = validation.comparison
     assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
     first = comparison.reasons[0]
     assert "security loosened" in first and "pdu.pdata.over-max" in first, comparison.reasons
@@ -58,6 +61,17 @@ def test_a_crash_on_an_oversized_pdu_is_regressed_as_security_loosened(tmp_path:
     # An input both devices reject the same way is unchanged.
     unchanged = {c.case for c in comparison.cases if c.status is CaseStatus.UNCHANGED}
     assert "test_corpus.py::test_input[pdu.rq.version-0]" in unchanged
+    # report.html's robustness table: the loosened input first, before and after with the device's own words.
+    rows = table_rows(validation.reports["html"].read_text(encoding="utf-8"), "robustness")
+    assert [r[0].split(" ", 1)[0] for r in rows] == ["pdu.pdata.over-max", "pdu.rq.version-0"], rows
+    over, version = rows
+    assert over[0].startswith("pdu.pdata.over-max one P-DATA-TF of 4 x the maximum length"), over  # its description
+    assert over[1].startswith("not-sent") and over[2] == "exited immediate exit code 70", over
+    assert over[3:] == ["yes → no", "loosened", "Regressed"], over
+    assert version[1] == version[2] and version[1].startswith("rejected immediate"), version
+    assert version[3:] == ["yes", "unchanged", "Unchanged"], version
+    lines = [line for line in summary_table(comparison).splitlines() if line.startswith("robustness ")]
+    assert lines == ["robustness pdu.pdata.over-max: not-sent → exited (loosened)"]
 
 
 def test_a_hang_on_an_unterminated_sequence_is_regressed_naming_both_inputs(tmp_path: Path) -> None:
@@ -97,9 +111,16 @@ def test_a_fixed_crash_is_a_tightening_and_changed_as_expected_with_its_policy(t
     assert baseline.manifest.robustness is not None and len(baseline.manifest.robustness.revivals) == 1
     # The same runs under the shipped policy, as `validate --policy fixes-crash-policy.toml` would compare them.
     policy = policy_for(profile, [DEVICES / "reference" / "fixes-crash-policy.toml"])
-    with_policy = compare_runs([baseline], candidate, policy, tmp_path / "policy").comparison
+    declared = compare_runs([baseline], candidate, policy, tmp_path / "policy")
+    with_policy = declared.comparison
     assert with_policy.verdict is Verdict.CHANGED_AS_EXPECTED, with_policy.reasons
     assert any("SEC-40" in r or "fixes the crash" in r for r in with_policy.reasons), with_policy.reasons
+    # The robustness table and the terminal say the fix as a tightening, declared.
+    (row,) = table_rows(declared.reports["html"].read_text(encoding="utf-8"), "robustness")
+    assert row[1] == "exited immediate exit code 70" and row[2].startswith("silent"), row
+    assert row[3:] == ["no → yes", "tightened", "Changed as expected"], row
+    lines = [line for line in summary_table(with_policy).splitlines() if line.startswith("robustness ")]
+    assert lines == ["robustness pdu.pdata.over-max: exited → silent (tightened)"]
 
 
 def test_the_clean_rebuild_with_the_phase_on_is_unchanged(tmp_path: Path) -> None:
