@@ -33,6 +33,7 @@ from harness.profile import ExpectedSlowdown
 
 __all__ = [
     "GROWTH",
+    "MIN_DECIDING_ROUNDS",
     "PerfSettings",
     "Points",
     "Rounds",
@@ -50,6 +51,11 @@ __all__ = [
 ]
 
 GROWTH = "memory.growth"
+# A bound beyond the threshold from fewer paired rounds is not trusted: n rounds give at most n^n resamples, and
+# the percentile bounds of so small a bootstrap are too narrow (3 rounds under load once read a clean find.study
+# 1.36x [1.13, 1.62]). The profile's default min_rounds is this, so only a smaller min_rounds or a budget that
+# ends a metric early meets it: the metric is then undecided, a warning, not a regression.
+MIN_DECIDING_ROUNDS = 6
 # One run's (x, y) points of memory.growth by pairing key: cumulative associations, rss at rest (bytes).
 Points = Mapping[int, Sequence[tuple[float, float]]]
 # Spread.quantiles are taken at these probabilities; Spread.points holds at most this many values.
@@ -72,20 +78,25 @@ class PerfSettings:
     confidence: float = 0.95
     memory_threshold: float = 0.20
     memory_growth_limit: float = 65536.0
+    cpu_threshold: float = 0.20
     bootstrap: int = 2000
 
     @classmethod
     def of(cls, spec: object) -> PerfSettings:
         """The settings of a [performance] spec record (any object with these attribute names; others default)."""
-        names = ("threshold", "thresholds", "confidence", "memory_threshold", "memory_growth_limit", "bootstrap")
+        names: tuple[str, ...] = ("threshold", "thresholds", "confidence", "memory_threshold", "memory_growth_limit")
+        names = (*names, "cpu_threshold", "bootstrap")
         return cls(**{n: getattr(spec, n) for n in names if hasattr(spec, n)})
 
     def threshold_for(self, metric: str) -> float:
-        """t: the first `thresholds` glob that covers the metric, else memory_threshold for memory.*, else threshold."""
+        """t: the first `thresholds` glob that covers the metric, else memory_threshold for memory.*, cpu_threshold for
+        cpu.*, else threshold."""
         for pattern, value in self.thresholds.items():
             if _glob(pattern).fullmatch(metric):
                 return float(value)
-        return self.memory_threshold if metric.startswith("memory.") else self.threshold
+        if metric.startswith("memory."):
+            return self.memory_threshold
+        return self.cpu_threshold if metric.startswith("cpu.") else self.threshold
 
 
 @dataclass(frozen=True)
@@ -205,6 +216,7 @@ class _Evidence:
     noise: float
     noise_replicates: _Replicates | None  # the pair of replicas that differ most
     kind: str = "ratio"  # or "difference" (memory.growth)
+    rounds: int = MIN_DECIDING_ROUNDS  # the pairing keys in common (each run's own, fewest, when unpaired)
 
 
 @dataclass(frozen=True)
@@ -213,6 +225,7 @@ class _Judged:
     low: float  # L_min
     high: float  # U_max
     noise: Interval
+    few: bool = False  # beyond the threshold, from fewer than MIN_DECIDING_ROUNDS rounds: undecided
 
 
 def _ratio_evidence(
@@ -255,7 +268,8 @@ def _ratio_evidence(
             point = medians[j] / medians[i]
             if noise_reps is None or abs(math.log(point)) > abs(math.log(noise)):
                 noise, noise_reps = point, reps[j] / reps[i]
-        return _Evidence(medians["c"] / medians["p"], reps["c"] / reps["p"], against, noise, noise_reps)
+        rounds = len(common) if paired else min(len(keys[n]) for n in runs)
+        return _Evidence(medians["c"] / medians["p"], reps["c"] / reps["p"], against, noise, noise_reps, rounds=rounds)
 
 
 def _median(rounds: Rounds, keys: Iterable[int]) -> float:
@@ -293,7 +307,8 @@ def _judge(evidence: _Evidence, threshold: float, declared: float | None, confid
         decision = PerfDecision.UNCHANGED
     else:
         decision = PerfDecision.UNDECIDED
-    return _Judged(decision, low, high, noise)
+    few = decision in (PerfDecision.REGRESSED, PerfDecision.EXPECTED) and evidence.rounds < MIN_DECIDING_ROUNDS
+    return _Judged(PerfDecision.UNDECIDED if few else decision, low, high, noise, few)
 
 
 def decide(
@@ -472,6 +487,7 @@ def compare_growth(
         noise,
         noise_reps,
         kind="difference",
+        rounds=len(keys),
     )
     return _compared(common, evidence, confidence, replicas=len(baselines))
 
@@ -494,8 +510,9 @@ def compare_performance(
     settings = settings or PerfSettings()
     runs = [*baselines, candidate]
     metrics = list(dict.fromkeys(m for r in runs for m in r.values))
-    if any(r.growth for r in runs) and GROWTH not in metrics:
-        metrics.append(GROWTH)
+    if any(r.growth for r in runs) and GROWTH not in metrics:  # beside the other memory metrics
+        memory = [i for i, m in enumerate(metrics) if m.startswith("memory.")]
+        metrics.insert(memory[-1] + 1 if memory else len(metrics), GROWTH)
     out: list[MetricComparison] = []
     for metric in metrics:
         options: dict[str, Any] = dict(
@@ -581,7 +598,12 @@ def _reason(
         PerfDecision.UNCHANGED: [head, f"within the {bar}", floor],
         PerfDecision.UNDECIDED: [
             head,
-            f"the {bar} is not excluded: more samples needed (raise performance.budget)",
+            (
+                f"beyond the {bar} from only {evidence.rounds} rounds in common, too few to decide "
+                f"(at least {MIN_DECIDING_ROUNDS}: raise performance.min_rounds or budget)"
+            )
+            if judged.few
+            else f"the {bar} is not excluded: more samples needed (raise performance.budget)",
             floor,
         ],
     }[judged.decision]

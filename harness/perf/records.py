@@ -13,6 +13,7 @@ from harness.model import JSON
 
 __all__ = [
     "COARSE_NS",
+    "CPU",
     "EVENTS",
     "GO",
     "MARKS",
@@ -387,6 +388,7 @@ MARKS = (
 COARSE_NS = 100_000_000  # device CPU under this per block is too coarse to judge: /proc counts 10 ms ticks (design 6)
 ROUND_SPAN = 10_000  # BlockResources.key = the metric's position in the phase x ROUND_SPAN + round
 STEADY, PEAK = "memory.steady", "memory.peak"  # the per-block memory metrics (design 5.3)
+CPU = "cpu.per_operation"  # the device's CPU per operation, one value per round (RunResources.cpu_per_round)
 BlockId = tuple[str, int]  # (metric, round): one block of one run
 _T = TypeVar("_T")
 _RESOURCES_HINT = (
@@ -520,6 +522,29 @@ class RunResources:
             for metric, value in ((STEADY, block.steady), (PEAK, block.peak)):
                 if value is not None:
                     out.setdefault(metric, {})[block.key] = (float(value),)
+        if cpu := self.cpu_per_round(warmup_rounds):
+            out[CPU] = {r: (v,) for r, v in cpu.items()}
+        return out
+
+    def cpu_per_round(self, warmup_rounds: int = 1) -> dict[int, float]:
+        """cpu.per_operation: round -> the device's CPU seconds over the round's blocks / their operations.
+
+        Per round rather than per block: one block of C-FINDs costs the device a few 10 ms ticks, a round
+        of every metric's blocks enough to judge (design 6). A round is left out when any of its blocks
+        has no CPU delta or saw the counter reset (a restart), or when it totals under COARSE_NS, so each
+        kept round holds the same blocks in every run (a metric stops in all runs at once).
+        """
+        rounds: dict[int, list[BlockResources]] = {}
+        for block in self.kept(warmup_rounds):
+            rounds.setdefault(block.round, []).append(block)
+        out: dict[int, float] = {}
+        for number, blocks in rounds.items():
+            if any(b.cpu_ns is None or b.reset for b in blocks):
+                continue
+            cpu = sum(b.cpu_ns or 0 for b in blocks)
+            ops = sum(b.ops for b in blocks)
+            if cpu >= COARSE_NS and ops > 0:
+                out[number] = cpu / 1e9 / ops
         return out
 
     def growth(self, warmup_rounds: int = 1) -> dict[int, tuple[tuple[float, float], ...]]:

@@ -81,7 +81,7 @@ METRIC_SERVICES: Mapping[str, str] = {
 }
 METRICS = tuple(METRIC_SERVICES)
 # Read by the harness from the device's processes or container (design 5.3, 6); compared when selected.
-RESOURCE_METRICS = ("memory.steady", "memory.peak", "memory.growth")
+RESOURCE_METRICS = ("memory.steady", "memory.peak", "memory.growth", "cpu.per_operation")
 RESOURCE_SOURCES = ("auto", "proc", "cgroup", "engine", "none")
 
 _AE_TITLE = dict(
@@ -439,6 +439,14 @@ class PerformanceSpec:
     memory_growth_limit: int = field(
         default=65536,
         metadata=key("bytes per association the candidate's memory may grow by more than the baselines'", minimum=0),
+    )
+    cpu_threshold: float = field(
+        default=0.20,
+        metadata=key(
+            "cpu.per_operation (the device's CPU per operation) regresses beyond this fraction",
+            minimum=0.01,
+            maximum=10,
+        ),
     )
     resources: str = field(
         default="auto",

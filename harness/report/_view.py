@@ -118,8 +118,12 @@ _DECISION_WORDS = {
     PerfDecision.FASTER: "{less} than every baseline",
     PerfDecision.UNCHANGED: "within the threshold",
 }
-# Time is slower or faster, memory larger or smaller, memory.growth more or less per association.
-_WORDS = {"bytes": ("larger", "smaller"), "bytes/association": ("growing more", "growing less")}
+# Time is slower or faster, memory larger or smaller, memory.growth more or less per association, CPU more or less.
+_WORDS = {
+    "bytes": ("larger", "smaller"),
+    "bytes/association": ("growing more", "growing less"),
+    "s CPU/op": ("using more CPU", "using less CPU"),
+}
 _STOPPED = {
     "decided": "sampling stopped once decided",
     "budget": "sampling stopped at the time budget",

@@ -24,7 +24,7 @@ PERFORMANCE = """
 budget = 20
 min_rounds = 3
 max_rounds = 6
-metrics = ["association.*", "echo.*", "store.*", "find.*", "move.*", "get.first", "memory.*"]
+metrics = ["association.*", "echo.*", "store.*", "find.*", "move.*", "get.first", "memory.*", "cpu.*"]
 block = { "association.setup" = 4, "echo.latency" = 8, "find.*" = 4 }
 """
 
@@ -54,7 +54,8 @@ def test_the_validation_measures_every_metric_and_stays_unchanged(measured: tupl
     assert result.code == 0, result.stdout + result.stderr
     comparison = Comparison.from_json(json.loads((out / "comparison.json").read_text(encoding="utf-8")))
     assert comparison.verdict is Verdict.UNCHANGED, comparison.reasons
-    # One MetricComparison per metric: the eleven timed ones, then the device's memory (read from /proc)
+    # One MetricComparison per metric: the eleven timed ones, then the device's memory and CPU (read from /proc);
+    # with at most 5 kept rounds (max_rounds 6, one warm-up) none can be regressed (MIN_DECIDING_ROUNDS).
     assert [m.metric for m in comparison.performance] == [*MEASURED, *RESOURCE_METRICS]
     assert not [m.reason for m in comparison.performance if m.decision is PerfDecision.REGRESSED]
     assert not [m.reason for m in comparison.performance if m.decision is PerfDecision.MISSING]

@@ -14,6 +14,7 @@ from harness.compare._bootstrap import generator, median_replicates
 from harness.compare.engine import compare
 from harness.compare.performance import (
     GROWTH,
+    MIN_DECIDING_ROUNDS,
     PerfSettings,
     RunSamples,
     StoppingRule,
@@ -29,7 +30,7 @@ from harness.compare.performance import (
 from harness.compare.policy import Policy
 from harness.errors import RunDirError
 from harness.model import Comparison, MetricComparison, PerfDecision, Verdict, to_json
-from harness.profile import ExpectedSlowdown
+from harness.profile import ExpectedSlowdown, PerformanceSpec
 from harness.report.json_report import JsonReporter
 from harness.verdict import decide as verdict
 from tests.factories import make_case, make_run
@@ -359,3 +360,24 @@ def test_the_stopping_rule_takes_the_conductors_values_by_run_label() -> None:
     }
     assert rule("find.study", unsure) is None
     assert rule("find.study", {"baseline-1": _rounds(1), "baseline-2": _rounds(2)}) is None  # no candidate
+
+
+def test_each_kind_of_metric_has_its_own_default_threshold() -> None:
+    settings = PerfSettings(threshold=0.1, memory_threshold=0.3, cpu_threshold=0.4, thresholds={"cpu.*": 0.5})
+    assert [settings.threshold_for(m) for m in ("find.study", "memory.peak", "cpu.per_operation")] == [0.1, 0.3, 0.5]
+    assert PerfSettings(cpu_threshold=0.4).threshold_for("cpu.per_operation") == 0.4
+    assert PerfSettings.of(PerformanceSpec(cpu_threshold=0.25)).cpu_threshold == 0.25
+
+
+def test_fewer_rounds_than_min_deciding_rounds_never_regress() -> None:
+    n = MIN_DECIDING_ROUNDS
+    few = _compare(_rounds(3, 1.6, rounds=n - 1), _rounds(1, rounds=n - 1), _rounds(2, rounds=n - 1))
+    assert few.decision is PerfDecision.UNDECIDED, few.reason
+    assert min(i.low for i in few.per_baseline) > 1.10  # the bound is past the threshold: only the rounds hold it back
+    assert f"from only {n - 1} rounds in common, too few to decide (at least {n}" in few.reason
+    enough = _compare(_rounds(3, 1.6, rounds=n), _rounds(1, rounds=n), _rounds(2, rounds=n))
+    assert enough.decision is PerfDecision.REGRESSED, enough.reason
+    # Faster or slower-not-beyond are reports, not verdicts: they stand on few rounds.
+    assert (
+        _compare(_rounds(3, 0.5, rounds=3), _rounds(1, rounds=3), _rounds(2, rounds=3)).decision is PerfDecision.FASTER
+    )

@@ -25,6 +25,7 @@ from harness.perf.conductor import SoloConductor
 from harness.perf.desk import Desk
 from harness.perf.records import (
     COARSE_NS,
+    CPU,
     GO,
     PEAK,
     ROUND_SPAN,
@@ -378,6 +379,34 @@ def test_values_and_growth_points_leave_warm_up_out() -> None:
     found = block_resources(RESOURCES, ROUNDS)
     assert found.values(warmup_rounds=1) == {STEADY: {1: (140.0,)}, PEAK: {1: (300.0,)}}
     assert found.growth(warmup_rounds=0) == {0: ((1.0, 120.0),), 1: ((3.0, 140.0),), ROUND_SPAN: ((4.0, 900.0),)}
+
+
+def _block(metric: str, round: int, ops: int, cpu_ms: int | None, *, reset: bool = False) -> BlockResources:
+    cpu = None if cpu_ms is None else cpu_ms * 1_000_000
+    return BlockResources(metric, round, key=round, ops=ops, associations=1, cpu_ns=cpu, reset=reset)
+
+
+def test_cpu_per_operation_is_per_round_and_leaves_out_rounds_it_cannot_judge() -> None:
+    found = RunResources(
+        "proc",
+        (
+            _block("find.study", 0, 10, 500),  # warm-up round: left out
+            _block("find.study", 1, 10, 60),  # each block under COARSE_NS, the round over it: 120 ms / 30 ops
+            _block("echo.latency", 1, 20, 60),
+            _block("find.study", 2, 10, 300),
+            _block("echo.latency", 2, 20, None),  # a CPU delta missing: the round would hold other blocks
+            _block("find.study", 3, 10, 300, reset=True),  # the device restarted inside it
+            _block("find.study", 4, 10, 40),  # the whole round too coarse
+            _block("find.study", 5, 10, 200),
+        ),
+    )
+    assert found.cpu_per_round(warmup_rounds=1) == {1: pytest.approx(0.004), 5: pytest.approx(0.02)}
+    assert {k: v[0] for k, v in found.values(warmup_rounds=1)[CPU].items()} == {
+        1: pytest.approx(0.004),
+        5: pytest.approx(0.02),
+    }
+    assert 0 in found.cpu_per_round(warmup_rounds=0)
+    assert CPU not in RunResources("proc", (_block("find.study", 1, 10, 40),)).values()
 
 
 def test_a_late_done_ends_its_block_and_an_abandoned_one_is_none() -> None:
