@@ -170,8 +170,12 @@ class WindowKeeper:
     def _log_state(self) -> None:
         """The device's state as the phase ends, for people and tests: running, and how often its engine restarted it."""
         device = self.device()
-        probe = device.resources() if device is not None else None
-        now = probe.incarnation() if probe is not None else None
+        try:
+            probe = device.resources() if device is not None else None
+            now = probe.incarnation() if probe is not None else None
+        except (OSError, HarnessError) as exc:  # close() runs in the runner's finally: never raise from here
+            self._log("state", "", f"unknown: {exc}", window=False)
+            return
         if now is None:  # nothing left to read (a removed container)
             self._log("state", "", "gone", window=False, running=False)
             return
