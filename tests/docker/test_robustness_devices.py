@@ -59,7 +59,7 @@ def test_identical_devices_are_unchanged_under_the_corpus_and_never_crashed(
         assert (lines[0]["running"], lines[0]["restart_count"], lines[0]["oom_killed"]) == (True, 0, False)
 
 
-def _crashing(tmp_path: Path, restart: str) -> Profile:
+def _crashing(tmp_path: Path, restart: str, memory_limit: str = "") -> Profile:
     """The reference device's `crash-on-oversized-pdu` variant (exit code 70 on pdu.pdata.over-max) in a container."""
     command = (
         '["python", "-m", "simulators.reference", "--variant", "crash-on-oversized-pdu", "--ae-title", "{ae_title}", '
@@ -67,7 +67,7 @@ def _crashing(tmp_path: Path, restart: str) -> Profile:
     )
     variant = f'image = "{simulators_image()}"\ncommand = {command}\n'
     text = (
-        f'[device]\nname = "reference"\nae_title = "REFDEVICE"\nrestart = "{restart}"\n\n'
+        f'[device]\nname = "reference"\nae_title = "REFDEVICE"\nrestart = "{restart}"\nmemory_limit = "{memory_limit}"\n\n'
         f"[variants.baseline]\n{variant}\n[variants.candidate]\n{variant}\n"
         f'[suites]\npaths = ["{suites_root() / "robustness"}"]\n\n'
         # The crash, then an input the device answers at once: the next input meets a device that is up again.
@@ -83,7 +83,9 @@ def _observed(directory: Path, case: str) -> dict[str, Any]:
 
 
 def test_a_container_restarted_by_its_policy_reads_restarted(images: dict[str, str], tmp_path: Path) -> None:
-    manifest = run_variant(RunRequest(_crashing(tmp_path, "on-failure"), "baseline", "baseline", 1, tmp_path / "run"))
+    # With a memory limit too: the engine takes both (an option or value it does not know fails the start).
+    profile = _crashing(tmp_path, "on-failure", memory_limit="512m")
+    manifest = run_variant(RunRequest(profile, "baseline", "baseline", 1, tmp_path / "run"))
     assert manifest.status is RunStatus.COMPLETED, manifest.status_detail
     over = _observed(tmp_path / "run", OVER_MAX)
     assert over["robustness.reaction"]["kind"] == "restarted" and over["robustness.severity"] == 3, over
