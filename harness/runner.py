@@ -319,8 +319,17 @@ def check_variant(profile: Profile, name: str) -> None:
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(f"{where}.files[{inside!r}]: cannot read {path}: {exc}") from None
     check_templates(templates, NAMES if profile.ris_simulator is not None else NAMES - RIS_NAMES)
-    ready = profile.device.ready
-    if variant.image and profile.device.network == "bridge" and (ready == "tcp" or ready.startswith("http:")):
+    device = profile.device
+    for field_name, value, default in (("restart", device.restart, "no"), ("memory_limit", device.memory_limit, "")):
+        if value != default and not variant.image:
+            # A local process has no engine to restart it or to cap its memory: the key would be silently ignored.
+            raise ProfileError(
+                f"{profile.source}: device.{field_name} = {value!r} applies to containers, but variant {name!r} "
+                "runs as a local process (no image)",
+                hint=f"remove device.{field_name}, or give the variant an image",
+            )
+    ready = device.ready
+    if variant.image and device.network == "bridge" and (ready == "tcp" or ready.startswith("http:")):
         raise ProfileError(
             f"{profile.source}: device.ready = {ready!r} probes from patchgate's host, but variant {name!r} runs "
             'in the run\'s own network (network = "bridge"), which the host cannot reach',
@@ -398,7 +407,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
         run.write_context(replace(context, corpus_sha256=corpus.sha256))
         if profile.robustness.enabled:
             keeper = WindowKeeper(run, profile.robustness, lambda: surroundings.device if surroundings else None,
-                                  surroundings.revive_device).start()  # fmt: skip
+                                  surroundings.revive_device, surroundings.settle_device).start()  # fmt: skip
         t2 = time.monotonic()
         code, tail, fault = _run_suites(request, surroundings, progress, token, phase, keeper)
         timings["suites"] = time.monotonic() - t2

@@ -334,6 +334,8 @@ class Surroundings:
             image=variant.image,
             start_timeout=spec.start_timeout,
             stop_timeout=spec.stop_timeout,
+            restart=spec.restart,
+            memory_limit=spec.memory_limit,
             hint=hint,
             cancelled=self.cancelled,
         )
@@ -363,6 +365,24 @@ class Surroundings:
         with spec.log.open("a", encoding="utf-8") as log:
             log.write(f"--- revived after robustness input {after} ---\n")
         self.device = self.backend.device(spec, files)
+
+    def settle_device(self) -> str:
+        """After the engine restarted the device inside an attack window: wait until it passes its readiness probe
+        again (within its start timeout); "" when it does, else why not."""
+        device = self.device
+        if device is None:
+            return "no device"
+        spec = device.spec
+        until = time.monotonic() + spec.start_timeout
+        while True:
+            last = spec.ready.probe(device)
+            if not last:
+                return ""
+            if not device.alive():
+                return f"{device.noun}exited with code {device.exit_code} before answering {spec.ready.describe()}"
+            if time.monotonic() >= until or spec.cancelled():
+                return f"did not answer {spec.ready.describe()} within {spec.start_timeout:g} s (last: {last})"
+            time.sleep(0.2)
 
     def describe(self) -> RunSetup:
         """What exactly ran, for the run manifest."""

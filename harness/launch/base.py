@@ -46,6 +46,8 @@ class LaunchSpec:
     start_timeout: float = 20.0
     stop_timeout: float = 5.0
     user: str | None = None  # containers: "uid:gid"; None: the image's own user
+    restart: str = "no"  # containers: the engine's restart policy ("no", "on-failure", "always")
+    memory_limit: str = ""  # containers: the engine's memory limit ("512m", "2g"); "": none
     hint: str = "see its log in the run directory"
     # True once the run is cancelled (SIGTERM): the wait stops it and raises KeyboardInterrupt at once.
     cancelled: Callable[[], bool] = field(default=lambda: False, compare=False, repr=False)

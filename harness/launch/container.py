@@ -132,6 +132,10 @@ class ContainerLauncher:
         if spec.storage is not None:
             volumes[str(spec.storage)] = {"bind": str(spec.storage), "mode": "rw"}
         options: dict[str, Any] = {"working_dir": str(spec.cwd)} if spec.cwd is not None and ours else {}
+        if spec.restart != "no":  # as the device is deployed: an exit then reads "restarted" in an attack window
+            options["restart_policy"] = {"Name": spec.restart}
+        if spec.memory_limit:
+            options["mem_limit"] = spec.memory_limit
         try:
             container = self.client.containers.run(
                 image,

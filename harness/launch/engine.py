@@ -108,12 +108,17 @@ def remove_container(container: Any, timeout: float = 30.0) -> None:
 
 
 def retire(container: Any, log_path: Path, stop_timeout: float = 5.0) -> int | None:
-    """Stop a container (SIGTERM, then SIGKILL after `stop_timeout`), keep its log, remove it; its exit code."""
+    """Stop a container (SIGTERM, then SIGKILL after `stop_timeout`), add its log to `log_path`, remove it; its exit code.
+
+    Added, not overwritten: a device revived after a robustness input keeps every container's log in one file, as a
+    local process's log does.
+    """
     code = None
     try:
         container.stop(timeout=int(stop_timeout))
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_bytes(container.logs())
+        with log_path.open("ab") as log:
+            log.write(container.logs())
         container.reload()
         code = int(container.attrs.get("State", {}).get("ExitCode", -1))
     except Exception:  # noqa: BLE001 - best effort: removal below is what matters

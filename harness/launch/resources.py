@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -43,15 +43,17 @@ def change(before: Incarnation, after: Incarnation, settle: float = SETTLE) -> C
     - `exited`: it no longer runs (`after` says with which code or signal);
     - `restarted`: the engine restarted the container (RestartCount grew, StartedAt changed), or, while the
       container or the group leader lives on, a process that had already run `settle` seconds when `before`
-      was read is gone (a supervisor inside replaced it, or has yet to). Younger processes are left out: a
-      forking server (dcmqrscp) has a child per association, which ends with its association;
+      was read is gone (a supervisor inside replaced it, or has yet to). Younger processes are left out, and
+      so are a forking server's workers (`before.workers`): dcmqrscp has a child per association, which ends
+      with its association, and one that served a slow input had run longer than `settle` (checked: it read
+      `restarted` in one run of three in a container);
     - `same`: neither.
     """
     if not after.running:
         return "exited"
     if after.restart_count > before.restart_count or after.started != before.started:
         return "restarted"
-    settled = {p for p in before.processes if before.taken - p[1] >= settle * CLK_TCK}
+    settled = {p for p in before.processes - before.workers if before.taken - p[1] >= settle * CLK_TCK}
     return "restarted" if settled - after.processes else "same"
 
 
@@ -82,6 +84,8 @@ class _Task:
     pid: int
     state: str  # field 3: Z is a zombie (exited, not yet reaped)
     pgrp: int  # field 5
+    ppid: int  # field 4
+    comm: bytes  # field 2: the command name (a fork keeps its parent's until it execs)
     cpu_ticks: int  # fields 14-17: utime + stime (all its threads, exited ones too) + cutime + cstime
     start: int  # field 22: clock ticks after boot
 
@@ -101,11 +105,27 @@ def _stat(proc: Path, pid: int) -> _Task | None:
     except OSError:  # gone meanwhile
         return None
     # The command name (field 2) is in parentheses and may hold spaces or ")": split after the last one.
-    fields = raw.rsplit(b")", 1)[-1].split()
+    head, _, tail = raw.rpartition(b")")
+    fields = tail.split()
+    comm = head.partition(b"(")[2]
     try:
-        return _Task(pid, fields[0].decode(), int(fields[2]), sum(int(x) for x in fields[11:15]), int(fields[19]))
+        return _Task(
+            pid,
+            fields[0].decode(),
+            int(fields[2]),
+            int(fields[1]),
+            comm,
+            sum(int(x) for x in fields[11:15]),
+            int(fields[19]),
+        )
     except (IndexError, ValueError):
         return None
+
+
+def _workers(tasks: list[_Task]) -> frozenset[tuple[int, int]]:
+    """(pid, start) of the tasks forked by a living task of the same name among them: a forking server's workers."""
+    names = {task.pid: task.comm for task in tasks}
+    return frozenset((t.pid, t.start) for t in tasks if t.ppid in names and names[t.ppid] == t.comm)
 
 
 def _anon_rss(proc: Path, pid: int) -> int:
@@ -171,6 +191,7 @@ class ProcProbe:
             started=self._started,
             processes=frozenset((task.pid, task.start) for task in group),
             taken=taken,
+            workers=_workers(group),
         )
 
 
@@ -224,13 +245,8 @@ def container_attrs(container: Any) -> Mapping[str, Any]:
     return dict(container.attrs)
 
 
-def _starts(proc: Path, pids: list[int]) -> frozenset[tuple[int, int]]:
-    found = set()
-    for pid in pids:
-        task = _stat(proc, pid)
-        if task is not None:
-            found.add((pid, task.start))
-    return frozenset(found)
+def _tasks(proc: Path, pids: list[int]) -> list[_Task]:
+    return [task for task in (_stat(proc, pid) for pid in pids) if task is not None]
 
 
 class CgroupV1Probe:
@@ -287,10 +303,11 @@ class CgroupV1Probe:
 
     def incarnation(self) -> Incarnation:
         taken = _now_ticks()
-        processes = _starts(self._proc, self._pids() or [])
+        tasks = _tasks(self._proc, self._pids() or [])
+        processes = frozenset((task.pid, task.start) for task in tasks)
         if self._inspect is None:
-            return Incarnation(bool(processes), None, None, False, 0, "", processes, taken)
-        return container_incarnation(self._inspect(), processes, taken)
+            return Incarnation(bool(processes), None, None, False, 0, "", processes, taken, _workers(tasks))
+        return replace(container_incarnation(self._inspect(), processes, taken), workers=_workers(tasks))
 
 
 class EngineStatsProbe:

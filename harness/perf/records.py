@@ -347,6 +347,9 @@ class Incarnation:
     started: str  # a container's StartedAt, or the group leader's start time in clock ticks after boot
     processes: frozenset[tuple[int, int]]  # (pid, start time in clock ticks) of its live processes
     taken: int = 0  # clock ticks after boot when read (the processes' clock); 0 where unknown
+    # Those of `processes` that are forks of a living process of the same name among them: a forking server's
+    # workers (dcmqrscp's child per association), which end with their association however long it lasted.
+    workers: frozenset[tuple[int, int]] = frozenset()
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -358,16 +361,19 @@ class Incarnation:
             "started": self.started,
             "processes": [list(p) for p in sorted(self.processes)],
             "taken": self.taken,
+            "workers": [list(p) for p in sorted(self.workers)],
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON], where: str = "incarnation") -> Incarnation:
         processes = _field(d, "processes", where, list)
-        if not all(isinstance(p, list) and len(p) == 2 and all(type(x) is int for x in p) for p in processes):
-            raise RunDirError(
-                f"{where}: key 'processes' must be a list of [pid, start] integer pairs",
-                hint="the file was not written by this patchgate; rerun the validation",
-            )
+        workers = _field(d, "workers", where, list, optional=True) or []
+        for key, pairs in (("processes", processes), ("workers", workers)):
+            if not all(isinstance(p, list) and len(p) == 2 and all(type(x) is int for x in p) for p in pairs):
+                raise RunDirError(
+                    f"{where}: key {key!r} must be a list of [pid, start] integer pairs",
+                    hint="the file was not written by this patchgate; rerun the validation",
+                )
         return cls(
             running=_field(d, "running", where, bool),
             exit_code=_field(d, "exit_code", where, int, optional=True),
@@ -377,6 +383,7 @@ class Incarnation:
             started=_field(d, "started", where, str),
             processes=frozenset((p[0], p[1]) for p in processes),
             taken=_field(d, "taken", where, int),
+            workers=frozenset((p[0], p[1]) for p in workers),
         )
 
 

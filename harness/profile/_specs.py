@@ -49,6 +49,8 @@ CORPUS_SIZES = ("small", "clinical")
 
 # What a device may start on its own (a modality, a router); suites for the rest of a role are not applicable.
 INITIATES = ("mwl", "mpps", "store", "commitment", "forward")
+# A container device's restart policy (docker's names; "unless-stopped" is "always" for a run that stops it itself).
+RESTART_POLICIES = ("no", "on-failure", "always")
 # The actions a profile may declare under [device.actions.NAME]: what a suite can ask the device to do.
 ACTION_NAMES = (
     "query_worklist", "start_procedure", "acquire", "complete", "discontinue",
@@ -248,6 +250,22 @@ class DeviceSpec:
     )
     probe: tuple[str, ...] = field(
         default=(), metadata=key("containers: a command whose output goes into the inventory (e.g. a version)")
+    )
+    restart: str = field(
+        default="no",
+        metadata=key(
+            "containers: the engine's restart policy, as the device is deployed; an input of the robustness corpus "
+            'that makes it exit then reads "restarted" (not "exited")',
+            choices=RESTART_POLICIES,
+        ),
+    )
+    memory_limit: str = field(
+        default="",
+        metadata=key(
+            'containers: the engine\'s memory limit ("512m", "2g"); "": none',
+            pattern=r"|[1-9][0-9]*[bkmg]?",
+            pattern_hint='a whole number of bytes, with an optional unit b, k, m or g ("512m")',
+        ),
     )
     identity: Mapping[str, str] = field(
         default_factory=dict,

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from harness.errors import HarnessError
 from harness.launch.resources import Incarnation, ResourceProbe, change
-from harness.model import Revival, RobustnessSetup
+from harness.model import JSON, Revival, RobustnessSetup
 from harness.profile import RobustnessSpec
 from harness.robust.records import WindowAnswer, WindowRequest, exit_detail
 from harness.rundir import RunDir, write_json_atomic
@@ -36,14 +36,20 @@ class WindowKeeper:
     harness.launch.resources.change) `restarted`. `revive` restarts the device through `restart(input)`
     (which raises HarnessError when it does not come back) up to `max_revivals` times; past them, or
     with `revive = false`, the phase stops (`stopped`) and every later request gets that stop.
+
+    A container the engine restarted (its restart policy: RestartCount grew, StartedAt changed) `restarted` too;
+    `settle()` then waits until it is ready again (within its start timeout; "" when it is, else why not), so the
+    next input meets a device that is up. An exit reads from the device's incarnation where it has one: a
+    container's exit code, the signal behind docker-init's 128 + N, and whether the engine killed it for memory.
     """
 
     def __init__(self, run: RunDir, spec: RobustnessSpec, device: Callable[[], Device | None],
-                 restart: Callable[[str], None]) -> None:  # fmt: skip
+                 restart: Callable[[str], None], settle: Callable[[], str] = lambda: "") -> None:  # fmt: skip
         self.run = run
         self.spec = spec
         self.device = device
         self.restart = restart
+        self.settle = settle
         self.revivals: list[Revival] = []
         self.stopped = ""  # why the remaining inputs were not run
         self.failure = ""  # a revival that failed: the run ends device_failed
@@ -82,6 +88,7 @@ class WindowKeeper:
         if not self._closed:
             self.serve()
             self._closed = True
+            self._log_state()
             self.run.windows.mkdir(parents=True, exist_ok=True)
             self.run.windows_closed.touch()
 
@@ -108,12 +115,12 @@ class WindowKeeper:
             return WindowAnswer(stop=self.stopped)
         device = self.device()
         if device is None or not device.alive():
-            code = device.exit_code if device is not None else None
             if not self._down:  # it died after the last window closed: the run's crash, as outside the phase
+                detail = _exit(device) if device is not None else exit_detail(None)
                 self.crashed_outside = (
-                    f"the device exited ({exit_detail(code)}) outside any attack window, before input {input_id}"
+                    f"the device exited ({detail}) outside any attack window, before input {input_id}"
                 )
-                self._log("exited", input_id, exit_detail(code), window=False)
+                self._log("exited", input_id, detail, window=False)
             self.stopped = self.crashed_outside or f"the device is down after input {self._down}"
             return WindowAnswer(stop=self.stopped)
         probe = device.resources()
@@ -123,19 +130,26 @@ class WindowKeeper:
     def _end(self, input_id: str) -> WindowAnswer:
         device = self.device()
         if device is not None and not device.alive():
-            detail = exit_detail(device.exit_code)
+            detail = _exit(device)
             if not self._down:
                 self._down = input_id
                 self._log("exited", input_id, detail, window=True)
             return WindowAnswer(exited=True, detail=detail)
         before, self._before = self._before, None
         probe = device.resources() if device is not None else None
-        if before is not None and probe is not None and change(before, probe.incarnation()) == "restarted":
-            # No pids in the detail: it is compared between runs.
+        after = probe.incarnation() if probe is not None else None
+        if before is None or after is None or change(before, after) != "restarted":
+            return WindowAnswer()
+        # No pids, counts or times in the detail: it is compared between runs.
+        if after.restart_count > before.restart_count or after.started != before.started:
+            detail = "restarted: the engine started the container again (its restart policy)"
+        else:
             detail = "restarted: a process of the device was replaced while the device ran on"
-            self._log("restarted", input_id, detail, window=True)
-            return WindowAnswer(restarted=True, detail=detail)
-        return WindowAnswer()
+        self._log("restarted", input_id, detail, window=True)
+        late = self.settle()
+        if late:  # the next input finds it not answering, and that input's health check says so
+            self._log("not-ready", input_id, late, window=True)
+        return WindowAnswer(restarted=True, detail=detail)
 
     def _revive(self, request: WindowRequest) -> WindowAnswer:
         if self.stopped:
@@ -161,6 +175,44 @@ class WindowKeeper:
         self._log("revived", request.input, f"after {request.reaction}: {request.detail}", window=True)
         return WindowAnswer(revived=True)
 
-    def _log(self, event: str, input_id: str, detail: str, *, window: bool) -> None:
-        line = {"event": event, "input": input_id, "detail": detail, "in_window": window, "t_ns": time.time_ns()}
+    def _log_state(self) -> None:
+        """The device's state as the phase ends, for people and tests: running, and how often its engine restarted it."""
+        device = self.device()
+        try:
+            probe = device.resources() if device is not None else None
+            now = probe.incarnation() if probe is not None else None
+        except (OSError, HarnessError) as exc:  # close() runs in the runner's finally: never raise from here
+            self._log("state", "", f"unknown: {exc}", window=False)
+            return
+        if now is None:  # nothing left to read (a removed container)
+            self._log("state", "", "gone", window=False, running=False)
+            return
+        detail = "running" if now.running else _described(now)
+        extra: dict[str, JSON] = {
+            "running": now.running,
+            "restart_count": now.restart_count,
+            "oom_killed": now.oom_killed,
+        }
+        self._log("state", "", detail, window=False, **extra)
+
+    def _log(self, event: str, input_id: str, detail: str, *, window: bool, **extra: JSON) -> None:
+        line: dict[str, JSON] = {"event": event, "input": input_id, "detail": detail, "in_window": window}
+        line |= extra
+        line["t_ns"] = time.time_ns()
         self.run.append_line(self.run.robustness_device, line)
+
+
+def _described(now: Incarnation) -> str:
+    """How an exit reads: "exit code 70", "signal 11" (docker-init's 128 + 11 too), and an out-of-memory kill said."""
+    code = -now.signal if now.signal is not None else now.exit_code
+    detail = exit_detail(code)
+    return f"{detail}, killed for memory (OOMKilled)" if now.oom_killed else detail
+
+
+def _exit(device: Device) -> str:
+    """An exited device's detail: from its incarnation where it has one, else its exit code."""
+    probe = device.resources()
+    now = probe.incarnation() if probe is not None else None
+    if now is not None and not now.running:
+        return _described(now)
+    return exit_detail(device.exit_code)

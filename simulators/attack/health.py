@@ -12,6 +12,8 @@ from simulators.endpoint import JSON, Endpoint
 
 __all__ = ["Health", "echo_health"]
 
+_TRANSIENT = 2  # A-ASSOCIATE-RJ result: rejected-transient
+
 
 @dataclass(frozen=True)
 class Health:
@@ -25,7 +27,8 @@ class Health:
         return {"ok": self.ok, "tries": self.tries, "detail": self.detail}
 
 
-def _echo_once(endpoint: Endpoint, timeout: float, calling: str) -> tuple[bool, str]:
+def _echo_once(endpoint: Endpoint, timeout: float, calling: str) -> tuple[bool, str, bool]:
+    """One C-ECHO association: ok, what it saw, and whether the device rejected it as transient (busy)."""
     ae = AE(ae_title=calling)
     ae.add_requested_context(VERIFICATION)
     share = timeout / 3  # connection, ACSE and DIMSE each get a third: the whole try stays within `timeout`
@@ -34,13 +37,16 @@ def _echo_once(endpoint: Endpoint, timeout: float, calling: str) -> tuple[bool, 
     assoc = ae.associate(endpoint.host, endpoint.port, ae_title=endpoint.ae_title)
     try:
         if not assoc.is_established:
-            how = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "no answer"
-            return False, f"no association ({how}, {time.monotonic() - started:.2f} s)"
+            # PS3.8 9.3.4: result 2 is "rejected-transient", a device saying "not now" (dcmqrscp at MaxAssociations).
+            transient = assoc.is_rejected and getattr(assoc.acceptor.primitive, "result", None) == _TRANSIENT
+            how = "rejected, transient" if transient else "rejected" if assoc.is_rejected else None
+            how = how or ("aborted" if assoc.is_aborted else "no answer")
+            return False, f"no association ({how}, {time.monotonic() - started:.2f} s)", transient
         status = assoc.send_c_echo()
         code = getattr(status, "Status", None)
         if code is None:
-            return False, f"C-ECHO: no response ({time.monotonic() - started:.2f} s)"
-        return int(code) == 0, f"C-ECHO 0x{int(code):04X}"
+            return False, f"C-ECHO: no response ({time.monotonic() - started:.2f} s)", False
+        return int(code) == 0, f"C-ECHO 0x{int(code):04X}", False
     finally:
         if assoc.is_established:
             assoc.release()
@@ -48,20 +54,35 @@ def _echo_once(endpoint: Endpoint, timeout: float, calling: str) -> tuple[bool, 
 
 
 def echo_health(
-    endpoint: Endpoint, timeout: float, *, tries: int = 3, pause: float = 0.5, calling: str = "PGATTACK"
+    endpoint: Endpoint,
+    timeout: float,
+    *,
+    tries: int = 3,
+    pause: float = 0.5,
+    calling: str = "PGATTACK",
+    busy: bool = True,
 ) -> Health:
     """Up to `tries` C-ECHO associations, `pause` s apart, each within `timeout` s; ok at the first 0x0000.
+
+    With `busy`, a device that rejects as transient keeps being asked, `pause` s apart, until `timeout` s have
+    passed since the first try: it is up and says "not now". dcmqrscp does so after load.flood until it has
+    reaped the flood's association processes (checked: its first one or two tries rejected, the third answered, so
+    at a high load average three tries were sometimes all rejected, and the same device read "unresponsive" in
+    one run of three). `busy=False` for a check that must see the device as it is now (the C-ECHO during a flood).
 
     Call it after the attack socket is closed: a single-association device (storescp) serves nobody
     else while it is open (design 8.4, checked).
     """
     if not timeout > 0 or tries < 1:
         raise ValueError(f"echo_health: timeout {timeout!r} must be > 0 and tries {tries!r} at least 1")
-    detail = ""
-    for attempt in range(1, tries + 1):
-        ok, detail = _echo_once(endpoint, timeout, calling)
+    until = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        attempt += 1
+        ok, detail, transient = _echo_once(endpoint, timeout, calling)
         if ok:
             return Health(True, attempt, detail)
-        if attempt < tries:
-            time.sleep(pause)
-    return Health(False, tries, detail)
+        again = attempt < tries or (busy and transient and time.monotonic() + pause < until)
+        if not again:
+            return Health(False, attempt, detail)
+        time.sleep(pause)

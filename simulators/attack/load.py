@@ -57,7 +57,7 @@ class _During:
 
     def _run(self, endpoint: Endpoint, timeout: float) -> None:
         try:
-            self.health = echo_health(endpoint, timeout, tries=1)
+            self.health = echo_health(endpoint, timeout, tries=1, busy=False)  # how it serves others during the hold
         except Exception as exc:  # noqa: BLE001 - a failed probe is a failed health check, not a crash of the input
             self.health = Health(False, 1, f"C-ECHO failed: {exc}")
 

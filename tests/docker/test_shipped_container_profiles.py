@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from types import ModuleType
 
-from tests.docker import test_devices, test_network, test_workflow_devices
+from tests.docker import test_devices, test_network, test_robustness_devices, test_workflow_devices
 from tests.shipped import DEVICES, shipped
 
 _UNCHANGED_WORKFLOW = (test_workflow_devices, "test_identical_workflow_device_is_unchanged")
@@ -32,6 +32,15 @@ VALIDATED_BY: dict[str, tuple[ModuleType, str]] = {
         "test_orthanc_os_security_update_changes_only_the_inventory",
     ),
     "dcmtk/host.toml": (test_network, "test_host_networking_gives_the_same_answers"),
+    # The robustness corpus on (issue 12): the identical pairs, never crashed.
+    "orthanc/robustness.toml": (
+        test_robustness_devices,
+        "test_identical_devices_are_unchanged_under_the_corpus_and_never_crashed",
+    ),
+    "dcmtk/robustness.toml": (
+        test_robustness_devices,
+        "test_identical_devices_are_unchanged_under_the_corpus_and_never_crashed",
+    ),
     # Workflow devices (issue 11): worklist providers, a commitment SCP, a modality driven through REST.
     "orthanc-worklist/profile.toml": _UNCHANGED_WORKFLOW,
     "dcmtk-worklist/profile.toml": _UNCHANGED_WORKFLOW,

@@ -263,3 +263,45 @@ def test_the_command_prints_one_line_per_input(pacs: Endpoint) -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert remote.returncode == 2 and "only 127.0.0.0/8 or ::1" in remote.stderr
+
+
+def test_a_busy_device_is_asked_again_within_the_timeout_and_not_called_unresponsive() -> None:
+    """A device at its association limit rejects as transient (PS3.8 result 2): up, saying "not now".
+
+    pynetdicom's server with maximum_associations = 1 does what dcmqrscp does at MaxAssociations while
+    another association holds it: A-ASSOCIATE-RJ result 2 source 3 reason 2.
+    """
+    import threading
+
+    from pynetdicom import AE, evt
+
+    from simulators._net import VERIFICATION
+
+    port = free_port()
+    scp = AE(ae_title="BUSY")
+    scp.add_supported_context(VERIFICATION)
+    scp.maximum_associations = 1
+    scp.require_called_aet = True  # a wrong called AE title is refused for good (result 1)
+    server = scp.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_ECHO, lambda event: 0x0000)])
+    assert server is not None
+    try:
+        busy = Endpoint("BUSY", "127.0.0.1", port)
+        peer = AE(ae_title="HOLDER")
+        peer.add_requested_context(VERIFICATION)
+        holder = peer.associate("127.0.0.1", port, ae_title="BUSY")
+        assert holder.is_established
+        # As the check sees it now: rejected as transient, and with busy=False that is the answer.
+        now = echo_health(busy, 2.0, tries=1, busy=False)
+        assert (now.ok, now.tries) == (False, 1) and "rejected, transient" in now.detail, now
+        release = threading.Timer(2.0, holder.release)  # after 3 tries 0.5 s apart: only asking on reaches it
+        release.start()
+        try:
+            later = echo_health(busy, 6.0)
+        finally:
+            release.join()
+        assert later.ok and later.tries > 1, later
+        # A permanent refusal (a wrong called AE title) is not asked again past `tries`.
+        wrong = echo_health(Endpoint("NOT-BUSY", "127.0.0.1", port), 6.0, tries=2, pause=0.1)
+        assert (wrong.ok, wrong.tries) == (False, 2), wrong
+    finally:
+        server.shutdown()

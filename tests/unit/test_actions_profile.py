@@ -151,6 +151,19 @@ def test_ready_over_tcp_or_http_is_refused_where_the_host_cannot_reach_the_devic
     )
 
 
+@pytest.mark.parametrize(("key", "value"), [("restart", '"on-failure"'), ("memory_limit", '"512m"')])
+def test_container_only_device_keys_are_refused_for_a_local_variant(key: str, value: str) -> None:
+    base = BASE.replace('ae_title = "DEV"', f'ae_title = "DEV"\n{key} = {value}').replace(
+        'command = ["dev-patched", "--port", "{port}"]', 'image = "dev:patched"'
+    )
+    profile = parse_profile(base, "/tmp/dev.toml")
+    check_variant(profile, "candidate")  # a container: the engine applies it
+    with pytest.raises(ProfileError, match=rf"/tmp/dev\.toml: device\.{key} = .* variant 'baseline' runs as a local"):
+        check_variant(profile, "baseline")
+    with pytest.raises(ProfileError, match=r"device\.restart.*'sometimes'"):
+        parse_profile(BASE.replace('ae_title = "DEV"', 'ae_title = "DEV"\nrestart = "sometimes"'), "/tmp/dev.toml")
+
+
 def test_ris_placeholders_need_a_ris_the_run_starts() -> None:
     """{ris.*} has a value only when the run starts the RIS: refused before anything starts, never filled with ""."""
     uses = BASE.replace(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from harness.demo import demo_profile
 from harness.errors import TargetError
+from harness.launch.resources import container_incarnation
 from harness.perf.records import Incarnation, ResourceSample
 from harness.profile import RobustnessSpec
 from harness.robust.client import Windows
@@ -212,3 +214,94 @@ def test_a_restart_outranks_what_the_wire_saw() -> None:
     outcome = Outcome("x", Reaction("closed", "EOF", 0.02), FAILED, 1.0)
     got = final(outcome, None, "restarted: a process of the device was replaced while the device ran on")
     assert (got.kind, got.severity, got.needs_revival) == ("restarted", 3, False)
+
+
+class FakeContainer:
+    """A container device as the keeper sees one: its state read through inspect attributes (container_incarnation)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, object] = {"Running": True, "ExitCode": 0, "StartedAt": "T1", "OOMKilled": False}
+        self.restart_count = 0
+        self.exit_code: int | None = None
+
+    def alive(self) -> bool:
+        if not self.state["Running"]:
+            self.exit_code = int(str(self.state["ExitCode"]))
+        return bool(self.state["Running"])
+
+    def resources(self) -> FakeContainer:
+        return self
+
+    source = "fake"
+
+    def read(self) -> ResourceSample | None:
+        return None
+
+    def incarnation(self) -> Incarnation:
+        return container_incarnation({"State": dict(self.state), "RestartCount": self.restart_count}, frozenset(), 0)
+
+
+def _container_keeper(run: RunDir, settle: str = "") -> tuple[WindowKeeper, FakeContainer, list[int]]:
+    device, settled = FakeContainer(), []
+
+    def settle_device() -> str:
+        settled.append(1)
+        return settle
+
+    keeper = WindowKeeper(run, RobustnessSpec(enabled=True), lambda: device, lambda _: None, settle_device).start()
+    return keeper, device, settled
+
+
+def _window(keeper: WindowKeeper, input_id: str, during: Callable[[], None]) -> WindowAnswer:
+    client = Windows(keeper.run, timeout=5)
+    got: list[WindowAnswer] = []
+
+    def suites() -> None:
+        client.begin(input_id)
+        during()
+        got.append(client.end(input_id))
+
+    thread = threading.Thread(target=suites)
+    thread.start()
+    while thread.is_alive():
+        keeper.serve()
+        thread.join(0.01)
+    return got[0]
+
+
+@pytest.mark.parametrize(
+    ("code", "oom", "detail"),
+    [(70, False, "exit code 70"), (139, False, "signal 11"), (137, True, "signal 9, killed for memory (OOMKilled)")],
+)
+def test_a_container_s_exit_reads_its_code_the_signal_behind_docker_init_and_an_oom_kill(
+    run: RunDir, code: int, oom: bool, detail: str
+) -> None:
+    keeper, device, _ = _container_keeper(run)
+    answer = _window(keeper, "x", lambda: device.state.update(Running=False, ExitCode=code, OOMKilled=oom))
+    assert answer == WindowAnswer(exited=True, detail=detail)
+    assert keeper.covers_exit
+
+
+def test_a_container_the_engine_restarted_reads_restarted_and_is_waited_for(run: RunDir) -> None:
+    keeper, device, settled = _container_keeper(run, settle="did not answer C-ECHO within 60 s")
+    assert _window(keeper, "a", lambda: None) == WindowAnswer() and settled == []
+
+    def crash_and_restart() -> None:  # on-failure: exit 70, the engine starts it again
+        device.restart_count += 1
+        device.state.update(StartedAt="T2")
+
+    answer = _window(keeper, "b", crash_and_restart)
+    assert answer == WindowAnswer(
+        restarted=True, detail="restarted: the engine started the container again (its restart policy)"
+    )
+    assert settled == [1] and not keeper.covers_exit and keeper.revivals == []
+    keeper.close()
+    lines = run.read_lines(run.robustness_device)
+    assert [(line["event"], line["input"]) for line in lines] == [("restarted", "b"), ("not-ready", "b"), ("state", "")]
+    assert lines[1]["detail"] == "did not answer C-ECHO within 60 s"
+    assert {k: lines[2][k] for k in ("detail", "running", "restart_count", "oom_killed")} == {
+        "detail": "running",
+        "running": True,
+        "restart_count": 1,
+        "oom_killed": False,
+    }

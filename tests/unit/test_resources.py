@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import select
@@ -277,7 +278,33 @@ def test_a_young_child_that_ends_is_no_restart(spawn: Spawn) -> None:
     said(child, "reaped")
     after = probe.incarnation()
     assert change(before, after) == "same"
-    assert change(before, after, settle=0) == "restarted"  # the settle rule is what tells them apart
+    # Without knowing it for a fork of its server, the settle rule is what tells them apart.
+    assert change(dataclasses.replace(before, workers=frozenset()), after, settle=0) == "restarted"
+
+
+def test_a_fork_of_its_server_that_ends_late_is_no_restart(spawn: Spawn) -> None:
+    # dcmqrscp's child for a slow input outlives the settle time; it is still a worker, not a server.
+    child = spawn("""
+        import os, sys
+        pid = os.fork()
+        if pid == 0:
+            print("forked", flush=True)
+            sys.stdin.readline()  # the association ends
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print("reaped", flush=True); sys.stdin.readline()
+    """)
+    probe = ProcProbe(child.pid, poll=child.poll)
+    said(child, "forked")
+    time.sleep(0.3)  # settled (settle = 0.2 s below)
+    before = probe.incarnation()
+    worker = next(p for p in before.processes if p[0] != child.pid)
+    assert before.workers == {worker}
+    tell(child)
+    said(child, "reaped")
+    after = probe.incarnation()
+    assert change(before, after, settle=0.2) == "same"
+    assert change(dataclasses.replace(before, workers=frozenset()), after, settle=0.2) == "restarted"
 
 
 def test_process_resources_follow_the_launched_process(tmp_path: Path) -> None:
@@ -301,7 +328,9 @@ def test_process_resources_follow_the_launched_process(tmp_path: Path) -> None:
 def test_records_round_trip_through_json() -> None:
     found = ResourceSample(t_ns=1, rss=2, cache=None, cpu_ns=3, pids=4)
     assert ResourceSample.from_json(json.loads(json.dumps(found.to_json()))) == found
-    who = Incarnation(True, None, None, False, 2, "2026-11-30T11:26:39.07Z", frozenset({(7, 70), (8, 80)}), 99)
+    who = Incarnation(
+        True, None, None, False, 2, "2026-11-30T11:26:39.07Z", frozenset({(7, 70), (8, 80)}), 99, frozenset({(8, 80)})
+    )
     assert Incarnation.from_json(json.loads(json.dumps(who.to_json()))) == who
     with pytest.raises(RunDirError, match=r"perf/resources.jsonl line 3: key 'rss' is '2'"):
         ResourceSample.from_json({**found.to_json(), "rss": "2"}, "perf/resources.jsonl line 3")
@@ -309,6 +338,8 @@ def test_records_round_trip_through_json() -> None:
         Incarnation.from_json({**who.to_json(), "running": 1})
     with pytest.raises(RunDirError, match="key 'processes' must be a list of"):
         Incarnation.from_json({**who.to_json(), "processes": [[7]]})
+    with pytest.raises(RunDirError, match="key 'workers' must be a list of"):
+        Incarnation.from_json({**who.to_json(), "workers": [[8, "80"]]})
 
 
 # --- containers, without an engine: a fake cgroup v1 tree and recorded engine answers ---
