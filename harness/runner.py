@@ -11,7 +11,7 @@ import threading
 import time
 import typing
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -264,9 +264,7 @@ def _run_suites(
         device.secret_values,
         label=f"{request.label} (variant {request.variant})",
         device_workdir=run.device_workdir,
-        inside=surroundings.backend.inside(surroundings.device)
-        if surroundings.backend and surroundings.device
-        else None,
+        inside=inside_device(surroundings),
     )
     fault = ""
     # An attack window's begin and end wait on this loop: look often while they may come.
@@ -301,6 +299,25 @@ def _run_suites(
     fault = fault or surroundings.watch(final=True)  # one that died during the last case counts too
     tail = log_tail(run.log("pytest").read_text(encoding="utf-8", errors="replace"), 30)
     return (code if code is not None else -1), tail, fault
+
+
+def inside_device(surroundings: Surroundings) -> Callable[[Sequence[str]], tuple[int, bytes]] | None:
+    """How a `where = "device"` command runs in the device's container, looked up on each call: a revival
+    (robustness) replaces the container, and a command must run in the one that is up now."""
+    backend, device = surroundings.backend, surroundings.device
+    if backend is None or device is None or backend.inside(device) is None:
+        return None  # a local device: its commands run on this host
+
+    def run(argv: Sequence[str]) -> tuple[int, bytes]:
+        current = surroundings.device
+        run_in = backend.inside(current) if current is not None else None
+        if run_in is None:
+            raise TargetError(
+                "the device's container is gone: it stopped and was not revived", hint="see the device log"
+            )
+        return run_in(argv)
+
+    return run
 
 
 def check_variant(profile: Profile, name: str) -> None:
