@@ -19,16 +19,17 @@ CASE = f"performance/test_performance.py::test_metric[{METRIC}]"
 # runs fit on a loaded 2-core machine (a block is a reset, a start and a command action of about a second).
 PERFORMANCE = """
 [performance]
-budget = 30
+budget = {budget}
 min_rounds = 3
-max_rounds = 5
+max_rounds = {max_rounds}
 metrics = ["workflow.*"]
 """
 
 
-def _validate(tmp: Path, profile_text: str) -> tuple[CliResult, Path]:
+def _validate(tmp: Path, profile_text: str, budget: int = 30, max_rounds: int = 5) -> tuple[CliResult, Path]:
     profile = tmp / "profile.toml"
-    profile.write_text(profile_text + PERFORMANCE, encoding="utf-8")  # [performance] enabled stays false
+    performance = PERFORMANCE.format(budget=budget, max_rounds=max_rounds)
+    profile.write_text(profile_text + performance, encoding="utf-8")  # [performance] enabled stays false
     out = tmp / "out"
     return run_cli("validate", "--profile", str(profile), "--performance", "--out", str(out), timeout=900), out
 
@@ -76,3 +77,21 @@ def test_every_run_has_its_min_rounds_of_plausible_values(measured: tuple[CliRes
         observed = {o["name"]: o["value"] for o in case["observations"]}
         assert observed["perf.metric"] == {"metric": METRIC, "failures": "none", "statuses": ["arrived"]}
         assert observed["action.acquire"] == {"outcome": "done", "exit_code": 0}
+
+
+def test_a_modality_that_waits_before_sending_is_regressed_by_its_acquire(tmp_path: Path) -> None:
+    shipped = (ROOT / "devices" / "reference-modality" / "profile.toml").read_text(encoding="utf-8")
+    assert shipped.count('"clean-rebuild"') == 1 and "\n[expect]" in shipped
+    # The candidate is the slow-acquire variant, which sends what the clean one sends, 0.5 s later; no [expect].
+    slow = shipped.replace('"clean-rebuild"', '"slow-acquire"').partition("\n[expect]")[0]
+    # More rounds than above may be needed: a regression stops early only when clear at 99.9 %.
+    result, out = _validate(tmp_path, slow + "\n", budget=90, max_rounds=15)
+    assert result.code == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    comparison = _comparison(out)
+    assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
+    judged = comparison.performance[0]
+    assert (judged.metric, judged.decision) == (METRIC, PerfDecision.REGRESSED), judged.reason
+    assert any(METRIC in reason for reason in comparison.reasons), comparison.reasons
+    assert METRIC in result.stdout
+    # Slower only: no functional case tells it from the clean modality
+    assert not [c.case for c in comparison.cases if c.status.value == "regressed"]
