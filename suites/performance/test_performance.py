@@ -7,7 +7,7 @@ A case whose every block failed fails, so a device that refuses C-FIND is a func
 A workflow metric (`workflow.<action>`) has a case only for a device that initiates its role and declares
 its action (read from the run's context at collection), so a device that initiates nothing keeps its cases.
 Its block: the device forgets earlier procedures (`reset`) and starts the step (`start_procedure`) when it
-declares them, untimed; then one value, from the action's start to the first request it causes at the
+declares them (the start only after a reset), untimed; then one value, from the action's start to the first request it causes at the
 run's PACS simulator (its arrival log). From the start, not the return: the reference modality's actions
 answer once their effects reached the simulators, so its return comes after the arrival. The harness's
 share (a command action's ticket and process start) is in every run's value alike, paired by round.
@@ -69,7 +69,8 @@ Measure = Callable[[int], Block]
 _WORKFLOW_ITEM = "SPS-3"
 _FIRST: Mapping[str, tuple[str, ...]] = {"store": ("C-STORE-RQ",)}
 _ARRIVAL_WAIT = 10.0
-# Untimed before each workflow block when declared: a fresh console, then the procedure step in progress.
+# Untimed before each workflow block when the device declares `reset`: a fresh console, then the step in progress
+# (when declared). Without a reset the step is not started: a second start of one step would be refused.
 _SETUP = ("reset", "start_procedure")
 
 
@@ -189,7 +190,8 @@ def _workflow(metric: str, context: SuiteContext, act: Act) -> Measure:
     station = context.device.ae_title.strip()
     items = {i.key: i for i in scheduled_items(context.corpus_seed, context.worklist_date, station)}
     values = items[_WORKFLOW_ITEM].placeholders()
-    setup = [(name, {} if name == "reset" else values) for name in _SETUP if name in context.actions]
+    declared = _SETUP if "reset" in context.actions else ()
+    setup = [(name, {} if name == "reset" else values) for name in declared if name in context.actions]
     spec = context.actions[action]
     settle = float(str(spec.get("settle", 0))) if isinstance(spec, dict) else 0.0
     arrivals = Path(str(context.performance["arrivals"]))
