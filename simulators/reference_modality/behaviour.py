@@ -46,7 +46,7 @@ VARIANTS: Mapping[str, Behaviour] = types.MappingProxyType(
         "refuses-report-role": Behaviour(keep_open=0.0, accept_report_role=False),
         "regression": _REGRESSION,
         # Slower, not different: the performance phase's workflow.acquire is what tells it from the clean one.
-        "slow-acquire": Behaviour(send_delay=1.0),
+        "slow-acquire": Behaviour(send_delay=2.0),
     }
 )
 
@@ -66,6 +66,6 @@ DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "refuses-report-role": "takes commitment reports on a new association only, and its listener refuses the SCP role",
         "regression": "no-accession-in-images, completed-twice, query-without-station and "
         "ignores-commitment-failure at once",
-        "slow-acquire": "waits 1 s between making its images and sending them (an on-device check of each image)",
+        "slow-acquire": "waits 2 s between making its images and sending them (an on-device check of each image)",
     }
 )
