@@ -20,15 +20,17 @@ CASE = f"performance/test_performance.py::test_metric[{METRIC}]"
 PERFORMANCE = """
 [performance]
 budget = {budget}
-min_rounds = 3
+min_rounds = {min_rounds}
 max_rounds = {max_rounds}
 metrics = ["workflow.*"]
 """
 
 
-def _validate(tmp: Path, profile_text: str, budget: int = 30, max_rounds: int = 5) -> tuple[CliResult, Path]:
+def _validate(
+    tmp: Path, profile_text: str, budget: int = 30, min_rounds: int = 3, max_rounds: int = 5
+) -> tuple[CliResult, Path]:
     profile = tmp / "profile.toml"
-    performance = PERFORMANCE.format(budget=budget, max_rounds=max_rounds)
+    performance = PERFORMANCE.format(budget=budget, min_rounds=min_rounds, max_rounds=max_rounds)
     profile.write_text(profile_text + performance, encoding="utf-8")  # [performance] enabled stays false
     out = tmp / "out"
     return run_cli("validate", "--profile", str(profile), "--performance", "--out", str(out), timeout=900), out
@@ -84,9 +86,10 @@ def test_a_modality_that_waits_before_sending_is_regressed_by_its_acquire(tmp_pa
     assert shipped.count('"clean-rebuild"') == 1 and "\n[expect]" in shipped
     # The candidate is the slow-acquire variant, which sends what the clean one sends, 2 s later; no [expect].
     slow = shipped.replace('"clean-rebuild"', '"slow-acquire"').partition("\n[expect]")[0]
-    # More rounds than above may be needed: a regression stops early only when clear at 99.9 %, and under load
+    # More rounds than above: a regression is decided on no fewer than 6 rounds (compare's MIN_DECIDING_ROUNDS on
+    # main since 6d014ba) and stops early only when clear at 99.9 %, and under load
     # (average 11-29) the command action's start alone varied from 0.5 to 6 s.
-    result, out = _validate(tmp_path, slow + "\n", budget=150, max_rounds=20)
+    result, out = _validate(tmp_path, slow + "\n", budget=150, min_rounds=6, max_rounds=20)
     assert result.code == 1, result.stdout[-3000:] + result.stderr[-3000:]
     comparison = _comparison(out)
     assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
