@@ -136,7 +136,8 @@ def _suite_argv(request: RunRequest, python: str) -> tuple[list[str], list[Path]
 def perf_metrics(profile: Profile) -> tuple[str, ...]:
     """The metrics the performance phase measures for this profile; () when the phase is off."""
     spec = profile.performance
-    return spec.selected(profile.device.services) if spec.enabled else ()
+    device = profile.device
+    return spec.selected(device.services, device.initiates, tuple(device.actions)) if spec.enabled else ()
 
 
 @functools.lru_cache(maxsize=4)

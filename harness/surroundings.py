@@ -151,12 +151,12 @@ class Surroundings:
 
     def _performance(self) -> dict[str, JSON]:
         """The suites' view of the [performance] table: {} when the phase is off."""
-        spec = self.profile.performance
+        spec, device = self.profile.performance, self.profile.device
         if not spec.enabled:
             return {}
         return {
             **typing.cast(dict[str, JSON], to_json(spec)),
-            "metrics": list(spec.selected(self.profile.device.services)),
+            "metrics": list(spec.selected(device.services, device.initiates, tuple(device.actions))),
             "arrivals": str(self.run.perf_arrivals("pacs")),
             # The longest a suites process waits for a turn: the barrier, the whole budget, and a few stuck slots.
             "turn_timeout": spec.barrier_timeout + spec.budget + 3 * SLOT_TIMEOUT,

@@ -22,7 +22,7 @@ import hashlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -46,12 +46,14 @@ __all__ = [
     "association_block",
     "echo_op",
     "find_op",
+    "first_arrival_seconds",
     "fresh_study",
     "joined",
     "latency_block",
     "retrieve_block",
     "store_contexts",
     "study_block",
+    "workflow_block",
 ]
 
 # An operation on an open session; returns the final DIMSE status (None: none came).
@@ -425,3 +427,45 @@ def _retrieved(how: str, status: int | None, seconds: list[float], size: int, ex
         Block(f"{how}.first", (min(seconds),), 1, failed, **common),
         Block(f"{how}.last", (max(seconds),), 1, failed, **common),
     )
+
+
+# -- workflow: a device action to the first request it causes -------------------------------
+
+
+def first_arrival_seconds(arrivals: Iterable[Arrival], started_ns: int, messages: Collection[str]) -> float | None:
+    """Seconds from `started_ns` to the earliest request received of one of `messages` stamped at or after it.
+
+    Both stamps are time.time_ns() (one CLOCK_REALTIME for every process of one kernel); None when no
+    such line is there. Lines before the start are an earlier block's, never this one's.
+    """
+    stamps = [a.t_ns for a in arrivals if a.direction == "received" and a.message in messages and a.t_ns >= started_ns]
+    return (min(stamps) - started_ns) / 1e9 if stamps else None
+
+
+def workflow_block(
+    metric: str, act: Callable[[], str], arrivals: Path, messages: Collection[str], *, wait: float = 10.0
+) -> Block:
+    """One device action, timed from its start to the first of `messages` in the simulator's `arrivals` log.
+
+    `act` makes the device do the action and returns "" when it was done, else its outcome ("failed",
+    "timeout", ...). From its start, not its return: a device whose action answers once its effects
+    reached the simulators (the reference modality's do) has sent before it returns. One value;
+    failed (no value) when the action was not done or nothing arrived within `wait` s of its return.
+    `statuses`: {"arrived": 1}, {"no-arrival": 1} or {<the action's outcome>: 1}.
+    """
+    offset = arrivals.stat().st_size if arrivals.exists() else 0  # before the start: nothing of it is missed
+    started = time.time_ns()
+    outcome = act()
+    if outcome:
+        return Block(metric, (), 0, 1, associations=0, statuses={outcome: 1})
+    deadline = time.monotonic() + wait
+    seen: list[Arrival] = []
+    while True:
+        lines, offset = read_arrivals(arrivals, offset)
+        seen += lines
+        seconds = first_arrival_seconds(seen, started, messages)
+        if seconds is not None:
+            return Block(metric, (seconds,), 1, 0, associations=0, statuses={"arrived": 1})
+        if time.monotonic() > deadline:
+            return Block(metric, (), 0, 1, associations=0, statuses={"no-arrival": 1})
+        time.sleep(0.01)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -23,6 +23,7 @@ __all__ = [
     "METRIC_SERVICES",
     "RESOURCE_METRICS",
     "SERVICES",
+    "WORKFLOW_METRICS",
     "ActionSpec",
     "DeviceSpec",
     "Expectation",
@@ -65,8 +66,8 @@ DEFAULT_DEADLINE = {"prompt": 600.0}
 _DEADLINE = 60.0
 
 # The performance phase's metrics (docs/design/load-and-attack.md 3, 5.1): every one is time per unit, lower is
-# better, and needs the device to declare a service; suites/performance measures each. The workflow metrics of
-# the design are not measured yet.
+# better, and needs the device to declare a service; suites/performance measures each. WORKFLOW_METRICS below
+# are the ones a device that initiates is measured by.
 METRIC_SERVICES: Mapping[str, str] = {
     "association.setup": "echo",  # A-ASSOCIATE-RQ -> AC with the suites' full proposal
     "echo.latency": "echo",  # C-ECHO on an open association
@@ -82,6 +83,12 @@ METRIC_SERVICES: Mapping[str, str] = {
     "get.last": "get",
 }
 METRICS = tuple(METRIC_SERVICES)
+# workflow.<action> (design 5.1): the device's declared action started -> the first request it causes at the
+# run's simulators. Measured only for a device that initiates the role and declares the action: metric ->
+# (action, role). workflow.start_procedure and workflow.complete need the RIS simulator's arrival log (not yet).
+WORKFLOW_METRICS: Mapping[str, tuple[str, str]] = {
+    "workflow.acquire": ("acquire", "store"),  # -> the first C-STORE-RQ from the device at the PACS simulator
+}
 # Read by the harness from the device's processes or container (design 5.3, 6); compared when selected.
 RESOURCE_METRICS = ("memory.steady", "memory.peak", "memory.growth", "cpu.per_operation")
 RESOURCE_SOURCES = ("auto", "proc", "cgroup", "engine", "none")
@@ -399,7 +406,8 @@ class PerformanceSpec:
         default=("*",),
         metadata=key(
             "globs (only * is special) over the metric ids "
-            f"({', '.join(METRICS + RESOURCE_METRICS)}); metrics of services the device does not declare drop out",
+            f"({', '.join((*METRICS, *WORKFLOW_METRICS, *RESOURCE_METRICS))}); metrics of services (or, for "
+            "workflow.*, initiated roles and actions) the device does not declare drop out",
             nonblank=True,
         ),
     )
@@ -481,9 +489,17 @@ class PerformanceSpec:
         metadata=key("seconds a run waits for the other runs to reach the phase", minimum=0, maximum=3600),
     )
 
-    def selected(self, services: tuple[str, ...]) -> tuple[str, ...]:
-        """The measured metrics the globs cover whose service the device declares, in METRICS order."""
-        return tuple(m for m in METRICS if METRIC_SERVICES[m] in services and self.covers(m))
+    def selected(
+        self, services: Collection[str], initiates: Collection[str] = (), actions: Collection[str] = ()
+    ) -> tuple[str, ...]:
+        """The measured metrics the globs cover whose service the device declares, in METRICS order; then the
+        WORKFLOW_METRICS whose role the device initiates and whose action it declares."""
+        served = tuple(m for m in METRICS if METRIC_SERVICES[m] in services and self.covers(m))
+        return served + tuple(
+            m
+            for m, (action, role) in WORKFLOW_METRICS.items()
+            if role in initiates and action in actions and self.covers(m)
+        )
 
     def resource_metrics(self) -> tuple[str, ...]:
         """The resource metrics the globs cover; none when resources are not read."""

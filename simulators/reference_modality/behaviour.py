@@ -23,6 +23,7 @@ class Behaviour:
     keep_open: float = 5.0  # seconds the N-ACTION association stays open for a report on it (0: released at once)
     resend_failed: bool = True  # after a failure report: send the failed objects again, ask once more
     accept_report_role: bool = True  # its listener accepts the SCP role of a report on a new association
+    send_delay: float = 0.0  # seconds between making the images and sending them (a check of each, say)
 
 
 _REGRESSION = Behaviour(accession_in_images=False, final_sets=2, query_station=False, resend_failed=False)
@@ -44,6 +45,8 @@ VARIANTS: Mapping[str, Behaviour] = types.MappingProxyType(
         # request's own association (the PACS's `auto` mode reports on the same one while it is open).
         "refuses-report-role": Behaviour(keep_open=0.0, accept_report_role=False),
         "regression": _REGRESSION,
+        # Slower, not different: the performance phase's workflow.acquire is what tells it from the clean one.
+        "slow-acquire": Behaviour(send_delay=2.0),
     }
 )
 
@@ -63,5 +66,6 @@ DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "refuses-report-role": "takes commitment reports on a new association only, and its listener refuses the SCP role",
         "regression": "no-accession-in-images, completed-twice, query-without-station and "
         "ignores-commitment-failure at once",
+        "slow-acquire": "waits 2 s between making its images and sending them (an on-device check of each image)",
     }
 )

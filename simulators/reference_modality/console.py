@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,6 +256,8 @@ class Console:
             step=procedure.step,
             behaviour=self.behaviour,
         )
+        if self.behaviour.send_delay:
+            time.sleep(self.behaviour.send_delay)
         stored = self._scu.store(self.peers.pacs, made)
         _reached(stored.accepted, stored.error, "the PACS (storage)")
         for ds, outcome in zip(made, stored.instances, strict=True):

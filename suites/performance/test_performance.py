@@ -3,6 +3,14 @@
 The values go to perf/samples.jsonl, never to observations.jsonl (every number differs from run to run):
 a case observes only the functional side, the statuses the device answered and whether blocks failed.
 A case whose every block failed fails, so a device that refuses C-FIND is a functional regression.
+
+A workflow metric (`workflow.<action>`) has a case only for a device that initiates its role and declares
+its action (read from the run's context at collection), so a device that initiates nothing keeps its cases.
+Its block: the device forgets earlier procedures (`reset`) and starts the step (`start_procedure`) when it
+declares them (the start only after a reset), untimed; then one value, from the action's start to the first request it causes at the
+run's PACS simulator (its arrival log). From the start, not the return: the reference modality's actions
+answer once their effects reached the simulators, so its return comes after the arrival. The harness's
+share (a command action's ticket and process start) is in every run's value alike, paired by round.
 """
 
 from __future__ import annotations
@@ -17,11 +25,13 @@ from typing import Any
 import pytest
 from pynetdicom.presentation import PresentationContext, build_context
 
+from harness.actions import DONE
 from harness.context import SuiteContext
 from harness.model import Endpoint
 from harness.perf.client import Turns
-from harness.plugin import Observe
-from harness.profile import METRIC_SERVICES, METRICS
+from harness.plugin import Act, ActionResult, Observe, not_applicable
+from harness.profile import METRIC_SERVICES, METRICS, WORKFLOW_METRICS
+from harness.rundir import RunDir
 from simulators._net import VERIFICATION, qr_sop_class
 from simulators.corpus import CorpusItem
 from simulators.loadgen import (
@@ -33,9 +43,11 @@ from simulators.loadgen import (
     latency_block,
     retrieve_block,
     study_block,
+    workflow_block,
 )
 from simulators.loadgen import store_contexts as storage_contexts
-from simulators.modality import Modality, Model, StoreResult
+from simulators.modality import Modality, Model
+from simulators.ris.worklist import scheduled_items
 from simulators.session import Session, echo_contexts
 from suites._support import query
 
@@ -52,13 +64,40 @@ _FIND: Mapping[str, tuple[str, Model, tuple[str, ...]]] = {
 }
 # One block of a metric; `round` seeds the new UIDs of a stored study copy.
 Measure = Callable[[int], Block]
+# workflow.*: the worklist item acted on (the one suites/workflow/test_images acquires); the messages that are
+# the first request an initiated role causes at the PACS simulator; seconds to wait for it after the action.
+_WORKFLOW_ITEM = "SPS-3"
+_FIRST: Mapping[str, tuple[str, ...]] = {"store": ("C-STORE-RQ",)}
+_ARRIVAL_WAIT = 10.0
+# Untimed before each workflow block when the device declares `reset`: a fresh console, then the step in progress
+# (when declared). Without a reset the step is not started: a second start of one step would be refused.
+_SETUP = ("reset", "start_procedure")
 
 
-def _params() -> list[Any]:
-    return [
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.name == "test_metric":
+        metafunc.parametrize("metric", _params(_context(metafunc.config)))
+
+
+def _context(config: pytest.Config) -> SuiteContext | None:
+    run_dir = config.getoption("--patchgate-run", None)
+    return RunDir(Path(run_dir)).read_context() if run_dir else None
+
+
+def _params(context: SuiteContext | None) -> list[Any]:
+    """Every service metric; the workflow metrics the run's device initiates and declares (all without a run)."""
+    served = [
         pytest.param(m, marks=[pytest.mark.performance(m), pytest.mark.service(METRIC_SERVICES[m])], id=m)
         for m in METRICS
     ]
+    workflow = [
+        pytest.param(
+            m, marks=[pytest.mark.performance(m), pytest.mark.initiates(role), pytest.mark.action(action)], id=m
+        )
+        for m, (action, role) in WORKFLOW_METRICS.items()
+        if context is None or (role in context.initiates and action in context.actions)
+    ]
+    return served + workflow
 
 
 def _study(corpus: Mapping[str, CorpusItem], key: str) -> list[CorpusItem]:
@@ -143,6 +182,40 @@ def _measure(
     )
 
 
+def _workflow(metric: str, context: SuiteContext, act: Act) -> Measure:
+    """How one block of a workflow metric is measured (see the module docstring)."""
+    action, role = WORKFLOW_METRICS[metric]
+    if not context.worklist_date:
+        not_applicable("the run records no worklist date (a run directory from before workflow suites existed)")
+    station = context.device.ae_title.strip()
+    items = {i.key: i for i in scheduled_items(context.corpus_seed, context.worklist_date, station)}
+    values = items[_WORKFLOW_ITEM].placeholders()
+    declared = _SETUP if "reset" in context.actions else ()
+    setup = [(name, {} if name == "reset" else values) for name in declared if name in context.actions]
+    spec = context.actions[action]
+    settle = float(str(spec.get("settle", 0))) if isinstance(spec, dict) else 0.0
+    arrivals = Path(str(context.performance["arrivals"]))
+
+    def block(_: int) -> Block:
+        for name, given in setup:
+            if outcome := _outcome(act(name, given)):
+                return Block(metric, (), 0, 1, associations=0, statuses={f"{name}: {outcome}": 1})
+        return workflow_block(
+            metric,
+            lambda: _outcome(act(action, values)),
+            arrivals,
+            _FIRST[role],
+            wait=max(settle, _ARRIVAL_WAIT),
+        )
+
+    return block
+
+
+def _outcome(result: ActionResult) -> str:
+    """ "" when the action was done, else its outcome."""
+    return "" if result.outcome == DONE else result.outcome
+
+
 def _pick(metric: str, blocks: tuple[Block, Block]) -> Block:
     """This case's block of a retrieve (which times first and last object in one operation)."""
     return blocks[0] if metric.endswith(".first") else blocks[1]
@@ -153,19 +226,17 @@ def _covers(pattern: str, metric: str) -> bool:
     return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), metric) is not None
 
 
-@pytest.mark.parametrize("metric", _params())
 def test_metric(
-    metric: str,
-    patchgate_context: SuiteContext,
-    perf_turn: Turns,
-    device: Endpoint,
-    pacs: Endpoint,
-    modality: Modality,
-    corpus: Mapping[str, CorpusItem],
-    stored_corpus: StoreResult,
-    observe: Observe,
+    metric: str, patchgate_context: SuiteContext, perf_turn: Turns, observe: Observe, request: pytest.FixtureRequest
 ) -> None:
-    measure = _measure(metric, patchgate_context.performance, patchgate_context, device, pacs, modality, corpus)
+    """Blocks of `metric` in the turns granted (parametrised by pytest_generate_tests)."""
+    context = patchgate_context
+    if metric in WORKFLOW_METRICS:
+        measure = _workflow(metric, context, request.getfixturevalue("device_action"))
+    else:  # a workflow device need not store: the corpus is stored for the service metrics only
+        request.getfixturevalue("stored_corpus")
+        fixtures = [request.getfixturevalue(name) for name in ("device", "pacs", "modality", "corpus")]
+        measure = _measure(metric, context.performance, context, *fixtures)
     statuses: Counter[str] = Counter()
     blocks = failed_blocks = 0
     while (turn := perf_turn.turn(metric)).go:
