@@ -19,6 +19,7 @@ from pynetdicom import AE, evt
 from pynetdicom.pdu import P_DATA_TF
 
 from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, status_hex
+from simulators._server import PYNETDICOM_LIMIT
 from simulators.commitment import PUSH_MODEL, PUSH_MODEL_INSTANCE, REQUEST_STORAGE_COMMITMENT, Report, request_dataset
 from simulators.endpoint import JSON
 
@@ -212,6 +213,9 @@ class CommitmentListener:
     def start(self) -> CommitmentListener:
         ae = AE(ae_title=self.ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self._timeout
+        # pynetdicom's default of 10 also counts connections that are closing: a burst of short associations
+        # (a reset C-ECHO after a case's reports) was rejected "local limit exceeded" under load.
+        ae.maximum_associations = PYNETDICOM_LIMIT
         ae.add_supported_context(VERIFICATION)
         if self._accept_scp_role:
             # PS3.4 J.3.3.1.3: the sender proposes the SCP role; we take the SCU role.

@@ -385,3 +385,16 @@ def test_entry_point_refuses_an_unknown_mode(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "simulators.pacs", "--ae-title", "X", "--port", "0", "--storage", str(tmp_path)]
     proc = subprocess.run([*cmd, "--commitment-report", "later"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "--commitment-report" in proc.stderr
+
+
+def test_the_listener_takes_more_than_pynetdicoms_default_ten_associations(listener: CommitmentListener) -> None:
+    """A burst of associations (reports, then a reset C-ECHO) once met "local limit exceeded" at pynetdicom's 10."""
+    ae = AE(ae_title="PGBURST")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    held = [ae.associate("127.0.0.1", listener.port, ae_title=listener.ae_title) for _ in range(12)]
+    try:
+        assert [a.is_established for a in held] == [True] * 12
+    finally:
+        for assoc in held:
+            if assoc.is_established:
+                assoc.release()
