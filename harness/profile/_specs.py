@@ -527,6 +527,10 @@ class RobustnessSpec:
             'globs (only * is special) over the corpus input ids (docs/attack-corpus.md), e.g. "pdu.*"', nonblank=True
         ),
     )
+    skip: tuple[str, ...] = field(
+        default=(),
+        metadata=key('globs over input ids taken out after `inputs` (e.g. "load.*" for a device on a shared network)'),
+    )
     deadline: float = field(
         default=10.0, metadata=key("seconds to wait for the device's reaction to one input", minimum=1, maximum=120)
     )
@@ -544,9 +548,19 @@ class RobustnessSpec:
             "revivals per run; beyond them the remaining inputs are not run (INCONCLUSIVE)", minimum=0, maximum=100
         ),
     )
+    budget: float = field(
+        default=900.0,
+        metadata=key(
+            "seconds for one run's phase, from its first input; inputs not begun by then are not run (INCONCLUSIVE)",
+            minimum=10,
+            maximum=7200,
+        ),
+    )
 
     def covers(self, input_id: str) -> bool:
-        return any(_glob(p).fullmatch(input_id) for p in self.inputs)
+        return any(_glob(p).fullmatch(input_id) for p in self.inputs) and not any(
+            _glob(p).fullmatch(input_id) for p in self.skip
+        )
 
 
 @dataclass(frozen=True)

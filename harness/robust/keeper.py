@@ -44,8 +44,12 @@ class WindowKeeper:
     """
 
     def __init__(self, run: RunDir, spec: RobustnessSpec, device: Callable[[], Device | None],
-                 restart: Callable[[str], None], settle: Callable[[], str] = lambda: "") -> None:  # fmt: skip
+                 restart: Callable[[str], None], settle: Callable[[], str] = lambda: "",
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.run = run
+        self.clock = clock
+        self._first: float | None = None  # when the first input's window began: the phase's budget runs from it
+        self._begun = 0  # inputs whose window began
         self.spec = spec
         self.device = device
         self.restart = restart
@@ -113,6 +117,16 @@ class WindowKeeper:
     def _begin(self, input_id: str) -> WindowAnswer:
         if self.stopped:
             return WindowAnswer(stop=self.stopped)
+        now = self.clock()
+        if self._first is None:
+            self._first = now
+        elif now - self._first > self.spec.budget:
+            self.stopped = (
+                f"the robustness budget of {self.spec.budget:g} s was spent after {self._begun} input(s), "
+                f"before input {input_id}: the remaining inputs were not run (raise [robustness] budget)"
+            )
+            return WindowAnswer(stop=self.stopped)
+        self._begun += 1
         device = self.device()
         if device is None or not device.alive():
             if not self._down:  # it died after the last window closed: the run's crash, as outside the phase

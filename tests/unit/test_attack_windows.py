@@ -305,3 +305,29 @@ def test_a_container_the_engine_restarted_reads_restarted_and_is_waited_for(run:
         "restart_count": 1,
         "oom_killed": False,
     }
+
+
+def test_inputs_past_the_budget_are_not_begun_and_the_phase_says_why(run: RunDir) -> None:
+    now = [100.0]
+    spec = RobustnessSpec(enabled=True, budget=30)
+    harness = Harness(run, spec)
+    harness.keeper.clock = lambda: now[0]
+    client = Windows(run, timeout=5)
+    for input_id, at in (("a", 100.0), ("b", 120.0), ("c", 130.0)):  # the budget runs from the first begin
+        now[0] = at
+        assert _ask(harness, client, "begin", input_id) == WindowAnswer()
+        assert _ask(harness, client, "end", input_id) == WindowAnswer()
+    now[0] = 130.5
+    answer = _ask(harness, client, "begin", "d")
+    assert answer.stop == (
+        "the robustness budget of 30 s was spent after 3 input(s), before input d: "
+        "the remaining inputs were not run (raise [robustness] budget)"
+    )
+    assert harness.keeper.setup("1", "", ()).stopped == answer.stop  # the manifest's stop: INCONCLUSIVE
+
+
+def test_skip_takes_inputs_out_after_the_inputs_globs() -> None:
+    spec = RobustnessSpec(enabled=True, inputs=("pdu.*", "load.*"), skip=("load.flood", "pdu.rq.*"))
+    assert [spec.covers(i) for i in ("pdu.type-unknown", "pdu.rq.twice", "load.flood", "load.slowloris", "ds.x")] == [
+        True, False, False, True, False,
+    ]  # fmt: skip
