@@ -114,11 +114,6 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _is_element(node: dict[str, JSON]) -> bool:
-    """A DICOM JSON model element: `{"vr": "UI", "Value": [...]}`."""
-    return isinstance(node.get("vr"), str) and node.keys() <= _ELEMENT_KEYS
-
-
 def _is_uid_key(key: str) -> bool:
     lowered = key.lower()
     return lowered.endswith("uid") or lowered.endswith("uids")
@@ -168,13 +163,14 @@ class _Normaliser:
             return self._list(node)
         if not isinstance(node, dict):
             return node
-        if _is_element(node):
+        if isinstance(node.get("vr"), str) and node.keys() <= _ELEMENT_KEYS:  # a DICOM JSON element
             return self._element(node)
         changed: dict[str, JSON] | None = None
+        uid_keys = self._uid_keys
         for k, v in node.items():
-            uid_key = self._uid_keys.get(k)
+            uid_key = uid_keys.get(k)
             if uid_key is None:
-                uid_key = self._uid_keys[k] = _is_uid_key(k)
+                uid_key = uid_keys[k] = _is_uid_key(k)
             if uid_key:
                 new = self._uids(v)
             elif isinstance(v, _CONTAINERS):
