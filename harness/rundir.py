@@ -434,20 +434,24 @@ class RunDir:
         A last line without its newline is a write cut short (a killed writer): it is left out and
         said by `torn_tail()`, and every whole line before it is kept.
         """
+        return tuple(self.iter_cases())
+
+    def iter_cases(self) -> Iterator[CaseRecord]:
+        """`read_cases` one case at a time, so a reader can keep less than every parsed line at once."""
         path = self.observations
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            return ()
+            return
         except OSError as exc:
             raise RunDirError(f"{path}: cannot read: {exc.strerror or exc}", hint="rerun that variant") from None
         whole, _, _ = data.rpartition(b"\n")
-        cases: list[CaseRecord] = []
+        del data  # a copy of every line is in `whole`
         for number, raw in enumerate(whole.split(b"\n") if whole else (), start=1):
             if not raw.strip():
                 continue
             try:
-                cases.append(CaseRecord.from_json(json.loads(raw.decode("utf-8"))))
+                case = CaseRecord.from_json(json.loads(raw.decode("utf-8")))
             except UnicodeDecodeError as exc:
                 raise RunDirError(f"{path}:{number}: not UTF-8 ({exc})", hint="rerun that variant") from None
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -455,7 +459,7 @@ class RunDir:
                     f"{path}:{number}: corrupted observation line ({type(exc).__name__}: {exc})",
                     hint="the run directory was edited or truncated; rerun that variant",
                 ) from None
-        return tuple(cases)
+            yield case
 
     def torn_tail(self) -> int:
         """Bytes of a last line cut short (no newline): 0 when the file ends whole or does not exist."""

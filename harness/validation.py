@@ -9,18 +9,23 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from harness.compare import compare
 from harness.compare.engine import collector_paused
+from harness.compare.normalise import read_normalised
 from harness.compare.performance import PerfSettings, StoppingRule
 from harness.compare.policy import ExpectedChange, Policy, load_policy
 from harness.model import Comparison, Manifest, RunRecord
-from harness.perf.conductor import Conductor, SoloConductor, weights_for
 from harness.profile import ExpectedSlowdown, PerformanceSpec, Profile
 from harness.report import write_reports
-from harness.rundir import OutDir, read_run
-from harness.runner import SLOT_TIMEOUT, RunRequest, cancel_token, check_variant, perf_metrics, run_variant
+from harness.rundir import OutDir, RunDir
+
+if (
+    TYPE_CHECKING
+):  # imported where used: `patchgate compare` runs nothing, and the runner pulls in pydicom and the simulators
+    from harness.perf.conductor import Conductor, SoloConductor
+    from harness.runner import RunRequest
 
 __all__ = ["ProgressLine", "Validation", "compare_runs", "policy_for", "read_runs", "run_validation"]
 
@@ -87,10 +92,21 @@ def policy_for(profile: Profile | None, extra: Sequence[Path] = ()) -> Policy:
 
 
 def read_runs(directories: Sequence[str | Path]) -> list[RunRecord]:
-    """Run records, read with the garbage collector paused: acyclic trees it would rescan for nothing
-    (reading 3 x 10,000 cases took 4.1 s with it and 0.8 s without, docs/benchmarks.md)."""
+    """Run records, *normalised* as they are read (harness.compare.normalise.read_normalised), the later runs
+    sharing the first's equal values: what compare needs, in about a third of the memory of the raw records.
+
+    Read with the garbage collector paused: acyclic trees it would rescan for nothing (reading 3 x 10,000
+    cases took 4.1 s with it and 0.8 s without, docs/benchmarks.md).
+    """
+    runs: list[RunRecord] = []
     with collector_paused():
-        return [read_run(d) for d in directories]
+        for d in directories:
+            directory = RunDir(Path(d))
+            manifest = directory.read_manifest()
+            runs.append(
+                read_normalised(str(directory.path), manifest, directory.iter_cases(), runs[0] if runs else None)
+            )
+    return runs
 
 
 def compare_runs(
@@ -120,6 +136,8 @@ def run_validation(
     report_templates: Path | None = None,
 ) -> Validation:
     """Run `replicas` baselines and one candidate (concurrently unless told not to), compare, report."""
+    from harness.runner import RunRequest, cancel_token, check_variant, run_variant
+
     policy = policy_for(profile, policy_files)  # fail on a bad policy before spending minutes on runs
     for variant in ("baseline", "candidate"):  # and on a bad template of either variant
         check_variant(profile, variant)
@@ -156,6 +174,9 @@ def _conductors(
     """The performance phase's turns per run: one validation-wide Conductor when the runs are concurrent (they take
     turns, round after round, and stop each metric by the statistics compare will use); else one SoloConductor per
     run with its share of the budget; None for every run when the phase is off."""
+    from harness.perf.conductor import Conductor, weights_for
+    from harness.runner import SLOT_TIMEOUT, perf_metrics
+
     metrics = perf_metrics(profile)
     if not metrics:
         return [None] * len(requests)
@@ -174,6 +195,9 @@ def _conductors(
 
 
 def _solo(label: str, spec: PerformanceSpec, budget: float, weights: Mapping[str, float]) -> SoloConductor:
+    from harness.perf.conductor import SoloConductor
+    from harness.runner import SLOT_TIMEOUT
+
     return SoloConductor(
         label, min_rounds=spec.min_rounds, max_rounds=spec.max_rounds, warmup_rounds=spec.warmup_rounds,
         budget=budget, weights=weights, slot_timeout=SLOT_TIMEOUT,

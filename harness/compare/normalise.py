@@ -11,14 +11,16 @@ they are, since a change in them is a real change.
 from __future__ import annotations
 
 import dataclasses
+import marshal
 import re
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-from harness.model import JSON, CaseRecord, Observation, RunRecord
+from harness.model import JSON, CaseRecord, Manifest, Observation, RunRecord
 
-__all__ = ["SLACK", "STANDARD_UID_PREFIX", "normalise_run"]
+__all__ = ["SLACK", "STANDARD_UID_PREFIX", "normalise_run", "read_normalised"]
 
 STANDARD_UID_PREFIX = "1.2.840.10008."
 # Clocks of the device and the harness may disagree a little, and a value may be
@@ -33,6 +35,9 @@ _ELEMENT_KEYS = frozenset({"vr", "Value", "BulkDataURI", "InlineBinary"})
 _CONTAINERS = (dict, list)
 
 _Window = tuple[datetime, datetime]
+# Runs read_normalised made, by id: normalise_run gives them back as they are (normalising is idempotent:
+# a token is neither a UID nor a date, so a second pass would only walk every value again to change nothing).
+_NORMALISED: weakref.WeakValueDictionary[int, RunRecord] = weakref.WeakValueDictionary()
 
 
 def normalise_run(run: RunRecord) -> RunRecord:
@@ -41,9 +46,60 @@ def normalise_run(run: RunRecord) -> RunRecord:
     What normalisation leaves as it was is the *same* object (a case, an observation, any subtree
     of a value), so three runs of mostly equal values are not copied three times.
     """
-    corpus = run.manifest.corpus
-    norm = _Normaliser(corpus.uid_root if corpus else "", _window(run.manifest.started, run.manifest.finished))
+    if _NORMALISED.get(id(run)) is run:
+        return run
+    norm = _normaliser(run.manifest)
     return dataclasses.replace(run, cases=tuple(norm.case(c) for c in run.cases))
+
+
+def read_normalised(
+    directory: str, manifest: Manifest, cases: Iterable[CaseRecord], like: RunRecord | None = None
+) -> RunRecord:
+    """The run `normalise_run` would give, normalised one case at a time as `cases` yields them.
+
+    A raw case is dropped as soon as it is normalised, and an observation whose normalised value is
+    exactly `like`'s (same case, same place, same name; types and key order included) takes `like`'s
+    object: replicas of one device repeat almost every value, so a second and third run cost little
+    memory, and diffing them finds `before is after` without looking inside.
+    """
+    norm = _normaliser(manifest)
+    first = like.by_case() if like is not None else {}
+    run = RunRecord(directory, manifest, tuple(_share(norm.case(c), first.get(c.case)) for c in cases))
+    _NORMALISED[id(run)] = run
+    return run
+
+
+def _normaliser(manifest: Manifest) -> _Normaliser:
+    corpus = manifest.corpus
+    return _Normaliser(corpus.uid_root if corpus else "", _window(manifest.started, manifest.finished))
+
+
+def _share(case: CaseRecord, like: CaseRecord | None) -> CaseRecord:
+    """`case` with each observation exactly equal to `like`'s at the same place replaced by `like`'s."""
+    if like is None:
+        return case
+    theirs = like.observations
+    observations = tuple(
+        _shared_observation(o, theirs[i]) if i < len(theirs) else o for i, o in enumerate(case.observations)
+    )
+    if all(new is old for new, old in zip(observations, case.observations, strict=True)):
+        return case
+    return dataclasses.replace(case, observations=observations)
+
+
+def _shared_observation(mine: Observation, theirs: Observation) -> Observation:
+    if mine.name != theirs.name or not _identical(mine.value, theirs.value):
+        return mine
+    if mine.security is theirs.security and mine.tags == theirs.tags:
+        return theirs
+    return replace(mine, value=theirs.value)
+
+
+def _identical(a: JSON, b: JSON) -> bool:
+    """Whether two JSON values are the same text: `==` says 1 == true == 1.0 and ignores key order; equal
+    marshal bytes (version 2: no back-references, so equal values write equal bytes) rebuild one value,
+    types, signs and key order included. Unequal bytes for equal values only cost the sharing."""
+    return a is b or (a == b and marshal.dumps(a, 2) == marshal.dumps(b, 2))
 
 
 def _window(started: str, finished: str) -> _Window | None:
@@ -56,11 +112,6 @@ def _window(started: str, finished: str) -> _Window | None:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _is_element(node: dict[str, JSON]) -> bool:
-    """A DICOM JSON model element: `{"vr": "UI", "Value": [...]}`."""
-    return isinstance(node.get("vr"), str) and node.keys() <= _ELEMENT_KEYS
 
 
 def _is_uid_key(key: str) -> bool:
@@ -112,13 +163,14 @@ class _Normaliser:
             return self._list(node)
         if not isinstance(node, dict):
             return node
-        if _is_element(node):
+        if isinstance(node.get("vr"), str) and node.keys() <= _ELEMENT_KEYS:  # a DICOM JSON element
             return self._element(node)
         changed: dict[str, JSON] | None = None
+        uid_keys = self._uid_keys
         for k, v in node.items():
-            uid_key = self._uid_keys.get(k)
+            uid_key = uid_keys.get(k)
             if uid_key is None:
-                uid_key = self._uid_keys[k] = _is_uid_key(k)
+                uid_key = uid_keys[k] = _is_uid_key(k)
             if uid_key:
                 new = self._uids(v)
             elif isinstance(v, _CONTAINERS):

@@ -1,0 +1,118 @@
+"""read_runs: run directories read back normalised, the later runs sharing the first's equal values,
+giving what normalising the raw records gives, and a comparison equal to one of the raw records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.compare.engine import compare
+from harness.compare.normalise import normalise_run, read_normalised
+from harness.errors import RunDirError
+from harness.model import CaseRecord, Observation, RunRecord
+from harness.rundir import RunDir, read_run
+from harness.validation import read_runs
+from tests.golden import CREATED
+from tests.synthetic import synthetic
+
+
+def _write(run: RunRecord, path: Path) -> Path:
+    directory = RunDir(path)
+    directory.prepare()
+    directory.write_manifest(run.manifest)
+    lines = (json.dumps(c.to_json(), sort_keys=True) + "\n" for c in run.cases)
+    directory.observations.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    s = synthetic(120)
+    root = tmp_path_factory.mktemp("runs")
+    return [_write(r, root / r.manifest.run_id) for r in (*s.baselines, s.candidate)]
+
+
+def test_read_runs_gives_what_normalising_the_raw_records_gives(folders: list[Path]) -> None:
+    read = read_runs(folders)
+    for record, folder in zip(read, folders, strict=True):
+        raw = read_run(folder)
+        assert record.directory == raw.directory and record.manifest == raw.manifest
+        assert [c.to_json() for c in record.cases] == [c.to_json() for c in normalise_run(raw).cases]
+        assert json.dumps([c.to_json() for c in record.cases]) == json.dumps(
+            [c.to_json() for c in normalise_run(raw).cases]
+        )  # key order and types too
+
+
+def test_the_comparison_of_read_runs_is_the_comparison_of_the_raw_records(folders: list[Path]) -> None:
+    *baselines, candidate = read_runs(folders)
+    *raw_baselines, raw_candidate = (read_run(f) for f in folders)
+    policy = synthetic(120).policy
+    assert compare(baselines, candidate, policy, created=CREATED) == compare(
+        raw_baselines, raw_candidate, policy, created=CREATED
+    )
+
+
+def test_later_runs_share_the_first_runs_equal_values(folders: list[Path]) -> None:
+    first, second, candidate = read_runs(folders)
+    ones, twos = first.by_case(), second.by_case()
+    shared = sum(
+        a is b for case in ones for a, b in zip(ones[case].observations, twos[case].observations, strict=False)
+    )
+    total = sum(len(c.observations) for c in first.cases)
+    assert shared > 0.9 * total  # replicas of one device: nearly every value equal once normalised
+    assert any(
+        a is not b
+        for case in ones
+        for a, b in zip(ones[case].observations, candidate.by_case()[case].observations, strict=False)
+    )
+
+
+def test_a_run_read_normalised_is_not_normalised_again(folders: list[Path]) -> None:
+    run = read_runs(folders[:1])[0]
+    assert normalise_run(run) is run
+    raw = read_run(folders[0])
+    assert normalise_run(raw) is not raw  # a raw record is normalised as before
+
+
+def _observed(value: object, tags: tuple[str, ...] = ()) -> CaseRecord:
+    return CaseRecord(
+        "m.py::t", synthetic(1).candidate.cases[0].outcome, observations=(Observation("x", value, tags=tags),)
+    )
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs"),
+    [
+        (1, True),
+        (1, 1.0),
+        (0.0, -0.0),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+        ([1], [True]),
+        (float("nan"), float("nan")),
+    ],
+)
+def test_values_equal_only_to_python_are_not_shared(mine: object, theirs: object) -> None:
+    like = RunRecord("b", synthetic(1).candidate.manifest, (_observed(theirs),))
+    run = read_normalised("c", like.manifest, [_observed(mine)], like)
+    assert run.cases[0].observations[0].value is not theirs
+    assert json.dumps(run.cases[0].observations[0].value) == json.dumps(mine)
+
+
+def test_an_exactly_equal_value_is_shared_and_the_observations_own_tags_stay() -> None:
+    like = RunRecord("b", synthetic(1).candidate.manifest, (_observed({"a": [1, "x"]}),))
+    run = read_normalised("c", like.manifest, [_observed({"a": [1, "x"]}, tags=("t",))], like)
+    observation = run.cases[0].observations[0]
+    assert observation.value is like.cases[0].observations[0].value and observation.tags == ("t",)
+
+
+def test_a_corrupted_line_is_still_named_by_file_and_line(folders: list[Path], tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    _write(read_run(folders[0]), broken)
+    path = RunDir(broken).observations
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = "{not json\n"
+    path.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(RunDirError, match=r"observations\.jsonl:3: corrupted observation line"):
+        read_runs([folders[0], broken])
