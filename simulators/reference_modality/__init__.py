@@ -10,8 +10,18 @@ RIS's worklist, reports MPPS, sends images made from the corpus (`procedure`) to
 asks it for storage commitment. `behaviour.VARIANTS` holds what each variant does differently.
 """
 
-from simulators.reference_modality.behaviour import DESCRIPTIONS, VARIANTS, Behaviour
+from simulators.reference_modality.behaviour import DESCRIPTIONS, PERFORMANCE_METRICS, VARIANTS, Behaviour
 from simulators.reference_modality.cli import main
 from simulators.reference_modality.console import STATE, Console, ConsoleError, Peers
 
-__all__ = ["DESCRIPTIONS", "STATE", "VARIANTS", "Behaviour", "Console", "ConsoleError", "Peers", "main"]
+__all__ = [
+    "DESCRIPTIONS",
+    "PERFORMANCE_METRICS",
+    "STATE",
+    "VARIANTS",
+    "Behaviour",
+    "Console",
+    "ConsoleError",
+    "Peers",
+    "main",
+]

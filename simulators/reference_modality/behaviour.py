@@ -6,7 +6,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["DESCRIPTIONS", "VARIANTS", "Behaviour"]
+__all__ = ["DESCRIPTIONS", "PERFORMANCE_METRICS", "VARIANTS", "Behaviour"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +69,7 @@ DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "slow-acquire": "waits 2 s between making its images and sending them (an on-device check of each image)",
     }
 )
+
+# Variants that change only what the performance phase measures: variant -> the metrics that show it (as
+# simulators.reference.PERFORMANCE_METRICS). The functional suites must find them unchanged.
+PERFORMANCE_METRICS: Mapping[str, tuple[str, ...]] = types.MappingProxyType({"slow-acquire": ("workflow.acquire",)})

@@ -14,11 +14,13 @@ import pytest
 from harness.model import CaseStatus, Classification, Verdict
 from harness.profile import load_profile
 from harness.validation import run_validation
-from simulators.reference_modality import VARIANTS
+from simulators.reference_modality import PERFORMANCE_METRICS, VARIANTS
 from tests.conftest import ROOT
 
 PROFILE = ROOT / "devices" / "reference-modality" / "profile.toml"
 CLEAN = {"clean", "clean-rebuild"}
+# Slower only: tests/integration/test_workflow_performance.py holds them (the functional suites see no change).
+PERFORMANCE = set(PERFORMANCE_METRICS)
 _COMMIT_ALL = "workflow/test_commitment.py::test_commitment_all_held"
 _COMMIT_FAILURE = "workflow/test_commitment.py::test_commitment_failure"
 _IMAGES = "workflow/test_images.py::test_images"
@@ -68,7 +70,7 @@ def candidate(variant: str, folder: Path) -> Path:
 
 
 def test_every_behaviour_changing_variant_has_an_expectation() -> None:
-    assert set(VARIANTS) - CLEAN == set(MUST_NAME) == set(MUST_SAY)
+    assert set(VARIANTS) - CLEAN - PERFORMANCE == set(MUST_NAME) == set(MUST_SAY)
 
 
 @pytest.mark.parametrize("variant", sorted(MUST_NAME))
