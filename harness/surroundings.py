@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.context import SuiteContext
-from harness.launch.base import Launched, LaunchSpec, Readiness
+from harness.launch.base import Launched, LaunchSpec, Readiness, ready_or_why
 from harness.launch.readiness import Echo, Http, Immediately, LogLine, Tcp
 from harness.model import JSON, RunSetup, to_json
 from harness.placeholders import NAMES, render
@@ -369,20 +369,10 @@ class Surroundings:
     def settle_device(self) -> str:
         """After the engine restarted the device inside an attack window: wait until it passes its readiness probe
         again (within its start timeout); "" when it does, else why not."""
-        device = self.device
-        if device is None:
+        if self.device is None:
             return "no device"
-        spec = device.spec
-        until = time.monotonic() + spec.start_timeout
-        while True:
-            last = spec.ready.probe(device)
-            if not last:
-                return ""
-            if not device.alive():
-                return f"{device.noun}exited with code {device.exit_code} before answering {spec.ready.describe()}"
-            if time.monotonic() >= until or spec.cancelled():
-                return f"did not answer {spec.ready.describe()} within {spec.start_timeout:g} s (last: {last})"
-            time.sleep(0.2)
+        why = ready_or_why(self.device, interval=0.2)
+        return "the run was cancelled" if why is None else why
 
     def describe(self) -> RunSetup:
         """What exactly ran, for the run manifest."""

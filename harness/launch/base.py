@@ -13,7 +13,7 @@ from harness.errors import TargetError
 if TYPE_CHECKING:
     from harness.launch.resources import ResourceProbe
 
-__all__ = ["LaunchSpec", "Launched", "Launcher", "Readiness", "log_tail", "start_failure", "wait_ready"]
+__all__ = ["LaunchSpec", "Launched", "Launcher", "Readiness", "log_tail", "ready_or_why", "start_failure", "wait_ready"]
 
 
 class Readiness(Protocol):
@@ -104,28 +104,36 @@ _Started = TypeVar("_Started", bound="Launched")
 
 def wait_ready(started: _Started, interval: float = 0.1) -> _Started:
     """Poll `spec.ready` until it passes, the thing exits, or the start timeout passes (never unbounded)."""
+    why = ready_or_why(started, interval)
+    if why == "":
+        return started
+    if why is None:
+        started.stop()
+        raise KeyboardInterrupt
+    tail = log_tail(started.log_text())
+    started.stop()
+    raise start_failure(why, tail, started.spec.hint)
+
+
+def ready_or_why(started: Launched, interval: float = 0.1) -> str | None:
+    """Poll `spec.ready` until it passes (""), the thing exits or the start timeout passes (why, one line);
+    None when the run was cancelled. Stops nothing: a device the engine restarted is waited for this way too."""
     spec = started.spec
     start = time.monotonic()
     attempts, last = 0, "not tried"
     while True:
         if spec.cancelled():
-            started.stop()
-            raise KeyboardInterrupt
+            return None
         attempts += 1
         last = spec.ready.probe(started)
         if not last:
-            return started
+            return ""
         elapsed = time.monotonic() - start
         if not started.alive():
-            message = f"{spec.label}: {started.noun}exited with code {started.exit_code} before answering {spec.ready.describe()}"
-            break
+            return f"{spec.label}: {started.noun}exited with code {started.exit_code} before answering {spec.ready.describe()}"
         if elapsed >= spec.start_timeout:
-            message = (
+            return (
                 f"{spec.label}: {started.noun}did not answer {spec.ready.describe()} within {spec.start_timeout:g} s "
                 f"({attempts} attempts, last: {last})"
             )
-            break
         time.sleep(interval)
-    tail = log_tail(started.log_text())
-    started.stop()
-    raise start_failure(message, tail, spec.hint)

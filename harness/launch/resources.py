@@ -25,6 +25,7 @@ __all__ = [
     "change",
     "container_attrs",
     "container_incarnation",
+    "engine_restarted",
     "parse_stats",
 ]
 
@@ -35,6 +36,11 @@ SETTLE = 1.0  # seconds: a process younger than this when an incarnation is read
 Change = Literal["exited", "restarted", "same"]
 # ResourceSample and Incarnation live in harness.perf.records (re-exported here): compare and report read them
 # from run directories and may not import harness.launch.
+
+
+def engine_restarted(before: Incarnation, after: Incarnation) -> bool:
+    """The engine started the container again in between (its restart policy): RestartCount grew or StartedAt moved."""
+    return after.restart_count > before.restart_count or after.started != before.started
 
 
 def change(before: Incarnation, after: Incarnation, settle: float = SETTLE) -> Change:
@@ -51,7 +57,7 @@ def change(before: Incarnation, after: Incarnation, settle: float = SETTLE) -> C
     """
     if not after.running:
         return "exited"
-    if after.restart_count > before.restart_count or after.started != before.started:
+    if engine_restarted(before, after):
         return "restarted"
     settled = {p for p in before.processes - before.workers if before.taken - p[1] >= settle * CLK_TCK}
     return "restarted" if settled - after.processes else "same"

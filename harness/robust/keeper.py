@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from harness.errors import HarnessError
-from harness.launch.resources import Incarnation, ResourceProbe, change
+from harness.launch.resources import Incarnation, ResourceProbe, change, engine_restarted
 from harness.model import JSON, Revival, RobustnessSetup
 from harness.profile import RobustnessSpec
 from harness.robust.records import WindowAnswer, WindowRequest, exit_detail
@@ -155,7 +155,7 @@ class WindowKeeper:
         if before is None or after is None or change(before, after) != "restarted":
             return WindowAnswer()
         # No pids, counts or times in the detail: it is compared between runs.
-        if after.restart_count > before.restart_count or after.started != before.started:
+        if engine_restarted(before, after):
             detail = "restarted: the engine started the container again (its restart policy)"
         else:
             detail = "restarted: a process of the device was replaced while the device ran on"
