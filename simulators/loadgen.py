@@ -404,13 +404,18 @@ def retrieve_block(
 
 def _moved(path: Path, offset: int, t0: int, expected: int, wait: float) -> list[Arrival]:
     """The C-STORE-RQs of this C-MOVE in the destination's arrival log, waiting up to `wait` s for `expected`."""
+    # Not filtered by Move Originator AE Title (PS3.7 9.3.1.1): pynetdicom 3.0.4's move SCP puts its own
+    # AE title there, not the requester's. The destination's log belongs to this run alone.
+    return _arrived(path, offset, lambda a: a.t_ns >= t0 and bool(c_stores([a])), expected, wait)
+
+
+def _arrived(path: Path, offset: int, keep: Callable[[Arrival], bool], expected: int, wait: float) -> list[Arrival]:
+    """The lines of `path` from `offset` on that `keep` takes, read until `expected` of them came or `wait` s passed."""
     found: list[Arrival] = []
     deadline = time.monotonic() + wait
     while True:
         arrivals, offset = read_arrivals(path, offset)
-        # Not filtered by Move Originator AE Title (PS3.7 9.3.1.1): pynetdicom 3.0.4's move SCP puts its own
-        # AE title there, not the requester's. The destination's log belongs to this run alone.
-        found += [a for a in c_stores(arrivals) if a.t_ns >= t0]
+        found += [a for a in arrivals if keep(a)]
         if len(found) >= expected or time.monotonic() > deadline:
             return found
         time.sleep(0.01)
@@ -458,14 +463,8 @@ def workflow_block(
     outcome = act()
     if outcome:
         return Block(metric, (), 0, 1, associations=0, statuses={outcome: 1})
-    deadline = time.monotonic() + wait
-    seen: list[Arrival] = []
-    while True:
-        lines, offset = read_arrivals(arrivals, offset)
-        seen += lines
-        seconds = first_arrival_seconds(seen, started, messages)
-        if seconds is not None:
-            return Block(metric, (seconds,), 1, 0, associations=0, statuses={"arrived": 1})
-        if time.monotonic() > deadline:
-            return Block(metric, (), 0, 1, associations=0, statuses={"no-arrival": 1})
-        time.sleep(0.01)
+    found = _arrived(arrivals, offset, lambda a: first_arrival_seconds([a], started, messages) is not None, 1, wait)
+    seconds = first_arrival_seconds(found, started, messages)
+    if seconds is None:
+        return Block(metric, (), 0, 1, associations=0, statuses={"no-arrival": 1})
+    return Block(metric, (seconds,), 1, 0, associations=0, statuses={"arrived": 1})
