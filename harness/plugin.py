@@ -115,6 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "shares_association: the case may use the module's shared_session")
     config.addinivalue_line("markers", "performance(metric): a performance phase case measuring one metric")
     config.addinivalue_line("markers", "robustness(input): a robustness phase case sending one corpus input")
+    config.addinivalue_line("markers", "before_traffic: the case runs before the other functional cases")
     run_dir = config.getoption("--patchgate-run")
     if not run_dir:
         return
@@ -137,15 +138,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if reason:
             item.add_marker(pytest.mark.skip(reason=_NOT_APPLICABLE + reason))
     # The performance phase after every functional case, the robustness phase last (it may crash the device);
-    # stable otherwise: the runs take turns in the performance phase.
+    # cases marked before_traffic first (audit windows: no other case's late messages to wait out); stable otherwise: the runs take turns in the performance phase.
     items.sort(key=_phase_order)
     RunDir(Path(context.run_dir)).write_collected(len(items))
 
 
 def _phase_order(item: pytest.Item) -> int:
     if item.get_closest_marker("robustness") is not None:
+        return 3
+    if item.get_closest_marker("performance") is not None:
         return 2
-    return 1 if item.get_closest_marker("performance") is not None else 0
+    return 0 if item.get_closest_marker("before_traffic") is not None else 1
 
 
 def _not_applicable(item: pytest.Item, context: SuiteContext) -> str:

@@ -19,7 +19,7 @@ from pynetdicom import AE, evt
 from pynetdicom.pdu import P_DATA_TF
 
 from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, status_hex
-from simulators._server import PYNETDICOM_LIMIT
+from simulators._server import PYNETDICOM_LIMIT, Serving, serve
 from simulators.commitment import PUSH_MODEL, PUSH_MODEL_INSTANCE, REQUEST_STORAGE_COMMITMENT, Report, request_dataset
 from simulators.endpoint import JSON
 
@@ -198,7 +198,7 @@ class CommitmentListener:
         self._timeout = timeout
         self._received: list[ReceivedReport] = []
         self._changed = threading.Condition()
-        self._server: Any = None
+        self._serving: Serving | None = None
 
     @property
     def port(self) -> int:
@@ -213,34 +213,36 @@ class CommitmentListener:
     def start(self) -> CommitmentListener:
         ae = AE(ae_title=self.ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self._timeout
-        # pynetdicom's default of 10 also counts connections that are closing: a burst of short associations
-        # (a reset C-ECHO after a case's reports) was rejected "local limit exceeded" under load.
-        ae.maximum_associations = PYNETDICOM_LIMIT
         ae.add_supported_context(VERIFICATION)
         if self._accept_scp_role:
             # PS3.4 J.3.3.1.3: the sender proposes the SCP role; we take the SCU role.
             ae.add_supported_context(PUSH_MODEL, scu_role=False, scp_role=True)
         else:
             ae.add_supported_context(PUSH_MODEL)
-        self._server = ae.start_server(
+        # serve(): pynetdicom's own limit of 10 also counts connections that are closing (a burst of short
+        # associations after a case's reports was rejected "local limit exceeded" under load), and its serve
+        # loop polls every 0.5 s, which is what each stop() waited.
+        self._serving = serve(
+            ae,
             (self.host, self._port),
-            block=False,
+            [(evt.EVT_CONN_OPEN, on_connection_open), (evt.EVT_N_EVENT_REPORT, self._on_report)],
+            capacity=PYNETDICOM_LIMIT,
+            name=f"commitment-listener-{self.ae_title}",
             ssl_context=self._ssl_context,
-            evt_handlers=[(evt.EVT_CONN_OPEN, on_connection_open), (evt.EVT_N_EVENT_REPORT, self._on_report)],
         )
-        self._port = int(self._server.server_address[1])
+        self._port = self._serving.port
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
 
     def bind(self, event: Any, handler: Any) -> None:
         """One more event handler on the started listener (e.g. a modality's own C-ECHO handler)."""
-        if self._server is None:
+        if self._serving is None:
             raise RuntimeError("CommitmentListener.bind: start() it first")
-        self._server.bind(event, handler)
+        self._serving.server.bind(event, handler)
 
     def __enter__(self) -> CommitmentListener:
         return self.start()

@@ -13,6 +13,7 @@ be reached. Every operation waits for its effects, so an answer means the peers 
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
@@ -44,7 +45,9 @@ class ControlServer:
         handler = type("Handler", (_Handler,), {"console": console})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="control-api", daemon=True)
+        # A short poll: stop() waits for the serve loop's next one (0.5 s by default).
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.05)
+        self._thread = threading.Thread(target=serve, name="control-api", daemon=True)
 
     @property
     def port(self) -> int:

@@ -32,8 +32,8 @@ MIN_WAIT = 0.3  # the shortest window after an operation, however fast the devic
 PATIENCE = 2.0  # the longest: before the device's latency is measured, and a cap on a slow device's windows
 QUIET = 0.5  # a device that has sent nothing at all in this run (most likely it keeps no audit trail)
 POLL = 0.02  # seconds between two reads of the repository's file (a latency is measured to this)
-# Before the first case: the suite before this one (access) makes the device refuse associations, and
-# their Security Alerts may still be on their way; they must not land in this suite's first window.
+# Before the first case: messages of what came before (the device's start, the harness's readiness checks;
+# the audit suite runs before the other suites) may still be on their way; they must not land in its first window.
 DRAIN = 1.0
 DRAIN_LIMIT = 6.0
 

@@ -87,6 +87,9 @@ def test_every_metric_has_its_min_rounds_in_every_run(measured: tuple[CliResult,
     robustness = [c for c in cases if c["case"].startswith("robustness/")]
     assert robustness and cases[-len(robustness) :] == robustness
     assert cases[-len(robustness) - len(METRICS) : -len(robustness)] == perf
+    # ...and the audit suite before the other suites' traffic (before_traffic), so its first window waits for none
+    audit = [c for c in cases if c["case"].startswith("audit/")]
+    assert audit and cases[: len(audit)] == audit
 
 
 def test_one_run_measures_at_a_time_and_the_order_rotates(measured: tuple[CliResult, Path]) -> None:
