@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="templates overriding report.html's (blocks logo, signoff, ...)",
     )
+    v.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a previous validation in --out (only patchgate's own outputs are removed)",
+    )
+    _output_options(v)
 
     r = sub.add_parser("run", help="run one variant of a device into a run directory")
     r.add_argument("--profile", type=Path, required=True)
@@ -88,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="templates overriding report.html's (blocks logo, signoff, ...)",
     )
+    _output_options(c)
 
     sub.add_parser("variants", help="list the reference device's and the reference modality's variants")
     sub.add_parser(
@@ -105,15 +112,46 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _finish(validation_comparison: object, reports: dict[str, Path], started: float) -> int:
+def _output_options(command: argparse.ArgumentParser) -> None:
+    """How much a verdict's command prints on stdout; errors and progress go to stderr whatever is chosen."""
+    said = command.add_mutually_exclusive_group()
+    said.add_argument("-q", "--quiet", action="store_true", help="print only the VERDICT line (and errors)")
+    said.add_argument(
+        "-v", "--verbose", action="store_true", help="list every regressed case instead of grouping them by test"
+    )
+    said.add_argument(
+        "--json",
+        action="store_true",
+        help="print the verdict, its reasons and the counts as one JSON document, and nothing else, on stdout",
+    )
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    """A line about the work (not the verdict): stdout normally, stderr under --json, nowhere under --quiet."""
+    if not args.quiet:
+        print(text, file=sys.stderr if args.json else sys.stdout)
+
+
+def _finish(validation_comparison: object, reports: dict[str, Path], started: float, args: argparse.Namespace) -> int:
+    import json
+
     from harness.model import Comparison, Verdict
-    from harness.report.terminal import summary_table
+    from harness.report.terminal import colour_wanted, summary_document, summary_table
 
     assert isinstance(validation_comparison, Comparison)
-    print(summary_table(validation_comparison))
-    for name, path in sorted(reports.items()):
-        print(f"  {name:<12} {printable(str(path))}")
-    print(f"  took {time.monotonic() - started:.1f} s")
+    seconds = time.monotonic() - started
+    colour = colour_wanted(sys.stdout, os.environ)
+    if args.json:
+        document = summary_document(validation_comparison)
+        document.update(reports={k: str(v) for k, v in sorted(reports.items())}, seconds=round(seconds, 1))
+        print(json.dumps(document, ensure_ascii=False, indent=2))
+    elif args.quiet:
+        print(summary_table(validation_comparison, colour=colour).splitlines()[-1])
+    else:
+        print(summary_table(validation_comparison, verbose=args.verbose, colour=colour))
+        for name, path in sorted(reports.items()):
+            print(f"  {name:<12} {printable(str(path))}")
+        print(f"  took {seconds:.1f} s")
     verdict = validation_comparison.verdict
     if verdict is Verdict.INCONCLUSIVE:
         reason = validation_comparison.reasons[0] if validation_comparison.reasons else "see the report"
@@ -138,17 +176,19 @@ def _validate(args: argparse.Namespace, started: float) -> int:
         raise HarnessError("--replicas must be at least 1", hint="2 (the default) measures noise")
     _check_report_templates(args)
     _output_dir(args.out)
-    print(f"patchgate {__version__}: validating {printable(title)}; output in {printable(str(args.out))}")
+    _check_previous(args.out, args.force)
+    _say(args, f"patchgate {__version__}: validating {printable(title)}; output in {printable(str(args.out))}")
     result = run_validation(
         profile,
         args.out,
         replicas=args.replicas,
         concurrent=not args.serial,
         policy_files=args.policy,
-        progress=ProgressLine(),
+        progress=None if args.quiet else ProgressLine(),
         report_templates=args.report_templates,
+        replace_previous=args.force,
     )
-    return _finish(result.comparison, result.reports, started)
+    return _finish(result.comparison, result.reports, started, args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -182,7 +222,7 @@ def _compare(args: argparse.Namespace, started: float) -> int:
     result = compare_runs(
         baselines, candidate, policy, args.out, report_templates=args.report_templates, allow_mixed=args.allow_mixed
     )
-    return _finish(result.comparison, result.reports, started)
+    return _finish(result.comparison, result.reports, started, args)
 
 
 def _with_phases(profile: Profile, args: argparse.Namespace) -> Profile:
@@ -218,6 +258,17 @@ def _output_dir(path: Path) -> None:
             pass
     except OSError as exc:
         raise storage_error(exc, path) from None
+
+
+def _check_previous(out: Path, force: bool) -> None:
+    """A previous validation in --out: refused before any run starts, unless --force replaces it."""
+    from harness.rundir import OutDir
+
+    if not force and OutDir(out).holds_validation():
+        raise RunDirError(
+            f"--out {out}: already holds a validation",
+            hint="--force replaces it (only patchgate's own outputs are removed), or choose another --out",
+        )
 
 
 def _sweep() -> int:

@@ -26,7 +26,9 @@ from harness.errors import RunDirError
 from harness.model import CaseRecord, Manifest, RunRecord, to_json
 
 __all__ = [
+    "LOCK_NAME",
     "MIN_FREE_BYTES",
+    "OUTPUTS",
     "CaseWriter",
     "OutDir",
     "RunDir",
@@ -44,6 +46,7 @@ _Record = TypeVar("_Record")
 # more for a clinical corpus); below this at the start it is refused, and a run that ends with less than
 # _LOW_WATER left cannot be trusted (a simulator may have failed to store what it received).
 MIN_FREE_BYTES = 64 * 1024 * 1024
+LOCK_NAME = ".lock"  # the writer lock's file (writer_lock)
 _LOW_WATER = 1024 * 1024
 
 
@@ -141,7 +144,7 @@ def writer_lock(directory: Path) -> Iterator[None]:
     """Hold the directory's writer lock (an OS lock, so a crashed owner releases it); a second writer is refused."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        handle = (directory / ".lock").open("a+", encoding="utf-8")
+        handle = (directory / LOCK_NAME).open("a+", encoding="utf-8")
     except OSError as exc:
         raise storage_error(exc, directory) from None
     with handle:
@@ -555,6 +558,10 @@ class RunDir:
             return 0
 
 
+# What a validation writes into its --out; `OutDir.clear` removes these and nothing else.
+OUTPUTS = ("runs", "comparison.json", "report.html", "junit.xml", "allure-results", LOCK_NAME)
+
+
 @dataclass(frozen=True)
 class OutDir:
     """A validation's output directory: the comparison, its reports, and one run directory per variant run."""
@@ -584,6 +591,34 @@ class OutDir:
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """The writer lock of a validation or comparison writing here."""
         return writer_lock(self.path)
+
+    def holds_validation(self) -> bool:
+        """A comparison, or a run of a validation, is already here."""
+        runs = self.path / "runs"
+        return self.comparison.exists() or (runs.is_dir() and any(RunDir(r).holds_run() for r in runs.iterdir()))
+
+    def clear(self) -> None:
+        """Remove a previous validation's outputs (`validate --force`); call it holding `lock()`.
+
+        Only what a validation writes is removed, and only when that is all the directory holds: an --out that
+        also holds other files (a mistyped `--out .`) is refused whole, so --force never deletes anyone's work.
+        """
+        others = sorted(p.name for p in self.path.iterdir() if p.name not in OUTPUTS) if self.path.is_dir() else []
+        if others:
+            named = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise RunDirError(
+                f"--force: {self.path} holds more than a validation's outputs ({named}); nothing was removed",
+                hint="--force replaces only patchgate's own outputs: give the validation an --out of its own",
+            )
+        for name in OUTPUTS:
+            target = self.path / name
+            try:
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                elif name != LOCK_NAME:  # the lock file is held open by this very validation
+                    target.unlink(missing_ok=True)
+            except OSError as exc:
+                raise storage_error(exc, target) from None
 
 
 def read_run(directory: str | Path) -> RunRecord:

@@ -134,8 +134,12 @@ def run_validation(
     policy_files: Sequence[Path] = (),
     progress: ProgressLine | None = None,
     report_templates: Path | None = None,
+    replace_previous: bool = False,
 ) -> Validation:
-    """Run `replicas` baselines and one candidate (concurrently unless told not to), compare, report."""
+    """Run `replicas` baselines and one candidate (concurrently unless told not to), compare, report.
+
+    `replace_previous`: remove a previous validation's outputs in `out` first (OutDir.clear), under the lock.
+    """
     from harness.runner import RunRequest, cancel_token, check_variant, run_variant
 
     policy = policy_for(profile, policy_files)  # fail on a bad policy before spending minutes on runs
@@ -153,6 +157,8 @@ def run_validation(
     token = cancel_token()  # a signal during any of these runs stops all of them, however late one starts
     try:
         with where.lock():  # a second validation into the same --out is refused at once, before it starts anything
+            if replace_previous:
+                where.clear()
             if concurrent:
                 with ThreadPoolExecutor(max_workers=len(requests)) as pool:
                     list(pool.map(lambda r: run_variant(r, progress, token), requests))

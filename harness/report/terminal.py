@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from typing import TextIO
 
 from harness.compare.diff import format_side
 from harness.compare.security import describe
 from harness.errors import printable
 from harness.model import (
+    JSON,
+    CaseComparison,
     CaseStatus,
     Classification,
     Comparison,
+    Difference,
     Direction,
     MetricComparison,
     PerfDecision,
@@ -19,9 +24,13 @@ from harness.model import (
 from harness.report._view import RobustnessRow, Seen, decisions, robustness_rows, worst_first
 from harness.verdict import MIXED_ALLOWED, PERFORMANCE
 
-__all__ = ["summary_table"]
+__all__ = ["colour_wanted", "summary_document", "summary_table"]
 
 _VALUE_WIDTH = 40  # longer values are cut; the reports have them whole
+# Grouped (the default): per test, the kinds of difference its regressed cases share, at most this many.
+_KINDS_PER_TEST = 3
+_CASES_NAMED = 3  # the parameters named on a test's line; the rest counted
+_VERDICT_COLOUR = {"UNCHANGED": "32", "CHANGED_AS_EXPECTED": "36", "REGRESSED": "1;31", "INCONCLUSIVE": "1;33"}
 
 
 # A terminal shows the first few differences of each regressed case; the report has them all.
@@ -33,9 +42,40 @@ _COUNTED = (Direction.LOOSENED, Direction.TIGHTENED, Direction.CHANGED, Directio
 _MOVED = ("loosened", "tightened", "changed")
 
 
-def summary_table(comparison: Comparison) -> str:
-    """Case counts by status, the performance metrics that moved, the regressed cases with their paths, and a closing
-    VERDICT line."""
+def colour_wanted(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """Colour for a terminal only, and never when NO_COLOR is set to anything (no-color.org) or TERM is dumb."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb"
+
+
+def summary_document(comparison: Comparison) -> dict[str, JSON]:
+    """`--json`: the verdict, its reasons and the counts (cases by status, security, performance and robustness
+    changes), and the regressed case ids; comparison.json holds the rest."""
+    document: dict[str, JSON] = {
+        "verdict": comparison.verdict.value,
+        "exit_code": comparison.verdict.exit_code,
+        "reasons": list(comparison.reasons),
+        "device": comparison.device,
+        "baseline_variant": comparison.baseline_variant,
+        "candidate_variant": comparison.candidate_variant,
+    }
+    statuses = Counter(c.status.value for c in comparison.cases)
+    document["cases"] = {s.value: statuses[s.value] for s in CaseStatus} | {"total": len(comparison.cases)}
+    document["regressed"] = [c.case for c in comparison.cases if c.status is CaseStatus.REGRESSED]
+    document["security"] = dict(Counter(c.direction.value for c in comparison.security))
+    document["performance"] = dict(Counter(m.decision.value for m in comparison.performance))
+    document["robustness"] = (
+        dict(Counter(r.change for r in robustness_rows(comparison))) if comparison.robustness else {}
+    )
+    return document
+
+
+def summary_table(comparison: Comparison, *, verbose: bool = False, colour: bool = False) -> str:
+    """Case counts by status, the performance metrics that moved, the regressed cases, and a closing VERDICT line.
+
+    The regressed cases are grouped by test, each with the kinds of difference its cases share (a regression
+    that touches 24 stored objects is one group, not 24 listings); `verbose` lists every case instead.
+    """
     counts = Counter(c.status for c in comparison.cases)
     width = max(len(s.value) for s in CaseStatus)
     lines = ["Cases by status"]
@@ -48,23 +88,72 @@ def summary_table(comparison: Comparison) -> str:
     lines += _performance(comparison.performance, printed)
     lines += _robustness(comparison)
     if regressed:
-        lines += ["", "Regressed cases"]
-        for case in regressed:
-            lines.append(f"  {printable(case.case)}")
-            changed = [d for d in case.differences if d.classification is Classification.REGRESSED]
-            for d in changed[:_DIFFS_PER_CASE]:
-                before, after = _cut(format_side(d, "before")), _cut(format_side(d, "after"))
-                lines.append(f"    {printable(d.path)}  {d.kind.value}  {before} → {after}")
-            if len(changed) > _DIFFS_PER_CASE:
-                lines.append(f"    ... and {len(changed) - _DIFFS_PER_CASE} more differences (see report.html)")
+        lines += _each_case(regressed) if verbose else _grouped(regressed)
         # --allow-mixed: the runs' mix-up is said even when regressions fill the screen.
         warnings = [r for r in comparison.reasons if r.startswith(MIXED_ALLOWED)]
         if warnings:
             lines += ["", "Warnings"] + [f"  {printable(r)}" for r in warnings]
     elif comparison.reasons:
         lines += ["", "Reasons"] + [f"  {printable(r)}" for r in comparison.reasons]
-    lines += ["", f"VERDICT: {comparison.verdict.value} (exit {comparison.verdict.exit_code})"]
+    verdict = f"VERDICT: {comparison.verdict.value} (exit {comparison.verdict.exit_code})"
+    if colour:
+        verdict = f"\x1b[{_VERDICT_COLOUR[comparison.verdict.value]}m{verdict}\x1b[0m"
+    lines += ["", verdict]
     return "\n".join(lines)
+
+
+def _regressed(case: CaseComparison) -> list[Difference]:
+    return [d for d in case.differences if d.classification is Classification.REGRESSED]
+
+
+def _each_case(regressed: list[CaseComparison]) -> list[str]:
+    """Every regressed case with its first few differences (--verbose)."""
+    lines = ["", "Regressed cases"]
+    for case in regressed:
+        lines.append(f"  {printable(case.case)}")
+        changed = _regressed(case)
+        for d in changed[:_DIFFS_PER_CASE]:
+            lines.append(f"    {printable(d.path)}  {d.kind.value}  {_sides(d)}")
+        if len(changed) > _DIFFS_PER_CASE:
+            lines.append(f"    ... and {len(changed) - _DIFFS_PER_CASE} more differences (see report.html)")
+    return lines
+
+
+def _grouped(regressed: list[CaseComparison]) -> list[str]:
+    """Per test (the case id without its parameters): how many cases regressed, and the kinds of difference
+    (path and kind) most of them share, each with its values when they agree and the number of cases it is in."""
+    tests: dict[str, list[CaseComparison]] = {}
+    for case in regressed:
+        tests.setdefault(case.case.partition("[")[0], []).append(case)
+    counted = f"{_count(len(regressed), 'case')} in {_count(len(tests), 'test')}"
+    lines = ["", f"Regressed: {counted} (every case: --verbose or report.html)"]
+    for test, cases in tests.items():
+        params = [c.case[len(test) :] for c in cases if c.case != test]
+        named = ", ".join(printable(p) for p in params[:_CASES_NAMED])
+        more = f" +{len(params) - _CASES_NAMED}" if len(params) > _CASES_NAMED else ""
+        lines.append(f"  {printable(test)}" + (f" {named}{more}" if params else ""))
+        kinds: dict[tuple[str, str], list[Difference]] = {}
+        for case in cases:
+            for d in _regressed(case):
+                kinds.setdefault((d.path, d.kind.value), []).append(d)
+        ranked = sorted(kinds.items(), key=lambda kv: -len({d.case for d in kv[1]}))  # stable: first seen first
+        for (path, kind), diffs in ranked[:_KINDS_PER_TEST]:
+            sides = {_sides(d) for d in diffs}
+            said = next(iter(sides)) if len(sides) == 1 else f"{len(sides)} different values"
+            count = len({d.case for d in diffs})
+            lines.append(f"    {printable(path)}  {kind}  {said}" + (f"  ({count} cases)" if len(cases) > 1 else ""))
+        if len(ranked) > _KINDS_PER_TEST:
+            rest = len(ranked) - _KINDS_PER_TEST
+            lines.append(f"    ... and {rest} more kind{'s' if rest > 1 else ''} of difference")
+    return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _sides(d: Difference) -> str:
+    return f"{_cut(format_side(d, 'before'))} → {_cut(format_side(d, 'after'))}"
 
 
 def _posture(changes: tuple[SecurityChange, ...]) -> list[str]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from harness import __version__
 from harness.rundir import RunDir
 from tests.conftest import ROOT, CliResult, run_cli
 
@@ -67,8 +70,10 @@ def test_demo_regression_names_each_changed_behaviour(regression: tuple[CliResul
     assert any(c.startswith("storage/") for c in regressed), regressed
     assert any(c.startswith("query/") for c in regressed), regressed
     assert any(c.startswith("retrieve/") for c in regressed), regressed
-    for case in list(regressed)[:5]:
-        assert case in result.stdout
+    # The summary groups the regressed cases by test and stays short (issue 13: <= 40 lines for this demo)
+    for test in {c.partition("[")[0] for c in regressed}:
+        assert f"  {test}" in result.stdout, test
+    assert len(result.stdout.splitlines()) <= 40, result.stdout
     suite = ET.parse(out / "junit.xml").getroot()
     failures = sum(int(s.get("failures", 0)) for s in suite.iter("testsuite"))
     assert failures == len(regressed)
@@ -92,6 +97,53 @@ def test_compare_recomputes_the_verdict_from_run_directories(
     before = json.loads((out / "comparison.json").read_text())
     assert again["verdict"] == before["verdict"]
     assert [c["status"] for c in again["cases"]] == [c["status"] for c in before["cases"]]
+
+
+def test_compare_quiet_says_only_the_verdict_and_json_only_a_document(regression: tuple[CliResult, Path]) -> None:
+    _, out = regression
+    runs = out / "runs"
+    given = ("--baseline", str(runs / "baseline-1"), "--baseline", str(runs / "baseline-2"))
+    given += ("--candidate", str(runs / "candidate-1"))
+    quiet = run_cli("compare", *given, "--out", str(out / "quiet"), "--quiet")
+    assert (quiet.code, quiet.stdout) == (1, "VERDICT: REGRESSED (exit 1)\n"), quiet.stderr
+    said = run_cli("compare", *given, "--out", str(out / "json"), "--json")
+    assert said.code == 1, said.stderr
+    document = json.loads(said.stdout)  # the whole of stdout is the one document
+    comparison = json.loads((out / "json" / "comparison.json").read_text())
+    assert document["verdict"] == "REGRESSED" and document["exit_code"] == 1
+    assert document["regressed"] == [c["case"] for c in comparison["cases"] if c["status"] == "regressed"]
+    assert (
+        document["cases"]["total"]
+        == len(comparison["cases"])
+        == sum(n for status, n in document["cases"].items() if status != "total")
+    )
+    assert document["reports"]["html"] == str(out / "json" / "report.html")
+
+
+def test_force_replaces_a_previous_validation_and_nothing_else(demo: tuple[CliResult, Path], tmp_path: Path) -> None:
+    _, first = demo
+    out = tmp_path / "out"
+    shutil.copytree(first, out)
+    before = json.loads((out / "runs" / "candidate-1" / "manifest.json").read_text())["run_id"]
+    refused = run_cli("validate", "--demo", "--out", str(out))
+    _assert_one_line_error(refused, "already holds a validation", "--force replaces it")
+    (out / "notes.txt").write_text("someone's work\n")
+    foreign = run_cli("validate", "--demo", "--force", "--out", str(out))
+    _assert_one_line_error(foreign, "holds more than a validation's outputs (notes.txt)", "nothing was removed")
+    assert (out / "notes.txt").exists() and (out / "runs" / "candidate-1" / "manifest.json").exists()
+    (out / "notes.txt").unlink()
+    replaced = run_cli("validate", "--demo", "--force", "--quiet", "--out", str(out))
+    assert (replaced.code, replaced.stdout) == (0, "VERDICT: UNCHANGED (exit 0)\n"), replaced.stderr
+    assert "running:" not in replaced.stderr  # --quiet: no progress either
+    after = json.loads((out / "runs" / "candidate-1" / "manifest.json").read_text())["run_id"]
+    assert after != before
+
+
+def test_python_dash_m_harness_is_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, f"patchgate {__version__}")
 
 
 def test_corrupted_observation_line(demo: tuple[CliResult, Path], tmp_path: Path) -> None:

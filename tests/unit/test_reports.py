@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -37,6 +38,7 @@ from harness.model import (
 from harness.report import Reporter, reporters, summary_table, write_reports
 from harness.report.html import HtmlReporter, check_templates, render_html
 from harness.report.junit import JUnitReporter
+from harness.report.terminal import colour_wanted
 from tests.factories import make_case, make_reference_run
 from tests.synthetic import synthetic
 
@@ -226,9 +228,49 @@ def test_summary_table_counts_lists_regressions_and_ends_with_the_verdict(compar
     assert "  regressed                3" in lines
     assert "  total                    6" in lines
     assert "    commit.status  status_changed  0x0000 → 0xA700" in lines
-    assert "  store/test_store.py::test_roundtrip[CT]" in lines
+    assert "  store/test_store.py::test_roundtrip [CT]" in lines  # grouped by test, the parameters beside it
+    assert "  store/test_store.py::test_roundtrip[CT]" in summary_table(comparison, verbose=True).splitlines()
     unchanged = Comparison("dev", ("b",), "c", Verdict.UNCHANGED, ("1 case(s) compared",), ())
     assert summary_table(unchanged).splitlines()[-1] == "VERDICT: UNCHANGED (exit 0)"
+    assert "\x1b[" not in text
+    assert summary_table(comparison, colour=True).splitlines()[-1] == "\x1b[1;31mVERDICT: REGRESSED (exit 1)\x1b[0m"
+
+
+def test_summary_groups_the_cases_of_a_test_by_their_shared_differences(comparison: Comparison) -> None:
+    """Five stored objects that regressed the same way are one group naming the difference once, with its count."""
+    store = next(c for c in comparison.cases if c.case == "store/test_store.py::test_roundtrip[CT]")
+
+    def case(modality: str) -> CaseComparison:
+        name = f"store/test_store.py::test_roundtrip[{modality}]"
+        status = Difference(name, "store.status", DiffKind.STATUS_CHANGED, "0x0000", "0xB000")
+        value = Difference(name, "retrieved.00081030", DiffKind.MISSING, modality, None)
+        return dataclasses.replace(store, case=name, differences=(status, value))
+
+    regressed = dataclasses.replace(comparison, cases=tuple(case(m) for m in ("CT", "MR", "US", "CR", "DX")))
+    lines = summary_table(regressed).splitlines()
+    assert "Regressed: 5 cases in 1 test (every case: --verbose or report.html)" in lines
+    assert "  store/test_store.py::test_roundtrip [CT], [MR], [US] +2" in lines
+    assert '    store.status  status_changed  "0x0000" → "0xB000"  (5 cases)' in lines
+    assert "    retrieved.00081030  missing  5 different values  (5 cases)" in lines
+    assert len(summary_table(regressed, verbose=True).splitlines()) > len(lines)
+
+
+@pytest.mark.parametrize(
+    ("tty", "environ", "wanted"),
+    [
+        (True, {}, True),
+        (False, {}, False),
+        (True, {"NO_COLOR": "1"}, False),
+        (True, {"NO_COLOR": ""}, True),  # no-color.org: set and not empty
+        (True, {"TERM": "dumb"}, False),
+    ],
+)
+def test_colour_only_on_a_terminal_that_did_not_opt_out(tty: bool, environ: dict[str, str], wanted: bool) -> None:
+    class Stream(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    assert colour_wanted(Stream(), environ) is wanted
 
 
 def test_html_runs_table_says_what_each_variant_is() -> None:

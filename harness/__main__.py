@@ -1,0 +1,7 @@
+"""`python -m harness`: the `patchgate` command without its console script."""
+
+import sys
+
+from harness.cli import main
+
+sys.exit(main())
