@@ -1,4 +1,4 @@
-"""The `patchgate` command: validate, run, compare, variants."""
+"""The `patchgate` command: validate, run, compare, variants, devices, sweep, images."""
 
 from __future__ import annotations
 
@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     _output_options(c)
 
     sub.add_parser("variants", help="list the reference device's and the reference modality's variants")
+    sub.add_parser("devices", help="list the device profiles shipped with patchgate (paths for --profile)")
     sub.add_parser(
         "sweep", help="remove the containers and networks of runs whose harness process is gone (after a kill)"
     )
@@ -281,6 +282,19 @@ def _sweep() -> int:
     return 0
 
 
+def _devices() -> int:
+    from harness.shipped import devices_root, shipped_profiles
+
+    profiles = shipped_profiles()
+    root = printable(str(devices_root()))
+    print(f"device profiles shipped with patchgate, in {root} (patchgate validate --profile {root}/NAME):")
+    width = max((len(p.name) for p in profiles), default=0)
+    for p in profiles:
+        said = f"{p.device}: {p.candidate}" if p.candidate else p.device
+        print(f"  {printable(p.name):<{width}}  {printable(said)}")
+    return 0
+
+
 def _variants() -> int:
     from harness.demo import known_variants
     from simulators.reference_modality import DESCRIPTIONS as MODALITY_VARIANTS
@@ -355,6 +369,8 @@ def _dispatch(args: argparse.Namespace, started: float) -> int:
         return images_main([*(["--force"] if args.force else []), *(f"--only={o}" for o in args.only)])
     if args.command == "sweep":
         return _sweep()
+    if args.command == "devices":
+        return _devices()
     return _variants()
 
 
@@ -390,6 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:  # a signal, or a run that saw the cancel: stop the others too
         return _interrupted(interrupt)
+    except BrokenPipeError:  # `patchgate devices | head`: the reader left; the outputs on disk are whole
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit fails too
+        return 128 + signal.SIGPIPE
     except HarnessError as exc:
         interrupt.raised = True  # a signal now would cut the one line short
         if debug:

@@ -24,6 +24,7 @@ from typing import Any
 
 from harness._debootstrap import debian_mirror, debootstrap_image
 from harness.errors import HarnessError, TargetError
+from harness.shipped import BUNDLED, devices_root, project_file
 
 __all__ = [
     "BASE_IMAGE",
@@ -64,21 +65,26 @@ _GLIBC = 36  # bookworm's glibc 2.36: every manylinux wheel from 2.17 up to it r
 _SOURCE_DIRS = ("harness", "simulators", "suites")
 _SOURCE_FILES = ("pyproject.toml", "README.md")
 
-_ROOT = Path(__file__).resolve().parents[1]
+_ROOT = Path(__file__).resolve().parents[1]  # a checkout; site-packages in a wheel install
 
 
 def simulators_image(root: Path = _ROOT) -> str:
-    """`patchgate/simulators:<version>`, the version read from the source tree's pyproject.toml."""
+    """`patchgate/simulators:<version>`, the version read from the source tree's pyproject.toml (a wheel's copy)."""
     return f"patchgate/simulators:{_project_version(root)}"
 
 
+def _pyproject(root: Path) -> Path:
+    return root / "pyproject.toml" if root != _ROOT else project_file("pyproject.toml")
+
+
 def _project_version(root: Path) -> str:
+    pyproject = _pyproject(root)
     try:
-        with (root / "pyproject.toml").open("rb") as handle:
+        with pyproject.open("rb") as handle:
             return str(tomllib.load(handle)["project"]["version"])
     except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
         raise TargetError(
-            f"{root / 'pyproject.toml'}: cannot read the project version: {exc}",
+            f"{pyproject}: cannot read the project version: {exc}",
             hint="images are built from a source checkout of patchgate",
         ) from None
 
@@ -105,6 +111,21 @@ def source_digest(root: Path = _ROOT) -> str | None:
     if not (root / "pyproject.toml").is_file():
         return None  # an installed wheel: there is no tree to compare the image with
     return _digest(f.read_bytes() for f in _tree_files(root))
+
+
+def _source_tree(root: Path, into: Path) -> Path:
+    """The project's source tree: `root` when it is one (a checkout), else one made in `into` from the installed
+    packages and the pyproject.toml and README.md the wheel carries, for `pip wheel` to build the project from."""
+    if (root / "pyproject.toml").is_file():
+        return root
+    into.mkdir(parents=True)
+    for name in _SOURCE_FILES:
+        shutil.copy2(project_file(name), into / name)
+    for folder in _SOURCE_DIRS:
+        # The wheel's bundle stays out: the image needs no device profiles, and it would change every digest.
+        skip = ("__pycache__", "*.pyc", *((BUNDLED.name,) if folder == "harness" else ()))
+        shutil.copytree(root / folder, into / folder, ignore=shutil.ignore_patterns(*skip))
+    return into
 
 
 def require_simulators_image(client: Any, root: Path = _ROOT) -> str:
@@ -314,19 +335,20 @@ def build_simulators(
 ) -> str:
     """`patchgate/simulators:<version>`: the project and its dependencies installed from wheels in a venv."""
     name = simulators_image(root)
-    dockerfile = root / "simulators" / "docker" / "Dockerfile"
-    base = base or _base_for(client, _PYTHON_DEFAULT, log=log)
-    source = _digest(f.read_bytes() for f in _tree_files(root))
-    inputs = _digest([base.encode(), _base_id(client, base).encode(), dockerfile.read_bytes(), source.encode()])
-    if not force and (image_id := _current(client, name, inputs)):
-        log(f"{name}: up to date")
-        return image_id
-    start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="patchgate-simulators-") as tmp:
+        tree = _source_tree(root, Path(tmp) / "installed")
+        dockerfile = tree / "simulators" / "docker" / "Dockerfile"
+        base = base or _base_for(client, _PYTHON_DEFAULT, log=log)
+        source = _digest(f.read_bytes() for f in _tree_files(tree))
+        inputs = _digest([base.encode(), _base_id(client, base).encode(), dockerfile.read_bytes(), source.encode()])
+        if not force and (image_id := _current(client, name, inputs)):
+            log(f"{name}: up to date")
+            return image_id
+        start = time.monotonic()
         context = Path(tmp) / "context"
         (context / "wheels").mkdir(parents=True)
         shutil.copy2(dockerfile, context / "Dockerfile")
-        _wheels(root, context / "wheels", timeout=300.0)
+        _wheels(tree, context / "wheels", timeout=300.0)
         log(f"{name}: wheels ready in {time.monotonic() - start:.1f} s")
         return _build(
             client,
@@ -364,23 +386,17 @@ def _build_device(
     return _build(client, name, folder, kind=kind, inputs=inputs, buildargs=args, timeout=600.0, log=log, nocache=force)
 
 
-def build_orthanc(
-    client: Any, *, base: str | None = None, force: bool = False, log: Log = print, root: Path = _ROOT
-) -> str:
+def build_orthanc(client: Any, *, base: str | None = None, force: bool = False, log: Log = print) -> str:
     """`patchgate/orthanc:1.10`: Debian bookworm's orthanc package (1.10.x), from devices/orthanc/Dockerfile."""
-    return _build_device(client, ORTHANC_IMAGE, "orthanc", root / "devices" / "orthanc", base, force, log)
+    return _build_device(client, ORTHANC_IMAGE, "orthanc", devices_root() / "orthanc", base, force, log)
 
 
-def build_dcmtk(
-    client: Any, *, base: str | None = None, force: bool = False, log: Log = print, root: Path = _ROOT
-) -> str:
+def build_dcmtk(client: Any, *, base: str | None = None, force: bool = False, log: Log = print) -> str:
     """`patchgate/dcmtk:3.6.7`: Debian bookworm's dcmtk package (dcmqrscp), from devices/dcmtk/Dockerfile."""
-    return _build_device(client, DCMTK_IMAGE, "dcmtk", root / "devices" / "dcmtk", base, force, log)
+    return _build_device(client, DCMTK_IMAGE, "dcmtk", devices_root() / "dcmtk", base, force, log)
 
 
-def build_orthanc_security(
-    client: Any, *, base: str | None = None, force: bool = False, log: Log = print, root: Path = _ROOT
-) -> str:
+def build_orthanc_security(client: Any, *, base: str | None = None, force: bool = False, log: Log = print) -> str:
     """`patchgate/orthanc:1.10-security`: patchgate/orthanc:1.10 upgraded from bookworm-security (a real OS patch)."""
     base = base or ORTHANC_IMAGE
     if not _present(client, base):
@@ -393,7 +409,7 @@ def build_orthanc_security(
     except TargetError:  # apt here names no security archive (not Debian bookworm): Debian's own then
         mirror = {"SECURITY_MIRROR": _SECURITY_DEFAULT}
         log(f"{ORTHANC_SECURITY_IMAGE}: no bookworm-security apt source on this machine; using {_SECURITY_DEFAULT}")
-    folder = root / "devices" / "orthanc" / "security-update"
+    folder = devices_root() / "orthanc" / "security-update"
     return _build_device(client, ORTHANC_SECURITY_IMAGE, "orthanc-security-update", folder, base, force, log, mirror)
 
 
