@@ -5,6 +5,7 @@ One exception: the performance section's charts, SVG markup that `_charts` build
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,7 @@ from harness.model import (
 )
 from harness.report._case import split_case
 from harness.report._charts import bounds, compared, distributions, is_difference, ratio, run_class, shown
+from harness.verdict import PERFORMANCE
 
 __all__ = [
     "MAX_DIFFERENCES",
@@ -44,15 +46,24 @@ __all__ = [
     "NAMED_UP_TO",
     "WORST_FIRST",
     "Page",
+    "RegressedTest",
     "RobustnessRow",
+    "SharedKind",
     "build_page",
     "decisions",
+    "regressed_tests",
     "robustness_rows",
     "worst_first",
 ]
 
 # A case shows at most this many differences of each kind (shown, noise); comparison.json has them all.
 MAX_DIFFERENCES = 20
+# The banner says this many kinds of difference per regressed test (report.html lists them all below).
+_KINDS_SAID = 2
+_VALUE_SAID = 48  # ... and a side of one at most this many characters
+# The verdict's reasons that name one regressed case (harness.verdict), grouped by test in the banner.
+_CASE_REASON = "regressed: "
+_MORE_CASES = "more regressed cases (see the report)"
 # Up to this many cases, the folded unchanged and not-applicable cases are also named in their module's row.
 NAMED_UP_TO = 1000
 # A side of a difference shows at most this many lines (a whole dataset is hundreds); comparison.json has it all.
@@ -278,6 +289,25 @@ class ChangedCase:
 
 
 @dataclass(frozen=True)
+class DiffGroup:
+    """The cases of one test with one status: the differences all of them have alike, shown once, then each case
+    with its own (a regression that touches 28 stored objects the same way reads as one table, not 28)."""
+
+    anchor: str
+    test: str  # the case id without its parameters
+    status: str  # a CaseStatus value
+    status_words: str
+    cases: tuple[ChangedCase, ...]  # each with only what it does not share with the others (noise apart)
+    shared: tuple[DiffRow, ...]  # empty for a group of one case: its differences are its own
+    shared_more: int = 0
+
+    @property
+    def single(self) -> ChangedCase | None:
+        """The group's one case, shown as a case of its own; None for a group of several."""
+        return self.cases[0] if len(self.cases) == 1 else None
+
+
+@dataclass(frozen=True)
 class CaseRow:
     """One row of the all-cases table."""
 
@@ -409,7 +439,7 @@ class Page:
     summary: Summary
     security: Posture | None  # None: no observation carries a security meaning
     software: Software | None  # None: no software inventory was recorded
-    differences: tuple[ChangedCase, ...]
+    differences: tuple[DiffGroup, ...]
     cases: tuple[CaseRow, ...]  # every case (a template may list them all; the packaged one folds them)
     created: str
     listed: tuple[CaseRow, ...] = ()  # the cases shown one by one: regressed, expected, or with any difference
@@ -429,14 +459,14 @@ def build_page(
         verdict=c.verdict.value,
         exit_code=c.verdict.exit_code,
         meaning=_MEANING[c.verdict],
-        reasons=c.reasons,
+        reasons=_headline(c),
         facts=(
             ("Device", c.device),
             ("Baseline (before the patch)", f"{c.baseline_variant}: {', '.join(c.baseline)}"),
             ("Candidate (after the patch)", f"{c.candidate_variant}: {c.candidate}"),
             ("Compared on", c.created or "unknown"),
         ),
-        runs=tuple(_run(m) for m in runs),
+        runs=_runs(runs),
         summary=_summary(c.cases),
         security=_security(c.security) if c.security else None,
         software=_software(c.cases, inventory or {}),
@@ -491,6 +521,89 @@ def _folded(cases: Sequence[CaseComparison]) -> Folded | None:
         f"in {n:,} suite module{'' if n == 1 else 's'}"
     )
     return Folded(said, modules, named)
+
+
+@dataclass(frozen=True)
+class SharedKind:
+    """A kind of difference (path and kind) among a test's regressed cases: its sides when every case has the same."""
+
+    path: str
+    kind: str
+    sides: tuple[str, str] | None  # (before, after) as format_side says them; None when the cases differ
+    values: int  # how many different (before, after) pairs
+    cases: int  # in how many of the test's cases
+
+
+@dataclass(frozen=True)
+class RegressedTest:
+    """The regressed cases of one test (the case id without its parameters) and the kinds of difference they
+    have, most widespread first (ties in the order first seen)."""
+
+    test: str
+    params: tuple[str, ...]  # "[CT-explicit]", ...; empty for an unparametrised test
+    kinds: tuple[SharedKind, ...]
+
+    @property
+    def count(self) -> int:
+        return max(1, len(self.params))
+
+
+def _headline(c: Comparison) -> tuple[str, ...]:
+    """The verdict's reasons for the banner: its lines per regressed case become one sentence per test (the
+    loosenings named first and the performance lines stay as the verdict says them)."""
+    per_case = [r for r in c.reasons if r.startswith(_CASE_REASON) or _MORE_CASES in r]
+    if not per_case:
+        return c.reasons
+    kept = [r for r in c.reasons if r not in per_case]
+    loosened = [r for r in kept if not r.startswith(PERFORMANCE)]
+    return (*loosened, *(_sentence(t) for t in regressed_tests(c.cases)), *kept[len(loosened) :])
+
+
+def _sentence(t: RegressedTest) -> str:
+    said = [f"{k.path} {k.kind.replace('_', ' ')}" + (f" ({_cut(k.sides[0])} → {_cut(k.sides[1])})" if k.sides else "")
+            for k in t.kinds[:_KINDS_SAID]]  # fmt: skip
+    more = f"; and {len(t.kinds) - _KINDS_SAID} more" if len(t.kinds) > _KINDS_SAID else ""
+    cases = f"{t.count} cases" if t.params and t.count > 1 else "regressed"
+    return f"{t.test} ({cases}): {'; '.join(said)}{more}"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _VALUE_SAID else text[: _VALUE_SAID - 1] + "…"
+
+
+def regressed_tests(cases: Sequence[CaseComparison]) -> tuple[RegressedTest, ...]:
+    """The regressed cases grouped by test, in the order of their first case."""
+    tests: dict[str, list[CaseComparison]] = {}
+    for case in cases:
+        if case.status is CaseStatus.REGRESSED:
+            tests.setdefault(case.case.partition("[")[0], []).append(case)
+    grouped: list[RegressedTest] = []
+    for test, members in tests.items():
+        kinds: dict[tuple[str, str], list[Difference]] = {}
+        for case in members:
+            for d in case.differences:
+                if d.classification is Classification.REGRESSED:
+                    kinds.setdefault((d.path, d.kind.value), []).append(d)
+        shared = []
+        for (path, kind), diffs in kinds.items():
+            pairs = {(format_side(d, "before"), format_side(d, "after")) for d in diffs}
+            sides = next(iter(pairs)) if len(pairs) == 1 else None
+            shared.append(SharedKind(path, kind, sides, len(pairs), len({d.case for d in diffs})))
+        shared.sort(key=lambda k: -k.cases)  # stable: first seen first among equals
+        params = tuple(c.case[len(test) :] for c in members if c.case != test)
+        grouped.append(RegressedTest(test, params, tuple(shared)))
+    return tuple(grouped)
+
+
+def _runs(runs: Sequence[Manifest]) -> tuple[Run, ...]:
+    """The runs table's rows; versions the first run already lists are said once ("as baseline 1")."""
+    rows = [_run(m) for m in runs]
+    return tuple(
+        dataclasses.replace(r, versions=(f"as {rows[0].role}",))
+        if i and r.versions and r.versions == rows[0].versions
+        else r
+        for i, r in enumerate(rows)
+    )
 
 
 def _run(m: Manifest) -> Run:
@@ -645,13 +758,49 @@ def _classified(d: Difference) -> Judged:
     return Judged(d.classification.value, d.reason, undeclared=d.classification is Classification.REGRESSED)
 
 
-def _differences(cases: Sequence[CaseComparison]) -> tuple[ChangedCase, ...]:
+def _differences(cases: Sequence[CaseComparison]) -> tuple[DiffGroup, ...]:
+    """Cases with differences grouped by test and status, worst status first, then by test."""
     changed = sorted((c for c in cases if c.differences), key=lambda c: (_ORDER.index(c.status), c.case))
-    return tuple(_changed(i, c) for i, c in enumerate(changed, start=1))
+    groups: dict[tuple[CaseStatus, str], list[CaseComparison]] = {}
+    for c in changed:
+        groups.setdefault((c.status, c.case.partition("[")[0]), []).append(c)
+    built: list[DiffGroup] = []
+    anchor = 0
+    for (status, test), members in groups.items():
+        shared = _shared(members)
+        own: list[ChangedCase] = []
+        for c in members:
+            anchor += 1
+            own.append(_changed(anchor, c, shared))
+        rows = [_diff_row(d) for d in members[0].differences if _key(d) in shared]
+        built.append(
+            DiffGroup(
+                anchor=f"group-{len(built) + 1}",
+                test=test,
+                status=status.value,
+                status_words=_STATUS_WORDS[status],
+                cases=tuple(own),
+                shared=tuple(rows[:MAX_DIFFERENCES]),
+                shared_more=max(0, len(rows) - MAX_DIFFERENCES),
+            )
+        )
+    return tuple(built)
 
 
-def _changed(i: int, c: CaseComparison) -> ChangedCase:
-    shown = [d for d in c.differences if d.classification is not Classification.NOISE]
+def _key(d: Difference) -> tuple[str, str, str, str, str]:
+    return (d.path, d.kind.value, d.classification.value, format_side(d, "before"), format_side(d, "after"))
+
+
+def _shared(members: Sequence[CaseComparison]) -> frozenset[tuple[str, str, str, str, str]]:
+    """The differences (noise apart) every case of a group of several has alike; none for a group of one."""
+    if len(members) < 2:
+        return frozenset()
+    keys = [{_key(d) for d in c.differences if d.classification is not Classification.NOISE} for c in members]
+    return frozenset(set.intersection(*keys))
+
+
+def _changed(i: int, c: CaseComparison, shared: frozenset[tuple[str, str, str, str, str]] = frozenset()) -> ChangedCase:
+    shown = [d for d in c.differences if d.classification is not Classification.NOISE and _key(d) not in shared]
     noise = [d for d in c.differences if d.classification is Classification.NOISE]
     return ChangedCase(
         anchor=f"case-{i}",

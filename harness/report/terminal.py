@@ -21,7 +21,7 @@ from harness.model import (
     PerfDecision,
     SecurityChange,
 )
-from harness.report._view import RobustnessRow, Seen, decisions, robustness_rows, worst_first
+from harness.report._view import RobustnessRow, Seen, decisions, regressed_tests, robustness_rows, worst_first
 from harness.verdict import MIXED_ALLOWED, PERFORMANCE
 
 __all__ = ["colour_wanted", "summary_document", "summary_table"]
@@ -122,28 +122,18 @@ def _each_case(regressed: list[CaseComparison]) -> list[str]:
 def _grouped(regressed: list[CaseComparison]) -> list[str]:
     """Per test (the case id without its parameters): how many cases regressed, and the kinds of difference
     (path and kind) most of them share, each with its values when they agree and the number of cases it is in."""
-    tests: dict[str, list[CaseComparison]] = {}
-    for case in regressed:
-        tests.setdefault(case.case.partition("[")[0], []).append(case)
+    tests = regressed_tests(regressed)
     counted = f"{_count(len(regressed), 'case')} in {_count(len(tests), 'test')}"
     lines = ["", f"Regressed: {counted} (every case: --verbose or report.html)"]
-    for test, cases in tests.items():
-        params = [c.case[len(test) :] for c in cases if c.case != test]
-        named = ", ".join(printable(p) for p in params[:_CASES_NAMED])
-        more = f" +{len(params) - _CASES_NAMED}" if len(params) > _CASES_NAMED else ""
-        lines.append(f"  {printable(test)}" + (f" {named}{more}" if params else ""))
-        kinds: dict[tuple[str, str], list[Difference]] = {}
-        for case in cases:
-            for d in _regressed(case):
-                kinds.setdefault((d.path, d.kind.value), []).append(d)
-        ranked = sorted(kinds.items(), key=lambda kv: -len({d.case for d in kv[1]}))  # stable: first seen first
-        for (path, kind), diffs in ranked[:_KINDS_PER_TEST]:
-            sides = {_sides(d) for d in diffs}
-            said = next(iter(sides)) if len(sides) == 1 else f"{len(sides)} different values"
-            count = len({d.case for d in diffs})
-            lines.append(f"    {printable(path)}  {kind}  {said}" + (f"  ({count} cases)" if len(cases) > 1 else ""))
-        if len(ranked) > _KINDS_PER_TEST:
-            rest = len(ranked) - _KINDS_PER_TEST
+    for t in tests:
+        named = ", ".join(printable(p) for p in t.params[:_CASES_NAMED])
+        more = f" +{len(t.params) - _CASES_NAMED}" if len(t.params) > _CASES_NAMED else ""
+        lines.append(f"  {printable(t.test)}" + (f" {named}{more}" if t.params else ""))
+        for k in t.kinds[:_KINDS_PER_TEST]:
+            said = f"{_cut(k.sides[0])} → {_cut(k.sides[1])}" if k.sides else f"{k.values} different values"
+            lines.append(f"    {printable(k.path)}  {k.kind}  {said}" + (f"  ({k.cases} cases)" if t.count > 1 else ""))
+        if len(t.kinds) > _KINDS_PER_TEST:
+            rest = len(t.kinds) - _KINDS_PER_TEST
             lines.append(f"    ... and {rest} more kind{'s' if rest > 1 else ''} of difference")
     return lines
 

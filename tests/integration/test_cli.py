@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from harness import __version__
 from harness.rundir import RunDir
-from tests.conftest import ROOT, CliResult, run_cli
+from tests.conftest import ROOT, CliResult, require_tool, run_cli
 
 
 def _assert_one_line_error(result: CliResult, *fragments: str) -> None:
@@ -137,6 +138,28 @@ def test_force_replaces_a_previous_validation_and_nothing_else(demo: tuple[CliRe
     assert "running:" not in replaced.stderr  # --quiet: no progress either
     after = json.loads((out / "runs" / "candidate-1" / "manifest.json").read_text())["run_id"]
     assert after != before
+
+
+def _pdf_pages(report: Path, tmp_path: Path) -> int:
+    """report.html printed by headless Chromium (A4 or Letter, its default), counted in pages."""
+    chromium = require_tool("chromium", "apt-get install -y chromium")
+    pdf = tmp_path / f"{report.parent.name}.pdf"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+    flags += ["--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}"]
+    done = subprocess.run(
+        [chromium, *flags, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", report.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and pdf.is_file(), done.stderr[-2000:]
+    return len(re.findall(rb"/Type\s*/Page(?![a-z])", pdf.read_bytes()))
+
+
+def test_the_demo_reports_print_short(
+    demo: tuple[CliResult, Path], regression: tuple[CliResult, Path], tmp_path: Path
+) -> None:
+    """Issue 13: the clean demo prints in at most 4 pages, the regression demo in at most 10 (it was 34)."""
+    assert _pdf_pages(demo[1] / "report.html", tmp_path) <= 4
+    assert _pdf_pages(regression[1] / "report.html", tmp_path) <= 10
 
 
 def test_python_dash_m_harness_is_the_command() -> None:

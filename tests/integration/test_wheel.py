@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-
-# What the wheel is built from: the project's build inputs, nothing of the checkout's state (caches, out/, .venv).
-_BUILD_INPUTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "harness", "simulators", "suites", "devices")
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+from tests.wheel import build_wheel, install, pip_wheel
 
 
 @dataclass(frozen=True)
@@ -33,33 +28,12 @@ class Installed:
         )  # fmt: skip
 
 
-def _pip(*argv: str, timeout: float = 600.0) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *argv],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, f"pip {' '.join(argv)}: {done.stderr[-2000:]}"
-
-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     tmp = tmp_path_factory.mktemp("wheel")
-    source = tmp / "src"
-    source.mkdir()
-    for name in _BUILD_INPUTS:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, source / name, ignore=_IGNORE)
-        else:
-            shutil.copy2(ROOT / name, source / name)
-    _pip("wheel", "--no-deps", "-w", str(tmp / "dist"), str(source))
-    (wheel,) = (tmp / "dist").glob("patchgate-*.whl")
+    wheel = build_wheel(tmp)
     venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    done = subprocess.run(
-        [str(venv / "bin" / "pip"), "--disable-pip-version-check", "-q", "install", str(wheel)],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
+    install(venv, str(wheel))
     cwd = tmp / "elsewhere"
     cwd.mkdir()
     return Installed(wheel, venv, cwd)
@@ -113,8 +87,7 @@ def test_images_build_has_a_source_tree_to_make_the_simulators_wheel_from(instal
     image, tree = done.stdout.split()
     assert image == "patchgate/simulators:0.1.0" and Path(tree) == into
     assert not (into / "harness" / "bundled").exists()
-    _pip("wheel", "--no-deps", "-w", str(installed.cwd / "again"), str(into))
-    (again,) = (installed.cwd / "again").glob("patchgate-*.whl")
+    again = pip_wheel(into, installed.cwd / "again")
     code = {
         n for n in zipfile.ZipFile(installed.wheel).namelist() if not n.startswith(("harness/bundled/", "patchgate-"))
     }

@@ -161,9 +161,13 @@ def test_html_escapes_hostile_values_and_shows_every_difference(
     assert "reference &lt;dev&gt;" in page
     assert "http://" not in page and "https://" not in page and "src=" not in page
     assert "Verdict: REGRESSED" in page and "Exit code 1." in page
-    for reason in comparison.reasons:
-        assert _html(reason) in page
+    banner = page[page.index("<header") : page.index("</header>")]
+    for reason in comparison.reasons:  # each regressed case's line becomes its test's sentence in the banner
+        if not reason.startswith("regressed: "):
+            assert _html(reason) in banner
     for case in comparison.cases:
+        if case.status is CaseStatus.REGRESSED:
+            assert _html(case.case.partition("[")[0]) in banner
         for d in case.differences:
             assert _html(d.path) in page
             assert _html(format_side(d, "before", pretty=True)) in page
@@ -547,8 +551,11 @@ def test_a_ten_thousand_case_regression_report_stays_small_and_lists_every_regre
     assert path.stat().st_size <= 2_000_000  # it was 2.7 MB with every case listed
     page = path.read_text(encoding="utf-8")
     assert len(s.regressed) > 150
-    for case in s.regressed:
-        assert f"<h3>{_html(case)}</h3>" in page  # its differences in full ...
+    for case in s.regressed:  # its differences in full, in its test's group or on its own ...
+        test, param = case.partition("[")[0], case[len(case.partition("[")[0]) :]
+        assert f"<h3>{_html(case)}</h3>" in page or (
+            f"<h3>{_html(test)} <span" in page and f"<code>{param}</code>" in page
+        )
         assert f"<tr><td><code>{_html(case)}</code></td><td>Regressed</td>" in page  # ... and a row of its own
     unchanged = [c.case for c in comparison.cases if c.status is CaseStatus.UNCHANGED and not c.differences]
     assert len(unchanged) > 7_000 and not any(f"<code>{_html(c)}</code>" in page for c in unchanged[:200])
