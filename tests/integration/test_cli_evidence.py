@@ -63,6 +63,10 @@ def test_an_untouched_output_verifies_and_packs_member_for_member(demo: Path, tm
             assert data is not None
             expected = listed.get(name, hashlib.sha256((demo / name).read_bytes()).hexdigest())
             assert hashlib.sha256(data.read()).hexdigest() == expected, name
+    again = tmp_path / "again" / "demo.tar.gz"
+    again.parent.mkdir()
+    assert run_cli("pack", str(demo), "-o", str(again)).code == 0
+    assert again.read_bytes() == archive.read_bytes(), "the same directory must pack to the same bytes"
 
 
 def test_each_tampered_file_is_named_and_not_packed(demo: Path, tmp_path: Path) -> None:
