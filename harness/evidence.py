@@ -256,6 +256,7 @@ class Check:
     problems: tuple[str, ...]
     key_used: str
     files: int
+    signed: bool = False  # the signature verified with `key_used`
 
     @property
     def ok(self) -> bool:
@@ -313,15 +314,16 @@ def check(directory: Path, trusted_key: Path | None = None) -> Check:
         return Check((str(exc),), "none", 0)
     key, named, key_problem = _public_key(directory, trusted_key)
     problems = [key_problem] if key_problem else []
-    signature = document.get("signature")
+    signed = False
     if key is not None:
         try:
-            key.verify(bytes.fromhex(str(signature)), canonical(document))
+            key.verify(bytes.fromhex(str(document.get("signature"))), canonical(document))
+            signed = True
         except (InvalidSignature, ValueError):
             problems.append(f"{EVIDENCE}: the signature does not verify with {named}")
     problems += _file_problems(directory, document.get("files"))
     files = document.get("files")
-    return Check(tuple(problems), named, len(files) if isinstance(files, list) else 0)
+    return Check(tuple(problems), named, len(files) if isinstance(files, list) else 0, signed)
 
 
 def _file_problems(directory: Path, files: JSON) -> list[str]:
@@ -362,7 +364,8 @@ def verify_main(directory: Path, trusted_key: Path | None = None) -> int:
                 "  (a key from beside the pack proves the files are unchanged since it was written, not who wrote it)"
             )
         return 0
-    print(f"{where}: FAILED: {len(result.problems)} problem(s)", file=sys.stderr)
+    signature = f"signature verified with {result.key_used}" if result.signed else "signature not verified"
+    print(f"{where}: FAILED: {len(result.problems)} problem(s); {printable(signature)}", file=sys.stderr)
     return 1
 
 

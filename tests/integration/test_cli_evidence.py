@@ -78,6 +78,7 @@ def test_each_tampered_file_is_named_and_not_packed(demo: Path, tmp_path: Path) 
     result = run_cli("verify", str(out))
     assert result.code == 1, result.stdout + result.stderr
     assert result.stdout.splitlines()[0] == "runs/candidate-1/observations.jsonl: altered (SHA-256 differs, same size)"
+    assert "FAILED: 1 problem(s); signature verified with evidence.pub beside the pack" in result.stderr
 
     (out / "runs" / "baseline-1" / "junit.xml").unlink()
     (out / "notes.txt").write_text("added after the validation", encoding="utf-8")
