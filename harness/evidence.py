@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from harness import __version__
 from harness.errors import EvidenceError, HarnessError, RunDirError, printable
 from harness.model import JSON, Manifest, RunRecord, to_json
-from harness.rundir import RunDir, storage_error, write_json_atomic
+from harness.rundir import OutDir, RunDir, storage_error, write_json_atomic
 
 __all__ = [
     "EVIDENCE",
@@ -55,8 +55,8 @@ __all__ = [
     "write_pack",
 ]
 
-EVIDENCE = "evidence.json"
-PUBLIC_KEY = "evidence.pub"
+EVIDENCE = OutDir(Path()).evidence.name  # "evidence.json": harness.rundir owns every file name
+PUBLIC_KEY = OutDir(Path()).evidence_key.name  # "evidence.pub"
 FORMAT = "patchgate-evidence/1"
 _UNLISTED = frozenset({EVIDENCE, ".lock"})  # never in the manifest, never "added"
 _CHUNK = 1 << 20  # files are hashed in 1 MiB reads: a 10 GB PACS store costs no more memory than a small one

@@ -581,6 +581,16 @@ class OutDir:
     def allure(self) -> Path:
         return self.path / "allure-results"
 
+    @property
+    def evidence(self) -> Path:
+        """The signed manifest of every file here (harness.evidence)."""
+        return self.path / "evidence.json"
+
+    @property
+    def evidence_key(self) -> Path:
+        """The public half of the key that signed `evidence` (PEM)."""
+        return self.path / "evidence.pub"
+
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """The writer lock of a validation or comparison writing here."""
         return writer_lock(self.path)
