@@ -108,6 +108,21 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--only", action="append", default=[], help="base, simulators, orthanc, dcmtk or orthanc-security (repeat)"
     )
+    e = sub.add_parser(
+        "verify", help="check an output directory against its signed evidence.json (exit 0 intact, 1 not)"
+    )
+    e.add_argument("dir", type=Path, metavar="DIR", help="output directory of validate or compare")
+    e.add_argument("--key", type=Path, metavar="PUB.pem", help="trusted public key (default: evidence.pub in DIR)")
+    k = sub.add_parser("pack", help="one .tar.gz of an output directory whose evidence pack verifies")
+    k.add_argument("dir", type=Path, metavar="DIR", help="output directory of validate or compare")
+    k.add_argument("-o", "--output", type=Path, metavar="FILE.tar.gz", help="default: DIR.tar.gz beside DIR")
+    for command in (v, c):
+        command.add_argument(
+            "--signing-key",
+            type=Path,
+            metavar="FILE",
+            help="Ed25519 private key (PEM PKCS8) signing evidence.json (default: a new key for this run)",
+        )
     for command in sub.choices.values():  # after the subcommand too; SUPPRESS keeps a --debug given before it
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
@@ -188,6 +203,7 @@ def _validate(args: argparse.Namespace, started: float) -> int:
         progress=None if args.quiet else ProgressLine(),
         report_templates=args.report_templates,
         replace_previous=args.force,
+        signing_key=args.signing_key,
     )
     return _finish(result.comparison, result.reports, started, args)
 
@@ -221,7 +237,13 @@ def _compare(args: argparse.Namespace, started: float) -> int:
     _output_dir(args.out)
     *baselines, candidate = read_runs([*args.baseline, args.candidate])
     result = compare_runs(
-        baselines, candidate, policy, args.out, report_templates=args.report_templates, allow_mixed=args.allow_mixed
+        baselines,
+        candidate,
+        policy,
+        args.out,
+        report_templates=args.report_templates,
+        allow_mixed=args.allow_mixed,
+        signing_key=args.signing_key,
     )
     return _finish(result.comparison, result.reports, started, args)
 
@@ -371,6 +393,10 @@ def _dispatch(args: argparse.Namespace, started: float) -> int:
         return _sweep()
     if args.command == "devices":
         return _devices()
+    if args.command in ("verify", "pack"):
+        from harness.evidence import pack_main, verify_main
+
+        return verify_main(args.dir, args.key) if args.command == "verify" else pack_main(args.dir, args.output)
     return _variants()
 
 

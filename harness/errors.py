@@ -6,6 +6,7 @@ HarnessError
 ├── TargetError           a device (or simulator) did not start, never answered C-ECHO, or crashed
 ├── SuiteError            the suites could not be collected or run at all
 ├── ActionError           a device action could not be run (harness.actions: no terminal for a prompt, a bad request)
+├── EvidenceError         a signing key is unusable, or the evidence pack could not be written (harness.evidence)
 └── PolicyError           an expected-change entry is malformed
 
 The CLI prints a HarnessError as `patchgate: error: MESSAGE (hint: HINT)` and exits 2; any other
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "EvidenceError",
     "HarnessError",
     "PolicyError",
     "ProfileError",
@@ -68,6 +70,10 @@ class ProfileError(HarnessError):
 
 class RunDirError(HarnessError):
     """A run directory is missing, incomplete, or holds a corrupted file."""
+
+
+class EvidenceError(HarnessError):
+    """A signing key is unreadable or not Ed25519, or the evidence pack could not be written."""
 
 
 class TargetError(HarnessError):

@@ -559,7 +559,16 @@ class RunDir:
 
 
 # What a validation writes into its --out; `OutDir.clear` removes these and nothing else.
-OUTPUTS = ("runs", "comparison.json", "report.html", "junit.xml", "allure-results", LOCK_NAME)
+OUTPUTS = (
+    "runs",
+    "comparison.json",
+    "report.html",
+    "junit.xml",
+    "allure-results",
+    "evidence.json",
+    "evidence.pub",
+    LOCK_NAME,
+)
 
 
 @dataclass(frozen=True)
@@ -587,6 +596,16 @@ class OutDir:
     @property
     def allure(self) -> Path:
         return self.path / "allure-results"
+
+    @property
+    def evidence(self) -> Path:
+        """The signed manifest of every file here (harness.evidence)."""
+        return self.path / "evidence.json"
+
+    @property
+    def evidence_key(self) -> Path:
+        """The public half of the key that signed `evidence` (PEM)."""
+        return self.path / "evidence.pub"
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """The writer lock of a validation or comparison writing here."""

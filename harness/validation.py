@@ -16,6 +16,7 @@ from harness.compare.engine import collector_paused
 from harness.compare.normalise import read_normalised
 from harness.compare.performance import PerfSettings, StoppingRule
 from harness.compare.policy import ExpectedChange, Policy, load_policy
+from harness.evidence import Signer, load_signer, run_inputs, write_evidence
 from harness.model import Comparison, Manifest, RunRecord
 from harness.profile import ExpectedSlowdown, PerformanceSpec, Profile
 from harness.report import write_reports
@@ -117,12 +118,17 @@ def compare_runs(
     *,
     report_templates: Path | None = None,
     allow_mixed: bool = False,
+    signing_key: Path | Signer | None = None,
 ) -> Validation:
-    """Compare run records and write every report under `out`; `allow_mixed`: see harness.compare.compare."""
+    """Compare run records, write every report under `out`, then the evidence pack signed with `signing_key`
+    (a PEM file, a loaded key, or None: a key generated for this comparison); `allow_mixed`: see harness.compare.compare."""
+    signer = signing_key if isinstance(signing_key, Signer) else load_signer(signing_key)  # a bad key fails first
     comparison = compare(baselines, candidate, policy, allow_mixed=allow_mixed)
     runs = tuple(r.manifest for r in (*baselines, candidate))
     out.mkdir(parents=True, exist_ok=True)
-    return Validation(comparison, write_reports(comparison, out, runs, templates=report_templates), runs)
+    reports = write_reports(comparison, out, runs, templates=report_templates, fingerprint=signer.fingerprint)
+    reports["evidence"] = write_evidence(out, signer, run_inputs([*baselines, candidate], policy, out))
+    return Validation(comparison, reports, runs)
 
 
 def run_validation(
@@ -135,14 +141,16 @@ def run_validation(
     progress: ProgressLine | None = None,
     report_templates: Path | None = None,
     replace_previous: bool = False,
+    signing_key: Path | None = None,
 ) -> Validation:
-    """Run `replicas` baselines and one candidate (concurrently unless told not to), compare, report.
+    """Run `replicas` baselines and one candidate (concurrently unless told not to), compare, report, sign.
 
     `replace_previous`: remove a previous validation's outputs in `out` first (OutDir.clear), under the lock.
     """
     from harness.runner import RunRequest, cancel_token, check_variant, run_variant
 
     policy = policy_for(profile, policy_files)  # fail on a bad policy before spending minutes on runs
+    signer = load_signer(signing_key)  # and on an unusable signing key
     for variant in ("baseline", "candidate"):  # and on a bad template of either variant
         check_variant(profile, variant)
     where = OutDir(out)
@@ -171,7 +179,7 @@ def run_validation(
     if progress:
         progress.done()
     records = read_runs([r.out for r in requests])
-    return compare_runs(records[:-1], records[-1], policy, out, report_templates=report_templates)
+    return compare_runs(records[:-1], records[-1], policy, out, report_templates=report_templates, signing_key=signer)
 
 
 def _conductors(

@@ -449,9 +449,14 @@ class Page:
 
 
 def build_page(
-    comparison: Comparison, runs: Sequence[Manifest], inventory: Mapping[str, frozenset[str]] | None = None
+    comparison: Comparison,
+    runs: Sequence[Manifest],
+    inventory: Mapping[str, frozenset[str]] | None = None,
+    *,
+    fingerprint: str = "",
 ) -> Page:
-    """The page's content; `inventory`: case id → names of its observations tagged as a software inventory."""
+    """The page's content; `inventory`: case id → names of its observations tagged as a software inventory;
+    `fingerprint`: the evidence pack's signing key ("": no pack)."""
     c = comparison
     return Page(
         title=f"patchgate: {c.device} — {c.verdict.value}",
@@ -465,6 +470,7 @@ def build_page(
             ("Baseline (before the patch)", f"{c.baseline_variant}: {', '.join(c.baseline)}"),
             ("Candidate (after the patch)", f"{c.candidate_variant}: {c.candidate}"),
             ("Compared on", c.created or "unknown"),
+            *_evidence(fingerprint),
         ),
         runs=_runs(runs),
         summary=_summary(c.cases),
@@ -477,6 +483,19 @@ def build_page(
         folded=_folded(c.cases),
         performance=_performance(c.performance) if c.performance else None,
         robustness=_robustness_section(c, runs) if c.robustness else None,
+    )
+
+
+def _evidence(fingerprint: str) -> tuple[tuple[str, str], ...]:
+    """The evidence pack's fact: its key's fingerprint (the page is in the pack, so it cannot show the pack's hash)."""
+    if not fingerprint:
+        return ()
+    return (
+        (
+            "Evidence pack",
+            f"evidence.json, signed with the Ed25519 key of SHA-256 fingerprint {fingerprint}; "
+            "check with `patchgate verify` on the output directory",
+        ),
     )
 
 

@@ -37,19 +37,25 @@ class HtmlReporter:
 
     name = "html"
 
-    def __init__(self, templates: Path | None = None) -> None:
+    def __init__(self, templates: Path | None = None, fingerprint: str = "") -> None:
         self.templates = templates
+        self.fingerprint = fingerprint
 
     def write(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Path:
-        return write_html(comparison, out, runs, templates=self.templates)
+        return write_html(comparison, out, runs, templates=self.templates, fingerprint=self.fingerprint)
 
 
 def write_html(
-    comparison: Comparison, out: Path, runs: Sequence[Manifest] = (), *, templates: Path | None = None
+    comparison: Comparison,
+    out: Path,
+    runs: Sequence[Manifest] = (),
+    *,
+    templates: Path | None = None,
+    fingerprint: str = "",
 ) -> Path:
-    """Write `out/report.html`."""
+    """Write `out/report.html`; `fingerprint`: the evidence pack's signing key ("": no pack)."""
     path = OutDir(Path(out)).html
-    page = render_html(comparison, runs, templates=templates)
+    page = render_html(comparison, runs, templates=templates, fingerprint=fingerprint)
     path.write_text(page, encoding="utf-8")
     return path
 
@@ -60,9 +66,11 @@ def render_html(
     *,
     tags: Tags | None = None,
     templates: Path | None = None,
+    fingerprint: str = "",
 ) -> str:
     """The whole page as one string; `tags`: the observations' tags (default: those the comparison carries)."""
-    page = build_page(comparison, runs, (tags or Tags.read(comparison)).names(Observation.INVENTORY))
+    inventory = (tags or Tags.read(comparison)).names(Observation.INVENTORY)
+    page = build_page(comparison, runs, inventory, fingerprint=fingerprint)
     env = _environment(templates)
     try:
         return env.get_template(REPORT).render(report=page, comparison=comparison, runs=tuple(runs))

@@ -246,13 +246,13 @@ def test_without_performance_the_page_has_no_section_and_no_chart_styles() -> No
 # was re-recorded when it grouped differences by test, issue 13).
 UNCHANGED = {
     "synthetic-106": {
-        "report.html": "f77674f0a7c1661c533789ffca22e74259eaae92b7e1db2c84880110384ce6d0",
+        "report.html": "5d79c96614733d819fe80867f4bba27f2c0b2a339e81fd3a0b2de9c92173361c",
         "junit.xml": "ffc606f756fb60b54035b597941ce168b64a59c51e821006041b0bc40f16e16a",
         "terminal": "35d74a284a723215ca10556d1ad8bb08b130a4302000bd314758d7f42e0aaac3",
         "allure-results": "aec604dca21abc3d7f3ad97c705fb915b2ae27070836da632a50bada2630ab74",
     },
     "e867b1e0ec8f": {
-        "report.html": "ece2979000daee1521f2ebcafeedc7d24ad6caad62acdd68ca5a1d303ac91f70",
+        "report.html": "7daa379d647ee95ecb5f207c92c858020d1ef88260811f6ff4d9dc9fa292e78d",
         "junit.xml": "f4a42cc24eb03ba784b8d4d2198cc5755eb7eff9d1c2180f81784c790fbea2a7",
         "terminal": "eb6374a924d55e65c5982fbcf1ccb5a3d922414faaa03dd3dd7dea82315737a5",
         "allure-results": "a64fb8b803b507a3a2670d842ae6dbbd3d8c91951abce0ed3c4c9af7a43782e9",
