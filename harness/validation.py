@@ -117,12 +117,15 @@ def compare_runs(
     *,
     report_templates: Path | None = None,
     allow_mixed: bool = False,
+    ticket_url: str = "",
 ) -> Validation:
-    """Compare run records and write every report under `out`; `allow_mixed`: see harness.compare.compare."""
+    """Compare run records and write every report under `out`; `allow_mixed`: see harness.compare.compare;
+    `ticket_url`: the profile's `[report] ticket_url`."""
     comparison = compare(baselines, candidate, policy, allow_mixed=allow_mixed)
     runs = tuple(r.manifest for r in (*baselines, candidate))
     out.mkdir(parents=True, exist_ok=True)
-    return Validation(comparison, write_reports(comparison, out, runs, templates=report_templates), runs)
+    reports = write_reports(comparison, out, runs, templates=report_templates, ticket_url=ticket_url)
+    return Validation(comparison, reports, runs)
 
 
 def run_validation(
@@ -165,7 +168,9 @@ def run_validation(
     if progress:
         progress.done()
     records = read_runs([r.out for r in requests])
-    return compare_runs(records[:-1], records[-1], policy, out, report_templates=report_templates)
+    return compare_runs(
+        records[:-1], records[-1], policy, out, report_templates=report_templates, ticket_url=profile.ticket_url
+    )
 
 
 def _conductors(

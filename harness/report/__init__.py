@@ -34,16 +34,22 @@ class Reporter(Protocol):
     def write(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Path: ...
 
 
-def reporters(templates: Path | None = None) -> tuple[Reporter, ...]:
-    """Every report format; `templates` overrides report.html's packaged templates."""
-    return (JsonReporter(), JUnitReporter(), HtmlReporter(templates), AllureReporter())
+def reporters(templates: Path | None = None, ticket_url: str = "") -> tuple[Reporter, ...]:
+    """Every report format; `templates` overrides report.html's packaged templates; `ticket_url` is the profile's
+    `[report] ticket_url` (Allure links policy tickets with it)."""
+    return (JsonReporter(), JUnitReporter(), HtmlReporter(templates), AllureReporter(ticket_url))
 
 
 def write_reports(
-    comparison: Comparison, out_dir: Path, runs: Sequence[Manifest], *, templates: Path | None = None
+    comparison: Comparison,
+    out_dir: Path,
+    runs: Sequence[Manifest],
+    *,
+    templates: Path | None = None,
+    ticket_url: str = "",
 ) -> dict[str, Path]:
     """Every report under `out_dir` (created if needed), by reporter name."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with collector_paused():  # the comparison is a large acyclic tree: see collector_paused
-        return {r.name: r.write(comparison, out_dir, runs) for r in reporters(templates)}
+        return {r.name: r.write(comparison, out_dir, runs) for r in reporters(templates, ticket_url)}
