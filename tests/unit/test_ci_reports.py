@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pynetdicom.status
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from harness.compare.engine import compare
 from harness.compare.policy import ExpectedChange, Policy
 from harness.errors import ProfileError
-from harness.model import CaseRecord, CaseStatus, Comparison, Manifest, Observation, Outcome, RunRecord, Security
+from harness.model import JSON, CaseRecord, CaseStatus, Comparison, Manifest, Observation, Outcome, RunRecord, Security
 from harness.profile import parse_profile
 from harness.report._status import SERVICE_TABLES, status_words, table
 from harness.report.allure import CATEGORIES, AllureReporter, severity
@@ -27,9 +28,9 @@ ECHO = "verification/test_echo.py::test_echo"
 
 
 def _case(
-    case: str, duration: float, service: str = "", security: Security = Security.NONE, **observed: object
+    case: str, duration: float, service: str, observed: dict[str, JSON], security: Security = Security.NONE
 ) -> CaseRecord:
-    observations = tuple(Observation(k, v, security) for k, v in observed.items())  # type: ignore[arg-type]
+    observations = tuple(Observation(k, v, security) for k, v in observed.items())
     return CaseRecord(case, Outcome.PASSED, duration, observations=observations, service=service)
 
 
@@ -39,14 +40,11 @@ def _runs() -> tuple[list[RunRecord], RunRecord]:
     def cases(after: bool, scale: float) -> list[CaseRecord]:
         return [
             _case(
-                STORE,
-                0.25 * scale,
-                "store",
-                **{"store.status": "0xB000" if after else "0x0000", "n": 2 if after else 1},
+                STORE, 0.25 * scale, "store", {"store.status": "0xB000" if after else "0x0000", "n": 2 if after else 1}
             ),
-            _case(AUDIT, 0.5 * scale, "store", Security.PROTECTION, events=[] if after else ["store"]),
-            _case(TLS, 0.125 * scale, "echo", accepted=not after),
-            _case(ECHO, 0.0625 * scale, "echo", status="0x0000"),
+            _case(AUDIT, 0.5 * scale, "store", {"events": [] if after else ["store"]}, Security.PROTECTION),
+            _case(TLS, 0.125 * scale, "echo", {"accepted": not after}),
+            _case(ECHO, 0.0625 * scale, "echo", {"status": "0x0000"}),
         ]
 
     started = {"started": "2026-11-28T10:00:00+00:00", "finished": "2026-11-28T10:02:05+00:00"}
@@ -73,8 +71,8 @@ def test_the_comparison_carries_each_runs_duration_and_the_service(
     assert again == compared
     # A comparison.json written before durations were carried reads with none (and reports say 0).
     old = compared.to_json()
-    for case in old["cases"]:  # type: ignore[union-attr]
-        case.pop("durations"), case.pop("service")  # type: ignore[union-attr]
+    for case in old["cases"]:
+        case.pop("durations"), case.pop("service")
     assert {(c.durations_before, c.duration_after, c.service) for c in Comparison.from_json(old).cases} == {
         ((), None, "")
     }
@@ -118,19 +116,19 @@ def test_a_comparison_without_durations_still_writes_time_zero(
 ) -> None:
     compared, runs = comparison
     old = compared.to_json()
-    for case in old["cases"]:  # type: ignore[union-attr]
-        case.pop("durations")  # type: ignore[union-attr]
+    for case in old["cases"]:
+        case.pop("durations")
     root = ET.parse(JUnitReporter().write(Comparison.from_json(old), tmp_path, runs)).getroot()
     assert {c.get("time") for c in root.iter("testcase")} == {"0"}
 
 
-def _results(folder: Path) -> dict[str, dict[str, object]]:
+def _results(folder: Path) -> dict[str, dict[str, Any]]:
     found = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*-result.json")]
     return {r["fullName"]: r for r in found}
 
 
-def _labels(result: dict[str, object]) -> dict[str, str]:
-    return {label["name"]: label["value"] for label in result["labels"]}  # type: ignore[attr-defined]
+def _labels(result: dict[str, Any]) -> dict[str, str]:
+    return {label["name"]: label["value"] for label in result["labels"]}
 
 
 def test_allure_durations_severity_labels_and_parameters(
@@ -139,8 +137,8 @@ def test_allure_durations_severity_labels_and_parameters(
     compared, runs = comparison
     results = _results(AllureReporter().write(compared, tmp_path, runs))
     store, audit, tls, echo = (results[c] for c in (STORE, AUDIT, TLS, ECHO))
-    assert store["stop"] - store["start"] == 500  # type: ignore[operator]  # the candidate's 0.5 s
-    assert audit["stop"] - audit["start"] == 1000  # type: ignore[operator]
+    assert store["stop"] - store["start"] == 500  # the candidate's 0.5 s
+    assert audit["stop"] - audit["start"] == 1000
     assert [_labels(r)["severity"] for r in (store, audit, tls, echo)] == ["major", "critical", "minor", "normal"]
     assert (
         _labels(store).items()
@@ -155,8 +153,8 @@ def test_allure_durations_severity_labels_and_parameters(
         {"name": "parametrisation", "value": "MR-explicit"},
         {"name": "baseline durations", "value": "0.250 s, 0.375 s", "excluded": True},
     ]
-    assert [p["name"] for p in echo["parameters"]] == ["baseline durations"]  # type: ignore[index]
-    assert str(store["statusDetails"]["message"]).startswith("regressed: C-STORE MR-explicit: status")  # type: ignore[index]
+    assert [p["name"] for p in echo["parameters"]] == ["baseline durations"]
+    assert str(store["statusDetails"]["message"]).startswith("regressed: C-STORE MR-explicit: status")
 
 
 def test_allure_links_each_ticket_only_with_a_url_template(
@@ -185,7 +183,7 @@ def test_allure_environment_and_categories(tmp_path: Path, comparison: tuple[Com
     assert categories == CATEGORIES
     import re
 
-    messages = {name: str(r["statusDetails"]["message"]) for name, r in _results(folder).items()}  # type: ignore[index]
+    messages = {name: str(r["statusDetails"]["message"]) for name, r in _results(folder).items()}
     matched = {
         name: [c["name"] for c in categories if re.fullmatch(c["messageRegex"], m)] for name, m in messages.items()
     }
@@ -224,3 +222,12 @@ def test_the_profiles_ticket_url() -> None:
     assert parse_profile(base + f'[report]\nticket_url = "{TICKETS}"\n', "p.toml").ticket_url == TICKETS
     with pytest.raises(ProfileError, match=r"report\.ticket_url.*\{ticket\}"):
         parse_profile(base + '[report]\nticket_url = "https://tracker.example/browse/"\n', "p.toml")
+
+
+def test_a_case_records_service_only_when_marked() -> None:
+    marked = CaseRecord(STORE, Outcome.PASSED, 0.5, service="store")
+    assert marked.to_json()["service"] == "store"
+    assert CaseRecord.from_json(marked.to_json()) == marked
+    unmarked = CaseRecord(ECHO, Outcome.PASSED, 0.5)
+    assert "service" not in unmarked.to_json()  # a line written before the key existed reads the same
+    assert CaseRecord.from_json(unmarked.to_json()).service == ""
