@@ -180,9 +180,14 @@ def _compare(args: argparse.Namespace, started: float) -> int:
     _output_dir(args.out)
     *baselines, candidate = read_runs([*args.baseline, args.candidate])
     result = compare_runs(
-        baselines, candidate, policy, args.out, report_templates=args.report_templates, allow_mixed=args.allow_mixed,
+        baselines,
+        candidate,
+        policy,
+        args.out,
+        report_templates=args.report_templates,
+        allow_mixed=args.allow_mixed,
         ticket_url=profile.ticket_url if profile is not None else "",
-    )  # fmt: skip
+    )
     return _finish(result.comparison, result.reports, started)
 
 
