@@ -244,6 +244,7 @@ def _compare(args: argparse.Namespace, started: float) -> int:
         report_templates=args.report_templates,
         allow_mixed=args.allow_mixed,
         signing_key=args.signing_key,
+        ticket_url=profile.ticket_url if profile is not None else "",
     )
     return _finish(result.comparison, result.reports, started, args)
 

@@ -382,6 +382,7 @@ class CaseRecord:
     duration: float = 0.0
     message: str = ""  # why it failed or was skipped, one line
     observations: tuple[Observation, ...] = ()
+    service: str = ""  # the case's `service` marker (echo, store, ...); "": none, or recorded before it was
 
     def observed(self) -> dict[str, JSON]:
         """Observations by name (a later observation of the same name wins)."""
@@ -394,6 +395,7 @@ class CaseRecord:
             "duration": round(self.duration, 6),
             "message": self.message,
             "observations": [o.to_json() for o in self.observations],
+            **({"service": self.service} if self.service else {}),  # only when marked: old lines read as they did
         }
 
     @classmethod
@@ -404,6 +406,7 @@ class CaseRecord:
             duration=float(d.get("duration", 0.0)),
             message=str(d.get("message", "")),
             observations=tuple(Observation.from_json(o) for o in d.get("observations", [])),
+            service=str(d.get("service", "")),
         )
 
 
@@ -434,6 +437,21 @@ class Difference:
     after: JSON
     classification: Classification = Classification.REGRESSED
     reason: str = ""  # the policy entry's reason, or why it is noise
+    ticket: str = ""  # the matching policy entry's ticket, for reports' links
+
+    def to_json(self) -> dict[str, JSON]:
+        d: dict[str, JSON] = {
+            "case": self.case,
+            "path": self.path,
+            "kind": self.kind.value,
+            "before": self.before,
+            "after": self.after,
+            "classification": self.classification.value,
+            "reason": self.reason,
+        }
+        if self.ticket:  # only when declared with one: other differences read as they always did
+            d["ticket"] = self.ticket
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> Difference:
@@ -445,6 +463,7 @@ class Difference:
             after=d.get("after"),
             classification=Classification(d["classification"]),
             reason=str(d.get("reason", "")),
+            ticket=str(d.get("ticket", "")),
         )
 
 
@@ -459,6 +478,11 @@ class CaseComparison:
     differences: tuple[Difference, ...] = ()
     # Observation name -> the tags either run gave it (Observation.INVENTORY, ...), for the reports.
     tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Seconds the case took (CaseRecord.duration): in each baseline replica, in order (None: not in that
+    # replica), and in the candidate (None: not in it). Reports' times; never part of the verdict.
+    durations_before: tuple[float | None, ...] = ()
+    duration_after: float | None = None
+    service: str = ""  # the DICOM service the case exercises (its `service` marker); "": not recorded
 
     def to_json(self) -> dict[str, JSON]:
         d: dict[str, JSON] = {
@@ -470,10 +494,16 @@ class CaseComparison:
         }
         if self.tags:  # only when tagged: an untagged comparison reads as it always did
             d["tags"] = {name: list(tags) for name, tags in sorted(self.tags.items())}
+        if self.durations_before or self.duration_after is not None:  # absent from comparisons made before
+            d["durations"] = {"before": list(self.durations_before), "after": self.duration_after}
+        if self.service:
+            d["service"] = self.service
         return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> CaseComparison:
+        durations = d.get("durations")
+        durations = durations if isinstance(durations, Mapping) else {}
         return cls(
             case=str(d["case"]),
             status=CaseStatus(d["status"]),
@@ -481,6 +511,9 @@ class CaseComparison:
             after=Outcome(d["after"]) if d.get("after") else None,
             differences=tuple(Difference.from_json(x) for x in d.get("differences", [])),
             tags={str(k): tuple(str(t) for t in v) for k, v in (d.get("tags") or {}).items()},
+            durations_before=tuple(_seconds(x) for x in durations.get("before") or ()),
+            duration_after=_seconds(durations.get("after")),
+            service=str(d.get("service", "")),
         )
 
 
@@ -702,9 +735,14 @@ class Comparison:
         )
 
 
+def _seconds(value: JSON) -> float | None:
+    """A duration read back: a number, else None (not recorded)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def to_json(obj: object) -> JSON:
     """Any record above (or a nesting of them) as plain JSON values; enums become their values."""
-    if isinstance(obj, (RunSetup, CaseComparison, Comparison, Manifest)):
+    if isinstance(obj, (RunSetup, CaseComparison, Comparison, Manifest, Difference)):
         return obj.to_json()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}

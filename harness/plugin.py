@@ -57,6 +57,7 @@ class _Pending:
     duration: float = 0.0
     message: str = ""
     observations: list[Observation] = field(default_factory=list)
+    service: str = ""
 
 
 class _Recorder:
@@ -71,6 +72,7 @@ class _Recorder:
         pending.duration += report.duration
         observed = getattr(report, "patchgate_observations", [])
         pending.observations = [Observation.from_json(o) for o in observed]
+        pending.service = pending.service or str(getattr(report, "patchgate_service", ""))
         if report.skipped and pending.outcome is Outcome.PASSED:
             reason = _skip_reason(report)
             pending.outcome = Outcome.NOT_APPLICABLE if reason.startswith(_NOT_APPLICABLE) else Outcome.SKIPPED
@@ -91,6 +93,7 @@ class _Recorder:
                     duration=pending.duration,
                     message=pending.message,
                     observations=tuple(pending.observations),
+                    service=pending.service,
                 )
             )
 
@@ -192,6 +195,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     # Carried on the report (plain JSON) so it survives xdist's serialisation to the controller.
     observed = item.stash.get(_OBSERVED, [])
     report.patchgate_observations = [o.to_json() for o in observed]
+    marker = item.get_closest_marker("service")  # the parameter's marker before the module's
+    report.patchgate_service = str(marker.args[0]) if marker is not None and marker.args else ""
     return report
 
 

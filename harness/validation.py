@@ -119,14 +119,18 @@ def compare_runs(
     report_templates: Path | None = None,
     allow_mixed: bool = False,
     signing_key: Path | Signer | None = None,
+    ticket_url: str = "",
 ) -> Validation:
     """Compare run records, write every report under `out`, then the evidence pack signed with `signing_key`
-    (a PEM file, a loaded key, or None: a key generated for this comparison); `allow_mixed`: see harness.compare.compare."""
+    (a PEM file, a loaded key, or None: a key generated for this comparison); `allow_mixed`: see harness.compare.compare;
+    `ticket_url`: the profile's `[report] ticket_url`."""
     signer = signing_key if isinstance(signing_key, Signer) else load_signer(signing_key)  # a bad key fails first
     comparison = compare(baselines, candidate, policy, allow_mixed=allow_mixed)
     runs = tuple(r.manifest for r in (*baselines, candidate))
     out.mkdir(parents=True, exist_ok=True)
-    reports = write_reports(comparison, out, runs, templates=report_templates, fingerprint=signer.fingerprint)
+    reports = write_reports(
+        comparison, out, runs, templates=report_templates, fingerprint=signer.fingerprint, ticket_url=ticket_url
+    )
     reports["evidence"] = write_evidence(out, signer, run_inputs([*baselines, candidate], policy, out))
     return Validation(comparison, reports, runs)
 
@@ -179,7 +183,10 @@ def run_validation(
     if progress:
         progress.done()
     records = read_runs([r.out for r in requests])
-    return compare_runs(records[:-1], records[-1], policy, out, report_templates=report_templates, signing_key=signer)
+    return compare_runs(
+        records[:-1], records[-1], policy, out, report_templates=report_templates, signing_key=signer,
+        ticket_url=profile.ticket_url,
+    )  # fmt: skip
 
 
 def _conductors(

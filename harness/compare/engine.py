@@ -107,6 +107,12 @@ def _compare(
         names = security.names_of(first.get(case), now.get(case))
         loosened = _Loosened(names, security.loosened_names(posture))
         compared = _case(case, first.get(case), now.get(case), noise, policy, loosened)
+        compared = dataclasses.replace(
+            compared,
+            durations_before=tuple(r[case].duration if case in r else None for r in replicas),
+            duration_after=now[case].duration if case in now else None,
+            service=next((r.service for r in (now.get(case), first.get(case)) if r is not None and r.service), ""),
+        )
         cases.append(compared)
         changes.extend(security.settle(posture, compared.differences, names))
     performance, strict = run_performance(baselines, candidate, policy)  # ((), False) when no run measured any
@@ -176,7 +182,7 @@ def _classify(diff: Difference, noise: NoiseMask, policy: Policy, loosening: boo
     entry = policy.match(diff, loosening=loosening)
     if entry is not None:
         reason = f"{entry.reason} ({entry.ticket})" if entry.ticket else entry.reason
-        return dataclasses.replace(diff, classification=Classification.EXPECTED, reason=reason)
+        return dataclasses.replace(diff, classification=Classification.EXPECTED, reason=reason, ticket=entry.ticket)
     blocked = policy.match(diff) if loosening else None
     if blocked is not None:
         return dataclasses.replace(diff, reason=LOOSENING_REFUSED.format(where=blocked.where))

@@ -723,6 +723,15 @@ class Profile:
             "policy files of [[expected]] tables (relative to the profile)", toml="policy", path=True, one_or_many=True
         ),
     )
+    ticket_url: str = field(
+        default="",
+        metadata=key(
+            "the URL of a policy ticket, {ticket} replaced by the entry's `ticket`: reports link expected changes to it",
+            toml="report.ticket_url",
+            pattern=r"https?://\S*\{ticket\}\S*",
+            pattern_hint="an http(s) URL with {ticket} in it, e.g. https://tracker.example/browse/{ticket}",
+        ),
+    )
 
     expect_verdict: Verdict | None = field(
         default=None, metadata=key(f"{_VERDICT_DOC}, validating this profile alone", toml="expect.verdict")

@@ -34,10 +34,11 @@ class Reporter(Protocol):
     def write(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Path: ...
 
 
-def reporters(templates: Path | None = None, fingerprint: str = "") -> tuple[Reporter, ...]:
+def reporters(templates: Path | None = None, fingerprint: str = "", ticket_url: str = "") -> tuple[Reporter, ...]:
     """Every report format; `templates` overrides report.html's packaged templates; `fingerprint`: the evidence
-    pack's signing key, shown in report.html."""
-    return (JsonReporter(), JUnitReporter(), HtmlReporter(templates, fingerprint), AllureReporter())
+    pack's signing key, shown in report.html; `ticket_url` is the profile's `[report] ticket_url` (Allure links
+    policy tickets with it)."""
+    return (JsonReporter(), JUnitReporter(), HtmlReporter(templates, fingerprint), AllureReporter(ticket_url))
 
 
 def write_reports(
@@ -47,9 +48,10 @@ def write_reports(
     *,
     templates: Path | None = None,
     fingerprint: str = "",
+    ticket_url: str = "",
 ) -> dict[str, Path]:
     """Every report under `out_dir` (created if needed), by reporter name."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with collector_paused():  # the comparison is a large acyclic tree: see collector_paused
-        return {r.name: r.write(comparison, out_dir, runs) for r in reporters(templates, fingerprint)}
+        return {r.name: r.write(comparison, out_dir, runs) for r in reporters(templates, fingerprint, ticket_url)}

@@ -1,4 +1,8 @@
-"""junit.xml of a comparison: one testcase per suite case and per performance metric, a failure for each regressed one."""
+"""junit.xml of a comparison: one testcase per suite case and per performance metric, a failure for each regressed one.
+
+Times are the candidate's: a case's duration in the candidate run, the suites' time of the candidate run, a
+metric's sampling time; "0" where the runs did not record one (comparisons made before they were carried).
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ from harness.model import (
 )
 from harness.report._case import split_case
 from harness.report._charts import is_difference, quantity
+from harness.report._oneline import headline, regressed
 from harness.rundir import OutDir
 
-__all__ = ["NOT_JUDGED", "PERFORMANCE", "JUnitReporter", "xml_text"]
+__all__ = ["NOT_JUDGED", "PERFORMANCE", "JUnitReporter", "candidate_of", "sampling_times", "seconds", "xml_text"]
 
 # Characters XML 1.0 cannot hold at all, even escaped; observations may carry any bytes.
 _INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -33,6 +38,16 @@ _SUITE = "patchgate comparison"
 PERFORMANCE = "performance"
 # Metrics not judged (design 7.5: warnings, or INCONCLUSIVE) are skipped: CI shows them as neither passed nor failed.
 NOT_JUDGED = frozenset({PerfDecision.NOISY, PerfDecision.UNDECIDED, PerfDecision.MISSING})
+
+
+def candidate_of(runs: Sequence[Manifest]) -> Manifest | None:
+    """The candidate run's manifest among a comparison's runs, if given."""
+    return next((m for m in runs if m.role == "candidate"), None)
+
+
+def seconds(value: float | None) -> str:
+    """A `time` attribute: seconds with millisecond precision, "0" when not recorded."""
+    return f"{value:.3f}" if value else "0"
 
 
 def xml_text(text: str) -> str:
@@ -60,7 +75,7 @@ class JUnitReporter:
             failures=str(failures),
             errors="0",
             skipped=str(skipped),
-            time="0",
+            time=seconds(_suites_time(runs)),
             timestamp=xml_text(comparison.created),
         )
         properties = ET.SubElement(suite, "properties")
@@ -81,8 +96,9 @@ class JUnitReporter:
             ET.SubElement(properties, "property", name=name, value=xml_text(value))
         for case in cases:
             _testcase(suite, case)
+        sampled = sampling_times(runs)
         for metric in metrics:
-            _metric(suite, metric)
+            _metric(suite, metric, sampled.get(metric.metric))
         ET.indent(root)
         path = OutDir(out).junit
         ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
@@ -91,17 +107,13 @@ class JUnitReporter:
 
 def _testcase(suite: ET.Element, case: CaseComparison) -> None:
     module, test = split_case(case.case)
-    element = ET.SubElement(suite, "testcase", classname=xml_text(module), name=xml_text(test), time="0")
-    regressed = _of(case, Classification.REGRESSED)
+    element = ET.SubElement(
+        suite, "testcase", classname=xml_text(module), name=xml_text(test), time=seconds(case.duration_after)
+    )
     if case.status is CaseStatus.REGRESSED:
-        paths = ", ".join(d.path for d in regressed)
-        failure = ET.SubElement(
-            element,
-            "failure",
-            type="regressed",
-            message=xml_text(f"{len(regressed)} regressed difference(s): {paths}"),
-        )
-        failure.text = xml_text("\n".join(_line(d) for d in regressed))
+        # The message is the one line a CI reporter shows; the body lists every regressed difference.
+        failure = ET.SubElement(element, "failure", type="regressed", message=xml_text(headline(case)))
+        failure.text = xml_text("\n".join(_line(d) for d in regressed(case)))
     elif case.status is CaseStatus.NOT_APPLICABLE:
         ET.SubElement(
             element,
@@ -116,9 +128,9 @@ def _testcase(suite: ET.Element, case: CaseComparison) -> None:
         ET.SubElement(element, "system-out").text = xml_text("\n".join(lines))
 
 
-def _metric(suite: ET.Element, m: MetricComparison) -> None:
+def _metric(suite: ET.Element, m: MetricComparison, sampled: float | None) -> None:
     """`performance.<metric>`: failed when regressed, skipped when not judged, else passed; the reason as one line."""
-    element = ET.SubElement(suite, "testcase", classname=PERFORMANCE, name=xml_text(m.metric), time="0")
+    element = ET.SubElement(suite, "testcase", classname=PERFORMANCE, name=xml_text(m.metric), time=seconds(sampled))
     line = xml_text(f"{m.decision.value}: {' '.join(m.reason.splitlines())}")
     if m.decision is PerfDecision.REGRESSED:
         runs = () if is_difference(m) else m.spreads  # memory.growth's values are memory at rest, not what it compares
@@ -129,6 +141,22 @@ def _metric(suite: ET.Element, m: MetricComparison) -> None:
     else:
         said = f"{line}: as declared: {m.declared_reason}" if m.decision is PerfDecision.EXPECTED else line
         ET.SubElement(element, "system-out").text = xml_text(said)
+
+
+def _suites_time(runs: Sequence[Manifest]) -> float | None:
+    candidate = candidate_of(runs)
+    return candidate.timings.get("suites") if candidate else None
+
+
+def sampling_times(runs: Sequence[Manifest]) -> dict[str, float]:
+    """Metric -> seconds the conductor sampled it (the candidate's manifest, harness.perf.conductor.MetricSummary)."""
+    candidate = candidate_of(runs)
+    found: dict[str, float] = {}
+    for summary in candidate.performance.metrics if candidate and candidate.performance else ():
+        value = summary.get("seconds")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            found[str(summary.get("metric", ""))] = float(value)
+    return found
 
 
 def _of(case: CaseComparison, classification: Classification) -> list[Difference]:

@@ -131,7 +131,7 @@ def test_junit_parses_with_correct_counts(tmp_path: Path, comparison: Comparison
     commit = by_name[("store.test_store", "TestCommit::test_commit")]
     failure = commit.find("failure")
     assert failure is not None
-    assert "commit.status" in failure.get("message", "")
+    assert failure.get("message") == "TestCommit::test_commit: status 0x0000 → 0xA700"  # one line, no service known
     assert "commit.status [status_changed]: 0x0000 → 0xA700" in (failure.text or "")
     hostile = by_name[("store.test_store", "test_roundtrip[CT]")].find("failure")
     assert hostile is not None and "<script>" in (hostile.text or "")  # escaped in the file, intact when read
@@ -209,17 +209,18 @@ def test_allure_results_are_valid_json_with_the_right_statuses(
         assert r["status"] == expected[case.status]
         assert r["uuid"] in {p.name.split("-result")[0] for p in folder.glob("*-result.json")}
         assert {label["name"] for label in r["labels"]} >= {"suite", "parentSuite", "feature"}
-        assert r["stop"] - r["start"] == 125_000
+        assert r["stop"] - r["start"] == 0  # the fixture's cases record no duration (tests/unit/test_ci_reports.py)
         if case.differences:
-            (attachment,) = r["attachments"]
-            data = json.loads((folder / attachment["source"]).read_text(encoding="utf-8"))
-            assert [d["path"] for d in data] == [d.path for d in case.differences]
-            assert attachment["type"] == "application/json"
+            before, after = r["attachments"]
+            assert (before["name"], after["name"]) == ("before", "after")
+            sides = [json.loads((folder / a["source"]).read_text(encoding="utf-8")) for a in (before, after)]
+            assert sides == [{d.path: d.before for d in case.differences}, {d.path: d.after for d in case.differences}]
+            assert before["type"] == after["type"] == "application/json"
         else:
             assert r["attachments"] == []
     commit = by_name["store/test_store.py::TestCommit::test_commit"]
     assert commit["name"] == "TestCommit::test_commit"
-    assert "commit.status" in commit["statusDetails"]["message"]
+    assert commit["statusDetails"]["message"] == "regressed: TestCommit::test_commit: status 0x0000 → 0xA700"
     # Writing again overwrites rather than duplicates.
     write_reports(comparison, tmp_path, manifests)
     assert len(list(folder.glob("*-result.json"))) == len(comparison.cases)
