@@ -132,3 +132,12 @@ def test_the_minimal_example_is_minimal_and_the_full_one_full(tmp_path: Path) ->
     tables = {k.split(".")[0].replace("NAME", "") for k in _schema_keys(profile_json_schema())}
     assert tables - set(full) - set(policy) == set()
     assert set(full["device"]["actions"]) and load_profile(paths["full.toml"]).policy_files
+
+
+def test_the_reference_prints_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.profile.__main__ import main
+
+    assert main(["--reference", "policy-keys"]) == 0
+    assert capsys.readouterr().out == REFERENCES["policy-keys"]()
+    with pytest.raises(SystemExit):
+        main(["--schema", "--reference", "profile-keys"])  # one or the other
