@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from harness.model import Outcome, Security
+from harness.model import Outcome, RunStatus, Security
 from harness.rundir import read_run
 from tests.conftest import ROOT, run_cli
 
@@ -58,3 +58,42 @@ def test_the_guide_example_suite_runs_and_records_its_observations(tmp_path: Pat
         )
         worklist = cases["test_archive.py::test_worklist"]
         assert worklist.outcome is Outcome.NOT_APPLICABLE and "does not declare 'mwl'" in worklist.message
+
+
+def test_the_example_runs_beside_a_built_in_suite(tmp_path: Path) -> None:
+    # The guide's conftest.py imports the built-in fixtures: with the built-in suites' own conftest.py loaded
+    # too (a folder of them listed first), both folders' cases run.
+    _write_examples(tmp_path)
+    profile = tmp_path / "my-archive.toml"
+    builtin = ROOT / "suites" / "verification"
+    text = profile.read_text(encoding="utf-8").replace('paths = ["my-suites"]', f'paths = ["{builtin}", "my-suites"]')
+    assert text != profile.read_text(encoding="utf-8")
+    profile.write_text(text, encoding="utf-8")
+    out = tmp_path / "run"
+    result = run_cli("run", "--profile", str(profile), "--variant", "baseline", "--out", str(out), timeout=240)
+    assert result.code == 0, result.stderr + result.stdout
+    outcomes = {case: record.outcome for case, record in read_run(out).by_case().items()}
+    assert outcomes["test_echo.py::test_echo"] is Outcome.PASSED  # suites/verification's own case
+    assert outcomes["test_archive.py::test_echo"] is Outcome.PASSED
+    assert len(outcomes) == 5
+
+
+def test_a_suite_folder_that_breaks_pytest_ends_the_run_as_a_suite_error(tmp_path: Path) -> None:
+    # What the guide warns against: `pytest_plugins` naming suites.conftest, which the built-in folder listed
+    # first has loaded already. pytest stops with a traceback and exit code 1, as for failed cases: with no
+    # case collected that is no run of the suites, and must not read "completed, 0 cases".
+    _write_examples(tmp_path)
+    (tmp_path / "my-suites" / "conftest.py").write_text('pytest_plugins = ["suites.conftest"]\n', encoding="utf-8")
+    profile = tmp_path / "my-archive.toml"
+    builtin = ROOT / "suites" / "verification"
+    profile.write_text(
+        profile.read_text(encoding="utf-8").replace('paths = ["my-suites"]', f'paths = ["{builtin}", "my-suites"]'),
+        encoding="utf-8",
+    )
+    out = tmp_path / "run"
+    result = run_cli("run", "--profile", str(profile), "--variant", "baseline", "--out", str(out), timeout=240)
+    assert result.code == 2, result.stderr + result.stdout
+    assert "run suite_error: pytest exited with code 1" in result.stderr, result.stderr
+    assert "Plugin already registered" in result.stderr
+    manifest = read_run(out).manifest
+    assert manifest.status is RunStatus.SUITE_ERROR and manifest.cases_collected == 0
