@@ -440,7 +440,8 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
             # An exit inside an attack window is that input's reaction (robustness/device.jsonl), not a crash.
             status = RunStatus.DEVICE_CRASHED
             detail = f"the device exited with code {target.exit_code} while the suites ran; log: {target.spec.log}"
-        elif code not in (0, 1):
+        elif code not in (0, 1) or (code == 1 and collected == 0):
+            # 1 is "cases failed"; with none collected it is pytest itself failing (a suite's conftest raising).
             status = RunStatus.SUITE_ERROR
             last = " | ".join(tail.splitlines()[-3:])
             detail = f"pytest exited with code {code}; log: {run.log('pytest')}: {last}"
