@@ -8,7 +8,15 @@ from pathlib import Path
 
 from harness.actions import ActionError
 from harness.demo import demo_profile
-from harness.errors import HarnessError, PolicyError, ProfileError, RunDirError, SuiteError, TargetError
+from harness.errors import (
+    EvidenceError,
+    HarnessError,
+    PolicyError,
+    ProfileError,
+    RunDirError,
+    SuiteError,
+    TargetError,
+)
 from harness.model import CaseComparison, CaseStatus, Comparison, Difference, Manifest, RunStatus, Verdict
 from harness.profile import Profile, load_profile
 from harness.validation import Validation, compare_runs, policy_for, read_runs, run_validation
@@ -19,6 +27,7 @@ __all__ = [
     "CaseStatus",
     "Comparison",
     "Difference",
+    "EvidenceError",
     "HarnessError",
     "Manifest",
     "PolicyError",
@@ -66,12 +75,14 @@ def validate(
     performance: bool = False,
     robustness: bool = False,
     replace: bool = False,
+    signing_key: str | Path | None = None,
 ) -> Validation:
     """`patchgate validate`: run `replicas` baselines and the candidate, compare, write the reports under `out`.
 
     `device` is a Profile or a profile path; `policy` adds policy files to the profile's own entries;
     `performance` / `robustness` switch those phases on; `replace` removes a previous validation in `out`
-    first (else `out` holding one is a RunDirError). The verdict is `result.comparison.verdict`
+    first (else `out` holding one is a RunDirError); `signing_key` is the Ed25519 key (PEM) that signs the
+    evidence pack (None: a key made for this validation, its public half kept beside it). The verdict is `result.comparison.verdict`
     (`.exit_code` is the CLI's); a device that fails to start gives INCONCLUSIVE, not an exception.
     """
     if replicas < 1:
@@ -90,6 +101,7 @@ def validate(
         concurrent=not serial,
         policy_files=[Path(p) for p in policy],
         replace_previous=replace,
+        signing_key=None if signing_key is None else Path(signing_key),
     )
 
 
@@ -125,12 +137,13 @@ def compare(
     device: ProfileLike | None = None,
     policy: Sequence[str | Path] = (),
     allow_mixed: bool = False,
+    signing_key: str | Path | None = None,
 ) -> Validation:
     """`patchgate compare`: compare run directories (made by `run`) and write the reports under `out`.
 
     The policy is `device`'s (a Profile or a profile path; its [[expected]] entries and policy files)
     plus the `policy` files. `allow_mixed` compares runs made by different patchgate or corpus versions.
-    A missing or corrupted run directory is a RunDirError.
+    A missing or corrupted run directory is a RunDirError; `signing_key` as for `validate`.
     """
     if not baselines:
         raise HarnessError("compare needs at least one baseline run directory", hint="compare([BASELINE...], ...)")
@@ -139,4 +152,5 @@ def compare(
     *before, after = read_runs([*baselines, candidate])
     where = Path(out)
     where.mkdir(parents=True, exist_ok=True)
-    return compare_runs(before, after, rules, where, allow_mixed=allow_mixed)
+    key = None if signing_key is None else Path(signing_key)
+    return compare_runs(before, after, rules, where, allow_mixed=allow_mixed, signing_key=key)

@@ -21,7 +21,7 @@ def test_the_guide_example_runs_and_prints_what_its_comments_say(tmp_path: Path)
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
-    assert lines[:3] == ["UNCHANGED 0", "['allure', 'html', 'json', 'junit']", "REGRESSED"], done.stdout
+    assert lines[:3] == ["UNCHANGED 0", "['allure', 'evidence', 'html', 'json', 'junit']", "REGRESSED"], done.stdout
     *cases, error = lines[3:]
     assert 1 <= len(cases) <= 3, done.stdout
     for line in cases:  # a case id, a difference path, its kind, regressed
