@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["split_case"]
+__all__ = ["split_case", "split_params"]
 
 
 def split_case(case: str) -> tuple[str, str]:
@@ -12,3 +12,16 @@ def split_case(case: str) -> tuple[str, str]:
         return "", case
     module = path.removesuffix(".py").replace("/", ".").replace("\\", ".")
     return module, rest
+
+
+def split_params(case: str) -> tuple[str, str]:
+    """`(test, params)` from `dir/test_x.py::test_y[p]`: `("dir/test_x.py::test_y", "[p]")`; params "" when none.
+
+    Only the last `::` part ending in `]` has parameters, and they start at its first `[` (a test's name is a
+    Python identifier): a `[` elsewhere in a hostile id (an escape sequence) is part of the name.
+    """
+    head, sep, last = case.rpartition("::")
+    if not last.endswith("]") or "[" not in last:
+        return case, ""
+    at = len(head) + len(sep) + last.index("[")
+    return case[:at], case[at:]

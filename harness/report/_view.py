@@ -36,7 +36,7 @@ from harness.model import (
     SecurityChange,
     Verdict,
 )
-from harness.report._case import split_case
+from harness.report._case import split_case, split_params
 from harness.report._charts import bounds, compared, distributions, is_difference, ratio, run_class, shown
 from harness.verdict import PERFORMANCE
 
@@ -595,7 +595,7 @@ def regressed_tests(cases: Sequence[CaseComparison]) -> tuple[RegressedTest, ...
     tests: dict[str, list[CaseComparison]] = {}
     for case in cases:
         if case.status is CaseStatus.REGRESSED:
-            tests.setdefault(case.case.partition("[")[0], []).append(case)
+            tests.setdefault(split_params(case.case)[0], []).append(case)
     grouped: list[RegressedTest] = []
     for test, members in tests.items():
         kinds: dict[tuple[str, str], list[Difference]] = {}
@@ -609,7 +609,7 @@ def regressed_tests(cases: Sequence[CaseComparison]) -> tuple[RegressedTest, ...
             sides = next(iter(pairs)) if len(pairs) == 1 else None
             shared.append(SharedKind(path, kind, sides, len(pairs), len({d.case for d in diffs})))
         shared.sort(key=lambda k: -k.cases)  # stable: first seen first among equals
-        params = tuple(c.case[len(test) :] for c in members if c.case != test)
+        params = tuple(split_params(c.case)[1] for c in members if c.case != test)
         grouped.append(RegressedTest(test, params, tuple(shared)))
     return tuple(grouped)
 
@@ -782,7 +782,7 @@ def _differences(cases: Sequence[CaseComparison]) -> tuple[DiffGroup, ...]:
     changed = sorted((c for c in cases if c.differences), key=lambda c: (_ORDER.index(c.status), c.case))
     groups: dict[tuple[CaseStatus, str], list[CaseComparison]] = {}
     for c in changed:
-        groups.setdefault((c.status, c.case.partition("[")[0]), []).append(c)
+        groups.setdefault((c.status, split_params(c.case)[0]), []).append(c)
     built: list[DiffGroup] = []
     anchor = 0
     for (status, test), members in groups.items():

@@ -36,6 +36,7 @@ from harness.model import (
     Verdict,
 )
 from harness.report import Reporter, reporters, summary_table, write_reports
+from harness.report._case import split_params
 from harness.report.html import HtmlReporter, check_templates, render_html
 from harness.report.junit import JUnitReporter
 from harness.report.terminal import colour_wanted
@@ -580,3 +581,16 @@ def test_a_long_value_shows_its_first_lines_then_says_how_many_more() -> None:
     page = render_html(comparison, [])
     assert "… and 38 more lines in comparison.json" in page
     assert "&#34;v0&#34;" in page and "&#34;v7&#34;" not in page
+
+
+@pytest.mark.parametrize(
+    ("case", "split"),
+    [
+        ("a/t.py::test_x[CT-explicit]", ("a/t.py::test_x", "[CT-explicit]")),
+        ("a/t.py::TestC::test_x[a[b]]", ("a/t.py::TestC::test_x", "[a[b]]")),
+        ("a/t.py::test_x", ("a/t.py::test_x", "")),
+        ("a/t.py::test_\x1b[31mred\x1b[0m\x07", ("a/t.py::test_\x1b[31mred\x1b[0m\x07", "")),  # a [ in the name
+    ],
+)
+def test_a_case_id_splits_into_its_test_and_parameters(case: str, split: tuple[str, str]) -> None:
+    assert split_params(case) == split
