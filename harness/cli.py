@@ -288,7 +288,10 @@ def _check_previous(out: Path, force: bool) -> None:
     """A previous validation in --out: refused before any run starts, unless --force replaces it."""
     from harness.rundir import OutDir
 
-    if not force and OutDir(out).holds_validation():
+    where = OutDir(out)
+    with where.lock():  # one that is being written is "another patchgate is writing here", not a finished one
+        held = where.holds_validation()
+    if not force and held:
         raise RunDirError(
             f"--out {out}: already holds a validation",
             hint="--force replaces it (only patchgate's own outputs are removed), or choose another --out",
