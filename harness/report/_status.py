@@ -1,7 +1,7 @@
 """DIMSE status meanings by service, copied from pynetdicom's status tables (a unit test holds them equal).
 
 A copy rather than an import: reports run in the compare process, which no longer loads pynetdicom or pydicom
-(their import costs memory and start-up: scripts/bench_compare.py). tests/unit/test_status_words.py says
+(their import costs memory and start-up: scripts/bench_compare.py). tests/unit/test_ci_reports.py says
 which entry differs when pynetdicom changes.
 """
 
@@ -50,6 +50,23 @@ SERVICE_TABLES: dict[str, str] = {
     "commitment": "STORAGE_COMMITMENT_SERVICE_CLASS_STATUS",
 }
 # Each table's entries that GENERAL_STATUS lacks or says otherwise (every table holds all of GENERAL_STATUS)
+# C-MOVE's and C-GET's tables (pynetdicom's QR_MOVE / QR_GET) share these rows, in this order.
+_REFUSED: tuple[_Range, ...] = (
+    (0xA701, 0xA701, "Failure", "Refused: Out of resources, unable to calculate number of matches"),
+    (0xA702, 0xA702, "Failure", "Refused: Out of resources, unable to perform sub-operations"),
+)
+_RETRIEVE_FAILURES: tuple[_Range, ...] = (
+    (0xA900, 0xA900, "Failure", "Identifier does not match SOP class"),
+    (0xAA00, 0xAA00, "Failure", "None of the frames requested were found in the SOP instance"),
+    (0xAA01, 0xAA01, "Failure", "Unable to create new object for this SOP class"),
+    (0xAA02, 0xAA02, "Failure", "Unable to extract frames"),
+    (0xAA03, 0xAA03, "Failure", "Time-based request received for a non-time-based original SOP Instance"),
+    (0xAA04, 0xAA04, "Failure", "Invalid request"),
+)
+_RETRIEVE_REST: tuple[_Range, ...] = (
+    (0xC000, 0xCFFF, "Failure", "Unable to Process"),
+    (0xFF00, 0xFF00, "Pending", "Sub-operations are continuing"),
+)
 _SPECIFIC: dict[str, tuple[_Range, ...]] = {
     "echo": (),
     "store": (
@@ -75,31 +92,17 @@ _SPECIFIC: dict[str, tuple[_Range, ...]] = {
         (0xFF01, 0xFF01, "Pending", "Matches are continuing, warning"),
     ),
     "move": (
-        (0xA701, 0xA701, "Failure", "Refused: Out of resources, unable to calculate number of matches"),
-        (0xA702, 0xA702, "Failure", "Refused: Out of resources, unable to perform sub-operations"),
+        *_REFUSED,
         (0xA801, 0xA801, "Failure", "Move destination unknown"),
-        (0xA900, 0xA900, "Failure", "Identifier does not match SOP class"),
-        (0xAA00, 0xAA00, "Failure", "None of the frames requested were found in the SOP instance"),
-        (0xAA01, 0xAA01, "Failure", "Unable to create new object for this SOP class"),
-        (0xAA02, 0xAA02, "Failure", "Unable to extract frames"),
-        (0xAA03, 0xAA03, "Failure", "Time-based request received for a non-time-based original SOP Instance"),
-        (0xAA04, 0xAA04, "Failure", "Invalid request"),
+        *_RETRIEVE_FAILURES,
         (0xB000, 0xB000, "Warning", "Sub-operations completed, one or more failures"),
-        (0xC000, 0xCFFF, "Failure", "Unable to Process"),
-        (0xFF00, 0xFF00, "Pending", "Sub-operations are continuing"),
+        *_RETRIEVE_REST,
     ),
     "get": (
-        (0xA701, 0xA701, "Failure", "Refused: Out of resources, unable to calculate number of matches"),
-        (0xA702, 0xA702, "Failure", "Refused: Out of resources, unable to perform sub-operations"),
-        (0xA900, 0xA900, "Failure", "Identifier does not match SOP class"),
-        (0xAA00, 0xAA00, "Failure", "None of the frames requested were found in the SOP instance"),
-        (0xAA01, 0xAA01, "Failure", "Unable to create new object for this SOP class"),
-        (0xAA02, 0xAA02, "Failure", "Unable to extract frames"),
-        (0xAA03, 0xAA03, "Failure", "Time-based request received for a non-time-based original SOP Instance"),
-        (0xAA04, 0xAA04, "Failure", "Invalid request"),
+        *_REFUSED,
+        *_RETRIEVE_FAILURES,
         (0xB000, 0xB000, "Warning", "Sub-operations complete, one or more failures or warnings"),
-        (0xC000, 0xCFFF, "Failure", "Unable to Process"),
-        (0xFF00, 0xFF00, "Pending", "Sub-operations are continuing"),
+        *_RETRIEVE_REST,
     ),
     "mwl": (
         (0xA700, 0xA700, "Failure", "Refused: Out of resources"),
