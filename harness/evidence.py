@@ -34,8 +34,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from harness import __version__
+from harness.compare.policy import Policy
 from harness.errors import EvidenceError, HarnessError, RunDirError, printable
-from harness.model import JSON, Manifest, RunRecord, to_json
+from harness.model import JSON, Manifest, RunRecord
 from harness.rundir import LOCK_NAME, OutDir, RunDir, storage_error, write_json_atomic
 
 __all__ = [
@@ -156,26 +157,13 @@ def _listing(root: Path) -> list[dict[str, JSON]]:
     return sorted(files, key=lambda f: str(f["path"]))
 
 
-def _without_where(value: JSON) -> JSON:
-    """A policy's JSON without `where` (FILE:LINE, for people): the same policy read from another folder hashes alike."""
-    if isinstance(value, dict):
-        return {k: _without_where(v) for k, v in value.items() if k != "where"}
-    if isinstance(value, list):
-        return [_without_where(v) for v in value]
-    return value
-
-
-def run_inputs(runs: Sequence[RunRecord], policy: object, out: Path) -> dict[str, JSON]:
+def run_inputs(runs: Sequence[RunRecord], policy: Policy, out: Path) -> dict[str, JSON]:
     """What the comparison was made of: each run as its manifest records it, and the policy's hash.
 
     A run directory outside `out` (`patchgate compare` of runs kept elsewhere) is named by its path and
     the hashes of its manifest and observations, which are what compare read.
     """
-    policy_json = _without_where(to_json(policy))
-    policy_hash = hashlib.sha256(
-        json.dumps(policy_json, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    ).hexdigest()
-    return {"policy": {"sha256": policy_hash}, "runs": [_run(r, out) for r in runs]}
+    return {"policy": {"sha256": policy.sha256()}, "runs": [_run(r, out) for r in runs]}
 
 
 def _run(record: RunRecord, out: Path) -> dict[str, JSON]:

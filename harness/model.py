@@ -700,6 +700,7 @@ class Comparison:
     baseline_variant: str = ""
     candidate_variant: str = ""
     created: str = ""
+    policy_sha256: str = ""  # the expected-change policy judged against (Policy.sha256); "": not recorded
     # One entry per security-tagged observation (two for a list that both gained and lost items).
     security: tuple[SecurityChange, ...] = ()
     # One entry per performance metric, when the runs measured any (perf/samples.jsonl).
@@ -729,6 +730,7 @@ class Comparison:
             baseline_variant=str(d.get("baseline_variant", "")),
             candidate_variant=str(d.get("candidate_variant", "")),
             created=str(d.get("created", "")),
+            policy_sha256=str(d.get("policy_sha256", "")),
             security=tuple(SecurityChange.from_json(x) for x in d.get("security", [])),
             performance=tuple(MetricComparison.from_json(x) for x in d.get("performance", [])),
             robustness=tuple(InputReactions.from_json(x) for x in d.get("robustness", [])),

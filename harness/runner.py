@@ -30,6 +30,7 @@ from harness.profile import Profile
 from harness.redact import redact, redact_file
 from harness.robust.keeper import WindowKeeper
 from harness.rundir import RunDir, storage_error
+from harness.shipped import source_commit
 from harness.surroundings import SLOT_TIMEOUT, USER, Surroundings, robustness_inputs
 from simulators.endpoint import Endpoint
 
@@ -112,6 +113,7 @@ def _versions() -> dict[str, str]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = "not installed"
+    versions["patchgate commit"] = source_commit()
     return versions
 
 

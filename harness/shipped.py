@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import functools
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
 
-__all__ = ["BUNDLED", "ShippedProfile", "devices_root", "in_checkout", "project_file", "shipped_profiles"]
+__all__ = [
+    "BUNDLED",
+    "COMMIT_FILE",
+    "ShippedProfile",
+    "devices_root",
+    "git_commit",
+    "in_checkout",
+    "project_file",
+    "shipped_profiles",
+    "source_commit",
+]
 
 _HARNESS = Path(__file__).resolve().parent
 _TOP = _HARNESS.parent  # a checkout's root; site-packages in a wheel install
 # Where setup.py's build hook puts devices/, pyproject.toml and README.md in a wheel.
 BUNDLED = _HARNESS / "bundled"
+COMMIT_FILE = "COMMIT"  # in BUNDLED: the commit the wheel was built from (setup.py), absent when not built from git
+_GIT_TIMEOUT = 10.0  # s: a git that hangs (a network filesystem) must not hold a run
 
 
 def in_checkout() -> bool:
@@ -30,6 +44,35 @@ def devices_root() -> Path:
             hint="reinstall patchgate from its wheel or a checkout (pip install patchgate)",
         )
     return root
+
+
+@functools.lru_cache(maxsize=1)
+def source_commit() -> str:
+    """The commit patchgate runs from, for the record: a checkout's (see git_commit), else the one the wheel's
+    build recorded, else "unknown"."""
+    if in_checkout():
+        return git_commit(_TOP) or "unknown"
+    recorded = BUNDLED / COMMIT_FILE
+    return recorded.read_text(encoding="utf-8").strip() if recorded.is_file() else "unknown"
+
+
+def git_commit(root: Path) -> str:
+    """`root`'s HEAD, with " + local changes" when tracked files differ from it; "" when it is not a git checkout.
+    setup.py calls it too, to record the wheel's commit."""
+    git = ["git", "-C", str(root)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=_GIT_TIMEOUT)
+        if head.returncode:
+            return ""
+        changed = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return head.stdout.strip() + (" + local changes" if changed.stdout.strip() else "")
 
 
 def project_file(name: str) -> Path:

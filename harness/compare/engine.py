@@ -137,6 +137,7 @@ def _compare(
         baseline_variant=baselines[0].manifest.variant if baselines else "",
         candidate_variant=candidate.manifest.variant,
         created=created or datetime.now(UTC).isoformat(timespec="seconds"),
+        policy_sha256=policy.sha256(),
         security=tuple(changes),
         performance=performance,
         robustness=input_reactions(replicas, now, [*(b.manifest for b in baselines), candidate.manifest]),

@@ -38,12 +38,14 @@ a broad entry written for a functional change must not wave a weaker device thro
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import PolicyError, ProfileError
-from harness.model import Difference
+from harness.model import JSON, Difference, to_json
 from harness.profile import (
     Expectation,
     ExpectedChange,
@@ -75,9 +77,23 @@ class Policy:
         """
         return next((e for e in self.entries if e.matches(diff) and (e.allow_loosening or not loosening)), None)
 
+    def sha256(self) -> str:
+        """The policy's hash, without `where` (FILE:LINE, for people): the same policy read from another folder
+        hashes alike. comparison.json and the evidence pack record it."""
+        canonical = json.dumps(_without_where(to_json(self)), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
     def slowdown_for(self, metric: str) -> ExpectedSlowdown | None:
         """The first declared slow-down whose glob covers the metric id, if any."""
         return next((s for s in self.slowdowns if s.matches(metric)), None)
+
+
+def _without_where(value: JSON) -> JSON:
+    if isinstance(value, dict):
+        return {k: _without_where(v) for k, v in value.items() if k != "where"}
+    if isinstance(value, list):
+        return [_without_where(v) for v in value]
+    return value
 
 
 def parse_policy(

@@ -9,7 +9,7 @@ from harness.report._case import split_case
 from harness.report._status import status_words
 from harness.wording import format_side
 
-__all__ = ["SERVICE_WORDS", "case_words", "headline", "parameter", "regressed"]
+__all__ = ["SERVICE_WORDS", "case_words", "headline", "is_status", "parameter", "regressed"]
 
 # The `service` marker's names as a DICOM reader says them.
 SERVICE_WORDS = {
@@ -31,7 +31,7 @@ def regressed(case: CaseComparison) -> list[Difference]:
     """The case's regressed differences, the ones that say the most first: statuses, other observations, the
     outcome last (a case failing in the candidate is what the changes made it do, not why)."""
     found = [d for d in case.differences if d.classification is Classification.REGRESSED]
-    return sorted(found, key=lambda d: 2 if d.path == "outcome" else 0 if _is_status(d) else 1)
+    return sorted(found, key=lambda d: 2 if d.path == "outcome" else 0 if is_status(d) else 1)
 
 
 def parameter(case: str) -> str:
@@ -62,7 +62,7 @@ def headline(case: CaseComparison) -> str:
 
 
 def _change(diff: Difference, service: str) -> str:
-    if _is_status(diff):
+    if is_status(diff):
         before, after = (_side(v, diff, side, service) for v, side in ((diff.before, "before"), (diff.after, "after")))
         return f"status {before} → {after}"
     before, after = _cut(format_side(diff, "before")), _cut(format_side(diff, "after"))
@@ -78,7 +78,7 @@ def _side(value: JSON, diff: Difference, side: str, service: str) -> str:
     return words if words != str(value) else _cut(format_side(diff, "before" if side == "before" else "after"))
 
 
-def _is_status(diff: Difference) -> bool:
+def is_status(diff: Difference) -> bool:
     """A DICOM status on both sides (the suites record them as "0x%04X"), or a status-typed change."""
     if diff.kind is DiffKind.STATUS_CHANGED and diff.path != "outcome":
         return True

@@ -5,12 +5,15 @@ One exception: the performance section's charts, SVG markup that `_charts` build
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import os
+import urllib.parse
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Literal
 
 from markupsafe import Markup
 
@@ -36,8 +39,13 @@ from harness.model import (
     SecurityChange,
     Verdict,
 )
+from harness.report._attributes import Attribute, attribute_rows, element_text, is_dataset, is_element, named_path
 from harness.report._case import split_case, split_params
 from harness.report._charts import bounds, compared, distributions, is_difference, ratio, run_class, shown
+from harness.report._fold import fold_rows
+from harness.report._oneline import is_status
+from harness.report._status import status_words
+from harness.rundir import RunDir
 from harness.verdict import PERFORMANCE
 
 __all__ = [
@@ -66,6 +74,8 @@ _CASE_REASON = "regressed: "
 _MORE_CASES = "more regressed cases (see the report)"
 # Up to this many cases, the folded unchanged and not-applicable cases are also named in their module's row.
 NAMED_UP_TO = 1000
+# Rows are folded (harness.report._fold) among a case's first this many differences; the rest are counted.
+_FOLDED_FROM = 10 * MAX_DIFFERENCES
 # A side of a difference shows at most this many lines (a whole dataset is hundreds); comparison.json has it all.
 MAX_LINES = 12
 
@@ -186,8 +196,27 @@ class Run:
     started: str
     wall_time: str
     memory: tuple[str, ...]  # one line per measured process; empty: not measured
-    versions: tuple[str, ...]  # "name: version"
+    versions: tuple[str, ...]  # "name: version" (the page says them once, under "What was compared")
     robustness: tuple[str, ...] = ()  # the robustness phase: inputs sent, each revival, an early stop; empty: off
+    links: tuple[tuple[str, str], ...] = ()  # (label, relative URL) of the run's records and logs that exist
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    """One suite's cases by status (the columns of _STATUS_WORDS), and their total."""
+
+    suite: str
+    counts: tuple[int, ...]
+    total: int
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Suite x status: where the changes are, at a glance; the last row is the total."""
+
+    columns: tuple[str, ...]
+    rows: tuple[MatrixRow, ...]
+    total: MatrixRow
 
 
 @dataclass(frozen=True)
@@ -261,15 +290,29 @@ class Software:
 
 
 @dataclass(frozen=True)
+class Side:
+    """One side of a difference as shown: text, or a dataset's attributes (`changed` shown, `same` folded)."""
+
+    text: str
+    changed: tuple[Attribute, ...] = ()
+    same: tuple[Attribute, ...] = ()  # attributes alike on both sides: folded
+
+    @property
+    def dataset(self) -> bool:
+        return bool(self.changed or self.same)
+
+
+@dataclass(frozen=True)
 class DiffRow:
     """One difference: path, kind, classification, both sides, and the policy's reason ("" when none)."""
 
-    path: str
+    path: str  # bare tags named: `retrieved.dataset.(0008,1030) StudyDescription`
     kind: str
     classification: str
-    before: str
-    after: str
+    before: Side
+    after: Side
     reason: str
+    count: int = 1  # the differences this row stands for: more than one when alike ones are folded into it
 
 
 @dataclass(frozen=True)
@@ -437,6 +480,7 @@ class Page:
     facts: tuple[tuple[str, str], ...]
     runs: tuple[Run, ...]
     summary: Summary
+    matrix: Matrix
     security: Posture | None  # None: no observation carries a security meaning
     software: Software | None  # None: no software inventory was recorded
     differences: tuple[DiffGroup, ...]
@@ -454,9 +498,11 @@ def build_page(
     inventory: Mapping[str, frozenset[str]] | None = None,
     *,
     fingerprint: str = "",
+    base: Path | None = None,
 ) -> Page:
     """The page's content; `inventory`: case id → names of its observations tagged as a software inventory;
-    `fingerprint`: the evidence pack's signing key ("": no pack)."""
+    `fingerprint`: the evidence pack's signing key ("": no pack); `base`: the folder the page is written into, which
+    its links to each run's records are relative to (None: no links)."""
     c = comparison
     return Page(
         title=f"patchgate: {c.device} — {c.verdict.value}",
@@ -469,11 +515,13 @@ def build_page(
             ("Device", c.device),
             ("Baseline (before the patch)", f"{c.baseline_variant}: {', '.join(c.baseline)}"),
             ("Candidate (after the patch)", f"{c.candidate_variant}: {c.candidate}"),
+            *_provenance(c, runs),
             ("Compared on", c.created or "unknown"),
             *_evidence(fingerprint),
         ),
-        runs=_runs(runs),
+        runs=_runs(runs, (*c.baseline, c.candidate), base),
         summary=_summary(c.cases),
+        matrix=_matrix(c.cases),
         security=_security(c.security) if c.security else None,
         software=_software(c.cases, inventory or {}),
         differences=_differences(c.cases),
@@ -551,6 +599,7 @@ class SharedKind:
     sides: tuple[str, str] | None  # (before, after) as format_side says them; None when the cases differ
     values: int  # how many different (before, after) pairs
     cases: int  # in how many of the test's cases
+    words: tuple[str, str] | None = None  # `sides` as a person reads them: statuses with meaning, elements as values
 
 
 @dataclass(frozen=True)
@@ -579,8 +628,8 @@ def _headline(c: Comparison) -> tuple[str, ...]:
 
 
 def _sentence(t: RegressedTest) -> str:
-    said = [f"{k.path} {k.kind.replace('_', ' ')}" + (f" ({_cut(k.sides[0])} → {_cut(k.sides[1])})" if k.sides else "")
-            for k in t.kinds[:_KINDS_SAID]]  # fmt: skip
+    said = [f"{named_path(k.path)}: {_cut(k.words[0])} → {_cut(k.words[1])}" if k.words
+            else f"{named_path(k.path)} {k.kind.replace('_', ' ')}" for k in t.kinds[:_KINDS_SAID]]  # fmt: skip
     more = f"; and {len(t.kinds) - _KINDS_SAID} more" if len(t.kinds) > _KINDS_SAID else ""
     cases = f"{t.count} cases" if t.params and t.count > 1 else "regressed"
     return f"{t.test} ({cases}): {'; '.join(said)}{more}"
@@ -599,6 +648,7 @@ def regressed_tests(cases: Sequence[CaseComparison]) -> tuple[RegressedTest, ...
     grouped: list[RegressedTest] = []
     for test, members in tests.items():
         kinds: dict[tuple[str, str], list[Difference]] = {}
+        service = members[0].service
         for case in members:
             for d in case.differences:
                 if d.classification is Classification.REGRESSED:
@@ -607,25 +657,90 @@ def regressed_tests(cases: Sequence[CaseComparison]) -> tuple[RegressedTest, ...
         for (path, kind), diffs in kinds.items():
             pairs = {(format_side(d, "before"), format_side(d, "after")) for d in diffs}
             sides = next(iter(pairs)) if len(pairs) == 1 else None
-            shared.append(SharedKind(path, kind, sides, len(pairs), len({d.case for d in diffs})))
+            words = (_said(diffs[0], "before", service), _said(diffs[0], "after", service)) if sides else None
+            shared.append(SharedKind(path, kind, sides, len(pairs), len({d.case for d in diffs}), words))
         shared.sort(key=lambda k: -k.cases)  # stable: first seen first among equals
         params = tuple(split_params(c.case)[1] for c in members if c.case != test)
         grouped.append(RegressedTest(test, params, tuple(shared)))
     return tuple(grouped)
 
 
-def _runs(runs: Sequence[Manifest]) -> tuple[Run, ...]:
-    """The runs table's rows; versions the first run already lists are said once ("as baseline 1")."""
-    rows = [_run(m) for m in runs]
+def _provenance(c: Comparison, runs: Sequence[Manifest]) -> tuple[tuple[str, str], ...]:
+    """What exactly was compared, for a reader years later: profile, corpus, policy, images, patchgate itself."""
+    facts: list[tuple[str, str]] = []
+    profiles = {(m.profile_path, m.profile_sha256) for m in runs}
+    if profiles:
+        facts.append(("Profile", _per_run(runs, lambda m: f"{m.profile_path}, SHA-256 {m.profile_sha256}")))
+    if any(m.corpus for m in runs):
+        facts.append(("Corpus", _per_run(runs, _corpus)))
+    if c.policy_sha256:
+        facts.append(("Expected-change policy", f"SHA-256 {c.policy_sha256}"))
+    if any(m.extra.image for m in runs):
+        facts.append(("Images", "; ".join(f"{m.role} {m.replica}: {_image(m)}" for m in runs)))
+    if runs:
+        first = runs[0].versions
+        said = f"{first.get('patchgate', 'unknown')}, commit {first.get('patchgate commit', 'not recorded')}"
+        facts.append(("patchgate", _per_run(runs, lambda m: said if m.versions == first else _patchgate(m))))
+        others = ", ".join(f"{k} {v}" for k, v in sorted(first.items()) if not k.startswith("patchgate"))
+        facts.append(("Harness software", _per_run(runs, lambda m: others if m.versions == first else _software_of(m))))
+    return tuple(facts)
+
+
+def _per_run(runs: Sequence[Manifest], said: Callable[[Manifest], str]) -> str:
+    """One line when every run says the same, else one per run (a mixed comparison must show it)."""
+    lines = [said(m) for m in runs]
+    if len(set(lines)) == 1:
+        return lines[0]
+    return "; ".join(f"{m.role} {m.replica}: {line}" for m, line in zip(runs, lines, strict=True))
+
+
+def _corpus(m: Manifest) -> str:
+    if m.corpus is None:
+        return "none recorded"
+    k = m.corpus
+    return f"{k.items} objects ({k.size}, seed {k.seed}), SHA-256 {k.sha256}"
+
+
+def _image(m: Manifest) -> str:
+    image = m.extra.image
+    if image is None:
+        return "a local process"
+    return f"{image.name} {image.id}" + (f" ({', '.join(image.digests)})" if image.digests else "")
+
+
+def _patchgate(m: Manifest) -> str:
+    return f"{m.versions.get('patchgate', 'unknown')}, commit {m.versions.get('patchgate commit', 'not recorded')}"
+
+
+def _software_of(m: Manifest) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(m.versions.items()) if not k.startswith("patchgate"))
+
+
+def _runs(runs: Sequence[Manifest], directories: Sequence[str], base: Path | None) -> tuple[Run, ...]:
+    """The runs table's rows, with links to each run's records when the page knows where it is written."""
+    if base is None or len(directories) != len(runs):
+        return tuple(_run(m) for m in runs)
+    return tuple(_run(m, _links(RunDir(Path(d)), base)) for m, d in zip(runs, directories, strict=True))
+
+
+def _links(run: RunDir, base: Path) -> tuple[tuple[str, str], ...]:
+    """The run's records and logs that exist, as URLs relative to `base` (the output folder travels whole)."""
+    wanted = (
+        ("manifest", run.manifest),
+        ("observations", run.observations),
+        ("junit", run.junit),
+        ("device log", run.log("device")),
+        ("suites log", run.log("pytest")),
+        ("all logs", run.logs),
+    )
     return tuple(
-        dataclasses.replace(r, versions=(f"as {rows[0].role}",))
-        if i and r.versions and r.versions == rows[0].versions
-        else r
-        for i, r in enumerate(rows)
+        (label, urllib.parse.quote(Path(os.path.relpath(path, base)).as_posix()) + ("/" if path.is_dir() else ""))
+        for label, path in wanted
+        if path.exists()
     )
 
 
-def _run(m: Manifest) -> Run:
+def _run(m: Manifest, links: tuple[tuple[str, str], ...] = ()) -> Run:
     image = m.extra.image
     return Run(
         role=f"{m.role} {m.replica}",
@@ -641,6 +756,7 @@ def _run(m: Manifest) -> Run:
         memory=_memory(m),
         versions=tuple(f"{k}: {v}" for k, v in sorted(m.versions.items())),
         robustness=_robustness(m),
+        links=links,
     )
 
 
@@ -669,6 +785,23 @@ def _wall_time(m: Manifest) -> str:
             return "unknown"
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)} min {rest:.1f} s" if minutes else f"{rest:.1f} s"
+
+
+def _matrix(cases: Sequence[CaseComparison]) -> Matrix:
+    """Cases by suite (the first folder of the case id) and status, suites in the order the runs met them."""
+    by_suite: dict[str, Counter[CaseStatus]] = {}
+    for c in cases:
+        by_suite.setdefault(c.case.split("/", 1)[0] if "/" in c.case else "(top level)", Counter())[c.status] += 1
+    everything: Counter[CaseStatus] = sum(by_suite.values(), Counter())
+
+    def row(name: str, counts: Counter[CaseStatus]) -> MatrixRow:
+        return MatrixRow(name, tuple(counts[s] for s in _ORDER), sum(counts.values()))
+
+    return Matrix(
+        columns=tuple(_STATUS_WORDS[s] for s in _ORDER),
+        rows=tuple(row(name, counts) for name, counts in by_suite.items()),
+        total=row("Total", everything),
+    )
 
 
 def _summary(cases: Sequence[CaseComparison]) -> Summary:
@@ -786,12 +919,14 @@ def _differences(cases: Sequence[CaseComparison]) -> tuple[DiffGroup, ...]:
     built: list[DiffGroup] = []
     anchor = 0
     for (status, test), members in groups.items():
-        shared = _shared(members)
+        # Each difference's key once: the sides formatted, which at 10,000 cases is most of the work.
+        keyed = [[(d, _key(d)) for d in c.differences if d.classification is not Classification.NOISE] for c in members]
+        shared = _shared(keyed)
         own: list[ChangedCase] = []
-        for c in members:
+        for c, pairs in zip(members, keyed, strict=True):
             anchor += 1
-            own.append(_changed(anchor, c, shared))
-        rows = [_diff_row(d) for d in members[0].differences if _key(d) in shared]
+            own.append(_changed(anchor, c, [d for d, k in pairs if k not in shared]))
+        rows, more = _rows([d for d, k in keyed[0] if k in shared], members[0].service)
         built.append(
             DiffGroup(
                 anchor=f"group-{len(built) + 1}",
@@ -799,28 +934,31 @@ def _differences(cases: Sequence[CaseComparison]) -> tuple[DiffGroup, ...]:
                 status=status.value,
                 status_words=_STATUS_WORDS[status],
                 cases=tuple(own),
-                shared=tuple(rows[:MAX_DIFFERENCES]),
-                shared_more=max(0, len(rows) - MAX_DIFFERENCES),
+                shared=rows,
+                shared_more=more,
             )
         )
     return tuple(built)
 
 
-def _key(d: Difference) -> tuple[str, str, str, str, str]:
+_Key = tuple[str, str, str, str, str]
+
+
+def _key(d: Difference) -> _Key:
     return (d.path, d.kind.value, d.classification.value, format_side(d, "before"), format_side(d, "after"))
 
 
-def _shared(members: Sequence[CaseComparison]) -> frozenset[tuple[str, str, str, str, str]]:
+def _shared(keyed: Sequence[Sequence[tuple[Difference, _Key]]]) -> frozenset[_Key]:
     """The differences (noise apart) every case of a group of several has alike; none for a group of one."""
-    if len(members) < 2:
+    if len(keyed) < 2:
         return frozenset()
-    keys = [{_key(d) for d in c.differences if d.classification is not Classification.NOISE} for c in members]
-    return frozenset(set.intersection(*keys))
+    return frozenset(set.intersection(*({k for _, k in pairs} for pairs in keyed)))
 
 
-def _changed(i: int, c: CaseComparison, shared: frozenset[tuple[str, str, str, str, str]] = frozenset()) -> ChangedCase:
-    shown = [d for d in c.differences if d.classification is not Classification.NOISE and _key(d) not in shared]
+def _changed(i: int, c: CaseComparison, own: Sequence[Difference]) -> ChangedCase:
+    """`own`: the case's differences to show (noise apart: they are listed folded, each one)."""
     noise = [d for d in c.differences if d.classification is Classification.NOISE]
+    shown, shown_more = _rows(own, c.service)
     return ChangedCase(
         anchor=f"case-{i}",
         case=c.case,
@@ -828,22 +966,65 @@ def _changed(i: int, c: CaseComparison, shared: frozenset[tuple[str, str, str, s
         status_words=_STATUS_WORDS[c.status],
         before=_outcome(c.before),
         after=_outcome(c.after),
-        shown=tuple(_diff_row(d) for d in shown[:MAX_DIFFERENCES]),
-        noise=tuple(_diff_row(d) for d in noise[:MAX_DIFFERENCES]),
-        shown_more=max(0, len(shown) - MAX_DIFFERENCES),
+        shown=shown,
+        noise=tuple(_diff_row(d, c.service) for d in noise[:MAX_DIFFERENCES]),
+        shown_more=shown_more,
         noise_total=len(noise),
     )
 
 
-def _diff_row(d: Difference) -> DiffRow:
+def _rows(diffs: Sequence[Difference], service: str) -> tuple[tuple[DiffRow, ...], int]:
+    """The rows shown for `diffs` (alike ones folded, at most MAX_DIFFERENCES) and how many differences are not."""
+    rows = fold_rows([_diff_row(d, service) for d in diffs[:_FOLDED_FROM]], _alike)
+    shown = tuple(rows[:MAX_DIFFERENCES])
+    return shown, len(diffs) - sum(r.count for r in shown)
+
+
+def _said(d: Difference, side: Literal["before", "after"], service: str) -> str:
+    """One side on one line: as the difference table shows it, a dataset as its size, other JSON compact."""
+    shown = _side(d, side, service)
+    if shown.dataset or is_status(d) or is_element(d.before if side == "before" else d.after):
+        return shown.text
+    return format_side(d, side)
+
+
+def _alike(row: DiffRow) -> Hashable:
+    """Rows that say the same but for one segment of their path fold into one."""
+    return (row.kind, row.classification, row.before, row.after, row.reason)
+
+
+def _diff_row(d: Difference, service: str) -> DiffRow:
+    """`service`: the case's, whose status table says what a status code means."""
     return DiffRow(
-        path=d.path,
+        path=named_path(d.path),
         kind=d.kind.value.replace("_", " "),
         classification=d.classification.value,
-        before=_lines(format_side(d, "before", pretty=True)),
-        after=_lines(format_side(d, "after", pretty=True)),
+        before=_side(d, "before", service),
+        after=_side(d, "after", service),
         reason=d.reason,
     )
+
+
+def _side(d: Difference, side: Literal["before", "after"], service: str) -> Side:
+    """A status with its meaning, an element as its value and VR, a dataset as attribute rows (those alike on both
+    sides folded), anything else as comparison.json's JSON, cut to MAX_LINES."""
+    value, other = (d.before, d.after) if side == "before" else (d.after, d.before)
+    text = format_side(d, side, pretty=True)
+    if text == "(absent)" or d.path == "outcome":
+        return Side(text)
+    if is_status(d):
+        return Side(status_words(value, service))
+    if is_element(value):
+        assert isinstance(value, dict)
+        return Side(f"{element_text(value)} ({value['vr']})")
+    if is_dataset(value):
+        assert isinstance(value, dict)
+        alike = {k for k, v in value.items() if isinstance(other, dict) and other.get(k) == v}
+        rows = attribute_rows(value)
+        changed = tuple(r for r, k in zip(rows, sorted(value, key=str.upper), strict=True) if k not in alike)
+        same = tuple(r for r, k in zip(rows, sorted(value, key=str.upper), strict=True) if k in alike)
+        return Side(f"{len(rows)} attributes", changed, same)
+    return Side(_lines(text))
 
 
 def _lines(text: str) -> str:

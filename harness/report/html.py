@@ -8,7 +8,7 @@ case with differences a before | after table. Noise is listed too, collapsed, so
 the comparison saw is hidden.
 
 The templates ship in harness/report/templates/: `report.html` extends `layout.html`, whose
-blocks `styles`, `logo`, `header`, `content` and `signoff` a manufacturer overrides from a
+blocks `styles`, `logo`, `header`, `nav`, `content` and `signoff` a manufacturer overrides from a
 directory of their own (looked in first), as can any section partial (`_security.html`, ...).
 Every value is escaped (autoescape on), and a name a template does not know is an error.
 """
@@ -55,7 +55,7 @@ def write_html(
 ) -> Path:
     """Write `out/report.html`; `fingerprint`: the evidence pack's signing key ("": no pack)."""
     path = OutDir(Path(out)).html
-    page = render_html(comparison, runs, templates=templates, fingerprint=fingerprint)
+    page = render_html(comparison, runs, templates=templates, fingerprint=fingerprint, base=path.parent)
     path.write_text(page, encoding="utf-8")
     return path
 
@@ -67,10 +67,12 @@ def render_html(
     tags: Tags | None = None,
     templates: Path | None = None,
     fingerprint: str = "",
+    base: Path | None = None,
 ) -> str:
-    """The whole page as one string; `tags`: the observations' tags (default: those the comparison carries)."""
+    """The whole page as one string; `tags`: the observations' tags (default: those the comparison carries);
+    `base`: the folder it is written into, for links to the runs' records (None: no links)."""
     inventory = (tags or Tags.read(comparison)).names(Observation.INVENTORY)
-    page = build_page(comparison, runs, inventory, fingerprint=fingerprint)
+    page = build_page(comparison, runs, inventory, fingerprint=fingerprint, base=base)
     env = _environment(templates)
     try:
         return env.get_template(REPORT).render(report=page, comparison=comparison, runs=tuple(runs))

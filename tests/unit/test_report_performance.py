@@ -247,13 +247,13 @@ def test_without_performance_the_page_has_no_section_and_no_chart_styles() -> No
 # one-line failures and severities: issue 13).
 UNCHANGED = {
     "synthetic-106": {
-        "report.html": "f501873457c12eb78ae2b6aaee76082d0e540e801fb86a68dded4e71c53faf29",
+        "report.html": "65cec9a4071cbea356ac092b7d9d89c91c33f021fbf825092134c1e584f426a5",
         "junit.xml": "6e6d2e0e46ce5727d825658313992667f4154f6b97c0c697a6e77494ef8ed0be",
         "terminal": "35d74a284a723215ca10556d1ad8bb08b130a4302000bd314758d7f42e0aaac3",
         "allure-results": "07f3cba3b955040bddbd4cba936bf9f7e7e243419849d0e44d41e31677c2481a",
     },
     "e867b1e0ec8f": {
-        "report.html": "7daa379d647ee95ecb5f207c92c858020d1ef88260811f6ff4d9dc9fa292e78d",
+        "report.html": "22d287d1f559c17f5ac611791909335150a6961bc50f5c404b4dd3d8fb8fa40e",
         "junit.xml": "d8b550f53a50f25e9311f37456a4c8c2ff2c4d9a84d29c2fac17bdd5e07b8ea5",
         "terminal": "eb6374a924d55e65c5982fbcf1ccb5a3d922414faaa03dd3dd7dea82315737a5",
         "allure-results": "574b4aa487d864d6a1920c3297b0c3c97df379bce13f65bdc6f374e549a95963",

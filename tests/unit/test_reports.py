@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from harness.compare.diff import format_side
 from harness.compare.engine import compare
 from harness.compare.policy import ExpectedChange, Policy
 from harness.errors import HarnessError
@@ -36,7 +35,9 @@ from harness.model import (
     Verdict,
 )
 from harness.report import Reporter, reporters, summary_table, write_reports
+from harness.report._attributes import named_path
 from harness.report._case import split_params
+from harness.report._view import _side
 from harness.report.html import HtmlReporter, check_templates, render_html
 from harness.report.junit import JUnitReporter
 from harness.report.terminal import colour_wanted
@@ -170,9 +171,9 @@ def test_html_escapes_hostile_values_and_shows_every_difference(
         if case.status is CaseStatus.REGRESSED:
             assert _html(case.case.partition("[")[0]) in banner
         for d in case.differences:
-            assert _html(d.path) in page
-            assert _html(format_side(d, "before", pretty=True)) in page
-            assert _html(format_side(d, "after", pretty=True)) in page
+            assert _html(named_path(d.path)) in page
+            for side in (_side(d, "before", case.service), _side(d, "after", case.service)):
+                assert _html(side.text if not side.dataset else side.changed[0].value) in page
     assert "0xA700" in page
     assert "<details><summary>1 difference(s) that are noise" in page
     for m in manifests:
@@ -474,8 +475,12 @@ def test_an_override_directory_replaces_the_logo_and_signoff_blocks(tmp_path: Pa
     assert "<script" not in page  # the manufacturer's template escapes device text too
     for section in ("about", "runs", "summary", "security", "differences", "cases"):
         assert f"<section id='{section}'>" in page  # the packaged sections are all still there
-    # Without the directory the packaged layout has neither.
-    assert "acme-logo" not in render_html(_hostile(), []) and "signoff" not in render_html(_hostile(), [])
+    assert "Prepared by" not in page  # the manufacturer's sign-off replaced the packaged one
+    # Without the directory: no logo, and the packaged sign-off (prepared / reviewed / approved) last.
+    packaged = render_html(_hostile(), [])
+    assert "acme-logo" not in packaged
+    assert packaged.index("id='cases'") < packaged.index("<section id='signoff'>") < packaged.index("<footer>")
+    assert all(f"<td>{role} by</td>" in packaged for role in ("Prepared", "Reviewed", "Approved"))
 
 
 def test_an_override_directory_can_replace_one_section(tmp_path: Path) -> None:
@@ -574,13 +579,37 @@ def test_comparison_json_holds_one_case_per_line(tmp_path: Path, comparison: Com
 
 
 def test_a_long_value_shows_its_first_lines_then_says_how_many_more() -> None:
-    dataset = {f"0010{i:04X}": {"vr": "LO", "Value": [f"v{i}"]} for i in range(8)}  # 50 lines as indented JSON
+    listing = {"items": [f"v{i}" for i in range(46)]}  # 50 lines as indented JSON
+    comparison = compare(
+        [_run([make_case("a/t.py::t", ds=[listing])])], _run([make_case("a/t.py::t", ds=[])], "candidate")
+    )
+    page = render_html(comparison, [])
+    assert "… and 38 more lines in comparison.json" in page
+    assert "&#34;v0&#34;" in page and "&#34;v45&#34;" not in page
+
+
+def test_a_dataset_shows_as_attributes_with_tag_keyword_and_name() -> None:
+    dataset = {
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": "DOE^JANE"}]},
+        "00080052": {"vr": "CS", "Value": ["PATIENT"]},
+        "00091001": {"vr": "LO", "Value": ["vendor"]},
+    }
     comparison = compare(
         [_run([make_case("a/t.py::t", ds=[dataset])])], _run([make_case("a/t.py::t", ds=[])], "candidate")
     )
     page = render_html(comparison, [])
-    assert "… and 38 more lines in comparison.json" in page
-    assert "&#34;v0&#34;" in page and "&#34;v7&#34;" not in page
+    table = page[page.index('<table class="attrs">') :]
+    table = table[: table.index("</table>")]
+    rows = table.split("<tr>")[1:]
+    assert [r[: r.index("</code>")] for r in rows] == [
+        "<td><code>(0008,0052)",
+        "<td><code>(0009,1001)",
+        "<td><code>(0010,0010)",
+    ]
+    assert "Query/Retrieve Level" in rows[0] and "PATIENT" in rows[0] and "kw" not in rows[0]  # name says keyword
+    assert "Private tag" in rows[1]
+    assert "Patient&#39;s Name" in rows[2] and '<code class="kw">PatientName</code>' in rows[2]
+    assert "DOE^JANE" in rows[2] and "Alphabetic" not in rows[2]
 
 
 @pytest.mark.parametrize(
