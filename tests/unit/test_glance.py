@@ -168,3 +168,13 @@ def test_posture_counts_from_the_security_changes() -> None:
     assert posture_counts(changes) == (("loosened", 1), ("tightened", 0), ("changed", 0), ("noisy", 1), ("stayed", 5))
     texts = _texts(_parse(posture_chart(posture_counts(changes))))
     assert texts == ["1 loosened", "1 noisy", "5 stayed"]
+
+
+def test_sixteen_suites_fit_a_third_of_a_printed_a4_page() -> None:
+    """The regression demo's 259 cases in 16 suites: the chart is 640 px wide at most (_glance.css), and an A4
+    page's printable height (277 mm) is 1047 CSS px, so a third of it is 349 px."""
+    cases = [_case(f"suite{i % 16}/test_t.py::test_{i}", (0.001 * i, 0.001 * i), 0.0011 * i) for i in range(1, 260)]
+    root = _parse(durations_chart(suite_times(cases)))
+    assert root.get("viewBox") == f"0 0 640.00 {root.get('height')}"
+    assert float(root.get("height", "nan")) <= 1047 / 3
+    assert sum(len(v) for v in _dots(root).values()) == 3 * 259
