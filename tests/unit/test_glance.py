@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from markupsafe import Markup
 
 from harness.model import CaseComparison, CaseStatus, Direction, Outcome, Security, SecurityChange
 from harness.report._glance import (
+    CSS,
     FLOOR,
+    POSTURE,
     SuiteTimes,
     durations_chart,
     posture_chart,
@@ -178,3 +182,15 @@ def test_sixteen_suites_fit_a_third_of_a_printed_a4_page() -> None:
     assert root.get("viewBox") == f"0 0 640.00 {root.get('height')}"
     assert float(root.get("height", "nan")) <= 1047 / 3
     assert sum(len(v) for v in _dots(root).values()) == 3 * 259
+
+
+def test_every_class_the_charts_use_is_styled() -> None:
+    """_glance.css styles each class the SVG carries but the two that only name a part for a reader's own CSS."""
+    css = (Path(__file__).resolve().parents[2] / "harness" / "report" / "templates" / CSS).read_text(encoding="utf-8")
+    styled = set(re.findall(r"\.([a-z][\w-]*)", css))
+    charts = [
+        durations_chart([SuiteTimes("s", ((0.1,), (0.2,), (0.3,)), (0.4,))]),
+        posture_chart([(name, 1) for name in POSTURE]),
+    ]
+    used = {c for chart in charts for m in re.findall(r'class="([^"]+)"', str(chart)) for c in m.split()}
+    assert used - styled == {"gl-durations", "gl-lane"}
