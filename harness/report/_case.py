@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["split_case", "split_params"]
+__all__ = ["split_case", "split_params", "suite_of"]
 
 
 def split_case(case: str) -> tuple[str, str]:
@@ -25,3 +25,11 @@ def split_params(case: str) -> tuple[str, str]:
         return case, ""
     at = len(head) + len(sep) + last.index("[")
     return case[:at], case[at:]
+
+
+def suite_of(case: str) -> str:
+    """The suite of a case id: its path's first directory ("storage/test_store.py::t[x]" → "storage"), or for a
+    module at the top level the module ("test_echo.py::t" → "test_echo")."""
+    path = case.partition("::")[0].replace("\\", "/")
+    head, sep, _ = path.partition("/")
+    return head if sep else path.removesuffix(".py")

@@ -17,17 +17,18 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 from harness.model import CaseComparison, Direction, SecurityChange
+from harness.report._case import suite_of
 from harness.report._charts import quantity
 
 __all__ = [
     "CSS",
+    "DOTS_PER_ROW",
     "FLOOR",
     "POSTURE",
     "SuiteTimes",
     "durations_chart",
     "posture_chart",
     "posture_counts",
-    "suite_of",
     "suite_times",
 ]
 
@@ -36,6 +37,7 @@ FLOOR = 1e-4  # seconds: the durations axis starts no lower; a shorter case (0 s
 # The posture's segments in reading order (what loosened first, what stayed last), each its CSS class p-<name>.
 POSTURE = ("loosened", "tightened", "changed", "noisy", "stayed")
 
+DOTS_PER_ROW = 200  # a run's dots in one suite's lane at most (see _thinned); the totals count every case
 _WIDTH = 640.0  # px: fits the report's screen width and, scaled down, a printed A4 page
 _LABEL = 96.0  # px left of the plot for the suite's name
 _PLOT = 330.0  # px: the log axis of case durations
@@ -68,14 +70,6 @@ class SuiteTimes:
     def total_after(self) -> float | None:
         """The candidate's summed durations; None: it ran no case of the suite."""
         return sum(self.after) if self.after else None
-
-
-def suite_of(case: str) -> str:
-    """The suite of a case id: its path's first directory ("storage/test_store.py::t[x]" → "storage"), or for a
-    module at the top level the module ("test_echo.py::t" → "test_echo")."""
-    path = case.partition("::")[0].replace("\\", "/")
-    head, sep, _ = path.partition("/")
-    return head if sep else path.removesuffix(".py")
 
 
 def suite_times(cases: Sequence[CaseComparison]) -> tuple[SuiteTimes, ...]:
@@ -116,7 +110,7 @@ def durations_chart(suites: Sequence[SuiteTimes]) -> Markup:
         f"replicas' above the candidate's; then each suite's total time before (mean of the replicas) and after"
     )
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="gl-chart gl-durations" width="{_WIDTH:.2f}" '
+        f'<svg class="gl-chart gl-durations" width="{_WIDTH:.2f}" '
         f'height="{height:.2f}" viewBox="0 0 {_WIDTH:.2f} {height:.2f}" role="img" aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>",
         _legend(replicas),
@@ -162,7 +156,7 @@ def posture_chart(counts: Sequence[tuple[str, int]]) -> Markup:
     said = ", ".join(f"{n} {name}" for name, n in shown)
     title = f"Security posture: {total} observation{'' if total == 1 else 's'}: {said}"
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="gl-chart gl-posture" width="{_WIDTH:.2f}" '
+        f'<svg class="gl-chart gl-posture" width="{_WIDTH:.2f}" '
         f'height="{height:.2f}" viewBox="0 0 {_WIDTH:.2f} {height:.2f}" role="img" aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>"
     ]
@@ -215,7 +209,7 @@ def _suite_lane(s: SuiteTimes, top: float, scale: _Scale, lo: float, most: float
     rows.append(("pg-c", s.after, down))
     for css, durations, y in rows:
         parts.append(f'<g class="{css}">')
-        for k, d in enumerate(d for d in durations if math.isfinite(d)):
+        for k, d in enumerate(_thinned([d for d in durations if math.isfinite(d)])):
             # A fixed jitter of three rows, so equal durations stay visible as a cluster; the same every rendering.
             cy = y + (k % 3 - 1) * 1.5
             parts.append(f'<circle class="gl-dot" cx="{scale(max(d, lo)):.2f}" cy="{cy:.2f}" r="1.50"/>')
@@ -230,6 +224,16 @@ def _suite_lane(s: SuiteTimes, top: float, scale: _Scale, lo: float, most: float
     parts.append(_text("gl-note", _TOTAL_AT + _BAR + 6, top + _LANE / 2 + 4, _totals(before, after), "start"))
     parts.append("</g>")
     return "".join(parts)
+
+
+def _thinned(durations: list[float]) -> list[float]:
+    """At most DOTS_PER_ROW durations: past that, evenly spaced order statistics, which keep the distribution's
+    shape (a 10,000-case comparison would otherwise draw 30,000 dots, megabytes of SVG no eye can tell apart)."""
+    if len(durations) <= DOTS_PER_ROW:
+        return durations
+    ordered = sorted(durations)
+    last = len(ordered) - 1
+    return [ordered[round(i * last / (DOTS_PER_ROW - 1))] for i in range(DOTS_PER_ROW)]
 
 
 def _totals(before: float | None, after: float | None) -> str:

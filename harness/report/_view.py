@@ -1,6 +1,7 @@
 """report.html's content as plain words and numbers for the templates, which alone write markup (and escape).
 
-One exception: the performance section's charts, SVG markup that `_charts` builds from numbers and escaped text.
+One exception: the charts, SVG markup that `_charts` (performance) and `_glance` (durations per suite, the security
+posture) build from numbers and escaped text.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ from harness.model import (
     Verdict,
 )
 from harness.report._attributes import Attribute, attribute_rows, element_text, is_dataset, is_element, named_path
-from harness.report._case import split_case, split_params
+from harness.report._case import split_case, split_params, suite_of
 from harness.report._charts import bounds, compared, distributions, is_difference, ratio, run_class, shown
 from harness.report._fold import fold_rows
+from harness.report._glance import durations_chart, posture_chart, posture_counts, suite_times
 from harness.report._oneline import is_status
 from harness.report._status import status_words
 from harness.rundir import RunDir
@@ -481,6 +483,8 @@ class Page:
     runs: tuple[Run, ...]
     summary: Summary
     matrix: Matrix
+    durations: Markup  # every case's duration per suite, before and after; empty: no durations recorded
+    posture_chart: Markup  # the security posture's counts as one bar; empty: no security observation
     security: Posture | None  # None: no observation carries a security meaning
     software: Software | None  # None: no software inventory was recorded
     differences: tuple[DiffGroup, ...]
@@ -522,6 +526,8 @@ def build_page(
         runs=_runs(runs, (*c.baseline, c.candidate), base),
         summary=_summary(c.cases),
         matrix=_matrix(c.cases),
+        durations=durations_chart(suite_times(c.cases)),
+        posture_chart=posture_chart(posture_counts(c.security)),
         security=_security(c.security) if c.security else None,
         software=_software(c.cases, inventory or {}),
         differences=_differences(c.cases),
@@ -791,7 +797,7 @@ def _matrix(cases: Sequence[CaseComparison]) -> Matrix:
     """Cases by suite (the first folder of the case id) and status, suites in the order the runs met them."""
     by_suite: dict[str, Counter[CaseStatus]] = {}
     for c in cases:
-        by_suite.setdefault(c.case.split("/", 1)[0] if "/" in c.case else "(top level)", Counter())[c.status] += 1
+        by_suite.setdefault(suite_of(c.case), Counter())[c.status] += 1
     everything: Counter[CaseStatus] = sum(by_suite.values(), Counter())
 
     def row(name: str, counts: Counter[CaseStatus]) -> MatrixRow:

@@ -12,19 +12,20 @@ import pytest
 from markupsafe import Markup
 
 from harness.model import CaseComparison, CaseStatus, Direction, Outcome, Security, SecurityChange
+from harness.report._case import suite_of
 from harness.report._glance import (
     CSS,
+    DOTS_PER_ROW,
     FLOOR,
     POSTURE,
     SuiteTimes,
     durations_chart,
     posture_chart,
     posture_counts,
-    suite_of,
     suite_times,
 )
 
-SVG = "{http://www.w3.org/2000/svg}"
+SVG = ""  # inline in HTML: no namespace
 HOSTILE = "<script>&\"'"
 
 
@@ -194,3 +195,14 @@ def test_every_class_the_charts_use_is_styled() -> None:
     ]
     used = {c for chart in charts for m in re.findall(r'class="([^"]+)"', str(chart)) for c in m.split()}
     assert used - styled == {"gl-durations", "gl-lane"}
+
+
+def test_a_big_suite_draws_its_distribution_not_every_case() -> None:
+    many = tuple(float(i) / 1000 for i in range(1, 5001))
+    svg = durations_chart([SuiteTimes("storage", (many,), many[:10])])
+    root = ET.fromstring(str(svg))
+    dots = [c for c in root.iter("circle") if c.get("class") == "gl-dot"]
+    assert len(dots) == DOTS_PER_ROW + 10  # the baseline's 5,000 thinned, the candidate's 10 as they are
+    xs = sorted(float(c.get("cx", "0")) for c in dots[:DOTS_PER_ROW])
+    assert xs == sorted(xs) and len(set(xs)) > DOTS_PER_ROW // 2  # spread over the range, not one cluster
+    assert "baseline 1 5000 cases" in svg  # the lane still counts, and totals, every case

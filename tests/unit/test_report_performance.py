@@ -188,7 +188,7 @@ def test_the_section_lists_metrics_worst_decision_first() -> None:
     page = render_html(comparison, runs)
     shown = re.findall(r"<tbody id='metric-\d+'>\s*<tr><td><code>m\.(\w+)</code>", page)
     assert shown == worst_first
-    assert page.count("<svg ") == 2 * len(metrics)
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="pg-chart ') == 2 * len(metrics)
 
 
 def test_the_section_shows_ratio_interval_threshold_declared_noise_and_rates() -> None:
@@ -229,14 +229,14 @@ def test_a_metric_that_could_not_be_compared_shows_why_and_no_ratio_chart() -> N
     (row,) = build_page(comparison, runs).performance.rows  # type: ignore[union-attr]
     assert row.ratio is None and row.result == "not compared" and row.noise == "—"
     page = render_html(comparison, runs)
-    assert m.reason in page and page.count("<svg ") == 1
+    assert m.reason in page and page.count('class="pg-chart ') == 1
 
 
 def test_without_performance_the_page_has_no_section_and_no_chart_styles() -> None:
     comparison, runs = _comparison()
     page = render_html(comparison, runs)
     assert build_page(comparison, runs).performance is None
-    assert "id='performance'" not in page and ".pg-chart" not in page and "<svg" not in page
+    assert "id='performance'" not in page and ".pg-chart" not in page and 'class="pg-chart' not in page
     with_one = render_html(*_comparison(_decided("store.study", PerfDecision.UNCHANGED)))
     assert "id='performance'" in with_one and ".pg-chart" in with_one
 
@@ -247,13 +247,13 @@ def test_without_performance_the_page_has_no_section_and_no_chart_styles() -> No
 # one-line failures and severities: issue 13).
 UNCHANGED = {
     "synthetic-106": {
-        "report.html": "65cec9a4071cbea356ac092b7d9d89c91c33f021fbf825092134c1e584f426a5",
+        "report.html": "d9ee0ac41440f3d76e3577da497876f980a0c75825b52271a72a7a55ec648ff2",
         "junit.xml": "6e6d2e0e46ce5727d825658313992667f4154f6b97c0c697a6e77494ef8ed0be",
         "terminal": "35d74a284a723215ca10556d1ad8bb08b130a4302000bd314758d7f42e0aaac3",
         "allure-results": "07f3cba3b955040bddbd4cba936bf9f7e7e243419849d0e44d41e31677c2481a",
     },
     "e867b1e0ec8f": {
-        "report.html": "22d287d1f559c17f5ac611791909335150a6961bc50f5c404b4dd3d8fb8fa40e",
+        "report.html": "44beb55189eb3d23977ca3ae97e2e09c17383559c05e9f03a6f3be73577eed5b",
         "junit.xml": "d8b550f53a50f25e9311f37456a4c8c2ff2c4d9a84d29c2fac17bdd5e07b8ea5",
         "terminal": "eb6374a924d55e65c5982fbcf1ccb5a3d922414faaa03dd3dd7dea82315737a5",
         "allure-results": "574b4aa487d864d6a1920c3297b0c3c97df379bce13f65bdc6f374e549a95963",

@@ -354,6 +354,9 @@ def test_html_security_section_says_what_loosened_tightened_and_stayed(posture: 
     section = page[page.index("id='security'") : page.index("id='differences'")]
     assert "<h2>Security posture</h2>" in section
     assert "<strong>4 loosened, 2 tightened, 1 changed, 1 stayed the same.</strong>" in section
+    chart = section[section.index('<svg class="gl-chart gl-posture"') : section.index("</svg>")]
+    assert "<title>Security posture: 8 observations: 4 loosened, 2 tightened, 1 changed, 1 stayed</title>" in chart
+    section = section[section.index("</svg>") :]  # the groups below the chart
     loosened = section[section.index("p-loosened") : section.index("p-tightened")]
     tightened = section[section.index("p-tightened") : section.index("p-changed")]
     changed = section[section.index("p-changed") : section.index("p-unchanged")]
