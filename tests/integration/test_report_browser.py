@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.compare.diff import format_side
 from harness.compare.engine import compare
 from harness.compare.performance import compare_metric
 from harness.compare.policy import ExpectedChange, Policy
 from harness.model import CaseRecord, Comparison, Direction, Observation, Outcome, RunRecord, Security
 from harness.report import write_reports
+from harness.report._attributes import named_path
+from harness.report._view import _side
 from harness.rundir import RunDir, read_run
 from tests.conftest import require_tool
 from tests.factories import make_case, make_reference_run
@@ -126,10 +127,11 @@ def test_rendered_dom_shows_the_verdict_and_every_difference(tmp_path: Path, rep
         assert (test if reason.startswith("regressed: ") else reason) in text
     differences = [d for c in comparison.cases for d in c.differences]
     assert len(differences) == 4  # noise, a value, a DICOM status, an expected change
-    for d in differences:
-        assert d.path in text and d.kind.value.replace("_", " ") in text
-        assert format_side(d, "before", pretty=True) in text
-        assert format_side(d, "after", pretty=True) in text
+    for d in differences:  # each as the page says it: tags named, statuses with their meaning
+        case = next(c for c in comparison.cases if d in c.differences)
+        assert named_path(d.path) in text and d.kind.value.replace("_", " ") in text
+        assert _side(d, "before", case.service).text in text
+        assert _side(d, "after", case.service).text in text
     assert HOSTILE in text  # shown as text ...
     assert "script" not in page.tags and "img" not in page.tags  # ... never run as markup
     assert "<title>patchgate: reference — REGRESSED</title>" in dom  # the injected script never ran
@@ -450,7 +452,7 @@ def test_robustness_section_lays_out_its_table_with_coloured_changes(tmp_path: P
                   width: innerWidth, scrollWidth: document.documentElement.scrollWidth })"""
             )
         )
-    assert shown["previous"] == "summary"  # after the counts, before the security posture
+    assert shown["previous"] == "runs"  # after the counts and the runs, before the security posture
     assert len(shown["inputs"]) == len(ROBUSTNESS_CORPUS) and shown["inputs"][0] == "pdu.pdata.over-max"
     assert ROBUSTNESS_HOSTILE in shown["inputs"] and shown["scripts"] == 0  # the hostile id is text, never markup
     assert shown["changes"][:4] == [
