@@ -22,7 +22,8 @@ def _run(argv: list[str], what: str, timeout: float) -> None:
 
 
 def build_wheel(tmp: Path) -> Path:
-    """patchgate-<version>-py3-none-any.whl, built by pip in `tmp` from a copy of the build inputs."""
+    """patchgate-<version>-py3-none-any.whl, built by pip in `tmp` from a copy of the build inputs, committed to a
+    git repository of its own (`tmp/src`) as a release checkout would be: the wheel records that commit."""
     source = tmp / "src"
     source.mkdir()
     for name in _BUILD_INPUTS:
@@ -30,6 +31,9 @@ def build_wheel(tmp: Path) -> Path:
             shutil.copytree(ROOT / name, source / name, ignore=_IGNORE)
         else:
             shutil.copy2(ROOT / name, source / name)
+    git = ["git", "-C", str(source), "-c", "user.name=patchgate tests", "-c", "user.email=tests@patchgate.invalid"]
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "--no-gpg-sign", "-m", "wheel source"]):
+        _run([*git, *argv], f"git {argv[0]}", 60.0)
     return pip_wheel(source, tmp / "dist")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import zipfile
@@ -54,6 +55,17 @@ def test_the_wheel_carries_devices_and_the_dockerfiles(installed: Installed) -> 
 def test_installed_outside_the_checkout_it_runs_the_demo(installed: Installed) -> None:
     done = installed.run("patchgate", "validate", "--demo", "--quiet", "--out", "out")
     assert (done.returncode, done.stdout) == (0, "VERDICT: UNCHANGED (exit 0)\n"), done.stderr[-3000:]
+    # Each run records the commit the wheel was built from (its build's HEAD), and report.html says it.
+    head = subprocess.run(
+        ["git", "-C", str(installed.wheel.parent.parent / "src"), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    manifest = json.loads((installed.cwd / "out" / "runs" / "candidate-1" / "manifest.json").read_text())
+    assert manifest["versions"]["patchgate commit"] == head
+    assert f"commit {head}" in (installed.cwd / "out" / "report.html").read_text(encoding="utf-8")
 
 
 def test_it_lists_the_bundled_profiles_and_each_loads(installed: Installed) -> None:
