@@ -10,7 +10,7 @@ from pynetdicom import AE
 from simulators._net import VERIFICATION
 from simulators.endpoint import JSON, Endpoint
 
-__all__ = ["Health", "echo_health"]
+__all__ = ["Health", "echo_health", "harness_fault"]
 
 _TRANSIENT = 2  # A-ASSOCIATE-RJ result: rejected-transient
 
@@ -86,3 +86,21 @@ def echo_health(
         if not again:
             return Health(False, attempt, detail)
         time.sleep(pause)
+
+
+def harness_fault(device: Health, control: Endpoint, timeout: float) -> str:
+    """Why a failed health check is the harness's, not the device's; "" when it is the device's (or it passed).
+
+    The control is a peer the harness runs itself and no input attacked (the run's PACS simulator): when it does
+    not answer C-ECHO either, the fault is on this side (out of sockets, a process starved), and reading the
+    device as "unresponsive" would claim a security loosening that did not happen.
+    """
+    if device.ok:
+        return ""
+    check = echo_health(control, timeout, tries=2, busy=False, calling="PGCONTROL")
+    if check.ok:
+        return ""
+    return (
+        f"the device failed its health check ({device.detail}) and the run's own {control.ae_title} at "
+        f"{control.host}:{control.port}, which no input attacked, did not answer C-ECHO either ({check.detail})"
+    )

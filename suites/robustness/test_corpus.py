@@ -21,7 +21,7 @@ from harness.plugin import Observe
 from harness.robust.client import Windows
 from harness.rundir import RunDir
 from simulators.attack import AttackError, Input, Negotiated, inputs
-from simulators.attack.health import echo_health
+from simulators.attack.health import echo_health, harness_fault
 from simulators.attack.run import Outcome, probe, run_input
 from suites.robustness._reaction import buckets, final
 
@@ -78,6 +78,9 @@ def test_input(input_id: str, patchgate_context: SuiteContext, attack_windows: W
     if outcome.health is None:  # not sent (nothing to send to this device): still, does it answer after this case?
         outcome = dataclasses.replace(outcome, health=echo_health(endpoint, health_timeout))
     end = attack_windows.end(input_id)
+    fault = harness_fault(outcome.health, patchgate_context.pacs, health_timeout) if outcome.health else ""
+    if fault:  # ending the run makes it INCONCLUSIVE, where "unresponsive" would read as a security loosening
+        pytest.exit(f"harness fault, robustness input {input_id}: {fault}", returncode=pytest.ExitCode.INTERNAL_ERROR)
     reaction = final(outcome, end.detail if end.exited else None, end.detail if end.restarted else None)
     run = RunDir(Path(patchgate_context.run_dir))
     line = {**outcome.to_json(), "final": reaction.kind, "harness": end.detail}

@@ -12,7 +12,7 @@ from harness.model import Endpoint
 from harness.ports import reserve_port
 from simulators._net import free_port
 from simulators.attack import Input, inputs
-from simulators.attack.health import echo_health
+from simulators.attack.health import echo_health, harness_fault
 from simulators.attack.run import Outcome, probe, run_input
 from simulators.attack.wire import Negotiated, Wire
 from tests.conftest import require_tool, wait_for_device
@@ -240,6 +240,19 @@ def test_a_device_that_is_gone_is_an_error_not_a_reaction() -> None:
         run_input(BY_ID["pdu.rq.version-0"], nobody, deadline=1.0, health_timeout=1.0)
     health = echo_health(nobody, 1.0, tries=2, pause=0.1)
     assert not health.ok and health.tries == 2 and "no association" in health.detail
+
+
+def test_a_failed_health_check_is_the_harnesss_only_when_its_own_simulator_is_silent_too(pacs: Endpoint) -> None:
+    nobody = Endpoint("NOBODY", "127.0.0.1", free_port())
+    gone = echo_health(nobody, 1.0, tries=1)
+    assert not gone.ok
+    # The run's own simulator answers: the device's silence is the device's (a crash, a hang), said as it is.
+    assert harness_fault(gone, pacs, 2.0) == ""
+    # Nothing answers, not even the harness's own peer: the harness is at fault, never the device.
+    silent = Endpoint("PGPACS", "127.0.0.1", free_port())
+    fault = harness_fault(gone, silent, 1.0)
+    assert fault.startswith("the device failed its health check (no association") and "PGPACS at 127.0.0.1" in fault
+    assert harness_fault(echo_health(pacs, 2.0), silent, 1.0) == ""  # a passed check needs no control
 
 
 def test_the_command_prints_one_line_per_input(pacs: Endpoint) -> None:
