@@ -156,7 +156,7 @@ def _keys(paths: Sequence[str]) -> list[str]:
     parts = [PurePosixPath(Path(p).as_posix()).with_suffix("").parts for p in paths]
     depths = [2] * len(parts)
     while True:
-        keys = [_UNSAFE.sub("-", "-".join(p[-d:])).strip("-") for p, d in zip(parts, depths, strict=True)]
+        keys = [_slug(p[-d:]) for p, d in zip(parts, depths, strict=True)]
         clashing = [n for n, k in enumerate(keys) if keys.count(k) > 1]
         growing = [n for n in clashing if depths[n] < len(parts[n])]
         if not clashing or not growing:
@@ -164,8 +164,12 @@ def _keys(paths: Sequence[str]) -> list[str]:
         for n in growing:  # only the clashing keys take another part
             depths[n] += 1
     # Left clashing: paths that differ only in characters a key cannot hold; their short key, numbered.
-    short = [_UNSAFE.sub("-", "-".join(p[-2:])).strip("-") for p in parts]
-    return [f"{short[n]}-{n + 1}" if n in clashing else k for n, k in enumerate(keys)]
+    return [f"{_slug(parts[n][-2:])}-{n + 1}" if n in clashing else k for n, k in enumerate(keys)]
+
+
+def _slug(parts: Sequence[str]) -> str:
+    """Path parts as one name an artifact, a job and a folder can all take."""
+    return _UNSAFE.sub("-", "-".join(parts)).strip("-") or "profile"
 
 
 def github_document(plan: Plan) -> dict[str, Any]:

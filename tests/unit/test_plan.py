@@ -96,6 +96,10 @@ def test_keys_take_as_many_path_parts_as_uniqueness_needs_and_args_quote(tmp_pat
     for job in jobs:
         assert shlex.split(job.args) == list(job.argv)
     assert f"'{paths[2]}'" in plan.runs[-4].args
+    odd = tmp_path / "é" / "ü.toml"  # no character a key can hold
+    odd.parent.mkdir()
+    odd.write_text(text)
+    assert [c.name for c in make_plan([str(odd)]).compares] == ["profile"]
 
 
 @pytest.mark.parametrize(
