@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, help="run directory to create")
     r.add_argument("--performance", action="store_true", help=_PERFORMANCE_HELP)
     r.add_argument("--robustness", action="store_true", help=_ROBUSTNESS_HELP)
+    r.add_argument(
+        "--worklist-date",
+        metavar="YYYYMMDD",
+        default="",
+        help="the RIS simulator's worklist date (default: today, UTC); a validation's runs need one date",
+    )
 
     c = sub.add_parser("compare", help="compare run directories, write reports, exit with the verdict")
     c.add_argument("--baseline", type=Path, action="append", required=True, help="baseline run directory (repeat)")
@@ -113,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gitlab-tag", action="append", default=[], help="runner tag of the GitLab jobs (repeat)")
     p.add_argument("--performance", action="store_true", help=_PERFORMANCE_HELP)
     p.add_argument("--robustness", action="store_true", help=_ROBUSTNESS_HELP)
+    p.add_argument(
+        "--worklist-date", metavar="YYYYMMDD", default="", help="every run's worklist date (default: today, UTC)"
+    )
 
     sub.add_parser("variants", help="list the reference device's and the reference modality's variants")
     sub.add_parser("devices", help="list the device profiles shipped with patchgate (paths for --profile)")
@@ -228,16 +237,18 @@ def _validate(args: argparse.Namespace, started: float) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from harness.model import RunStatus
+    from harness.plan import worklist_date
     from harness.profile import load_profile
     from harness.runner import RunRequest, run_variant
     from harness.validation import ProgressLine
 
+    date = worklist_date(args.worklist_date) if args.worklist_date else ""
     profile = _with_phases(load_profile(args.profile), args)
     profile.variant(args.variant)
     _output_dir(args.out)
     role = args.role or (args.variant if args.variant in ("baseline", "candidate") else "candidate")
     progress = ProgressLine()
-    manifest = run_variant(RunRequest(profile, args.variant, role, args.replica, args.out), progress)
+    manifest = run_variant(RunRequest(profile, args.variant, role, args.replica, args.out, date), progress)
     progress.done()
     print(printable(f"{manifest.run_id}: {manifest.status.value}, {manifest.cases_collected} cases, {args.out}"))
     if manifest.status is not RunStatus.COMPLETED:
@@ -272,7 +283,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     plan = make_plan(
         args.profiles, replicas=args.replicas, root=args.out, policy=args.policy,
-        performance=args.performance, robustness=args.robustness,
+        performance=args.performance, robustness=args.robustness, date=args.worklist_date,
     )  # fmt: skip
     for warning in plan.warnings:
         print(f"patchgate: warning: {printable(warning)}", file=sys.stderr)

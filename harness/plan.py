@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -12,7 +13,17 @@ from typing import Any
 
 from harness.errors import HarnessError, ProfileError
 
-__all__ = ["FORMATS", "CompareJob", "Plan", "RunJob", "github_document", "gitlab_document", "make_plan", "render"]
+__all__ = [
+    "FORMATS",
+    "CompareJob",
+    "Plan",
+    "RunJob",
+    "github_document",
+    "gitlab_document",
+    "make_plan",
+    "render",
+    "worklist_date",
+]
 
 FORMATS = ("github", "gitlab")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")  # no "." in a key: artifact pattern KEY.* then matches one device's runs only
@@ -78,12 +89,14 @@ def make_plan(
     policy: Sequence[str] = (),
     performance: bool = False,
     robustness: bool = False,
+    date: str = "",
 ) -> Plan:
     """The jobs that give, run on separate agents, the verdict `patchgate validate` gives for each profile.
 
     Each profile is loaded and checked as `validate` checks it before starting anything (its baseline and
     candidate variants, their templates and actions, its policy files and `policy`), so a bad one fails
     here, before any agent is spent. Paths stay as given: the jobs run them from the same directory.
+    Every run serves the worklist of `date` (YYYYMMDD; "": today, UTC), as validate's runs share one.
     """
     from harness.profile import load_profile
     from harness.runner import check_variant
@@ -96,6 +109,7 @@ def make_plan(
         )
     if not profiles:
         raise HarnessError("no profile given", hint="patchgate plan PROFILE... (patchgate devices lists shipped ones)")
+    date = worklist_date(date) if date else time.strftime("%Y%m%d", time.gmtime())
     extra = [Path(p) for p in policy]
     devices: list[_Device] = []
     for given in profiles:
@@ -123,7 +137,7 @@ def make_plan(
             argv = ("run", "--profile", device.path, "--variant", role, "--role", role, "--replica", str(n))
             jobs.append(
                 RunJob(f"{key}.{role}-{n}", key, device.name, device.path, role, role, n, run_out,
-                       (*argv, "--out", run_out, *phases))
+                       (*argv, "--out", run_out, "--worklist-date", date, *phases))
             )  # fmt: skip
         runs += jobs
         compare = ["compare", "--profile", device.path]
@@ -142,6 +156,24 @@ def make_plan(
         if d.performance
     )
     return Plan(root, tuple(runs), tuple(compares), warnings)
+
+
+def worklist_date(text: str) -> str:
+    """`text` if it is a date as YYYYMMDD, else a HarnessError naming --worklist-date.
+
+    A validation's runs must share one: the reference RIS's worklist cases gave a false REGRESSED with a
+    candidate served the next day's worklist (docs/scaling.md).
+    """
+    try:
+        if re.fullmatch(r"[0-9]{8}", text):
+            time.strptime(text, "%Y%m%d")
+            return text
+    except ValueError:
+        pass
+    raise HarnessError(
+        f"--worklist-date {text!r}: not a date as YYYYMMDD",
+        hint="e.g. 20261130; patchgate plan gives every run of a plan the same one",
+    )
 
 
 def _keys(paths: Sequence[str]) -> list[str]:

@@ -85,8 +85,11 @@ def test_each_run_job_writes_only_its_own_run_directory(planned: tuple[dict[str,
     ]  # fmt: skip
     assert len({j["out"] for j in runs}) == len(runs)
     agents = merged.parent / "agents"
+    (date,) = {job["argv"][job["argv"].index("--worklist-date") + 1] for job in runs}
     for job in runs:
         workspace = agents / job["name"]
+        endpoints = json.loads((workspace / job["out"] / "endpoints.json").read_text())
+        assert endpoints["worklist_date"] == date  # the plan's, whatever day the agent ran on
         written = [p.relative_to(workspace) for p in workspace.rglob("*") if p.is_file()]
         assert (workspace / job["out"] / "manifest.json").is_file()
         assert all(p.is_relative_to(job["out"]) for p in written), written

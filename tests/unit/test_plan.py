@@ -6,6 +6,7 @@ import fnmatch
 import json
 import re
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 def test_a_plan_holds_validates_runs_then_one_compare_per_device() -> None:
-    plan = make_plan([CLEAN, MODALITY], replicas=3, root="out")
+    plan = make_plan([CLEAN, MODALITY], replicas=3, root="out", date="20261130")
     assert [j.name for j in plan.runs] == [
         f"{key}.{label}"
         for key in ("reference-profile", "reference-modality-regression")
@@ -49,8 +50,9 @@ def test_a_plan_holds_validates_runs_then_one_compare_per_device() -> None:
     first = plan.runs[0]
     assert first.argv == (
         "run", "--profile", CLEAN, "--variant", "baseline", "--role", "baseline", "--replica", "1",
-        "--out", "out/reference-profile/runs/baseline-1",
+        "--out", "out/reference-profile/runs/baseline-1", "--worklist-date", "20261130",
     )  # fmt: skip
+    assert {j.argv[-2:] for j in plan.runs} == {("--worklist-date", "20261130")}  # one date, as validate's runs
     assert [(j.device, j.role, j.replica) for j in plan.runs[4:]] == [
         ("reference-modality", "baseline", 1), ("reference-modality", "baseline", 2),
         ("reference-modality", "baseline", 3), ("reference-modality", "candidate", 1),
@@ -109,6 +111,7 @@ def test_keys_take_as_many_path_parts_as_uniqueness_needs_and_args_quote(tmp_pat
         ([CLEAN, "--replicas", "1"], ["--replicas 1: a plan needs at least 2", "noise"]),
         ([CLEAN, f"./{CLEAN}"], [f"./{CLEAN}: given twice (as {CLEAN})"]),
         ([CLEAN, "--policy", "nope-policy.toml"], ["nope-policy.toml"]),
+        ([CLEAN, "--worklist-date", "20261131"], ["--worklist-date '20261131': not a date as YYYYMMDD"]),
     ],
 )
 def test_bad_input_is_one_line_naming_it(
@@ -119,6 +122,17 @@ def test_bad_input_is_one_line_naming_it(
     assert err.startswith("patchgate: error: ") and len(err.splitlines()) == 1, err
     for fragment in fragments:
         assert fragment in err
+
+
+def test_today_is_the_plans_date_and_run_refuses_a_bad_one(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    before = time.strftime("%Y%m%d", time.gmtime())
+    dates = {j.argv[-1] for j in make_plan([CLEAN]).runs}
+    assert dates <= {before, time.strftime("%Y%m%d", time.gmtime())} and len(dates) == 1
+    out = tmp_path / "run"
+    code, _, err = _cli(capsys, "run", "--profile", CLEAN, "--variant", "baseline", "--out", str(out),
+                        "--worklist-date", "2026-11-30")  # fmt: skip
+    assert code == 2 and "--worklist-date '2026-11-30': not a date as YYYYMMDD" in err and "hint:" in err
+    assert not out.exists()  # refused before anything started
 
 
 def test_a_profile_without_a_candidate_is_refused_naming_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
