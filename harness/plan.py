@@ -274,7 +274,7 @@ def gitlab_document(plan: Plan, tags: Sequence[str] = ()) -> dict[str, Any]:
         }  # fmt: skip
     for c in plan.compares:
         document[f"{c.name}.compare"] = {
-            "extends": ".patchgate", "stage": "patchgate-compare",
+            "extends": ".patchgate", "stage": "patchgate-compare", "when": "always",  # failed runs: INCONCLUSIVE
             "needs": [{"job": r, "artifacts": True} for r in c.runs], "script": [f"patchgate {c.args}"],
             "artifacts": {"when": "always", "paths": [f"{c.out}/"], "reports": {"junit": f"{c.out}/junit.xml"}},
         }  # fmt: skip

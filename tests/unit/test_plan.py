@@ -176,6 +176,7 @@ def test_gitlab_form_is_a_child_pipeline_whose_compares_need_their_runs() -> Non
     for compare in plan.compares:
         job = pipeline[f"{compare.name}.compare"]
         assert job["stage"] == "patchgate-compare" and job["script"] == [f"patchgate {compare.args}"]
+        assert job["when"] == "always"  # after a failed run too: compare judges it INCONCLUSIVE
         assert [n["job"] for n in job["needs"]] == list(compare.runs)
     jobs = [k for k in pipeline if k not in ("stages", "variables", ".patchgate")]
     assert len(jobs) == len(plan.runs) + len(plan.compares)
@@ -197,6 +198,7 @@ def test_github_matrix_workflow_runs_what_the_plan_prints() -> None:
     assert (args.command, args.format, args.out) == ("plan", "github", "$PLAN")
     assert jobs["plan"]["outputs"]["plan"] == "${{ steps.plan.outputs.plan }}"
     document = github_document(make_plan([CLEAN, MODALITY], root=workflow["env"]["PLAN"]))
+    assert "!cancelled()" in jobs["compare"]["if"]  # after a failed run too: compare judges it INCONCLUSIVE
     for name, part in (("run", "runs"), ("compare", "compares")):
         job = jobs[name]
         assert job["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.plan).%s }}".replace("%s", part)
