@@ -113,7 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("profiles", nargs="+", type=str, metavar="PROFILE", help="device profile TOML (relative paths)")
     p.add_argument("--replicas", type=int, default=2, help="baseline replicas per device (default 2, at least 2)")
-    p.add_argument("--out", default="patchgate-plan", help="where the jobs write, one folder per device")
+    p.add_argument(
+        "--out", default="patchgate-plan", help="where the jobs write, a folder per device (default: patchgate-plan)"
+    )
     p.add_argument("--format", choices=("github", "gitlab"), default="github", help="default: github")
     p.add_argument("--policy", action="append", default=[], help="extra expected-change policy TOML (repeat)")
     p.add_argument("--gitlab-tag", action="append", default=[], help="runner tag of the GitLab jobs (repeat)")
