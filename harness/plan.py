@@ -122,6 +122,15 @@ def make_plan(
         profile = load_profile(given)
         for variant in ("baseline", "candidate"):  # the loader has refused a profile without either
             check_variant(profile, variant)
+            backend = profile.variant(variant).backend
+            if backend not in ("local", "docker"):
+                # A device patchgate does not start is one box: its runs in parallel on separate agents would all
+                # reach it as it is (no reset, no patch between them) and pass a patch never applied.
+                raise ProfileError(
+                    f"{given}: variants.{variant} is an {backend} device (patchgate does not start it): its runs "
+                    "cannot go to separate agents",
+                    hint=f"validate it from one agent: patchgate validate --profile {given}",
+                )
         policy_for(profile, extra)  # a bad policy file fails here, not in the compare job after the runs
         devices.append(_Device(given, profile.device.name, performance or profile.performance.enabled))
     keys = _keys([d.path for d in devices])

@@ -144,6 +144,16 @@ def test_a_profile_without_a_candidate_is_refused_naming_it(capsys: pytest.Captu
     assert f"{profile}:" in err and "variants.candidate" in err and "hint:" in err, err
 
 
+def test_a_device_patchgate_does_not_start_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    external = "devices/reference-external/profile.toml"  # the external target's (wip/external, issue 14 item 1)
+    if not (ROOT / external).is_file():
+        pytest.skip(f"{external} is not in this checkout yet")
+    code, out, err = _cli(capsys, "plan", CLEAN, external)
+    assert (code, out) == (2, "")
+    assert f"{external}: variants.baseline is an external device" in err, err
+    assert f"patchgate validate --profile {external}" in err
+
+
 def test_github_form_is_one_line_and_each_compare_downloads_exactly_its_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
