@@ -1,4 +1,4 @@
-"""The `patchgate` command: validate, run, compare, variants, devices, sweep, images."""
+"""The `patchgate` command: validate, run, compare, plan, variants, devices, sweep, images."""
 
 from __future__ import annotations
 
@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, help="run directory to create")
     r.add_argument("--performance", action="store_true", help=_PERFORMANCE_HELP)
     r.add_argument("--robustness", action="store_true", help=_ROBUSTNESS_HELP)
+    r.add_argument(
+        "--worklist-date",
+        metavar="YYYYMMDD",
+        default="",
+        help="the RIS simulator's worklist date (default: today, UTC); a validation's runs need one date",
+    )
 
     c = sub.add_parser("compare", help="compare run directories, write reports, exit with the verdict")
     c.add_argument("--baseline", type=Path, action="append", required=True, help="baseline run directory (repeat)")
@@ -95,6 +101,29 @@ def _parser() -> argparse.ArgumentParser:
         help="templates overriding report.html's (blocks logo, signoff, ...)",
     )
     _output_options(c)
+
+    p = sub.add_parser(
+        "plan",
+        help="print the run and compare jobs of a validation of each profile, as JSON for a CI matrix",
+        description="Print, as JSON, the jobs that give validate's verdict for each profile on separate CI agents: "
+        "a `patchgate run` per baseline replica and candidate, each into its own directory, then a `patchgate "
+        "compare` per device. --format github: one line, {runs: {include: [...]}, compares: {include: [...]}}, "
+        "two strategy.matrix values for fromJSON; --format gitlab: a child pipeline for trigger:include:artifact. "
+        "docs/scaling.md shows both workflows.",
+    )
+    p.add_argument("profiles", nargs="+", type=str, metavar="PROFILE", help="device profile TOML (relative paths)")
+    p.add_argument("--replicas", type=int, default=2, help="baseline replicas per device (default 2, at least 2)")
+    p.add_argument(
+        "--out", default="patchgate-plan", help="where the jobs write, a folder per device (default: patchgate-plan)"
+    )
+    p.add_argument("--format", choices=("github", "gitlab"), default="github", help="default: github")
+    p.add_argument("--policy", action="append", default=[], help="extra expected-change policy TOML (repeat)")
+    p.add_argument("--gitlab-tag", action="append", default=[], help="runner tag of the GitLab jobs (repeat)")
+    p.add_argument("--performance", action="store_true", help=_PERFORMANCE_HELP)
+    p.add_argument("--robustness", action="store_true", help=_ROBUSTNESS_HELP)
+    p.add_argument(
+        "--worklist-date", metavar="YYYYMMDD", default="", help="every run's worklist date (default: today, UTC)"
+    )
 
     sub.add_parser("variants", help="list the reference device's and the reference modality's variants")
     sub.add_parser("devices", help="list the device profiles shipped with patchgate (paths for --profile)")
@@ -210,16 +239,18 @@ def _validate(args: argparse.Namespace, started: float) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from harness.model import RunStatus
+    from harness.plan import worklist_date
     from harness.profile import load_profile
     from harness.runner import RunRequest, run_variant
     from harness.validation import ProgressLine
 
+    date = worklist_date(args.worklist_date) if args.worklist_date else ""
     profile = _with_phases(load_profile(args.profile), args)
     profile.variant(args.variant)
     _output_dir(args.out)
     role = args.role or (args.variant if args.variant in ("baseline", "candidate") else "candidate")
     progress = ProgressLine()
-    manifest = run_variant(RunRequest(profile, args.variant, role, args.replica, args.out), progress)
+    manifest = run_variant(RunRequest(profile, args.variant, role, args.replica, args.out, date), progress)
     progress.done()
     print(printable(f"{manifest.run_id}: {manifest.status.value}, {manifest.cases_collected} cases, {args.out}"))
     if manifest.status is not RunStatus.COMPLETED:
@@ -247,6 +278,19 @@ def _compare(args: argparse.Namespace, started: float) -> int:
         ticket_url=profile.ticket_url if profile is not None else "",
     )
     return _finish(result.comparison, result.reports, started, args)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from harness.plan import make_plan, render
+
+    plan = make_plan(
+        args.profiles, replicas=args.replicas, root=args.out, policy=args.policy,
+        performance=args.performance, robustness=args.robustness, date=args.worklist_date,
+    )  # fmt: skip
+    for warning in plan.warnings:
+        print(f"patchgate: warning: {printable(warning)}", file=sys.stderr)
+    print(render(plan, args.format, tags=args.gitlab_tag))
+    return 0
 
 
 def _with_phases(profile: Profile, args: argparse.Namespace) -> Profile:
@@ -389,6 +433,8 @@ def _dispatch(args: argparse.Namespace, started: float) -> int:
         return _run(args)
     if args.command == "compare":
         return _compare(args, started)
+    if args.command == "plan":
+        return _plan(args)
     if args.command == "images":
         from harness.images import main as images_main
 
