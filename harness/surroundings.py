@@ -382,7 +382,7 @@ class Surroundings:
         self.starting = f"hook {name}"
         values = self.placeholders(self.device_endpoint, self.pacs_endpoint)
         where = f"{self.profile.source}: device.hooks.{name}"
-        run_hook(hook, values, self.run.log(f"hook-{name}"), self.run.device_workdir, where)
+        run_hook(hook, values, self.run.log(f"hook-{name}"), self.run.device_workdir, where, self.cancelled)
         self.starting = ""
 
     def revive_device(self, after: str) -> None:

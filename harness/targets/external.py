@@ -6,7 +6,8 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -87,8 +88,16 @@ class ExternalBackend:
         pass
 
 
-def run_hook(hook: HookSpec, values: Mapping[str, str], log: Path, cwd: Path, where: str) -> None:
-    """Run `hook` (its placeholders filled from `values`) with its output in `log`, within its deadline.
+def run_hook(
+    hook: HookSpec,
+    values: Mapping[str, str],
+    log: Path,
+    cwd: Path,
+    where: str,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run `hook` (its placeholders filled from `values`) with its output in `log`, within its deadline;
+    KeyboardInterrupt, the hook stopped, once `cancelled()`.
 
     HookError naming the hook, its command, its exit code (or the deadline) and its output's tail otherwise.
     Output goes to a file, not a pipe: a hook that leaves a device running in the background must not hold it open.
@@ -110,13 +119,12 @@ def run_hook(hook: HookSpec, values: Mapping[str, str], log: Path, cwd: Path, wh
                 hint=f"check {where}.command in the profile",
             ) from None
         try:
-            code: int | None = process.wait(hook.deadline)
-        except subprocess.TimeoutExpired:
-            code = None
-            _stop_group(process)
+            code = _wait(process, hook.deadline, cancelled)
         except BaseException:  # a cancel (KeyboardInterrupt) must not leave the hook running
             _stop_group(process)
             raise
+        if code is None:
+            _stop_group(process)
     tail = log_tail(log.read_bytes()[start:].decode(errors="replace"), 20)
     if code == 0:
         return
@@ -127,6 +135,19 @@ def run_hook(hook: HookSpec, values: Mapping[str, str], log: Path, cwd: Path, wh
         hint=f"a harness/device-setup fault, not the device's behaviour: see {log}",
         detail=tail,
     )
+
+
+def _wait(process: subprocess.Popen[bytes], deadline: float, cancelled: Callable[[], bool]) -> int | None:
+    """The hook's exit code; None when `deadline` seconds passed first. Looks at `cancelled` twice a second."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            return process.wait(max(0.0, min(0.5, end - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if cancelled():
+                raise KeyboardInterrupt from None
+            if time.monotonic() >= end:
+                return None
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:

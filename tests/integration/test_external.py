@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -209,3 +210,29 @@ def test_a_run_of_a_device_that_is_not_there_is_the_device_failing(bench: Bench)
     assert manifest.status is RunStatus.DEVICE_FAILED, manifest.status_detail
     assert f"C-ECHO at REFDEVICE@127.0.0.1:{bench.device_port}" in manifest.status_detail
     assert "not started by patchgate" in (bench.root / "run" / "logs" / "device.log").read_text(encoding="utf-8")
+
+
+def test_health_and_collect_run_in_every_run_with_secrets_masked(bench: Bench) -> None:
+    """`health` once the device answers, `collect` after the suites (the bench's log into {workdir})."""
+    console = Path(tempfile.gettempdir()) / f"patchgate-bench-{bench.device_port}" / "device.log"  # bench.py's state
+    copy = "import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])"
+    text = (bench.folder / "profile.toml").read_text(encoding="utf-8")
+    text = text.replace("start_timeout = 30\n", 'start_timeout = 30\nsecrets = ["bench-token-0451"]\n')
+    hooks = (
+        '[device.hooks.health]\ncommand = ["{python}", "-c", "print(\'console ok\')", "--token", "bench-token-0451"]\n'
+        f"[device.hooks.collect]\ncommand = {json.dumps(['{python}', '-c', copy, str(console), '{workdir}/console.log'])}"
+    )
+    (bench.folder / "collecting.toml").write_text(text.replace("[simulators.pacs]", hooks + "\n\n[simulators.pacs]"))
+    profile = load_profile(bench.folder / "collecting.toml")
+    assert set(profile.device.hooks) == {"reset", "apply", "health", "collect"}
+    started = bench.bench("start", "--pacs", f"PGPACS=127.0.0.1:{bench.pacs_port}")
+    assert started.returncode == 0, started.stderr
+    out = bench.root / "run"
+    manifest = run_variant(RunRequest(profile, "baseline", "baseline", 1, out))
+    assert manifest.status is RunStatus.COMPLETED, manifest.status_detail
+    assert manifest.cases_collected > 0
+    health = (out / "logs" / "hook-health.log").read_text(encoding="utf-8")
+    assert "console ok" in health and "--token ***" in health and "bench-token-0451" not in health
+    # What the device logged while the suites ran, fetched into the run by the collect hook.
+    assert "association from PGMODALITY" in (out / "device" / "console.log").read_text(encoding="utf-8")
+    assert not (out / "logs" / "hook-reset.log").exists()  # `run` resets nothing

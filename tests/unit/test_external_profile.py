@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -115,3 +116,15 @@ def test_a_hook_that_fails_says_its_command_exit_code_and_output(tmp_path: Path)
         run_hook(missing, {}, log, tmp_path / "device", "p: device.hooks.reset")
     run_hook(HookSpec("health", (sys.executable, "-c", "print('ok')")), {}, log, tmp_path, "p")  # no error
     assert log.read_text(encoding="utf-8").count("--- hook ") == 3
+
+
+def test_a_cancelled_run_stops_its_hook(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    written = f"{pid_file}.partial"  # renamed once whole: the cancel below must not race the write
+    script = f"import os, time; open({written!r}, 'w').write(str(os.getpid())); os.rename({written!r}, "
+    script += f"{str(pid_file)!r}); time.sleep(120)"
+    hook = HookSpec("reset", (sys.executable, "-c", script), deadline=60)
+    with pytest.raises(KeyboardInterrupt):
+        run_hook(hook, {}, tmp_path / "hook.log", tmp_path, "p", cancelled=pid_file.exists)
+    with pytest.raises(ProcessLookupError):  # stopped with its process group, not left sleeping
+        os.kill(int(pid_file.read_text(encoding="utf-8")), 0)
