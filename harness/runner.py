@@ -67,7 +67,7 @@ class RunRequest:
     # The performance phase's turns: validation-wide (validation.run_validation), or None: the run measures alone
     # when its profile's [performance] is enabled (a SoloConductor), and not at all otherwise.
     conductor: Conductor | None = None
-    # An external device's hooks to run before it is reached (validate: "reset" before a later baseline, "apply"
+    # An external device's hooks to run before it is reached (validate: "reset" before each baseline, "apply"
     # before the candidate); `patchgate run` runs none: a person resets or patches the device between runs.
     hooks: tuple[str, ...] = ()
 
@@ -394,6 +394,12 @@ def _check_external(profile: Profile, name: str) -> None:
                 hint="give every variant an address (host:port), or remove [device.hooks]",
             )
         return
+    if device.port:
+        raise ProfileError(
+            f"{profile.source}: device.port = {device.port} and variants.{name}.address both say where the device "
+            "listens",
+            hint=f"remove device.port: the address's port ({variant.address}) is the one",
+        )
     for key, value in (("command", variant.command), ("image", variant.image), ("files", variant.files)):
         if value:
             raise ProfileError(
