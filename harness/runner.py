@@ -31,7 +31,7 @@ from harness.redact import redact, redact_file
 from harness.robust.keeper import WindowKeeper
 from harness.rundir import RunDir, storage_error
 from harness.surroundings import SLOT_TIMEOUT, USER, Surroundings, robustness_inputs
-from harness.targets.external import HookError
+from harness.targets.external import ExternalDevice, HookError
 from simulators.endpoint import Endpoint
 
 __all__ = [
@@ -406,6 +406,12 @@ def _check_external(profile: Profile, name: str) -> None:
                 f"{where}: {key} and address both given: patchgate starts no external device (address)",
                 hint=f"remove {key}, or the address to let patchgate start the variant",
             )
+    if profile.robustness.enabled:
+        raise ProfileError(
+            f"{profile.source}: the robustness phase restarts a device an input made exit, but patchgate cannot "
+            f"restart an external one (variant {name!r})",
+            hint="turn [robustness] off (and leave out --robustness) for an external device",
+        )
     ready = device.ready
     if ready.startswith(("http:", "log:")):
         raise ProfileError(
@@ -484,6 +490,8 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
             # An exit inside an attack window is that input's reaction (robustness/device.jsonl), not a crash.
             status = RunStatus.DEVICE_CRASHED
             detail = f"the device exited with code {target.exit_code} while the suites ran; log: {target.spec.log}"
+            if isinstance(target, ExternalDevice):  # no process of ours: it stopped answering
+                detail = f"the external device stopped answering while the suites ran; log: {target.spec.log}"
         elif code not in (0, 1) or (code == 1 and collected == 0):
             # 1 is "cases failed"; with none collected it is pytest itself failing (a suite's conftest raising).
             status = RunStatus.SUITE_ERROR

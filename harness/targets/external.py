@@ -23,6 +23,9 @@ __all__ = ["ExternalBackend", "ExternalDevice", "HookError", "run_hook"]
 
 # Seconds a hook's process group gets between SIGTERM and SIGKILL once its deadline passed.
 _HOOK_GRACE = 5.0
+# Seconds an external device that answered before the suites may take to answer again after them (a loaded
+# bench is slow, not gone): only then is it taken as gone.
+_GONE_AFTER = 10.0
 
 
 class HookError(HarnessError):
@@ -38,11 +41,26 @@ class ExternalDevice:
 
     def __init__(self, spec: LaunchSpec) -> None:
         self.spec = spec
+        self.answered = False  # set once it passed its readiness probe: from then on alive() asks it again
         spec.log.parent.mkdir(parents=True, exist_ok=True)
         spec.log.touch()
 
     def alive(self) -> bool:
-        return True  # not ours to watch: a device that went away shows in the cases (refused associations)
+        """True until it answered its readiness probe once (it is being waited for); after that, whether it
+        answers it again within _GONE_AFTER s: no process to poll, and a device gone during the suites must
+        read as a crash (INCONCLUSIVE), not as the cases it failed (REGRESSED)."""
+        if not self.answered:
+            return True
+        end = time.monotonic() + _GONE_AFTER
+        while True:
+            why = self.spec.ready.probe(self)
+            if not why:
+                return True
+            if time.monotonic() >= end:
+                with contextlib.suppress(OSError), self.spec.log.open("a", encoding="utf-8") as log:
+                    log.write(f"--- no longer answers {self.spec.ready.describe()}: {why} ---\n")
+                return False
+            time.sleep(0.5)
 
     def log_text(self) -> str:
         try:
@@ -73,7 +91,9 @@ class ExternalBackend:
         device = ExternalDevice(spec)
         with spec.log.open("a", encoding="utf-8") as log:
             log.write(f"--- not started by patchgate: waiting for {spec.ready.describe()} ---\n")
-        return wait_ready(device, interval=0.5)
+        wait_ready(device, interval=0.5)
+        device.answered = True
+        return device
 
     def describe(self, device: Launched) -> RunSetup:
         return RunSetup(backend="external", command=())  # the manifest's device_endpoint says where

@@ -236,3 +236,19 @@ def test_health_and_collect_run_in_every_run_with_secrets_masked(bench: Bench) -
     # What the device logged while the suites ran, fetched into the run by the collect hook.
     assert "association from PGMODALITY" in (out / "device" / "console.log").read_text(encoding="utf-8")
     assert not (out / "logs" / "hook-reset.log").exists()  # `run` resets nothing
+
+
+def test_a_device_gone_during_the_run_is_a_crash_not_failed_cases(bench: Bench) -> None:
+    """No process to poll: after the suites the device must answer again, else the run is device_crashed
+    (INCONCLUSIVE) rather than cases that failed against nothing (REGRESSED). Here `collect` takes it away."""
+    stop = ["{python}", "{profile_dir}/bench.py", "stop", "--port", "{port}"]
+    text = (bench.folder / "profile.toml").read_text(encoding="utf-8")
+    table = f"[device.hooks.collect]\ncommand = {json.dumps(stop)}\n\n"
+    (bench.folder / "gone.toml").write_text(text.replace("[simulators.pacs]", table + "[simulators.pacs]"))
+    started = bench.bench("start", "--pacs", f"PGPACS=127.0.0.1:{bench.pacs_port}")
+    assert started.returncode == 0, started.stderr
+    out = bench.root / "run"
+    manifest = run_variant(RunRequest(load_profile(bench.folder / "gone.toml"), "baseline", "baseline", 1, out))
+    assert manifest.status is RunStatus.DEVICE_CRASHED, manifest.status_detail
+    assert manifest.status_detail.startswith("the external device stopped answering while the suites ran")
+    assert "--- no longer answers C-ECHO at REFDEVICE@" in (out / "logs" / "device.log").read_text(encoding="utf-8")

@@ -86,6 +86,9 @@ def test_what_an_external_variant_cannot_have_is_refused_before_anything_starts(
     assert "device.port = 104 and variants.baseline.address both say" in _problem(
         EXTERNAL.replace('ae_title = "BENCH"', 'ae_title = "BENCH"\nport = 104')
     )
+    assert "patchgate cannot restart an external one (variant 'baseline')" in _problem(
+        EXTERNAL + "\n[robustness]\nenabled = true\n"
+    )
     local = EXTERNAL.replace('address = "192.0.2.10:104"', 'command = ["dev", "--port", "{port}"]')
     assert "device.hooks apply to external devices, but variant 'baseline' has no address" in _problem(local)
 
