@@ -32,6 +32,7 @@ from harness.robust.keeper import WindowKeeper
 from harness.rundir import RunDir, storage_error
 from harness.shipped import source_commit
 from harness.surroundings import SLOT_TIMEOUT, USER, Surroundings, robustness_inputs
+from harness.targets.external import ExternalDevice, HookError
 from simulators.endpoint import Endpoint
 
 __all__ = [
@@ -67,6 +68,9 @@ class RunRequest:
     # The performance phase's turns: validation-wide (validation.run_validation), or None: the run measures alone
     # when its profile's [performance] is enabled (a SoloConductor), and not at all otherwise.
     conductor: Conductor | None = None
+    # An external device's hooks to run before it is reached (validate: "reset" before each baseline, "apply"
+    # before the candidate); `patchgate run` runs none: a person resets or patches the device between runs.
+    hooks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Absolute: the suites run with the run directory as their working directory, and containers bind-mount it.
@@ -338,8 +342,15 @@ def check_variant(profile: Profile, name: str) -> None:
             templates[f"{where}.files[{inside!r}]"] = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(f"{where}.files[{inside!r}]: cannot read {path}: {exc}") from None
-    check_templates(templates, NAMES if profile.ris_simulator is not None else NAMES - RIS_NAMES)
     device = profile.device
+    for hook_name, hook in device.hooks.items():
+        if not hook.command:
+            raise ProfileError(
+                f"{profile.source}: device.hooks.{hook_name}.command is empty", hint='e.g. command = ["/bin/true"]'
+            )
+        templates |= {f"{profile.source}: device.hooks.{hook_name}.command[{i}]": a for i, a in enumerate(hook.command)}
+    check_templates(templates, NAMES if profile.ris_simulator is not None else NAMES - RIS_NAMES)
+    _check_external(profile, name)
     for field_name, value, default in (("restart", device.restart, "no"), ("memory_limit", device.memory_limit, "")):
         if value != default and not variant.image:
             # A local process has no engine to restart it or to cap its memory: the key would be silently ignored.
@@ -371,6 +382,43 @@ def check_variant(profile: Profile, name: str) -> None:
         raise ProfileError(
             f"{profile.source}: robustness.inputs {list(profile.robustness.inputs)} select no corpus input",
             hint=f"globs over the input ids of docs/attack-corpus.md, e.g. {', '.join(families[:6])}",
+        )
+
+
+def _check_external(profile: Profile, name: str) -> None:
+    """An external variant is only an address (patchgate starts nothing), and hooks belong to external devices."""
+    variant, device = profile.variant(name), profile.device
+    where = f"{profile.source}: variants.{name}"
+    if not variant.address:
+        if device.hooks:
+            raise ProfileError(
+                f"{profile.source}: device.hooks apply to external devices, but variant {name!r} has no address",
+                hint="give every variant an address (host:port), or remove [device.hooks]",
+            )
+        return
+    if device.port:
+        raise ProfileError(
+            f"{profile.source}: device.port = {device.port} and variants.{name}.address both say where the device "
+            "listens",
+            hint=f"remove device.port: the address's port ({variant.address}) is the one",
+        )
+    for key, value in (("command", variant.command), ("image", variant.image), ("files", variant.files)):
+        if value:
+            raise ProfileError(
+                f"{where}: {key} and address both given: patchgate starts no external device (address)",
+                hint=f"remove {key}, or the address to let patchgate start the variant",
+            )
+    if profile.robustness.enabled:
+        raise ProfileError(
+            f"{profile.source}: the robustness phase restarts a device an input made exit, but patchgate cannot "
+            f"restart an external one (variant {name!r})",
+            hint="turn [robustness] off (and leave out --robustness) for an external device",
+        )
+    ready = device.ready
+    if ready.startswith(("http:", "log:")):
+        raise ProfileError(
+            f"{profile.source}: device.ready = {ready!r} cannot tell an external device (variant {name!r}) is up",
+            hint='use ready = "echo" or "tcp", and a health hook for more',
         )
 
 
@@ -414,8 +462,9 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
     keeper: WindowKeeper | None = None
     try:
         surroundings = Surroundings(
-            profile, request.variant, run, run_id, lambda: cancel_token() != token, worklist_date=request.worklist_date
-        )
+            profile, request.variant, run, run_id, lambda: cancel_token() != token, worklist_date=request.worklist_date,
+            hooks=request.hooks,
+        )  # fmt: skip
         device = surroundings.device_endpoint
         t1 = time.monotonic()
         context = surroundings.start()
@@ -431,6 +480,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
         t2 = time.monotonic()
         code, tail, fault = _run_suites(request, surroundings, progress, token, phase, keeper)
         timings["suites"] = time.monotonic() - t2
+        surroundings.run_hook("collect")  # the device's own logs into the run, before the verdict is read off it
         collected = run.collected()
         fault = fault or run.space_problem()
         target = surroundings.device or target  # a revived device is a new process
@@ -442,6 +492,8 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
             # An exit inside an attack window is that input's reaction (robustness/device.jsonl), not a crash.
             status = RunStatus.DEVICE_CRASHED
             detail = f"the device exited with code {target.exit_code} while the suites ran; log: {target.spec.log}"
+            if isinstance(target, ExternalDevice):  # no process of ours: it stopped answering
+                detail = f"the external device stopped answering while the suites ran; log: {target.spec.log}"
         elif code not in (0, 1) or (code == 1 and collected == 0):
             # 1 is "cases failed"; with none collected it is pytest itself failing (a suite's conftest raising).
             status = RunStatus.SUITE_ERROR
@@ -455,6 +507,12 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
         with contextlib.suppress(OSError):
             error = exc.one_line() + "\n" + exc.detail + "\n"
             run.error.write_text(redact(error, spec.secret_values), encoding="utf-8")
+    except HookError as exc:  # reset, apply, health or collect failed: the device's setup, never its behaviour
+        status, detail = RunStatus.HARNESS_FAILED, exc.one_line()
+        with contextlib.suppress(OSError):
+            run.error.write_text(
+                redact(exc.one_line() + "\n" + exc.detail + "\n", spec.secret_values), encoding="utf-8"
+            )
     except RunDirError as exc:  # the run directory could not be written (a full disk): the harness's fault
         status, detail = RunStatus.HARNESS_FAILED, exc.one_line()
     except OSError as exc:

@@ -58,6 +58,7 @@ class Surroundings:
         cancelled: Callable[[], bool] = lambda: False,
         *,
         worklist_date: str = "",  # YYYYMMDD the RIS schedules its items on; "": today (UTC)
+        hooks: tuple[str, ...] = (),  # an external device's hooks to run before it is reached ("reset", "apply")
     ) -> None:
         self.profile = profile
         self.cancelled = cancelled  # a cancelled run stops waiting for what it starts
@@ -67,15 +68,22 @@ class Surroundings:
         self.pki: Pki = create_pki(run.pki)
         self._reserved: list[Reservation] = []  # held until stop(): no other run or part gets these ports
         spec, sim, ris = profile.device, profile.pacs, profile.ris_simulator
-        self.device_endpoint = Endpoint(spec.ae_title, spec.host, self._port(spec.port), tls=self.variant.tls)
+        self.hooks = hooks
+        if self.variant.address:  # an external device: where it already listens
+            host, port = self.variant.host_port
+            self.device_endpoint = Endpoint(spec.ae_title, host, port, tls=self.variant.tls)
+        else:
+            self.device_endpoint = Endpoint(spec.ae_title, spec.host, self._port(spec.port), tls=self.variant.tls)
         self.http_port = self._port(0)  # for devices with a web API (Orthanc), kept on loopback
         self.arr_udp_port = self._port(0)  # reserved for TCP and UDP alike
         self.arr_tls_port = self._port(0)
         # Where the suites' CommitmentListener takes storage commitment reports on a new association ({modality.port}).
         self.modality_port = self._port(0)
-        self.pacs_endpoint = Endpoint(sim.ae_title, "127.0.0.1", self._port(sim.port), tls=self.variant.tls)
+        # Where patchgate reaches the simulators; they bind profile.sim_listen, and the device is told sim_told.
+        here = profile.sim_host
+        self.pacs_endpoint = Endpoint(sim.ae_title, here, self._port(sim.port), tls=self.variant.tls)
         # Plain DICOM even for a TLS variant: the RIS simulator does not speak TLS (yet).
-        self.ris_endpoint = Endpoint(ris.ae_title, "127.0.0.1", self._port(ris.port)) if ris is not None else None
+        self.ris_endpoint = Endpoint(ris.ae_title, here, self._port(ris.port)) if ris is not None else None
         self.worklist_date = worklist_date or time.strftime("%Y%m%d", time.gmtime())
         self.starting = ""  # the part being started: "device" makes a start failure the device's
         self._next_check = 0.0
@@ -108,7 +116,10 @@ class Surroundings:
         # First: everything started after it stops by itself should this process be killed (simulators._lifeline).
         self.heartbeat = Heartbeat(self.run.heartbeat)
         spec = self.profile.device
-        self.backend = open_backend(self.variant.image, spec.network, self.run, self.run_id, self.pki, self.lifeline)
+        self.backend = open_backend(
+            self.variant.image, spec.network, self.run, self.run_id, self.pki, self.lifeline,
+            external=bool(self.variant.address),
+        )  # fmt: skip
         self.starting = "arr"
         self.arr = self.backend.helpers.launch(self._arr_spec())
         self.starting = "pacs"
@@ -119,9 +130,12 @@ class Surroundings:
         pacs = self.pacs_endpoint
         device_spec, files = self._device_spec(device, pacs)
         self._device_launch = (device_spec, files)
+        for name in self.hooks:  # reset or apply: they (re)start the external device, so before it is waited for
+            self.run_hook(name)
         self.starting = "device"
         self.device = self.backend.device(device_spec, files)
         self.starting = ""
+        self.run_hook("health")
         inventory = self.backend.inventory(self.device, spec.probe, {device.port: "dicom", self.http_port: "http"})
         return SuiteContext(
             run_dir=str(self.run.path),
@@ -180,6 +194,8 @@ class Surroundings:
         records.parent.mkdir(parents=True, exist_ok=True)
         argv = [self.backend.helpers.python, "-m", "simulators.audit.repository", "--udp-port", str(self.arr_udp_port)]
         argv += ["--tls-port", str(self.arr_tls_port), "--tls-dir", str(self.pki.directory), "--out", str(records)]
+        if self.profile.sim_listen != "127.0.0.1":  # its default
+            argv += ["--host", self.profile.sim_listen]
         return LaunchSpec(
             role="arr",
             label="audit record repository simulator",
@@ -198,7 +214,7 @@ class Surroundings:
         storage.mkdir(parents=True, exist_ok=True)  # before a container mounts it, so it is ours
         endpoint = self.pacs_endpoint
         argv = [self.backend.helpers.python, "-m", "simulators.pacs", "--ae-title", endpoint.ae_title]
-        argv += ["--host", endpoint.host, "--port", str(endpoint.port), "--storage", str(storage)]
+        argv += ["--host", self.profile.sim_listen, "--port", str(endpoint.port), "--storage", str(storage)]
         sim = self.profile.pacs
         argv += ["--commitment-report", sim.commitment_report, "--commitment-delay", f"{sim.commitment_delay:g}"]
         if "commitment" in self.profile.device.initiates:  # reports on a new association go to the device
@@ -232,7 +248,7 @@ class Surroundings:
         out = self.run.ris_dir
         out.mkdir(parents=True, exist_ok=True)  # before a container mounts it, so it is ours
         argv = [self.backend.helpers.python, "-m", "simulators.ris", "--ae-title", endpoint.ae_title]
-        argv += ["--host", endpoint.host, "--port", str(endpoint.port), "--out", str(out)]
+        argv += ["--host", self.profile.sim_listen, "--port", str(endpoint.port), "--out", str(out)]
         argv += ["--station-ae", self.profile.device.ae_title, "--date", self.worklist_date]
         argv += ["--seed", str(self.profile.corpus_seed)]
         return LaunchSpec(
@@ -261,11 +277,11 @@ class Surroundings:
             "workdir": str(self.run.device_workdir),
             "profile_dir": str(Path(profile.source).parent.resolve()) if not profile.source.startswith("<") else "",
             "pacs.ae_title": pacs.ae_title,
-            "pacs.host": pacs.host,
+            "pacs.host": profile.sim_told,
             "pacs.port": str(pacs.port),
             # Empty when no RIS runs: runner.check_variant refuses templates that name these then.
             "ris.ae_title": self.ris_endpoint.ae_title if self.ris_endpoint else "",
-            "ris.host": self.ris_endpoint.host if self.ris_endpoint else "",
+            "ris.host": profile.sim_told if self.ris_endpoint else "",
             "ris.port": str(self.ris_endpoint.port) if self.ris_endpoint else "",
             "modality.ae_title": profile.modality_ae_title,
             "worklist.date": self.worklist_date,
@@ -274,7 +290,7 @@ class Surroundings:
             "worklist.root": str(self.run.worklist_root),
             "modality.port": str(self.modality_port),
             "variant": self.variant.name,
-            "arr.host": "127.0.0.1",
+            "arr.host": profile.sim_told,
             "arr.udp_port": str(self.arr_udp_port),
             "arr.tls_port": str(self.arr_tls_port),
             "tls.dir": str(pki.directory),
@@ -354,6 +370,20 @@ class Surroundings:
         if ready == "none":
             return Immediately()
         return Echo(device, self.profile.modality_ae_title, str(self.pki.directory), via=self.backend.echo)
+
+    def run_hook(self, name: str) -> None:
+        """Run the profile's lifecycle hook `name` when it declares one (harness.targets.external.run_hook);
+        HookError when it fails or times out: a harness/device-setup fault."""
+        hook = self.profile.device.hooks.get(name)
+        if hook is None:
+            return
+        from harness.targets.external import run_hook
+
+        self.starting = f"hook {name}"
+        values = self.placeholders(self.device_endpoint, self.pacs_endpoint)
+        where = f"{self.profile.source}: device.hooks.{name}"
+        run_hook(hook, values, self.run.log(f"hook-{name}"), self.run.device_workdir, where, self.cancelled)
+        self.starting = ""
 
     def revive_device(self, after: str) -> None:
         """Stop what is left of the device and start it again as it first started (same spec, workdir, storage),

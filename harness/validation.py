@@ -147,7 +147,8 @@ def run_validation(
     replace_previous: bool = False,
     signing_key: Path | None = None,
 ) -> Validation:
-    """Run `replicas` baselines and one candidate (concurrently unless told not to), compare, report, sign.
+    """Run `replicas` baselines and one candidate (concurrently unless told not to, or external: one after the
+    other with its reset and apply hooks), compare, report, sign.
 
     `replace_previous`: remove a previous validation's outputs in `out` first (OutDir.clear), under the lock.
     """
@@ -164,6 +165,14 @@ def run_validation(
         for i in range(1, replicas + 1)
     ]
     requests.append(RunRequest(profile, "candidate", "candidate", 1, where.run("candidate-1").path, date))
+    if profile.external:
+        # One box before and after the patch: its runs cannot overlap. Reset, baseline, reset, baseline, ..., then
+        # apply (the patch) and the candidate. Reset before the first baseline too: a box left patched by an earlier
+        # validation made baseline-1 a candidate, and the two baselines' spread hid the patch's change as noise.
+        # Each hook runs inside the run it prepares: a failing one makes that run a harness failure (INCONCLUSIVE)
+        # with the hook's output, never a difference.
+        concurrent = False
+        requests = [replace(r, hooks=("apply",) if r.role == "candidate" else ("reset",)) for r in requests]
     conductors = _conductors(profile, policy, requests, concurrent)
     requests = [replace(r, conductor=c) for r, c in zip(requests, conductors, strict=True)]
     token = cancel_token()  # a signal during any of these runs stops all of them, however late one starts

@@ -17,6 +17,7 @@ __all__ = [
     "ACTION_KINDS",
     "ACTION_NAMES",
     "COMMITMENT_REPORTS",
+    "HOOK_NAMES",
     "IDENTITY_KINDS",
     "INITIATES",
     "METRICS",
@@ -29,6 +30,7 @@ __all__ = [
     "Expectation",
     "ExpectedChange",
     "ExpectedSlowdown",
+    "HookSpec",
     "PacsSpec",
     "PerformanceSpec",
     "PolicyFile",
@@ -92,6 +94,9 @@ WORKFLOW_METRICS: Mapping[str, tuple[str, str]] = {
 # Read by the harness from the device's processes or container (design 5.3, 6); compared when selected.
 RESOURCE_METRICS = ("memory.steady", "memory.peak", "memory.growth", "cpu.per_operation")
 RESOURCE_SOURCES = ("auto", "proc", "cgroup", "engine", "none")
+
+# An external device's lifecycle hooks (harness.targets.external): commands patchgate runs, never the device's own.
+HOOK_NAMES = ("reset", "apply", "health", "collect")
 
 _AE_TITLE = dict(
     pattern=r"[\x20-\x5b\x5d-\x7e]{1,16}", pattern_hint="an AE title: 1-16 printable ASCII characters, no backslash"
@@ -222,6 +227,20 @@ def _strings(value: JSON, path: str = "") -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class HookSpec:
+    """A command patchgate runs around an external device's runs (revert a snapshot, install the patch, ...)."""
+
+    name: str
+    command: tuple[str, ...] = field(
+        metadata=key("argv template ({placeholders}), run on this host in the run's device folder", nonblank=True)
+    )
+    deadline: float = field(
+        default=300.0,
+        metadata=key("seconds the command may take before it is killed and the run fails", above=0, maximum=86400),
+    )
+
+
+@dataclass(frozen=True)
 class DeviceSpec:
     """The device under test as its conformance statement describes it, in miniature."""
 
@@ -317,6 +336,15 @@ class DeviceSpec:
             "what suites can make the device do, by name; cases that need another are not applicable", keys=ACTION_NAMES
         ),
     )
+    hooks: Mapping[str, HookSpec] = field(
+        default_factory=dict,
+        metadata=key(
+            "external devices (a variant with `address`): `reset` runs before each baseline and "
+            "`apply` before the candidate (validate only), `health` once the device answers C-ECHO, `collect` after "
+            "the suites; a hook that fails or times out makes the run a harness failure (INCONCLUSIVE)",
+            keys=HOOK_NAMES,
+        ),
+    )
 
     @property
     def secret_values(self) -> tuple[str, ...]:
@@ -329,7 +357,7 @@ class DeviceSpec:
 class VariantSpec:
     """How to start one variant of the device (the baseline as shipped, or the patched candidate)."""
 
-    ONE_OF: ClassVar[tuple[str, ...]] = ("command", "image")
+    ONE_OF: ClassVar[tuple[str, ...]] = ("command", "image", "address")
 
     name: str
     command: tuple[str, ...] = field(
@@ -339,6 +367,14 @@ class VariantSpec:
     description: str = field(default="", metadata=key("what this variant is, for reports"))
     image: str = field(default="", metadata=key("a container image: the docker backend runs the variant in it"))
     tls: bool = field(default=False, metadata=key("the variant requires DICOM TLS: suites and simulators speak TLS"))
+    address: str = field(
+        default="",
+        metadata=key(
+            'an external device patchgate does not start (a bench console, a VM): "host:port" where it answers DICOM',
+            pattern=r"[A-Za-z0-9.-]+:[0-9]{1,5}|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}",
+            pattern_hint='"host:port" or "[ipv6]:port", e.g. "192.0.2.10:104"',
+        ),
+    )
     files: Mapping[str, str] = field(
         default_factory=dict,
         metadata=key(
@@ -351,7 +387,13 @@ class VariantSpec:
 
     @property
     def backend(self) -> str:
-        return "docker" if self.image else "local"
+        return "external" if self.address else "docker" if self.image else "local"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """`address` split: (host, port); the brackets of an IPv6 host dropped."""
+        host, _, port = self.address.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True)
@@ -680,6 +722,26 @@ class Profile:
             toml="simulators.ris",
         ),
     )
+    sim_listen: str = field(
+        default="127.0.0.1",
+        metadata=key(
+            "the address the simulators bind (PACS, RIS, audit repository): a loopback or this host's address, or "
+            '"0.0.0.0" for all; an external device must reach it',
+            toml="simulators.listen",
+            pattern=r"[0-9]{1,3}(\.[0-9]{1,3}){3}",
+            pattern_hint='an IPv4 address, e.g. "127.0.0.1" or "0.0.0.0"',
+        ),
+    )
+    sim_advertise: str = field(
+        default="",
+        metadata=key(
+            "the host the device is told for the simulators ({pacs.host}, {ris.host}, {arr.host}); "
+            '"": `listen` (127.0.0.1 when that is 0.0.0.0)',
+            toml="simulators.advertise",
+            pattern=r"|[A-Za-z0-9.-]+",
+            pattern_hint='a host name or IPv4 address, e.g. "192.0.2.1"',
+        ),
+    )
     modality_ae_title: str = field(
         default="PGMODALITY",
         metadata=key("the modality simulator's (calling) AE title", toml="modality.ae_title", **_AE_TITLE),
@@ -736,6 +798,21 @@ class Profile:
     expect_verdict: Verdict | None = field(
         default=None, metadata=key(f"{_VERDICT_DOC}, validating this profile alone", toml="expect.verdict")
     )
+
+    @property
+    def external(self) -> bool:
+        """Whether patchgate starts none of this device's variants: they are reached at their `address`."""
+        return any(v.address for v in self.variants.values())
+
+    @property
+    def sim_host(self) -> str:
+        """Where patchgate's own parts reach the simulators: the bound address, loopback when bound to all."""
+        return "127.0.0.1" if self.sim_listen == "0.0.0.0" else self.sim_listen
+
+    @property
+    def sim_told(self) -> str:
+        """The simulators' host as the device is told it (`advertise`, else where patchgate reaches them)."""
+        return self.sim_advertise or self.sim_host
 
     @property
     def ris_simulator(self) -> RisSpec | None:

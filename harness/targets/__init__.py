@@ -1,4 +1,4 @@
-"""Target backends: where one run's device, simulators and suites start (local processes or containers)."""
+"""Target backends: where one run's device, simulators and suites start (local processes, containers, or elsewhere)."""
 
 from __future__ import annotations
 
@@ -46,8 +46,14 @@ class Backend(Protocol):
         """Remove what was made for the run; safe after a partial start."""
 
 
-def open_backend(image: str, network: str, run: RunDir, run_id: str, pki: Pki, lifeline: Mapping[str, str]) -> Backend:
-    """A docker backend for a variant with an image, a local one otherwise."""
+def open_backend(
+    image: str, network: str, run: RunDir, run_id: str, pki: Pki, lifeline: Mapping[str, str], *, external: bool = False
+) -> Backend:
+    """An external backend for a variant with an address, a docker one for a variant with an image, else a local one."""
+    if external:
+        from harness.targets.external import ExternalBackend
+
+        return ExternalBackend(lifeline)
     if image:
         from harness.targets.docker import DockerBackend
 

@@ -18,7 +18,7 @@ from harness.model import Comparison, Direction, Verdict
 from harness.profile import load_profile
 from harness.rundir import read_run
 from harness.validation import compare_runs, policy_for, run_validation
-from tests.integration import test_provider_suites, test_reference_modality
+from tests.integration import test_external, test_provider_suites, test_reference_modality
 from tests.shipped import DEVICES, Shipped, read_shipped, shipped
 
 # Patches that change statuses, not who is let in: no comparison of them may claim a security change.
@@ -35,6 +35,12 @@ HELD_BY: dict[str, tuple[ModuleType, str]] = {
     "reference-modality/regression.toml": (
         test_reference_modality,
         "test_the_regression_profile_exits_1_naming_each_changed_behaviour",
+    ),
+    # A device started by hand, on ports the test reserves: validated through its hooks there.
+    "reference-external/profile.toml": (test_external, "test_validate_runs_the_hand_started_device_through_its_hooks"),
+    "reference-external/store-warning.toml": (
+        test_external,
+        "test_validate_runs_the_hand_started_device_through_its_hooks",
     ),
     "reference-ris/profile.toml": (test_provider_suites, "test_reference_ris_clean_rebuild_is_unchanged"),
     "reference-ris/mpps-reopen.toml": (test_provider_suites, "test_reference_ris_patch_is_regressed_naming_the_case"),

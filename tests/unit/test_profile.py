@@ -154,7 +154,10 @@ def test_reference_identity_is_what_the_reference_device_derives() -> None:
         (lambda t: t.replace('command = ["dev", "--port", "{port}"]', ""), ":6: variants.baseline.command: needs"),
         (lambda t: t.replace('name = "dev"\n', ""), ":1: device.name: missing key"),
         (lambda t: t.replace("[device]", "[devices]"), ": device: missing table"),
-        (lambda t: "[simulators.arr]\n" + t, ":1: simulators.arr: unknown key (hint: allowed here: pacs, ris)"),
+        (
+            lambda t: "[simulators.arr]\n" + t,
+            ":1: simulators.arr: unknown key (hint: allowed here: advertise, listen, pacs, ris)",
+        ),
         (lambda t: "[simulators.ris]\ncommitment_report = 'new'\n" + t, ":2: simulators.ris.commitment_report"),
         (lambda t: "[simulators.pacs]\ncommitment_report = 'later'\n" + t, ":2: simulators.pacs.commitment_report"),
         (lambda t: "[simulators.pacs]\ncommitment_delay = -1\n" + t, ":2: simulators.pacs.commitment_delay"),
