@@ -308,12 +308,15 @@ class Manifest:
     extra: RunSetup = field(default_factory=RunSetup)
     performance: PerfSetup | None = None  # None: the phase was off (the key is then absent, as before it existed)
     robustness: RobustnessSetup | None = None  # likewise
+    # YYYYMMDD the run's RIS simulator scheduled its worklist on: runs served other days' worklists differ for
+    # that alone (compare.belonging); "": no RIS ran (the key is then absent).
+    worklist_date: str = ""
 
     def to_json(self) -> dict[str, JSON]:
-        phases = ("performance", "robustness")
-        d = {f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in phases}
-        for name in phases:
-            if getattr(self, name) is not None:
+        optional = ("performance", "robustness", "worklist_date")
+        d = {f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in optional}
+        for name in optional:
+            if getattr(self, name):
                 d[name] = to_json(getattr(self, name))
         return d
 
@@ -341,6 +344,7 @@ class Manifest:
             extra=RunSetup.from_json(d.get("extra") or {}),
             performance=PerfSetup.from_json(d["performance"]) if isinstance(d.get("performance"), Mapping) else None,
             robustness=RobustnessSetup.from_json(d["robustness"]) if isinstance(d.get("robustness"), Mapping) else None,
+            worklist_date=str(d.get("worklist_date", "")),
         )
 
 

@@ -552,6 +552,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
             extra=setup,
             performance=phase.setup(),
             robustness=_robustness_setup(profile, keeper),
+            worklist_date=surroundings.worklist_date if surroundings and surroundings.ris_endpoint else "",
         )
         # Secrets the profile marks (and identity credentials) never reach the manifest, so no report shows them.
         run.write_manifest(

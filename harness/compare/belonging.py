@@ -44,7 +44,16 @@ def mismatches(baselines: Sequence[RunRecord], candidate: RunRecord) -> tuple[st
     lines += _differing(given[:-1], "baseline variant", lambda m: m.variant, lambda m: f"ran {m.variant!r}")
     lines += _differing(given, "performance phase", _performance_key, _performance)
     lines += _differing(given, "robustness corpus", _robustness_key, _robustness)
+    hint = " (give every run one date: `patchgate run --worklist-date YYYYMMDD`)"
+    lines += [line + hint for line in _differing(given, "worklist date", lambda m: m.worklist_date, _worklist)]
     return tuple(lines)
+
+
+def _worklist(m: Manifest) -> str:
+    """A RIS serves the worklist of its run's date: runs of other days differ for that alone."""
+    if not m.worklist_date:
+        return "ran no RIS"
+    return f"had its worklist scheduled on {m.worklist_date}"
 
 
 def _roles(given: Sequence[_Given]) -> list[str]:

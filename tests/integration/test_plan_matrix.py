@@ -90,6 +90,9 @@ def test_each_run_job_writes_only_its_own_run_directory(planned: tuple[dict[str,
         workspace = agents / job["name"]
         endpoints = json.loads((workspace / job["out"] / "endpoints.json").read_text())
         assert endpoints["worklist_date"] == date  # the plan's, whatever day the agent ran on
+        manifest = json.loads((workspace / job["out"] / "manifest.json").read_text())
+        # ... and the manifest says it when a RIS served it, so compare refuses runs of other days' worklists
+        assert manifest.get("worklist_date") == (date if endpoints.get("ris") else None), job["name"]
         written = [p.relative_to(workspace) for p in workspace.rglob("*") if p.is_file()]
         assert (workspace / job["out"] / "manifest.json").is_file()
         assert all(p.is_relative_to(job["out"]) for p in written), written

@@ -233,3 +233,23 @@ def test_a_robustness_phase_of_another_corpus_or_in_some_runs_only_is_a_mismatch
     # Revivals and an early stop are what happened, not what was asked: they do not make runs foreign.
     revived = dataclasses.replace(setup, revivals=(Revival("pdu.pdata.over-max", "exited", "exit code 70"),))
     assert mismatches(both, _candidate(robustness=revived)) == ()
+
+
+def test_a_candidate_served_another_days_worklist_is_inconclusive_not_regressed() -> None:
+    same = [_baseline(1, worklist_date="20261201"), _baseline(2, worklist_date="20261201")]
+    (line,) = mismatches(same, _candidate(worklist_date="20261202"))
+    assert line == (
+        "worklist date differs: runs/candidate-1 (candidate) had its worklist scheduled on 20261202, "
+        "runs/baseline-1 (baseline #1) had its worklist scheduled on 20261201 "
+        "(give every run one date: `patchgate run --worklist-date YYYYMMDD`)"
+    )
+    assert compare(same, _candidate(worklist_date="20261202")).verdict is Verdict.INCONCLUSIVE
+    assert mismatches(same, _candidate(worklist_date="20261201")) == ()
+    assert mismatches(_baselines(), _candidate()) == ()  # no RIS in any run: no date to differ
+
+
+def test_the_worklist_date_is_kept_only_when_a_ris_ran() -> None:
+    run = _candidate(worklist_date="20261201")
+    assert run.manifest.to_json()["worklist_date"] == "20261201"
+    assert type(run.manifest).from_json(run.manifest.to_json()) == run.manifest
+    assert "worklist_date" not in _candidate().manifest.to_json()  # a run without a RIS writes what it always did
