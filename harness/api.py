@@ -114,19 +114,24 @@ def run(
     replica: int = 1,
     performance: bool = False,
     robustness: bool = False,
+    worklist_date: str = "",
 ) -> Manifest:
     """`patchgate run`: one variant into the run directory `out` (which must not hold a run yet).
 
     `role` defaults to the variant's name when that is "baseline" or "candidate", else "candidate".
+    `worklist_date` (YYYYMMDD; "": today, UTC) is the day the RIS simulator schedules its worklist on: runs
+    compared together need one (compare calls runs of different dates mixed).
     Returns the run's manifest whatever happened to the device: check `manifest.status`
     (RunStatus.COMPLETED, or why not and `status_detail`); raises only for a bad profile or `out`.
     """
+    from harness.plan import worklist_date as checked_date
     from harness.runner import RunRequest, run_variant
 
+    date = checked_date(worklist_date) if worklist_date else ""
     loaded = _profile(device, performance, robustness)
     loaded.variant(variant)  # an unknown variant: a ProfileError naming the known ones, before anything starts
     role = role or (variant if variant in ("baseline", "candidate") else "candidate")
-    return run_variant(RunRequest(loaded, variant, role, replica, Path(out)))
+    return run_variant(RunRequest(loaded, variant, role, replica, Path(out), date))
 
 
 def compare(

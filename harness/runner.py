@@ -500,19 +500,14 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
             last = " | ".join(tail.splitlines()[-3:])
             detail = f"pytest exited with code {code}; log: {run.log('pytest')}: {last}"
     except TargetError as exc:
-        # Only the device's own start is the device's failure; a simulator that did not come up is ours.
-        ours = surroundings is None or surroundings.starting != "device"
+        # Only the device's own start is the device's failure; a simulator that did not come up is ours, and so is
+        # a lifecycle hook (reset, apply, health, collect) that failed: the device's setup, never its behaviour.
+        ours = isinstance(exc, HookError) or surroundings is None or surroundings.starting != "device"
         status = RunStatus.HARNESS_FAILED if ours else RunStatus.DEVICE_FAILED
         detail = exc.one_line()
         with contextlib.suppress(OSError):
             error = exc.one_line() + "\n" + exc.detail + "\n"
             run.error.write_text(redact(error, spec.secret_values), encoding="utf-8")
-    except HookError as exc:  # reset, apply, health or collect failed: the device's setup, never its behaviour
-        status, detail = RunStatus.HARNESS_FAILED, exc.one_line()
-        with contextlib.suppress(OSError):
-            run.error.write_text(
-                redact(exc.one_line() + "\n" + exc.detail + "\n", spec.secret_values), encoding="utf-8"
-            )
     except RunDirError as exc:  # the run directory could not be written (a full disk): the harness's fault
         status, detail = RunStatus.HARNESS_FAILED, exc.one_line()
     except OSError as exc:

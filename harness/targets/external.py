@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import TargetError
 from harness.launch.base import Launched, LaunchSpec, log_tail, wait_ready
 from harness.launch.process import ProcessLauncher
 from harness.launch.readiness import EchoOnce
@@ -28,8 +28,9 @@ _HOOK_GRACE = 5.0
 _GONE_AFTER = 10.0
 
 
-class HookError(HarnessError):
-    """A lifecycle hook failed or timed out: the harness's setup of the device, never the device's behaviour."""
+class HookError(TargetError):
+    """A lifecycle hook failed or timed out: the harness's setup of the device, never the device's behaviour
+    (a TargetError: the device was not made ready; the runner records it as the harness's failure)."""
 
 
 class ExternalDevice:

@@ -601,18 +601,13 @@ def test_a_dataset_shows_as_attributes_with_tag_keyword_and_name() -> None:
         [_run([make_case("a/t.py::t", ds=[dataset])])], _run([make_case("a/t.py::t", ds=[])], "candidate")
     )
     page = render_html(comparison, [])
-    table = page[page.index('<table class="attrs">') :]
-    table = table[: table.index("</table>")]
-    rows = table.split("<tr>")[1:]
-    assert [r[: r.index("</code>")] for r in rows] == [
-        "<td><code>(0008,0052)",
-        "<td><code>(0009,1001)",
-        "<td><code>(0010,0010)",
-    ]
+    block = page[page.index('<div class="attrs">') :]
+    rows = block[: block.index("</div></div>")].split('<div class="attr">')[1:]
+    assert [r[: r.index("</code>")] for r in rows] == ["<code>(0008,0052)", "<code>(0009,1001)", "<code>(0010,0010)"]
     assert "Query/Retrieve Level" in rows[0] and "PATIENT" in rows[0] and "kw" not in rows[0]  # name says keyword
     assert "Private tag" in rows[1]
     assert "Patient&#39;s Name" in rows[2] and '<code class="kw">PatientName</code>' in rows[2]
-    assert "DOE^JANE" in rows[2] and "Alphabetic" not in rows[2]
+    assert "= <strong>DOE^JANE</strong>" in rows[2] and "Alphabetic" not in rows[2]
 
 
 @pytest.mark.parametrize(
