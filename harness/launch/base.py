@@ -13,7 +13,17 @@ from harness.errors import TargetError
 if TYPE_CHECKING:
     from harness.launch.resources import ResourceProbe
 
-__all__ = ["LaunchSpec", "Launched", "Launcher", "Readiness", "log_tail", "ready_or_why", "start_failure", "wait_ready"]
+__all__ = [
+    "LaunchSpec",
+    "Launched",
+    "Launcher",
+    "Readiness",
+    "log_tail",
+    "read_log",
+    "ready_or_why",
+    "start_failure",
+    "wait_ready",
+]
 
 
 class Readiness(Protocol):
@@ -87,6 +97,14 @@ class Launcher(Protocol):
 
     def launch(self, spec: LaunchSpec) -> Launched:
         """Start `spec` and wait until ready; TargetError (with the log tail) when it never gets there."""
+
+
+def read_log(path: Path) -> str:
+    """A log file's text as far as it was written; "" when there is none (yet)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def log_tail(text: str, lines: int = 40) -> str:

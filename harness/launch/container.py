@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.errors import TargetError
-from harness.launch.base import LaunchSpec, wait_ready
+from harness.launch.base import LaunchSpec, read_log, wait_ready
 from harness.launch.engine import peak_memory, retire
 from harness.launch.labels import labels
 from harness.launch.network import RunNetwork
@@ -50,7 +50,7 @@ class Container:
 
     def log_text(self) -> str:
         if self.container is None:
-            return self.spec.log.read_text(encoding="utf-8", errors="replace") if self.spec.log.exists() else ""
+            return read_log(self.spec.log)
         try:
             return bytes(self.container.logs()).decode("utf-8", "replace")
         except Exception:  # noqa: BLE001 - gone: nothing more to read

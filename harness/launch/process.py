@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from harness.errors import TargetError
-from harness.launch.base import LaunchSpec, wait_ready
+from harness.launch.base import LaunchSpec, read_log, wait_ready
 from harness.launch.resources import ProcProbe
 
 __all__ = ["Process", "ProcessLauncher", "peak_rss"]
@@ -70,10 +70,7 @@ class Process:
         return code is None
 
     def log_text(self) -> str:
-        try:
-            return self.spec.log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.spec.log)
 
     def kill(self) -> None:
         if self._process.poll() is None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from harness.errors import TargetError
-from harness.launch.base import Launched, LaunchSpec, log_tail, wait_ready
+from harness.launch.base import Launched, LaunchSpec, log_tail, read_log, wait_ready
 from harness.launch.process import ProcessLauncher
 from harness.launch.readiness import EchoOnce
 from harness.launch.resources import ResourceProbe
@@ -64,10 +64,7 @@ class ExternalDevice:
             time.sleep(0.5)
 
     def log_text(self) -> str:
-        try:
-            return self.spec.log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.spec.log)
 
     def kill(self) -> None:
         pass  # patchgate never stops a device it did not start
