@@ -327,7 +327,7 @@ def test_security_posture_is_visible_in_colour_with_what_stayed_collapsed(
     assert info["scrollWidth"] <= info["width"]  # nothing runs off the page sideways
     loosened, tightened, stayed = groups["p-loosened"], groups["p-tightened"], groups["p-unchanged"]
     assert (loosened["border"], loosened["heading"]) == ("rgb(162, 35, 29)", "rgb(162, 35, 29)")  # red
-    assert (tightened["border"], tightened["heading"]) == ("rgb(31, 111, 61)", "rgb(31, 111, 61)")  # green
+    assert (tightened["border"], tightened["heading"]) == ("rgb(47, 111, 115)", "rgb(47, 111, 115)")  # teal, not green
     assert loosened["title"] == "Loosened: 4" and tightened["title"] == "Tightened: 2"
     assert len(loosened["rows"]) == 4 and all(h > 10 for h in loosened["rows"])
     assert len(tightened["rows"]) == 2 and all(h > 10 for h in tightened["rows"])
@@ -457,7 +457,7 @@ def test_robustness_section_lays_out_its_table_with_coloured_changes(tmp_path: P
     assert ROBUSTNESS_HOSTILE in shown["inputs"] and shown["scripts"] == 0  # the hostile id is text, never markup
     assert shown["changes"][:4] == [
         ["loosened", "rgb(162, 35, 29)"],  # red, as loosened in the security posture
-        ["tightened", "rgb(31, 111, 61)"],  # green
+        ["tightened", "rgb(47, 111, 115)"],  # teal: a change, not praise
         ["changed", "rgb(138, 90, 0)"],
         ["noisy", "rgb(119, 119, 119)"],
     ]
