@@ -713,11 +713,11 @@ class Comparison:
     robustness: tuple[InputReactions, ...] = ()
 
     def to_json(self) -> dict[str, JSON]:
-        phases = ("performance", "robustness")
+        optional = ("policy_sha256", "performance", "robustness")
         d: dict[str, JSON] = {
-            f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in phases
+            f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in optional
         }
-        for name in phases:  # only when run: a comparison without them reads and writes as it always did
+        for name in optional:  # only when there: a comparison without them reads and writes as it always did
             if getattr(self, name):
                 d[name] = to_json(getattr(self, name))
         return d
