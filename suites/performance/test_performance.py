@@ -81,6 +81,10 @@ _ARRIVAL_WAIT = 10.0
 # (when declared, and unless the start is the action timed). Without a reset the step is not started: a second
 # start of one step would be refused (workflow.start_procedure and .complete need a reset: WORKFLOW_NEEDS).
 _SETUP = ("reset", "start_procedure")
+# The workflow metrics whose (not applicable) case a run without the phase has too: workflow.acquire's, as
+# before the others existed. The others' cases are only in runs with the phase, so a workflow device's runs
+# without it keep their case list (a case more would be a case compared against earlier runs without it).
+_WITHOUT_PHASE = ("workflow.acquire",)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -94,12 +98,21 @@ def _context(config: pytest.Config) -> SuiteContext | None:
 
 
 def _params(context: SuiteContext | None) -> list[Any]:
-    """Every service metric; the workflow metrics the run's device initiates and declares (all without a run)."""
+    """Every service metric; the workflow metrics the run's device is measured by (all without a run), the
+    ones after workflow.acquire only in a run with the phase (_WITHOUT_PHASE)."""
     served = [
         pytest.param(m, marks=[pytest.mark.performance(m), pytest.mark.service(METRIC_SERVICES[m])], id=m)
         for m in METRICS
     ]
-    measured = WORKFLOW_METRICS if context is None else workflow_metrics(context.initiates, context.actions)
+    measured = (
+        WORKFLOW_METRICS
+        if context is None
+        else [
+            m
+            for m in workflow_metrics(context.initiates, context.actions)
+            if context.performance or m in _WITHOUT_PHASE
+        ]
+    )
     workflow = [
         pytest.param(
             m, marks=[pytest.mark.performance(m), pytest.mark.initiates(role), pytest.mark.action(action)], id=m

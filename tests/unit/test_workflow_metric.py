@@ -113,7 +113,7 @@ def test_the_mpps_metrics_need_a_reset_and_complete_a_started_step() -> None:
     assert workflow_metrics(("store",), ("acquire",)) == ("workflow.acquire",)  # acquire needs no reset
 
 
-def _context(initiates: tuple[str, ...], actions: tuple[str, ...]) -> SuiteContext:
+def _context(initiates: tuple[str, ...], actions: tuple[str, ...], phase: bool = True) -> SuiteContext:
     device = Endpoint("DEV", "127.0.0.1", 11112)
     return SuiteContext(
         run_dir="/nonexistent",
@@ -125,6 +125,7 @@ def _context(initiates: tuple[str, ...], actions: tuple[str, ...]) -> SuiteConte
         corpus_seed=1,
         initiates=initiates,
         actions={a: {} for a in actions},
+        performance={"metrics": []} if phase else {},
     )
 
 
@@ -138,4 +139,8 @@ def test_an_archive_keeps_its_cases_and_a_modality_gains_its_workflow_case() -> 
     modality = _context(("mwl", "mpps", "store"), ("reset", "start_procedure", "acquire", "complete"))
     assert ids(modality) == [*METRICS, "workflow.acquire", "workflow.start_procedure", "workflow.complete"]
     assert ids(_context(("mpps",), ("start_procedure", "complete"))) == list(METRICS)  # no reset: no MPPS metric
+    # Without the phase: the cases of before the MPPS metrics (acquire's not applicable, as it was)
+    unmeasured = _context(("mwl", "mpps", "store"), ("reset", "start_procedure", "acquire", "complete"), phase=False)
+    assert ids(unmeasured) == [*METRICS, "workflow.acquire"]
+    assert ids(_context((), (), phase=False)) == list(METRICS)
     assert ids(None) == [*METRICS, *WORKFLOW_METRICS]  # collected without a run: every case
