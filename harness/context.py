@@ -41,7 +41,8 @@ class SuiteContext:
     # A reserved port where the suites take storage commitment reports on a new association ({modality.port}); 0: none.
     modality_port: int = 0
     # The [performance] table when the phase runs (PerformanceSpec as JSON, plus "metrics": the selected metric
-    # ids, "turn_timeout": seconds a turn may wait, "arrivals": the PACS simulator's arrival log); {}: off.
+    # ids, "turn_timeout": seconds a turn may wait, "arrivals": the PACS simulator's arrival log, "ris_arrivals":
+    # the RIS simulator's when one runs); {}: off.
     performance: Mapping[str, JSON] = field(default_factory=dict)
     # The [robustness] table when the phase runs (RobustnessSpec as JSON, plus "inputs": the selected input ids,
     # "window_timeout": seconds an attack window request may wait, a revival included); {}: off.

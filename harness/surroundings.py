@@ -172,6 +172,8 @@ class Surroundings:
             **typing.cast(dict[str, JSON], to_json(spec)),
             "metrics": list(spec.selected(device.services, device.initiates, tuple(device.actions))),
             "arrivals": str(self.run.perf_arrivals("pacs")),
+            # Only when a RIS runs (workflow.start_procedure / workflow.complete): the phase's view stays as it was.
+            **({"ris_arrivals": str(self.run.perf_arrivals("ris"))} if self.ris_endpoint is not None else {}),
             # The longest a suites process waits for a turn: the barrier, the whole budget, and a few stuck slots.
             "turn_timeout": spec.barrier_timeout + spec.budget + 3 * SLOT_TIMEOUT,
         }
@@ -251,13 +253,19 @@ class Surroundings:
         argv += ["--host", self.profile.sim_listen, "--port", str(endpoint.port), "--out", str(out)]
         argv += ["--station-ae", self.profile.device.ae_title, "--date", self.worklist_date]
         argv += ["--seed", str(self.profile.corpus_seed)]
+        shared = {str(out): "rw", str(self.run.heartbeat): "ro"}
+        if self.profile.performance.enabled:  # workflow.start_procedure / .complete: the device's MPPS, time-stamped
+            arrivals = self.run.perf_arrivals("ris")
+            arrivals.parent.mkdir(parents=True, exist_ok=True)  # before a container mounts it, so it is ours
+            argv += ["--arrivals", str(arrivals)]
+            shared[str(arrivals.parent)] = "rw"
         return LaunchSpec(
             role="ris",
             label="RIS simulator",
             argv=tuple(argv),
             log=self.run.log("ris"),
             ready=Echo(endpoint, PROBE_AE_TITLE, via=self.backend.echo),
-            shared={str(out): "rw", str(self.run.heartbeat): "ro"},
+            shared=shared,
             start_timeout=30.0,
             user=USER,
             hint="see logs/ris.log in the run directory; check [simulators.ris] (AE title, port)",

@@ -1,8 +1,9 @@
 """Arrival logs: one JSON line per DIMSE request a simulator receives or C-STORE it sends, stamped with time.time_ns().
 
 The performance phase times what happens in another process (C-MOVE-RQ sent by the suites ->
-first / last object at the move destination) by subtracting `time.time_ns()` values taken in
-both: one kernel, one CLOCK_REALTIME, containers included. Each line is one O_APPEND write
+first / last object at the move destination; a device's action -> the first request it causes at
+the PACS or RIS simulator) by subtracting `time.time_ns()` values taken in both: one kernel, one
+CLOCK_REALTIME, containers included. Each line is one O_APPEND write
 (simulators._journal), so lines from concurrent associations never tear. Line:
 
     {"t_ns": 1764495012345678901, "direction": "received", "message": "C-STORE-RQ", "association": 3,
@@ -12,7 +13,10 @@ both: one kernel, one CLOCK_REALTIME, containers included. Each line is one O_AP
 `direction` "received": a request that arrived whole (EVT_DIMSE_RECV, before its handler runs);
 "sent": a C-STORE-RQ this simulator sends (a C-MOVE or C-GET sub-operation, EVT_DIMSE_SENT).
 The move originator fields are those of PS3.7 9.3.1.1 (C-STORE-RQ of a C-MOVE sub-operation);
-"" and null when the request had none.
+"" and null when the request had none. An MPPS N-CREATE-RQ / N-SET-RQ line also has "mpps_status",
+the Performed Procedure Step Status its data set carries ("IN PROGRESS", "COMPLETED", "DISCONTINUED";
+"" when it has none or cannot be decoded: the request's handler says why), so the first N-SET
+COMPLETED can be told from an earlier N-SET that only updates the step.
 """
 
 from __future__ import annotations
@@ -27,14 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from pynetdicom import evt
+from pynetdicom.dsutils import decode
 
 from simulators._journal import append_json_line
 from simulators._server import AssociationNumbers
 from simulators.endpoint import JSON
 
-__all__ = ["Arrival", "ArrivalLog", "c_stores", "read_arrivals"]
+__all__ = ["MPPS_MESSAGES", "Arrival", "ArrivalLog", "c_stores", "read_arrivals"]
 
 _LOG = logging.getLogger("simulators.arrivals")
+# The requests whose line carries "mpps_status" (N-CREATE and N-SET are MPPS's only ones at a RIS).
+MPPS_MESSAGES = ("N-CREATE-RQ", "N-SET-RQ")
+_PPS_STATUS = 0x00400252  # Performed Procedure Step Status
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,12 @@ class Arrival:
     bytes: int = 0  # the data set's encoded length (0: none)
     move_originator_ae: str = ""
     move_originator_message_id: int | None = None
+    mpps_status: str = ""  # an N-CREATE-RQ / N-SET-RQ's Performed Procedure Step Status ("" : none)
+
+    @property
+    def kind(self) -> str:
+        """The message, and its MPPS status when it has one: "N-SET-RQ COMPLETED", "C-STORE-RQ"."""
+        return f"{self.message} {self.mpps_status}" if self.mpps_status else self.message
 
     @classmethod
     def from_json(cls, d: dict[str, JSON]) -> Arrival:
@@ -65,6 +79,7 @@ class Arrival:
             int(d.get("bytes", 0)),
             str(d.get("move_originator_ae", "")),
             None if d.get("move_originator_message_id") is None else int(d["move_originator_message_id"]),
+            str(d.get("mpps_status", "")),
         )
 
 
@@ -81,6 +96,23 @@ def _data_set_length(message: Any) -> int:
     if isinstance(path, tuple):
         return max(0, os.path.getsize(path[0]) - int(path[1]))
     return 0
+
+
+def _mpps_status(event: Any) -> str:
+    """The Performed Procedure Step Status in the request's data set; "" when it has none or cannot be decoded."""
+    message = event.message
+    data = getattr(message, "data_set", None)
+    contexts = {cx.context_id: cx for cx in event.assoc.accepted_contexts}
+    context = contexts.get(getattr(message, "context_id", None))
+    if data is None or context is None or not context.transfer_syntax:
+        return ""
+    syntax = context.transfer_syntax[0]
+    try:
+        # decode() rewinds the stream first, as the request's handler does again after this.
+        ds = decode(data, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+        return str(ds.get(_PPS_STATUS).value or "").strip() if _PPS_STATUS in ds else ""
+    except Exception:  # noqa: BLE001 - any undecodable data set: the handler refuses it and journals why
+        return ""
 
 
 class ArrivalLog:
@@ -122,6 +154,8 @@ class ArrivalLog:
             "move_originator_ae": str(cs.get("MoveOriginatorApplicationEntityTitle") or "").strip(),
             "move_originator_message_id": None if originator in (None, "") else int(originator),
         }
+        if name in MPPS_MESSAGES:
+            line["mpps_status"] = _mpps_status(event)
         try:
             append_json_line(self.path, line)
         except OSError as exc:  # the request is served all the same; only its timing is lost, and said so

@@ -440,10 +440,15 @@ def _retrieved(how: str, status: int | None, seconds: list[float], size: int, ex
 def first_arrival_seconds(arrivals: Iterable[Arrival], started_ns: int, messages: Collection[str]) -> float | None:
     """Seconds from `started_ns` to the earliest request received of one of `messages` stamped at or after it.
 
-    Both stamps are time.time_ns() (one CLOCK_REALTIME for every process of one kernel); None when no
-    such line is there. Lines before the start are an earlier block's, never this one's.
+    A message is a request's name ("N-SET-RQ": any) or its `Arrival.kind` ("N-SET-RQ COMPLETED": only
+    that MPPS status). Both stamps are time.time_ns() (one CLOCK_REALTIME for every process of one
+    kernel); None when no such line is there. Lines before the start are an earlier block's, never this one's.
     """
-    stamps = [a.t_ns for a in arrivals if a.direction == "received" and a.message in messages and a.t_ns >= started_ns]
+    stamps = [
+        a.t_ns
+        for a in arrivals
+        if a.direction == "received" and (a.message in messages or a.kind in messages) and a.t_ns >= started_ns
+    ]
     return (min(stamps) - started_ns) / 1e9 if stamps else None
 
 

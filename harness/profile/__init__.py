@@ -20,6 +20,7 @@ from harness.profile._specs import (
     RESOURCE_METRICS,
     SERVICES,
     WORKFLOW_METRICS,
+    WORKFLOW_NEEDS,
     ActionSpec,
     DeviceSpec,
     Expectation,
@@ -34,6 +35,7 @@ from harness.profile._specs import (
     RobustnessSpec,
     SimulatorSpec,
     VariantSpec,
+    workflow_metrics,
 )
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "RESOURCE_METRICS",
     "SERVICES",
     "WORKFLOW_METRICS",
+    "WORKFLOW_NEEDS",
     "ActionSpec",
     "DeviceSpec",
     "Expectation",
@@ -68,4 +71,5 @@ __all__ = [
     "parse_profile",
     "policy_json_schema",
     "profile_json_schema",
+    "workflow_metrics",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "RESOURCE_METRICS",
     "SERVICES",
     "WORKFLOW_METRICS",
+    "WORKFLOW_NEEDS",
     "ActionSpec",
     "DeviceSpec",
     "Expectation",
@@ -39,6 +40,7 @@ __all__ = [
     "RobustnessSpec",
     "SimulatorSpec",
     "VariantSpec",
+    "workflow_metrics",
 ]
 
 # The DICOM services a profile may declare; suites for undeclared services are not applicable.
@@ -86,10 +88,19 @@ METRIC_SERVICES: Mapping[str, str] = {
 }
 METRICS = tuple(METRIC_SERVICES)
 # workflow.<action> (design 5.1): the device's declared action started -> the first request it causes at the
-# run's simulators. Measured only for a device that initiates the role and declares the action: metric ->
-# (action, role). workflow.start_procedure and workflow.complete need the RIS simulator's arrival log (not yet).
+# run's simulators (their arrival logs). Measured only for a device that initiates the role and declares the
+# action (and WORKFLOW_NEEDS): metric -> (action, role).
 WORKFLOW_METRICS: Mapping[str, tuple[str, str]] = {
     "workflow.acquire": ("acquire", "store"),  # -> the first C-STORE-RQ from the device at the PACS simulator
+    "workflow.start_procedure": ("start_procedure", "mpps"),  # -> the first MPPS N-CREATE-RQ at the RIS simulator
+    "workflow.complete": ("complete", "mpps"),  # -> the first MPPS N-SET-RQ COMPLETED at the RIS simulator
+}
+# The actions a workflow metric's block does first, untimed, and cannot do without: a step is started and ended
+# once, so each block needs a console that forgot it (`reset`), and `complete` a step in progress. Not declared:
+# no metric (every block after the first would be refused). workflow.acquire resets and starts when declared.
+WORKFLOW_NEEDS: Mapping[str, tuple[str, ...]] = {
+    "workflow.start_procedure": ("reset",),
+    "workflow.complete": ("reset", "start_procedure"),
 }
 # Read by the harness from the device's processes or container (design 5.3, 6); compared when selected.
 RESOURCE_METRICS = ("memory.steady", "memory.peak", "memory.growth", "cpu.per_operation")
@@ -437,6 +448,15 @@ class RisSpec(SimulatorSpec):
     ae_title: str = field(default="PGRIS", metadata=key("the simulator's AE title", **_AE_TITLE))
 
 
+def workflow_metrics(initiates: Collection[str], actions: Collection[str]) -> tuple[str, ...]:
+    """The WORKFLOW_METRICS a device is measured by: it initiates the role, declares the action and its needs."""
+    return tuple(
+        m
+        for m, (action, role) in WORKFLOW_METRICS.items()
+        if role in initiates and action in actions and all(n in actions for n in WORKFLOW_NEEDS.get(m, ()))
+    )
+
+
 @dataclass(frozen=True)
 class PerformanceSpec:
     """The performance phase (docs/design/load-and-attack.md 3): off unless enabled here or by --performance."""
@@ -537,11 +557,7 @@ class PerformanceSpec:
         """The measured metrics the globs cover whose service the device declares, in METRICS order; then the
         WORKFLOW_METRICS whose role the device initiates and whose action it declares."""
         served = tuple(m for m in METRICS if METRIC_SERVICES[m] in services and self.covers(m))
-        return served + tuple(
-            m
-            for m, (action, role) in WORKFLOW_METRICS.items()
-            if role in initiates and action in actions and self.covers(m)
-        )
+        return served + tuple(m for m in workflow_metrics(initiates, actions) if self.covers(m))
 
     def resource_metrics(self) -> tuple[str, ...]:
         """The resource metrics the globs cover; none when resources are not read."""

@@ -24,6 +24,7 @@ class Behaviour:
     resend_failed: bool = True  # after a failure report: send the failed objects again, ask once more
     accept_report_role: bool = True  # its listener accepts the SCP role of a report on a new association
     send_delay: float = 0.0  # seconds between making the images and sending them (a check of each, say)
+    start_delay: float = 0.0  # seconds between starting a procedure and its MPPS N-CREATE (a check of the step)
 
 
 _REGRESSION = Behaviour(accession_in_images=False, final_sets=2, query_station=False, resend_failed=False)
@@ -47,6 +48,8 @@ VARIANTS: Mapping[str, Behaviour] = types.MappingProxyType(
         "regression": _REGRESSION,
         # Slower, not different: the performance phase's workflow.acquire is what tells it from the clean one.
         "slow-acquire": Behaviour(send_delay=2.0),
+        # ... and workflow.start_procedure this one (2 s, as slow-acquire: caught under load, design 20).
+        "slow-start": Behaviour(start_delay=2.0),
     }
 )
 
@@ -67,9 +70,12 @@ DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "regression": "no-accession-in-images, completed-twice, query-without-station and "
         "ignores-commitment-failure at once",
         "slow-acquire": "waits 2 s between making its images and sending them (an on-device check of each image)",
+        "slow-start": "waits 2 s between starting a procedure and reporting it (MPPS N-CREATE) to the RIS",
     }
 )
 
 # Variants that change only what the performance phase measures: variant -> the metrics that show it (as
 # simulators.reference.PERFORMANCE_METRICS). The functional suites must find them unchanged.
-PERFORMANCE_METRICS: Mapping[str, tuple[str, ...]] = types.MappingProxyType({"slow-acquire": ("workflow.acquire",)})
+PERFORMANCE_METRICS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
+    {"slow-acquire": ("workflow.acquire",), "slow-start": ("workflow.start_procedure",)}
+)

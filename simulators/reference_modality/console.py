@@ -236,6 +236,8 @@ class Console:
             modality=modality,
             behaviour=self.behaviour,
         )
+        if self.behaviour.start_delay:
+            time.sleep(self.behaviour.start_delay)
         result = self._scu.mpps_create(self.peers.ris, step.sop_instance_uid, attrs)
         _reached(result.accepted, result.error, "the RIS (MPPS)")
         answer = _n(result, "N-CREATE")

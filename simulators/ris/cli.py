@@ -41,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="serve the .wl files of DIR instead of its own items (an MWL device the harness seeds: {worklist.dir})",
     )
+    parser.add_argument(
+        "--arrivals",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="append one JSON line per request received (with its MPPS status) to FILE, stamped with "
+        "time.time_ns() (simulators._arrivals; default: none)",
+    )
     parser.add_argument("--mpps-reopen", action="store_true", help="quirk: accept N-SET of a completed step")
     parser.add_argument("--ignore-station-ae", action="store_true", help="quirk: ignore the Scheduled Station AE key")
     parser.add_argument("--pn-case-sensitive", action="store_true", help="quirk: match person names case-sensitively")
@@ -73,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             maximum_associations=args.max_associations,
             worklist=worklist,
             acse_timeout=args.acse_timeout,
+            arrivals=args.arrivals,
         )
     except ValueError as exc:
         parser.error(str(exc))

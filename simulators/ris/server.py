@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 
+from simulators._arrivals import ArrivalLog
 from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, status_hex
 from simulators._server import ACSE_TIMEOUT, MAX_ASSOCIATIONS, AssociationNumbers, Serving, serve
 from simulators.corpus import DEFAULT_SEED, UID_ROOT
@@ -65,9 +66,14 @@ class RisConfig:
     items: tuple[ScheduledItem, ...] = field(default=(), compare=False)  # () : scheduled_items(seed, date, station_ae)
     # MWL datasets served instead of the items' own (worklist.read_wl_folder: the RIS as a seeded MWL device).
     worklist: tuple[Dataset, ...] = field(default=(), compare=False)
+    # Arrival log (simulators._arrivals): one time-stamped line per request received, its MPPS status with
+    # it; the performance phase's workflow.start_procedure / workflow.complete. None: none (the journal is apart).
+    arrivals: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
+        if self.arrivals is not None:
+            object.__setattr__(self, "arrivals", Path(self.arrivals))
         if not self.items:  # also checks date and station_ae (ValueError naming the value)
             object.__setattr__(self, "items", scheduled_items(self.seed, self.date, self.station_ae))
         if self.maximum_associations < 1 or self.acse_timeout <= 0:
@@ -95,6 +101,7 @@ class RisSimulator:
         )
         self._journal = Journal(config.out)
         self._numbers = AssociationNumbers()
+        self._arrivals = ArrivalLog(config.arrivals) if config.arrivals is not None else None
         self._serving: Serving | None = None
         self._port = config.port
 
@@ -127,6 +134,7 @@ class RisSimulator:
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_N_CREATE, self._on_create),
             (evt.EVT_N_SET, self._on_set),
+            *(self._arrivals.handlers() if self._arrivals is not None else []),
         ]
         self._serving = serve(
             ae, (cfg.host, cfg.port), handlers, capacity=cfg.maximum_associations, name=f"ris-{cfg.ae_title}"

@@ -5,12 +5,15 @@ a case observes only the functional side, the statuses the device answered and w
 A case whose every block failed fails, so a device that refuses C-FIND is a functional regression.
 
 A workflow metric (`workflow.<action>`) has a case only for a device that initiates its role and declares
-its action (read from the run's context at collection), so a device that initiates nothing keeps its cases.
-Its block: the device forgets earlier procedures (`reset`) and starts the step (`start_procedure`) when it
-declares them (the start only after a reset), untimed; then one value, from the action's start to the first request it causes at the
-run's PACS simulator (its arrival log). From the start, not the return: the reference modality's actions
-answer once their effects reached the simulators, so its return comes after the arrival. The harness's
-share (a command action's ticket and process start) is in every run's value alike, paired by round.
+its action and what its block needs (harness.profile.workflow_metrics, read from the run's context at
+collection), so a device that initiates nothing keeps its cases. Its block: the device forgets earlier
+procedures (`reset`) and starts the step (`start_procedure`) when it declares them (the start only after a
+reset, and not when the start is what is timed), untimed; then one value, from the action's start to the
+first request it causes at the run's simulators (their arrival logs): the first C-STORE-RQ at the PACS
+(acquire), the first MPPS N-CREATE-RQ (start_procedure) or N-SET-RQ COMPLETED (complete) at the RIS.
+From the start, not the return: the reference modality's actions answer once their effects reached the
+simulators, so its return comes after the arrival. The harness's share (a command action's ticket and
+process start) is in every run's value alike, paired by round.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from harness.context import SuiteContext
 from harness.model import Endpoint
 from harness.perf.client import Turns
 from harness.plugin import Act, ActionResult, Observe, not_applicable
-from harness.profile import METRIC_SERVICES, METRICS, WORKFLOW_METRICS
+from harness.profile import METRIC_SERVICES, METRICS, WORKFLOW_METRICS, workflow_metrics
 from harness.rundir import RunDir
 from simulators._net import VERIFICATION, qr_sop_class
 from simulators.corpus import CorpusItem
@@ -64,14 +67,24 @@ _FIND: Mapping[str, tuple[str, Model, tuple[str, ...]]] = {
 }
 # One block of a metric; `round` seeds the new UIDs of a stored study copy.
 Measure = Callable[[int], Block]
-# workflow.*: the worklist item acted on (the one suites/workflow/test_images acquires); the messages that are
-# the first request an initiated role causes at the PACS simulator; seconds to wait for it after the action.
+# workflow.*: the worklist item acted on (the one suites/workflow/test_images acquires); per metric, the
+# performance table's key of the arrival log read and the messages (simulators.loadgen.first_arrival_seconds)
+# that are the first request the action causes there; seconds to wait for it after the action.
 _WORKFLOW_ITEM = "SPS-3"
-_FIRST: Mapping[str, tuple[str, ...]] = {"store": ("C-STORE-RQ",)}
+_FIRST: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "workflow.acquire": ("arrivals", ("C-STORE-RQ",)),  # the PACS simulator's
+    "workflow.start_procedure": ("ris_arrivals", ("N-CREATE-RQ",)),
+    "workflow.complete": ("ris_arrivals", ("N-SET-RQ COMPLETED",)),  # not an N-SET that only updates the step
+}
 _ARRIVAL_WAIT = 10.0
 # Untimed before each workflow block when the device declares `reset`: a fresh console, then the step in progress
-# (when declared). Without a reset the step is not started: a second start of one step would be refused.
+# (when declared, and unless the start is the action timed). Without a reset the step is not started: a second
+# start of one step would be refused (workflow.start_procedure and .complete need a reset: WORKFLOW_NEEDS).
 _SETUP = ("reset", "start_procedure")
+# The workflow metrics whose (not applicable) case a run without the phase has too: workflow.acquire's, as
+# before the others existed. The others' cases are only in runs with the phase, so a workflow device's runs
+# without it keep their case list (a case more would be a case compared against earlier runs without it).
+_WITHOUT_PHASE = ("workflow.acquire",)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -85,17 +98,27 @@ def _context(config: pytest.Config) -> SuiteContext | None:
 
 
 def _params(context: SuiteContext | None) -> list[Any]:
-    """Every service metric; the workflow metrics the run's device initiates and declares (all without a run)."""
+    """Every service metric; the workflow metrics the run's device is measured by (all without a run), the
+    ones after workflow.acquire only in a run with the phase (_WITHOUT_PHASE)."""
     served = [
         pytest.param(m, marks=[pytest.mark.performance(m), pytest.mark.service(METRIC_SERVICES[m])], id=m)
         for m in METRICS
     ]
+    measured = (
+        WORKFLOW_METRICS
+        if context is None
+        else [
+            m
+            for m in workflow_metrics(context.initiates, context.actions)
+            if context.performance or m in _WITHOUT_PHASE
+        ]
+    )
     workflow = [
         pytest.param(
             m, marks=[pytest.mark.performance(m), pytest.mark.initiates(role), pytest.mark.action(action)], id=m
         )
         for m, (action, role) in WORKFLOW_METRICS.items()
-        if context is None or (role in context.initiates and action in context.actions)
+        if m in measured
     ]
     return served + workflow
 
@@ -184,17 +207,22 @@ def _measure(
 
 def _workflow(metric: str, context: SuiteContext, act: Act) -> Measure:
     """How one block of a workflow metric is measured (see the module docstring)."""
-    action, role = WORKFLOW_METRICS[metric]
+    action, _ = WORKFLOW_METRICS[metric]
     if not context.worklist_date:
         not_applicable("the run records no worklist date (a run directory from before workflow suites existed)")
     station = context.device.ae_title.strip()
     items = {i.key: i for i in scheduled_items(context.corpus_seed, context.worklist_date, station)}
     values = items[_WORKFLOW_ITEM].placeholders()
     declared = _SETUP if "reset" in context.actions else ()
-    setup = [(name, {} if name == "reset" else values) for name in declared if name in context.actions]
+    setup = [
+        (name, {} if name == "reset" else values) for name in declared if name in context.actions and name != action
+    ]
     spec = context.actions[action]
     settle = float(str(spec.get("settle", 0))) if isinstance(spec, dict) else 0.0
-    arrivals = Path(str(context.performance["arrivals"]))
+    log, messages = _FIRST[metric]
+    if log not in context.performance:  # a run directory from before the RIS simulator kept an arrival log
+        not_applicable(f"the run records no {log} (the arrival log {metric} is read from)")
+    arrivals = Path(str(context.performance[log]))
 
     def block(_: int) -> Block:
         for name, given in setup:
@@ -204,7 +232,7 @@ def _workflow(metric: str, context: SuiteContext, act: Act) -> Measure:
             metric,
             lambda: _outcome(act(action, values)),
             arrivals,
-            _FIRST[role],
+            messages,
             wait=max(settle, _ARRIVAL_WAIT),
         )
 

@@ -265,6 +265,7 @@ CHANGES: dict[str, dict[str, JSON]] = {
     "ignores-commitment-failure": {"failure": {"resent": 0, "requests": 1}},
     "refuses-report-role": NO_REPORT,  # PS3.7 D.3.3.4: no SCP role, no report
     "slow-acquire": {},  # slower only: the performance phase tells it (tests/integration/test_workflow_performance.py)
+    "slow-start": {},  # the same
     "regression": {
         "station_in_query": False,
         "answers": 8,

@@ -21,6 +21,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pynetdicom import AE
 from pynetdicom.presentation import build_context
 
+from simulators._arrivals import read_arrivals
 from simulators._lifeline import HEARTBEAT_ENV, LIMIT_ENV
 from simulators._net import LOOPBACK, parse_listening
 from simulators.endpoint import Endpoint
@@ -265,6 +266,49 @@ def test_the_journal_is_whole_lines_the_same_in_two_runs(make_ris: MakeRis) -> N
     assert all(set(line) == {*fields, "dataset", "error_comment", "answers"} for line in lines)  # no port, no time
 
 
+def test_the_arrival_log_stamps_each_request_with_its_mpps_status_and_leaves_the_journal(tmp_path: Path) -> None:
+    """--arrivals (the performance phase's workflow.start_procedure / .complete): one line per request received."""
+    arrivals = tmp_path / "arrivals" / "ris.jsonl"
+    arrivals.parent.mkdir()
+    plain = RisConfig(port=0, out=tmp_path / "plain", date=DATE, station_ae=STATION)
+    logged = RisConfig(port=0, out=tmp_path / "logged", date=DATE, station_ae=STATION, arrivals=arrivals)
+    with RisSimulator(plain) as ris:
+        _session(ris)
+    started = time.time_ns()
+    with RisSimulator(logged) as ris:
+        _session(ris)
+        uid = _create(modality(), ris, None).sop_instance_uid
+        scu = modality()
+        update = Dataset()  # an N-SET that only updates the step: IN PROGRESS, not its end
+        update.PerformedProcedureStepStatus = "IN PROGRESS"
+        assert scu.mpps_set(peer(ris), uid, update).status == 0x0000
+        assert scu.mpps_set(peer(ris), uid, _final("DISCONTINUED")).status == 0x0000
+        comment = Dataset()  # an N-SET without a status ("" : any N-SET, never an N-SET COMPLETED)
+        comment.PerformedProcedureStepDescription = "late"
+        assert scu.mpps_set(peer(ris), uid, comment).status == 0x0110  # the step has ended
+    ended = time.time_ns()
+    # The journal is the one a RIS without an arrival log writes
+    assert (tmp_path / "logged" / REQUESTS).read_bytes().startswith((tmp_path / "plain" / REQUESTS).read_bytes())
+    lines, _ = read_arrivals(arrivals)
+    assert [a.kind for a in lines] == [
+        "C-ECHO-RQ",
+        "C-FIND-RQ",
+        "C-FIND-RQ",
+        "N-CREATE-RQ IN PROGRESS",
+        "N-SET-RQ COMPLETED",
+        "N-SET-RQ COMPLETED",
+        "C-FIND-RQ",
+        "N-CREATE-RQ IN PROGRESS",
+        "N-SET-RQ IN PROGRESS",
+        "N-SET-RQ DISCONTINUED",
+        "N-SET-RQ",
+    ]
+    assert all(a.direction == "received" and a.peer_ae == STATION for a in lines)
+    stamps = [a.t_ns for a in lines]
+    assert started <= stamps[0] and stamps == sorted(stamps) and stamps[-1] <= ended
+    assert lines[8].sop_instance_uid == uid  # an N-SET's Requested SOP Instance UID (the SCP made it)
+
+
 def test_concurrent_associations_never_tear_a_line(make_ris: MakeRis) -> None:
     ris = make_ris()
     workers = [threading.Thread(target=modality().worklist, args=(peer(ris), station_query())) for _ in range(6)]
@@ -291,7 +335,7 @@ def test_python_m_simulators_ris_on_port_0(tmp_path: Path) -> None:
     """Started as a process: a parseable listening line, answers queries, journals, exits 0 on SIGTERM."""
     out = tmp_path / "journal"
     cmd = [sys.executable, "-m", "simulators.ris", "--port", "0", "--out", str(out), "--date", DATE]
-    cmd += ["--station-ae", STATION]
+    cmd += ["--station-ae", STATION, "--arrivals", str(tmp_path / "arrivals.jsonl")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         assert proc.stdout is not None
@@ -310,6 +354,7 @@ def test_python_m_simulators_ris_on_port_0(tmp_path: Path) -> None:
             proc.wait(5)
     assert proc.returncode == 0, err
     assert [line.dimse for line in read_requests(out / REQUESTS)][-1] == "C-FIND"
+    assert [a.message for a in read_arrivals(tmp_path / "arrivals.jsonl")[0]][-1] == "C-FIND-RQ"
 
 
 def test_bad_command_line_exits_2_naming_the_value(tmp_path: Path) -> None:

@@ -112,3 +112,22 @@ def test_no_ris_no_ris_values(make: Callable[..., Surroundings]) -> None:
     assert s.ris_endpoint is None
     values = s.placeholders(s.device_endpoint, s.pacs_endpoint)
     assert values.keys() == NAMES and values["ris.port"] == ""
+
+
+def test_with_the_performance_phase_the_ris_keeps_an_arrival_log_the_suites_are_told_of(
+    make: Callable[..., Surroundings],
+) -> None:
+    """workflow.start_procedure / .complete read it, as workflow.acquire and move.* read the PACS's."""
+    s = make(RIS + "\n[performance]\nenabled = true\n")
+    assert s.ris_endpoint is not None
+    spec = s._ris_spec(s.ris_endpoint)
+    argv = list(spec.argv)
+    arrivals = s.run.perf_arrivals("ris")
+    assert argv[argv.index("--arrivals") + 1] == str(arrivals) and arrivals.parent.is_dir()
+    assert dict(spec.shared)[str(arrivals.parent)] == "rw"  # in a pod: the folder the PACS's log is in too
+    performance = s._performance()
+    assert performance["ris_arrivals"] == str(arrivals)
+    assert performance["arrivals"] == str(s.run.perf_arrivals("pacs"))
+    # No RIS, no RIS log; no phase, no log at all (the spec above without it: test_a_declared_ris_gets_...)
+    assert "ris_arrivals" not in make("[performance]\nenabled = true\n")._performance()
+    assert "--arrivals" not in make(RIS)._ris_spec(s.ris_endpoint).argv
