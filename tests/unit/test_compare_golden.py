@@ -31,9 +31,7 @@ ADDED_LATER = frozenset({"policy_sha256"})
 def _canonical(document: dict[str, JSON], golden: str) -> str:
     """`document` as the goldens were written, masked as the module docstring says."""
     kept = json.loads(golden)
-    found = {
-        k: v for k, v in document.items() if k in kept or (k not in ADDED_LATER and v not in ([], {}, None, ""))
-    }
+    found = {k: v for k, v in document.items() if k in kept or (k not in ADDED_LATER and v not in ([], {}, None, ""))}
     return json.dumps(found, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
