@@ -22,7 +22,8 @@ class SuiteContext:
     services: tuple[str, ...]
     corpus_seed: int
     corpus_size: str = "small"  # simulators.corpus.CORPUS_SIZES; absent from contexts written before it existed
-    corpus_sha256: str = ""  # the manifest's corpus hash, which the suites' corpus must have; "" not checked
+    corpus_sha256: str = ""  # the hash of the corpus this run sends, which the suites' must have; "" not checked
+    corpus_identity: str = ""  # the run's identity tag ([corpus] identity = "per-run", simulators.corpus); "": fixed
     pki_dir: str = ""  # this run's test PKI (simulators.pki layout); "" when the run has none
     audit_log: str = ""  # JSON lines the audit record repository simulator writes; "" when none runs
     # Valid credentials the device knows, by identity kind (username, passcode, kerberos, saml, jwt).
@@ -61,6 +62,7 @@ class SuiteContext:
             corpus_seed=int(d["corpus_seed"]),
             corpus_size=str(d.get("corpus_size", "small")),
             corpus_sha256=str(d.get("corpus_sha256", "")),
+            corpus_identity=str(d.get("corpus_identity", "")),
             pki_dir=str(d.get("pki_dir", "")),
             audit_log=str(d.get("audit_log", "")),
             identity={str(k): str(v) for k, v in d.get("identity", {}).items()},

@@ -146,10 +146,33 @@ class CorpusInfo:
     uid_root: str  # UIDs under this root come from the corpus, not the device
     items: int
     size: str = "small"  # the profile's [corpus] size; manifests written before it existed were all small
+    # With [corpus] identity = "per-run": the run's identity tag, and its UIDs and PatientID prefixes mapped back to
+    # the fixed corpus's (normalisation applies them); `sha256` stays the fixed corpus's. Absent keys: fixed.
+    identity: str = ""
+    uids: Mapping[str, str] = field(default_factory=dict)
+    prefixes: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, JSON]:
+        d: dict[str, JSON] = {"seed": self.seed, "sha256": self.sha256, "uid_root": self.uid_root}
+        d |= {"items": self.items, "size": self.size}
+        if self.identity:
+            d |= {"identity": self.identity, "uids": dict(self.uids), "prefixes": dict(self.prefixes)}
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> CorpusInfo:
-        return cls(int(d["seed"]), str(d["sha256"]), str(d["uid_root"]), int(d["items"]), str(d.get("size", "small")))
+        uids, prefixes = d.get("uids") or {}, d.get("prefixes") or {}
+        assert isinstance(uids, Mapping) and isinstance(prefixes, Mapping)
+        return cls(
+            int(d["seed"]),
+            str(d["sha256"]),
+            str(d["uid_root"]),
+            int(d["items"]),
+            str(d.get("size", "small")),
+            str(d.get("identity", "")),
+            {str(k): str(v) for k, v in uids.items()},
+            {str(k): str(v) for k, v in prefixes.items()},
+        )
 
 
 @dataclass(frozen=True)
@@ -748,7 +771,7 @@ def _seconds(value: JSON) -> float | None:
 
 def to_json(obj: object) -> JSON:
     """Any record above (or a nesting of them) as plain JSON values; enums become their values."""
-    if isinstance(obj, (RunSetup, CaseComparison, Comparison, Manifest, Difference)):
+    if isinstance(obj, (RunSetup, CaseComparison, Comparison, Manifest, Difference, CorpusInfo)):
         return obj.to_json()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}

@@ -45,6 +45,7 @@ __all__ = [
     "corpus_info",
     "perf_metrics",
     "robustness_inputs",
+    "run_corpus",
     "run_variant",
     "suites_root",
 ]
@@ -108,6 +109,18 @@ def _corpus_info(seed: int, size: str) -> CorpusInfo:
 
     items = generate(seed, corpus_size=size)
     return CorpusInfo(seed=seed, sha256=corpus_hash(items), uid_root=UID_ROOT, items=len(items), size=size)
+
+
+def run_corpus(profile: Profile, run_id: str) -> tuple[CorpusInfo, str]:
+    """The corpus the run records, and the hash of what it sends: re-identified by the run id when per-run."""
+    corpus = corpus_info(profile.corpus_seed, profile.corpus_size)
+    if profile.corpus_identity != "per-run":
+        return corpus, corpus.sha256
+    from simulators.corpus import corpus_hash, generate, identity_of, reidentify
+
+    tag = identity_of(run_id)
+    made = reidentify(generate(profile.corpus_seed, corpus_size=profile.corpus_size), tag)
+    return replace(corpus, identity=tag, uids=made.uids, prefixes=made.prefixes), corpus_hash(made.items)
 
 
 def _versions() -> dict[str, str]:
@@ -454,8 +467,8 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
     timings: dict[str, float] = {}
     status, detail, collected = RunStatus.COMPLETED, "", 0
     spec = profile.device
-    corpus = corpus_info(profile.corpus_seed, profile.corpus_size)
     run_id = f"{request.label}-{uuid.uuid4().hex[:8]}"
+    corpus, sent_sha256 = run_corpus(profile, run_id)
     setup = RunSetup(description=profile.variant(request.variant).description)
     surroundings: Surroundings | None = None
     device: Endpoint | None = None
@@ -473,7 +486,7 @@ def _run_variant(request: RunRequest, progress: Progress | None, token: int, pha
         timings["device_start"] = time.monotonic() - t1
         setup = replace(surroundings.describe(), description=setup.description)  # what exactly ran, for the audit trail
         # The hash the manifest records: the suites check that they made (and so sent) the same corpus.
-        run.write_context(replace(context, corpus_sha256=corpus.sha256))
+        run.write_context(replace(context, corpus_sha256=sent_sha256, corpus_identity=corpus.identity))
         if profile.robustness.enabled:
             keeper = WindowKeeper(run, profile.robustness, lambda: surroundings.device if surroundings else None,
                                   surroundings.revive_device, surroundings.settle_device).start()  # fmt: skip

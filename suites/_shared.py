@@ -12,6 +12,7 @@ from simulators._net import qr_sop_class
 from simulators.endpoint import Endpoint
 from simulators.modality import FindResult, Modality, Model
 from simulators.session import Session
+from suites._scope import Scope
 
 __all__ = ["REOPENED", "SharedFind", "find_contexts"]
 
@@ -34,9 +35,10 @@ class SharedFind:
     statuses and matches, not the error text, so what they record does not change).
     """
 
-    def __init__(self, peer: Endpoint, modality: Modality) -> None:
+    def __init__(self, peer: Endpoint, modality: Modality, scope: Scope | None = None) -> None:
         self.peer = peer
         self.modality = modality
+        self.scope = scope
         self.reopened = 0
         self._session: Session | None = None
 
@@ -50,6 +52,8 @@ class SharedFind:
         if self._session is None:
             self._session = Session(self.peer, find_contexts(), modality=self.modality)
         result = self._session.find(query, model)
+        if self.scope is not None:
+            result = self.scope.own(result)
         return replace(result, error=f"{result.error}; {note}" if result.error else note) if note else result
 
     def close(self) -> None:

@@ -12,9 +12,10 @@ from harness.model import JSON, Endpoint
 from harness.plugin import not_applicable
 from harness.rundir import RunDir
 from simulators.commitment import COMMITMENT, read_journal
-from simulators.corpus import CorpusItem, PatientEntry, corpus_hash, generate, index, keys
+from simulators.corpus import CorpusItem, PatientEntry, corpus_hash, generate, index, keys, reidentify
 from simulators.modality import Modality, StoreResult
 from simulators.ris import RequestLine, ScheduledItem, scheduled_items
+from suites._scope import Scope
 from suites._shared import SharedFind
 from suites._support import device_requests
 
@@ -97,8 +98,8 @@ def modality(patchgate_context: SuiteContext, make_modality: Callable[[str], Mod
 
 
 @pytest.fixture(scope="module")
-def _module_find_session(device: Endpoint, modality: Modality) -> Iterator[SharedFind]:
-    shared = SharedFind(device, modality)
+def _module_find_session(device: Endpoint, modality: Modality, scope: Scope) -> Iterator[SharedFind]:
+    shared = SharedFind(device, modality, scope)
     yield shared
     shared.close()
 
@@ -135,15 +136,21 @@ def corpus(patchgate_context: SuiteContext) -> Mapping[str, CorpusItem]:
     numpy) would be sent while the manifest names another, so the run ends as a harness fault.
     """
     context = patchgate_context
-    items = generate(context.corpus_seed, corpus_size=context.corpus_size)
+    items = reidentify(generate(context.corpus_seed, corpus_size=context.corpus_size), context.corpus_identity).items
     if context.corpus_sha256 and (made := corpus_hash(items)) != context.corpus_sha256:
         pytest.exit(
             f"harness fault: the suites made corpus sha256 {made[:12]}, the run records {context.corpus_sha256[:12]} "
-            f"(seed {context.corpus_seed}, size {context.corpus_size}): are the suites and the harness the same "
+            f"(seed {context.corpus_seed}, size {context.corpus_size}, identity {context.corpus_identity or 'fixed'}): are the suites and the harness the same "
             "installation? (a container's: python -m harness.images --only simulators)",
             returncode=pytest.ExitCode.INTERNAL_ERROR,
         )
     return {item.key: item for item in items}
+
+
+@pytest.fixture(scope="session")
+def scope(patchgate_context: SuiteContext, corpus: Mapping[str, CorpusItem]) -> Scope:
+    """Which C-FIND matches are this run's objects ([corpus] identity = "per-run"; all of them when fixed)."""
+    return Scope(corpus.values(), patchgate_context.corpus_identity)
 
 
 @pytest.fixture(scope="session")

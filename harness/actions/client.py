@@ -88,12 +88,12 @@ class ActionClient:
         return load_pki(Path(self.context.pki_dir)).client_context()
 
     def _corpus_items(self, keys: Sequence[str]) -> list[Any]:
-        items = _corpus(self.context.corpus_seed, self.context.corpus_size)
+        items = _corpus(self.context.corpus_seed, self.context.corpus_size, self.context.corpus_identity)
         return [items[k].dataset for k in keys]
 
 
 @functools.lru_cache(maxsize=2)
-def _corpus(seed: int, size: str) -> Mapping[str, Any]:
-    from simulators.corpus import by_key, generate
+def _corpus(seed: int, size: str, identity: str) -> Mapping[str, Any]:
+    from simulators.corpus import by_key, generate, reidentify
 
-    return by_key(generate(seed, corpus_size=size))
+    return by_key(reidentify(generate(seed, corpus_size=size), identity).items)

@@ -14,7 +14,7 @@ import dataclasses
 import marshal
 import re
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -71,7 +71,10 @@ def read_normalised(
 
 def _normaliser(manifest: Manifest) -> _Normaliser:
     corpus = manifest.corpus
-    return _Normaliser(corpus.uid_root if corpus else "", _window(manifest.started, manifest.finished))
+    norm = _Normaliser(corpus.uid_root if corpus else "", _window(manifest.started, manifest.finished))
+    if corpus and corpus.identity:
+        norm.map_identities(corpus.uids, corpus.prefixes)
+    return norm
 
 
 def _share(case: CaseRecord, like: CaseRecord | None) -> CaseRecord:
@@ -140,6 +143,26 @@ class _Normaliser:
         # conversions are remembered per VR: device UIDs and dates repeat across the cases of a run.
         self._converted: dict[str, dict[str, str]] = {vr: {} for vr in self._converters}
         self._uid_keys: dict[str, bool] = {}
+        # A per-run corpus's identities -> the fixed corpus's ([corpus] identity = "per-run"); empty: fixed.
+        self._corpus_uids: Mapping[str, str] = {}
+        self._prefixes: tuple[tuple[str, str], ...] = ()
+
+    def map_identities(self, uids: Mapping[str, str], prefixes: Mapping[str, str]) -> None:
+        """Map the run's corpus UIDs and PatientID prefixes back to the fixed corpus's, wherever they appear."""
+        self._corpus_uids = uids
+        self._prefixes = tuple(prefixes.items())
+
+    def _text(self, value: str) -> str:
+        """A string that is not a DICOM UID, DA, TM or DT value: a corpus identity in it mapped back."""
+        if not self._prefixes:
+            return value
+        mapped = self._corpus_uids.get(value)
+        if mapped is not None:
+            return mapped
+        for prefix, fixed in self._prefixes:
+            if prefix in value:
+                value = value.replace(prefix, fixed)
+        return value
 
     def case(self, case: CaseRecord) -> CaseRecord:
         observations = tuple(self._observation(o) for o in case.observations)
@@ -175,23 +198,37 @@ class _Normaliser:
                 new = self._uids(v)
             elif isinstance(v, _CONTAINERS):
                 new = self._walk(v)
+            elif self._prefixes and isinstance(v, str) and (text := self._text(v)) != v:
+                new = text
             else:
                 continue  # any other scalar stays
             if new is not v:
                 if changed is None:
                     changed = dict(node)  # same keys in the same order; the changed ones replaced below
                 changed[k] = new
+        if self._prefixes:  # keys too: observations key objects by patient or UID
+            return self._keys(node if changed is None else changed)
         return node if changed is None else changed
+
+    def _keys(self, node: dict[str, JSON]) -> dict[str, JSON]:
+        keys = [self._text(k) for k in node]
+        if all(new == old for new, old in zip(keys, node, strict=True)):
+            return node
+        return dict(zip(keys, node.values(), strict=True))
 
     def _list(self, node: list[JSON]) -> list[JSON]:
         changed: list[JSON] | None = None
         for i, item in enumerate(node):
             if isinstance(item, _CONTAINERS):
                 new = self._walk(item)
-                if new is not item:
-                    if changed is None:
-                        changed = list(node)
-                    changed[i] = new
+            elif self._prefixes and isinstance(item, str) and (text := self._text(item)) != item:
+                new = text
+            else:
+                continue
+            if new is not item:
+                if changed is None:
+                    changed = list(node)
+                changed[i] = new
         return node if changed is None else changed
 
     def _element(self, element: dict[str, JSON]) -> dict[str, JSON]:
@@ -201,7 +238,7 @@ class _Normaliser:
         vr = str(element["vr"])
         convert = self._converters.get(vr)
         if convert is None:
-            new_values = self._list(values)
+            new_values = self._list(values)  # strings (a PatientID) too, with per-run identities
         else:
             new_values = values
             for i, v in enumerate(values):
@@ -235,7 +272,7 @@ class _Normaliser:
         if not _UID.fullmatch(value) or value.startswith(STANDARD_UID_PREFIX):
             return value
         if self._uid_root and (value == self._uid_root or value.startswith(self._uid_root + ".")):
-            return value
+            return self._corpus_uids.get(value, value)
         return self._token("UID", value)
 
     def _date(self, value: str) -> str:

@@ -50,6 +50,7 @@ ARCHIVE_SERVICES = SERVICES[:5]
 # The kinds of user identity credential a device may know (PS3.7 D.3.3.7).
 IDENTITY_KINDS = ("username", "passcode", "kerberos", "saml", "jwt")
 # The corpus sizes a profile may choose (simulators.corpus.CORPUS_SIZES; not imported: compare reads profiles).
+CORPUS_IDENTITIES = ("fixed", "per-run")
 CORPUS_SIZES = ("small", "clinical")
 
 # What a device may start on its own (a modality, a router); suites for the rest of a role are not applicable.
@@ -773,6 +774,15 @@ class Profile:
             "a 100-frame XA cine and a 3000x3000 DX)",
             toml="corpus.size",
             choices=CORPUS_SIZES,
+        ),
+    )
+    corpus_identity: str = field(
+        default="fixed",
+        metadata=key(
+            '"fixed": every run sends the same UIDs and patient ids; "per-run": each run its own, derived from '
+            "its run id and mapped back when compared, for a device that keeps what earlier runs stored",
+            toml="corpus.identity",
+            choices=CORPUS_IDENTITIES,
         ),
     )
     suite_paths: tuple[str, ...] = field(

@@ -37,11 +37,24 @@ Only UIDs and pixel values depend on the seed; demographics, dates and texts are
 and `index()` tells query suites what to expect. Every UID the corpus makes starts with
 UID_ROOT, so UIDs a device generates can be told apart from ours. RLE uses pydicom's own
 encoder (not whichever plugin is installed) so the bytes do not depend on the environment.
+
+`reidentify(items, identity_of(run_id))` gives one run its own Study, Series and SOP Instance
+UIDs and PatientIDs ("PG<tag>-0001"), for devices that keep what earlier runs stored
+(`[corpus] identity = "per-run"`); it returns the map back to the fixed identities too.
 """
 
 from simulators.corpus._clinical import CT_SLICES, XA_FRAMES
 from simulators.corpus._contents import InstanceEntry, PatientEntry, SeriesEntry, StudyEntry, index
 from simulators.corpus._datasets import IMPLEMENTATION_CLASS_UID, UID_ROOT
+from simulators.corpus._identity import (
+    CORPUS_PATIENT,
+    Reidentified,
+    fixed_patient_id,
+    identity_of,
+    patient_id,
+    patient_prefix,
+    reidentify,
+)
 from simulators.corpus._items import (
     CORPUS_SIZES,
     DEFAULT_SEED,
@@ -56,6 +69,7 @@ from simulators.corpus._items import (
 from simulators.corpus._plan import PATIENTS, SOP_CLASSES, TRANSFER_SYNTAXES, Patient
 
 __all__ = [
+    "CORPUS_PATIENT",
     "CORPUS_SIZES",
     "CT_SLICES",
     "DEFAULT_SEED",
@@ -69,13 +83,19 @@ __all__ = [
     "InstanceEntry",
     "Patient",
     "PatientEntry",
+    "Reidentified",
     "SeriesEntry",
     "StudyEntry",
     "by_key",
     "corpus_hash",
     "encode",
+    "fixed_patient_id",
     "generate",
+    "identity_of",
     "index",
     "keys",
+    "patient_id",
+    "patient_prefix",
+    "reidentify",
     "write_folder",
 ]

@@ -9,7 +9,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from harness.plugin import Observe
-from simulators.corpus import PatientEntry
+from simulators.corpus import PatientEntry, fixed_patient_id
 from simulators.modality import StoreResult
 from suites._shared import SharedFind
 from suites._support import query, status_hex
@@ -35,7 +35,7 @@ def _charset_query(charset: tuple[str, ...], level: str, **keys: str) -> Dataset
 
 def _patient(ix: Index, which: str) -> PatientEntry:
     wanted = _PATIENTS[which]
-    found = next((p for p in ix if p.patient_id == wanted), None)
+    found = next((p for p in ix if fixed_patient_id(p.patient_id) == wanted), None)
     if found is None:
         raise LookupError(f"the corpus has no patient {wanted} ({which}); was simulators/corpus/_plan.py changed?")
     return found

@@ -13,6 +13,7 @@ from harness.plugin import Observe
 from simulators.corpus import PatientEntry, SeriesEntry, StudyEntry
 from simulators.modality import Modality, StoreResult
 from simulators.status import category, refused
+from suites._scope import Scope
 from suites._shared import SharedFind
 from suites._support import query, status_hex
 from suites.query._answers import canonical, outcome
@@ -38,6 +39,11 @@ class FindCase:
     expected: Callable[[Index], int] | None  # None: implementation-defined, observed only
 
 
+def _prefix(ix: Index) -> str:
+    """What the run's PatientIDs start with: "PG-", or "PG<tag>-" with per-run identities (simulators.corpus)."""
+    return ix[0].patient_id.rsplit("-", 1)[0] + "-"
+
+
 def _first_patient_with_studies(ix: Index, n: int) -> PatientEntry:
     return next(p for p in ix if len(p.studies) >= n)
 
@@ -54,13 +60,13 @@ CASES = [
     FindCase(
         "patient-wildcard-star",
         "patient",
-        lambda ix: query("PATIENT", PatientID="PG-*", PatientName="", PatientBirthDate=""),
+        lambda ix: query("PATIENT", PatientID=_prefix(ix) + "*", PatientName="", PatientBirthDate=""),
         len,
     ),
     FindCase(
         "patient-wildcard-question",
         "patient",
-        lambda ix: query("PATIENT", PatientID="PG-000?", PatientSex=""),
+        lambda ix: query("PATIENT", PatientID=_prefix(ix) + "000?", PatientSex=""),
         len,
     ),
     FindCase(
@@ -275,9 +281,10 @@ def test_find_refused(
     modality: Modality,
     corpus_index: Index,
     stored_corpus: StoreResult,
+    scope: Scope,
     observe: Observe,
 ) -> None:
-    result = modality.find(device, case.build(corpus_index), case.model)  # type: ignore[arg-type]
+    result = scope.own(modality.find(device, case.build(corpus_index), case.model))  # type: ignore[arg-type]
     observe("find", outcome(result))
     assert result.accepted, f"association not accepted: {result.error}"
     assert result.status is not None, f"no final C-FIND status: {result.error}"
