@@ -76,6 +76,7 @@ from simulators.matching import Query, QueryError, evaluate, parse_query, respon
 from simulators.pki import PkiError, load_pki
 
 __all__ = [
+    "DUPLICATES",
     "ACSE_TIMEOUT",
     "JOURNAL",
     "MAX_ASSOCIATIONS",
@@ -123,6 +124,8 @@ _PLAIN_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 _PENDING = 0xFF00
 _CANCEL = 0xFE00
 _OUT_OF_RESOURCES = 0xA700
+_DUPLICATE = 0x0111  # Duplicate SOP Instance (PS3.7 C.4.1)
+DUPLICATES = ("overwrite", "keep", "refuse")
 _MAX_CONTEXTS = 128
 _SUB_HANDLERS: list[Any] = [(evt.EVT_CONN_OPEN, on_connection_open)]
 
@@ -139,6 +142,8 @@ class Quirks:
     pn_case_insensitive: bool = True
     # Tags removed from objects sent by C-MOVE and C-GET.
     drop_on_retrieve: frozenset[int] = frozenset()
+    # Tags removed from objects as they are stored (an ingest filter): every later answer and retrieval lacks them.
+    drop_on_store: frozenset[int] = frozenset()
     # Each C-MOVE reports its first sub-operation as failed without sending it.
     fail_first_move_suboperation: bool = False
     # C-MOVE sends every object in this transfer syntax (decompressed, inflated) instead of as stored.
@@ -223,6 +228,9 @@ class PacsConfig:
     # Storage commitment reports (simulators.commitment.MODES): "same" association, a "new" one to the
     # requester (found in `destinations`), or "auto": same if the requester kept it open `commitment_delay` s.
     commitment_report: str = "auto"
+    # A C-STORE of a SOP Instance UID it already holds (DUPLICATES): "overwrite" replaces it; "keep" keeps the first
+    # and answers as if stored (Orthanc's default, OverwriteInstances false); "refuse" keeps it and answers 0x0111.
+    duplicates: str = "overwrite"
     commitment_delay: float = 0.2  # seconds between the N-ACTION-RSP and the N-EVENT-REPORT
     # Arrival log (simulators._arrivals): one line per DIMSE request received and per C-STORE sub-operation
     # sent, with time.time_ns(), for the performance phase's C-MOVE timings; None: not kept.
@@ -445,6 +453,10 @@ class PacsSimulator:
         uid = str(event.request.AffectedSOPInstanceUID or "")
         name = storage_name(uid)
         folder = self._config.storage
+        if self._config.duplicates != "overwrite" and (folder / name).exists():
+            status = _DUPLICATE if self._config.duplicates == "refuse" else self._config.quirks.store_status
+            _LOG.info("C-STORE %r: a duplicate, the first kept: 0x%04X", uid, status)
+            return status
         try:
             header = part10_header(
                 str(event.request.AffectedSOPClassUID or ""), uid, str(event.context.transfer_syntax)
@@ -454,6 +466,8 @@ class PacsSimulator:
             with open(folder / name, "wb") as f:
                 f.write(header)
                 f.write(event.request.DataSet.getvalue())
+            if self._config.quirks.drop_on_store:
+                self._drop_stored(folder / name)
         except OSError as exc:
             _LOG.warning("C-STORE %r: cannot write %s: %s", uid, name, exc)
             return _OUT_OF_RESOURCES
@@ -472,6 +486,13 @@ class PacsSimulator:
         shown = repr(uid) if name == f"{uid}.dcm" else f"{uid!r} as {name}"
         _LOG.info("C-STORE %s %s: 0x%04X", event.request.AffectedSOPClassUID, shown, status)
         return status
+
+    def _drop_stored(self, path: Path) -> None:
+        ds = dcmread(path)
+        for tag in sorted(self._config.quirks.drop_on_store):
+            if tag in ds:
+                del ds[tag]
+        ds.save_as(path, enforce_file_format=True)
 
     def _journal(self, event: Any, uid: str, name: str) -> None:
         """One JOURNAL line per object received: on which association (numbered), from whom, in which syntax.

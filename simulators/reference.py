@@ -25,7 +25,7 @@ from simulators._net import LOOPBACK
 from simulators.audit.sender import Auditor, parse_target
 from simulators.commitment import PUSH_MODEL
 from simulators.identity.credentials import policy_from_credentials, standard_credentials
-from simulators.pacs import PacsConfig, PacsSimulator, Quirks, build_parser, parse_destinations, serve
+from simulators.pacs import DUPLICATES, PacsConfig, PacsSimulator, Quirks, build_parser, parse_destinations, serve
 from simulators.pki import load_pki
 
 __all__ = [
@@ -72,6 +72,7 @@ VARIANTS: Mapping[str, Quirks] = types.MappingProxyType(
         "store-warning": Quirks(store_status=0xB000),
         "find-case": Quirks(pn_case_insensitive=False),
         "drop-attribute": Quirks(drop_on_retrieve=frozenset({_STUDY_DESCRIPTION})),
+        "drop-on-store": Quirks(drop_on_store=frozenset({_STUDY_DESCRIPTION})),
         "move-failure": Quirks(fail_first_move_suboperation=True),
         "move-reencode": Quirks(move_transfer_syntax=_EXPLICIT_VR_LITTLE_ENDIAN),
         "iod-invalid": Quirks(decimal_is_on_move=frozenset({_SERIES_NUMBER})),
@@ -114,6 +115,7 @@ DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "store-warning": "answers every C-STORE with warning 0xB000 instead of success",
         "find-case": "C-FIND matches patient names case-sensitively",
         "drop-attribute": "drops StudyDescription (0008,1030) from objects it sends by C-MOVE and C-GET",
+        "drop-on-store": "drops StudyDescription (0008,1030) from objects as it stores them (an ingest filter)",
         "move-failure": "reports the first sub-operation of every C-MOVE as failed",
         "move-reencode": "C-MOVE sends every object re-encoded to Explicit VR Little Endian (RLE decompressed)",
         "iod-invalid": 'C-MOVE sends SeriesNumber (0020,0011) as "1.0": the same number, an invalid value for IS',
@@ -185,11 +187,13 @@ def build(
     audit_tls: str = "",
     known_peers: Sequence[str] = (),
     identity_secret: str = "",
+    duplicates: str = "overwrite",
 ) -> PacsSimulator:
     """The reference device (not started) in `variant`; KeyError naming the known variants if unknown.
 
     `tls_dir` (a simulators.pki directory), `audit`/`audit_tls` (udp:// and tls:// targets of the
     audit repository), `known_peers` and `identity_secret` are what it may use; `variant` decides.
+    `duplicates` is how it is configured, whatever the variant (PacsConfig.duplicates).
     """
     if variant not in VARIANTS:
         raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
@@ -219,6 +223,7 @@ def build(
         identity=identity,
         auditor=auditor,
         commitment_delay=_COMMITMENT_DELAY,
+        duplicates=duplicates,
     )
     return PacsSimulator(config)
 
@@ -231,6 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--audit-tls", default="", help="tls://HOST:PORT of the audit repository (TLS variants)")
     parser.add_argument("--known-peer", action="append", default=[], help="a calling AE title it knows (repeat)")
     parser.add_argument("--identity-secret", default="", help="checks offered user identities against it")
+    parser.add_argument(
+        "--duplicates",
+        choices=DUPLICATES,
+        default="overwrite",
+        help="a C-STORE of an object it holds: overwrite it, keep the first (success), or refuse it (0x0111)",
+    )
     args = parser.parse_args(argv)
     if args.variant not in VARIANTS:
         print(
@@ -251,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             audit_tls=args.audit_tls,
             known_peers=args.known_peer,
             identity_secret=args.identity_secret,
+            duplicates=args.duplicates,
         )
     except (ValueError, OSError) as exc:  # a bad PKI, audit target or credential: say which
         parser.error(str(exc))

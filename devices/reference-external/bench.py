@@ -7,6 +7,8 @@
 # State (pid file, log, storage) lives in --state, by default $TMPDIR/patchgate-bench-PORT: the hand-started device
 # and the hooks that restart it find each other by the port. Without --keep-storage a restart starts from an empty
 # storage, as a reverted VM snapshot would; with it the device keeps every object it stored (a real archive does).
+# --duplicates keep: a second C-STORE of an object it holds is answered as stored and the first copy kept (Orthanc's
+# default); refuse: answered 0x0111; overwrite (the default): replaced.
 
 from __future__ import annotations
 
@@ -69,6 +71,7 @@ def start(args: argparse.Namespace) -> int:
     argv = [sys.executable, "-m", "simulators.reference", "--variant", args.variant, "--ae-title", args.ae_title]
     argv += ["--host", "127.0.0.1", "--port", str(args.port), "--storage", str(storage)]
     argv += [a for pacs in args.pacs for a in ("--destination", pacs)]
+    argv += ["--duplicates", args.duplicates]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHGATE_HEARTBEAT")}  # outlives any run
     with log.open("ab") as out:
         start_at = out.tell()
@@ -105,6 +108,12 @@ def main() -> int:
     parser.add_argument("--pacs", action="append", default=[], help="a C-MOVE destination AE=HOST:PORT (repeat)")
     parser.add_argument("--keep-storage", action="store_true", help="keep what the device stored before")
     parser.add_argument("--state", default="", help="the folder of its pid file, log and storage")
+    parser.add_argument(
+        "--duplicates",
+        choices=("overwrite", "keep", "refuse"),
+        default="overwrite",
+        help="a C-STORE of an object it holds: overwrite it, keep the first (success), or refuse it (0x0111)",
+    )
     args = parser.parse_args()
     return {"start": start, "restart": restart, "stop": stop}[args.action](args)
 

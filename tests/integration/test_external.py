@@ -252,3 +252,56 @@ def test_a_device_gone_during_the_run_is_a_crash_not_failed_cases(bench: Bench) 
     assert manifest.status is RunStatus.DEVICE_CRASHED, manifest.status_detail
     assert manifest.status_detail.startswith("the external device stopped answering while the suites ran")
     assert "--- no longer answers C-ECHO at REFDEVICE@" in (out / "logs" / "device.log").read_text(encoding="utf-8")
+
+
+def _archive(bench: Bench, name: str, *, identity: str, patch: str) -> Path:
+    """archive.toml with its identity and the variant its `apply` hook restarts the device as."""
+    text = (bench.folder / "archive.toml").read_text(encoding="utf-8")
+    assert 'identity = "per-run"' in text and '"--variant", "clean-rebuild"' in text
+    text = text.replace('identity = "per-run"', f'identity = "{identity}"')
+    profile = bench.folder / f"{name}.toml"
+    profile.write_text(text.replace('"--variant", "clean-rebuild"', f'"--variant", "{patch}"'), encoding="utf-8")
+    return profile
+
+
+def _validate(profile: Path, out: Path, replicas: int = 2) -> tuple[Verdict, dict[str, object]]:
+    validation = run_validation(load_profile(profile), out, replicas=replicas)
+    data = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return validation.comparison.verdict, data
+
+
+def test_per_run_identity_keeps_runs_apart_on_a_device_that_keeps_everything(bench: Bench) -> None:
+    """[corpus] identity: an archive keeping every object (first copy kept on a re-store, as Orthanc does).
+
+    per-run: the clean patch UNCHANGED though each run meets every earlier run's objects, and a patch that
+    drops an attribute as it stores REGRESSED. fixed: that same patch reads UNCHANGED, because the candidate's
+    C-STOREs only met the baseline's copies: what README.md's "State that survives between runs" says. (The
+    patched validations have one baseline: the point is what the candidate meets, not the noise.)
+    """
+    started = bench.bench("start", "--variant", "clean", "--pacs", f"PGPACS=127.0.0.1:{bench.pacs_port}")
+    assert started.returncode == 0, started.stderr
+    shipped = bench.folder / "archive.toml"
+    assert expected_verdict(DEVICES / "reference-external" / "archive.toml") is Verdict.UNCHANGED
+    verdict, clean = _validate(shipped, bench.root / "clean")
+    assert verdict is Verdict.UNCHANGED, clean["reasons"]
+    storage = Path(tempfile.gettempdir()) / f"patchgate-bench-{bench.device_port}" / "storage"
+    corpus_objects = sum(1 for p in storage.glob("*.dcm"))
+    assert corpus_objects >= 3 * 25, f"the device kept {corpus_objects} objects: it should keep each run's"
+    identities = [_manifest(bench.root / "clean" / "runs" / r)["corpus"] for r in ("baseline-1", "candidate-1")]
+    assert all(isinstance(c, dict) and len(str(c["identity"])) == 6 for c in identities), identities
+    assert identities[0]["sha256"] == identities[1]["sha256"] and identities[0]["identity"] != identities[1]["identity"]
+
+    verdict, per_run = _validate(
+        _archive(bench, "per-run-drop", identity="per-run", patch="drop-on-store"), bench.root / "per-run", 1
+    )
+    assert verdict is Verdict.REGRESSED, per_run["reasons"]
+    cases = per_run["cases"]
+    assert isinstance(cases, list)
+    regressed = {c["case"] for c in cases if c["status"] == "regressed"}
+    assert any(c.startswith("storage/test_store.py::") for c in regressed), sorted(regressed)
+
+    verdict, fixed = _validate(
+        _archive(bench, "fixed-drop", identity="fixed", patch="drop-on-store"), bench.root / "fixed", 1
+    )
+    assert verdict is Verdict.UNCHANGED, fixed["reasons"]  # the hidden regression the README warns of

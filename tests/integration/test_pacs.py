@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import signal
@@ -44,6 +45,7 @@ def make_pacs(tmp_path: Path) -> Iterator[MakePacs]:
         *,
         quirks: Quirks | None = None,
         destinations: Mapping[str, tuple[str, int]] | None = None,
+        duplicates: str = "overwrite",
     ) -> PacsSimulator:
         config = PacsConfig(
             ae_title=ae_title,
@@ -54,6 +56,7 @@ def make_pacs(tmp_path: Path) -> Iterator[MakePacs]:
             acse_timeout=3,
             dimse_timeout=5,
             network_timeout=5,
+            duplicates=duplicates,
         )
         sim = PacsSimulator(config).start()
         started.append(sim)
@@ -151,6 +154,38 @@ def test_store_keeps_the_bytes_sent_for_every_class_and_syntax(
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+@pytest.mark.parametrize(
+    ("duplicates", "second", "kept"),
+    [("overwrite", 0x0000, "second"), ("keep", 0x0000, "first"), ("refuse", 0x0111, "first")],
+)
+def test_a_re_sent_object_is_overwritten_kept_or_refused(
+    make_pacs: MakePacs, modality: Modality, corpus: tuple[CorpusItem, ...], duplicates: str, second: int, kept: str
+) -> None:
+    """PacsConfig.duplicates: what an archive does with a SOP Instance UID it already holds."""
+    sim = make_pacs(duplicates=duplicates)
+    first = corpus[1].dataset
+    again = copy.deepcopy(first)
+    again.StudyDescription = "sent again"
+    assert [o.status for o in modality.store(endpoint(sim), [first]).instances] == [0x0000]
+    assert [o.status for o in modality.store(endpoint(sim), [again]).instances] == [second]
+    stored = dcmread(sim.config.storage / storage_name(str(first.SOPInstanceUID)))
+    assert stored.StudyDescription == {"first": first, "second": again}[kept].StudyDescription
+
+
+def test_drop_on_store_removes_the_tags_from_what_is_kept(
+    make_pacs: MakePacs, modality: Modality, corpus: tuple[CorpusItem, ...]
+) -> None:
+    """An ingest filter: the object kept (and so every answer and retrieval) lacks the tag; the rest is as sent."""
+    sim = make_pacs(quirks=Quirks(drop_on_store=frozenset({0x00081030})))
+    deflated = next(i for i in corpus if i.transfer_syntax_uid == "1.2.840.10008.1.2.1.99")
+    for item in (corpus[1], deflated):
+        assert [o.status for o in modality.store(endpoint(sim), [item.dataset]).instances] == [0x0000]
+        stored = dcmread(sim.config.storage / storage_name(item.sop_instance_uid))
+        assert "StudyDescription" not in stored and stored.SOPInstanceUID == item.sop_instance_uid
+        assert stored.file_meta.TransferSyntaxUID == item.transfer_syntax_uid
+        assert stored.PatientName == item.dataset.PatientName
+
+
 def test_hostile_sop_instance_uids_stay_inside_the_folder(
     make_pacs: MakePacs, modality: Modality, tmp_path: Path
 ) -> None:

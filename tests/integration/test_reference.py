@@ -29,6 +29,7 @@ EXPECTED_CHANGES = {
     "store-warning": {"store"},
     "find-case": {"find"},
     "drop-attribute": {"get"},
+    "drop-on-store": {"get"},  # what it kept lacks the attribute, so what it sends does
     "move-failure": {"move"},
     "regression": {"store", "find", "get"},
 }
@@ -95,6 +96,7 @@ def test_each_variant_changes_only_what_it_claims(items: list[CorpusItem], dest:
     assert [c["accepted"] for c in observed["reject-sop"]["store"]["contexts"]].count(False) == 1
     assert observed["find-case"]["find"]["count"] == 0
     assert observed["drop-attribute"]["get_study_description"] == ["None"]
+    assert observed["drop-on-store"]["get_study_description"] == ["None"]
     assert baseline["get_study_description"] == ["CT Thorax nativ"]
     assert (observed["move-failure"]["move"]["status"], observed["move-failure"]["move"]["failed"]) == ("0xB000", 1)
 

@@ -42,6 +42,10 @@ HELD_BY: dict[str, tuple[ModuleType, str]] = {
         test_external,
         "test_validate_runs_the_hand_started_device_through_its_hooks",
     ),
+    "reference-external/archive.toml": (
+        test_external,
+        "test_per_run_identity_keeps_runs_apart_on_a_device_that_keeps_everything",
+    ),
     "reference-ris/profile.toml": (test_provider_suites, "test_reference_ris_clean_rebuild_is_unchanged"),
     "reference-ris/mpps-reopen.toml": (test_provider_suites, "test_reference_ris_patch_is_regressed_naming_the_case"),
     "reference-ris/ignore-station-ae.toml": (
