@@ -704,7 +704,8 @@ def _corpus(m: Manifest) -> str:
     if m.corpus is None:
         return "none recorded"
     k = m.corpus
-    return f"{k.items} objects ({k.size}, seed {k.seed}), SHA-256 {k.sha256}"
+    fresh = "; UIDs and patient ids its own in each run, mapped back when compared" if k.identity else ""
+    return f"{k.items} objects ({k.size}, seed {k.seed}), SHA-256 {k.sha256}{fresh}"
 
 
 def _image(m: Manifest) -> str:
