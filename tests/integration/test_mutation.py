@@ -25,6 +25,7 @@ MUST_NAME = {
     "store-warning": "storage/test_store.py::test_store_then_retrieve[CT-explicit]",
     "find-case": "query/test_find.py::test_find[patient-name-lowercase]",
     "drop-attribute": "retrieve/test_retrieve.py::test_get[study-root-study]",
+    "drop-on-store": "storage/test_store.py::test_store_then_retrieve[CT-explicit]",
     "move-failure": "retrieve/test_retrieve.py::test_move[study-root-study]",
     "move-reencode": "retrieve/test_retrieve.py::test_move[patient-root-patient]",
     "iod-invalid": "retrieve/test_retrieve.py::test_move[study-root-series]",
@@ -53,6 +54,7 @@ MUST_SAY = {
     "store-warning": "store.instances[0].status",
     "get-warning": "get.status",
     "drop-attribute": "attributes.removed.StudyDescription (0008,1030)",
+    "drop-on-store": "retrieved.dataset.00081030",
     "move-reencode": "wire.objects.CT-rle.transfer_syntax",
     "iod-invalid": "iod.CT-rle.errors.",
     "availability": "InstanceAvailability",
@@ -89,9 +91,10 @@ def test_a_device_that_crashes_is_inconclusive(tmp_path: Path) -> None:
     assert any("candidate" in r and "device_crashed" in r for r in comparison.reasons), comparison.reasons
 
 
-# Ten clean validations, each its own case so that xdist spreads them over the workers (one test of ten
-# serial validations was the critical path of the whole suite); all ten must be UNCHANGED.
-@pytest.mark.parametrize("attempt", range(10), ids=lambda n: f"attempt-{n + 1}")
+# Four clean validations, each its own case so that xdist spreads them over the workers; all must be UNCHANGED.
+# The false-alarm rate is measured outside CI, 20 validations in a row (scripts/bench_false_alarms.py, results in
+# docs/benchmarks.md); ten here cost five minutes of every CI run for little more than four say.
+@pytest.mark.parametrize("attempt", range(4), ids=lambda n: f"attempt-{n + 1}")
 def test_clean_patch_gives_no_false_alarm(attempt: int, tmp_path: Path) -> None:
     comparison = run_validation(demo_profile(candidate="clean-rebuild"), tmp_path).comparison
     assert comparison.verdict is Verdict.UNCHANGED, (attempt, comparison.reasons)
