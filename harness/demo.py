@@ -10,8 +10,8 @@ from harness.profile import Profile, parse_profile
 
 __all__ = ["REFERENCE_PROFILE", "REGRESSION_ALIAS", "demo_profile", "demo_text", "known_variants", "reference_text"]
 
-# A performance variant's demo samples longer than the profile's defaults (40 rounds, 150 s): a 20 % slow-down
-# is shown beyond a 10 % threshold at 95 % on a loaded 2-core machine too; a clear one still stops early.
+# A performance variant's demo samples longer than the profile's defaults (200 rounds within 150 s): a 20 %
+# slow-down is shown beyond a 10 % threshold at 95 % on a loaded 2-core machine too; a clear one still stops early.
 DEMO_MAX_ROUNDS = 200
 DEMO_BUDGET = 300
 # `--demo regression` picks the variant that changes several behaviours at once.

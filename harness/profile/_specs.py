@@ -497,7 +497,7 @@ class PerformanceSpec:
         default=6, metadata=key("rounds kept before a metric may stop early", minimum=3, maximum=100)
     )
     max_rounds: int = field(
-        default=40,
+        default=200,
         metadata=key(
             "rounds after which a metric stops (at least min_rounds + warmup_rounds)", minimum=3, maximum=1000
         ),
