@@ -76,8 +76,8 @@ from simulators.matching import Query, QueryError, evaluate, parse_query, respon
 from simulators.pki import PkiError, load_pki
 
 __all__ = [
-    "DUPLICATES",
     "ACSE_TIMEOUT",
+    "DUPLICATES",
     "JOURNAL",
     "MAX_ASSOCIATIONS",
     "STORAGE_SOP_CLASSES",
