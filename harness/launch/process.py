@@ -15,7 +15,7 @@ from harness.errors import TargetError
 from harness.launch.base import LaunchSpec, read_log, wait_ready
 from harness.launch.resources import ProcProbe
 
-__all__ = ["Process", "ProcessLauncher", "peak_rss"]
+__all__ = ["Process", "ProcessLauncher", "peak_rss", "stop_group"]
 
 
 def peak_rss(pid: int) -> int | None:
@@ -81,14 +81,7 @@ class Process:
         process = self._process
         if process.poll() is None:
             self.memory_peak = peak_rss(process.pid)
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=self.spec.stop_timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=self.spec.stop_timeout)
-            except ProcessLookupError:
-                pass
+            stop_group(process, self.spec.stop_timeout)
         if self.exit_code is None:
             self.exit_code = process.poll()
         self._close_log()
@@ -101,6 +94,18 @@ class Process:
         log, self._log = self._log, None
         if log is not None:
             log.close()
+
+
+def stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM to the process group `process` leads, SIGKILL after `grace` s; each wait bounded by `grace`."""
+    with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace)
 
 
 class ProcessLauncher:

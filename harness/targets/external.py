@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -12,7 +10,7 @@ from pathlib import Path
 
 from harness.errors import TargetError
 from harness.launch.base import Launched, LaunchSpec, log_tail, read_log, wait_ready
-from harness.launch.process import ProcessLauncher
+from harness.launch.process import ProcessLauncher, stop_group
 from harness.launch.readiness import EchoOnce
 from harness.launch.resources import ResourceProbe
 from harness.model import RunSetup
@@ -139,10 +137,10 @@ def run_hook(
         try:
             code = _wait(process, hook.deadline, cancelled)
         except BaseException:  # a cancel (KeyboardInterrupt) must not leave the hook running
-            _stop_group(process)
+            stop_group(process, _HOOK_GRACE)
             raise
         if code is None:
-            _stop_group(process)
+            stop_group(process, _HOOK_GRACE)
     tail = log_tail(log.read_bytes()[start:].decode(errors="replace"), 20)
     if code == 0:
         return
@@ -166,15 +164,3 @@ def _wait(process: subprocess.Popen[bytes], deadline: float, cancelled: Callable
                 raise KeyboardInterrupt from None
             if time.monotonic() >= end:
                 return None
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the hook's process group, SIGKILL after _HOOK_GRACE s; bounded."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(_HOOK_GRACE)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(_HOOK_GRACE)
