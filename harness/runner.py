@@ -310,11 +310,14 @@ def _run_suites(
             time.sleep(pause)
     finally:
         suites.stop()
-        run.drop_unfinished_progress()  # a suites process stopped mid-write leaves its temporary
-        broker.close()
-        phase.stop()
-        if keeper is not None:
-            keeper.close()
+        try:
+            surroundings.backend.bring_back()  # a remote engine: the suites' records, before anything reads them
+        finally:
+            run.drop_unfinished_progress()  # a suites process stopped mid-write leaves its temporary
+            broker.close()
+            phase.stop()
+            if keeper is not None:
+                keeper.close()
     code = suites.exit_code
     fault = fault or surroundings.watch(final=True)  # one that died during the last case counts too
     tail = log_tail(run.log("pytest").read_text(encoding="utf-8", errors="replace"), 30)
@@ -338,6 +341,35 @@ def inside_device(surroundings: Surroundings) -> Callable[[Sequence[str]], tuple
         return run_in(argv)
 
     return run
+
+
+def _check_engine(profile: Profile, name: str) -> None:
+    """A Docker engine that may be on another machine runs the functional suites only.
+
+    The performance and robustness phases and device actions talk with the harness through files
+    in the run directory while the suites run; through an engine's API those are copied, not shared.
+    """
+    from harness.launch.shipping import ENGINE_ENV, engine_address, engine_is_remote
+
+    if not profile.variant(name).image or not engine_is_remote():
+        return
+    live = [f"[{k}] enabled" for k, on in (("performance", profile.performance.enabled),
+                                           ("robustness", profile.robustness.enabled)) if on]  # fmt: skip
+    live += [f"device.actions.{a}" for a in sorted(profile.device.actions)]
+    if profile.device.network == "host":
+        raise ProfileError(
+            f'{profile.source}: device.network = "host" with the Docker engine at {engine_address()}, which may be '
+            "on another machine: its host network (and loopback) is not this machine's",
+            hint=f'use network = "bridge" (the default), or {ENGINE_ENV}=local if the engine shares this machine',
+        )
+    if live:
+        raise ProfileError(
+            f"{profile.source}: variant {name!r} would run on the Docker engine at {engine_address()}, which may be "
+            f"on another machine; {', '.join(live)} need the run directory shared with the harness while the "
+            "suites run, and a remote engine gets it by copy",
+            hint=f"validate those on a local engine, or turn them off for the remote run ({ENGINE_ENV}=local "
+            "if the engine does share this disk)",
+        )
 
 
 def check_variant(profile: Profile, name: str) -> None:
@@ -364,6 +396,7 @@ def check_variant(profile: Profile, name: str) -> None:
         templates |= {f"{profile.source}: device.hooks.{hook_name}.command[{i}]": a for i, a in enumerate(hook.command)}
     check_templates(templates, NAMES if profile.ris_simulator is not None else NAMES - RIS_NAMES)
     _check_external(profile, name)
+    _check_engine(profile, name)
     for field_name, value, default in (("restart", device.restart, "no"), ("memory_limit", device.memory_limit, "")):
         if value != default and not variant.image:
             # A local process has no engine to restart it or to cap its memory: the key would be silently ignored.

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from harness.errors import TargetError
 from harness.launch.base import LaunchSpec, read_log, wait_ready
-from harness.launch.engine import peak_memory, retire
+from harness.launch.engine import peak_memory, remove_container, retire
 from harness.launch.labels import labels
 from harness.launch.network import RunNetwork
 from harness.launch.ownership import hand_over, image_owner
@@ -20,6 +21,7 @@ from harness.launch.resources import (
     cgroup_v1_folder,
     container_attrs,
 )
+from harness.launch.shipping import RunVolume, copy_into
 
 __all__ = ["Container", "ContainerLauncher"]
 
@@ -101,9 +103,16 @@ class ContainerLauncher:
     python = "python"  # the simulators image's venv
 
     def __init__(
-        self, client: Any, network: RunNetwork, run_id: str, simulators_image: str, env: Mapping[str, str]
+        self,
+        client: Any,
+        network: RunNetwork,
+        run_id: str,
+        simulators_image: str,
+        env: Mapping[str, str],
+        volume: RunVolume | None = None,
     ) -> None:
         self.client = client
+        self.volume = volume  # an engine that cannot see this disk: the run's files go through its API
         self.network = network
         self.run_id = run_id
         self.simulators_image = simulators_image
@@ -118,11 +127,41 @@ class ContainerLauncher:
             self.client.images.get(image)
         except docker.errors.ImageNotFound:
             raise TargetError(
-                f"{spec.label}: image {image!r} not found in the local engine",
-                hint="build it first (patchgate images build, or the device's build script)",
+                f"{spec.label}: image {image!r} not found in the engine",
+                hint="build it first (patchgate images build, or the device's build script), or load it there",
             ) from None
-        mounts = dict(spec.mounts)
         owner = image_owner(self.client, image, spec.user)
+        options: dict[str, Any] = {"working_dir": str(spec.cwd)} if spec.cwd is not None and ours else {}
+        if spec.restart != "no":  # as the device is deployed: an exit then reads "restarted" in an attack window
+            options["restart_policy"] = {"Name": spec.restart}
+        if spec.memory_limit:
+            options["mem_limit"] = spec.memory_limit
+        options.update(
+            image=image,
+            command=list(spec.argv) or None,
+            detach=True,
+            init=True,  # docker-init as PID 1 forwards SIGTERM (dcmqrscp as PID 1 ignores it)
+            environment={**(self.env if ours else {}), **spec.env},
+            labels=labels(self.run_id, spec.role),
+            name=f"patchgate-{self.run_id}-{spec.role}",
+            user=spec.user,
+            **self.network.container_options(),
+        )
+        try:
+            if self.volume is None:
+                container = self.client.containers.run(volumes=self._bind_mounts(spec, owner), **options)
+            else:
+                container = self._shipped(spec, ours, owner, options)
+        except docker.errors.APIError as exc:
+            raise TargetError(
+                f"{spec.label}: the engine refused to start {image!r}: {exc.explanation or exc}",
+                hint="check the image, command and mounts in the profile",
+            ) from None
+        return wait_ready(Container(spec, container))
+
+    def _bind_mounts(self, spec: LaunchSpec, owner: tuple[int, int] | None) -> dict[str, dict[str, str]]:
+        """An engine on this machine: what the container reads and writes, bind-mounted from the run directory."""
+        mounts = dict(spec.mounts)
         # A non-root image other than ourselves (the simulators run as the caller): give it what it reads and writes.
         if owner is not None and owner[0] != os.getuid():
             copies = (spec.storage.parent if spec.storage is not None else spec.log.parent) / f"for-{spec.role}"
@@ -131,28 +170,26 @@ class ContainerLauncher:
         volumes.update({path: {"bind": path, "mode": mode} for path, mode in spec.shared.items()})
         if spec.storage is not None:
             volumes[str(spec.storage)] = {"bind": str(spec.storage), "mode": "rw"}
-        options: dict[str, Any] = {"working_dir": str(spec.cwd)} if spec.cwd is not None and ours else {}
-        if spec.restart != "no":  # as the device is deployed: an exit then reads "restarted" in an attack window
-            options["restart_policy"] = {"Name": spec.restart}
-        if spec.memory_limit:
-            options["mem_limit"] = spec.memory_limit
+        return volumes
+
+    def _shipped(self, spec: LaunchSpec, ours: bool, owner: tuple[int, int] | None, options: dict[str, Any]) -> Any:
+        """An engine that may not see this disk: volumes and archive copies, created, filled, then started."""
+        volume = self.volume
+        assert volume is not None
+        root = volume.root
+        volumes: dict[str, dict[str, str]] = volume.mount() if ours else {}  # a device never sees the run's keys
+        places = {Path(host): inside for host, inside in spec.mounts.items()}
+        places.update({Path(p): p for p in spec.shared if not Path(p).is_relative_to(root)})  # the suites' folders
+        if spec.storage is not None:  # a volume of its own, seeded with the working directory made for it here
+            volumes[volume.storage(spec.role)] = {"bind": str(spec.storage), "mode": "rw"}
+            places[spec.storage] = str(spec.storage)
+        if ours:
+            volume.ship()  # what the harness wrote since the last container started (endpoints.json for the suites)
+        container = self.client.containers.create(volumes=volumes, **options)
         try:
-            container = self.client.containers.run(
-                image,
-                list(spec.argv) or None,
-                detach=True,
-                init=True,  # docker-init as PID 1 forwards SIGTERM (dcmqrscp as PID 1 ignores it)
-                environment={**(self.env if ours else {}), **spec.env},
-                volumes=volumes,
-                labels=labels(self.run_id, spec.role),
-                name=f"patchgate-{self.run_id}-{spec.role}",
-                user=spec.user,
-                **options,
-                **self.network.container_options(),
-            )
-        except docker.errors.APIError as exc:
-            raise TargetError(
-                f"{spec.label}: the engine refused to start {image!r}: {exc.explanation or exc}",
-                hint="check the image, command and mounts in the profile",
-            ) from None
-        return wait_ready(Container(spec, container))
+            copy_into(container, places, owner or volume.owner)
+            container.start()
+        except BaseException:
+            remove_container(container)
+            raise
+        return container

@@ -70,7 +70,7 @@ def owner_gone(labelled: Mapping[str, str]) -> bool:
 
 
 def sweep(client: Any) -> list[str]:
-    """Remove containers and networks whose owning harness process is gone; returns their names."""
+    """Remove containers, networks and volumes whose owning harness process is gone; returns their names."""
     import docker.errors
 
     removed: list[str] = []
@@ -87,6 +87,13 @@ def sweep(client: Any) -> list[str]:
             try:
                 network.remove()
                 removed.append(network.name)
+            except (docker.errors.NotFound, docker.errors.APIError):
+                continue
+    for volume in client.volumes.list(filters={"label": LABEL_OWNER}):  # a remote engine's run volumes
+        if owner_gone(volume.attrs.get("Labels") or {}):
+            try:
+                volume.remove(force=True)
+                removed.append(volume.name)
             except (docker.errors.NotFound, docker.errors.APIError):
                 continue
     return removed

@@ -20,6 +20,7 @@ from harness.errors import TargetError
 from harness.launch.engine import remove_container
 from harness.launch.labels import labels
 from harness.launch.readiness import echo_once
+from harness.launch.shipping import RunVolume
 from simulators.endpoint import Endpoint
 
 __all__ = ["HOST", "NETWORK_MODES", "POD", "HostNetwork", "PodNetwork", "RunNetwork", "open_network"]
@@ -76,7 +77,9 @@ class PodNetwork:
     mode = POD
     in_pod = True
 
-    def __init__(self, client: Any, run_id: str, image: str, tls_dir: str = "") -> None:
+    def __init__(
+        self, client: Any, run_id: str, image: str, tls_dir: str = "", volume: RunVolume | None = None
+    ) -> None:
         import docker.errors
 
         self.tls_dir = tls_dir  # the run's PKI: mounted into the pod so TLS endpoints can be probed
@@ -94,12 +97,22 @@ class PodNetwork:
                 ["sleep", "infinity"],
                 detach=True,
                 init=True,
-                volumes={tls_dir: {"bind": tls_dir, "mode": "ro"}} if tls_dir else {},
+                # A remote engine: the run's volume (the PKI is in it), filled through this pod once it runs.
+                volumes=volume.mount()
+                if volume is not None
+                else {tls_dir: {"bind": tls_dir, "mode": "ro"}}
+                if tls_dir
+                else {},
                 user=f"{os.getuid()}:{os.getgid()}",  # reads the run's PKI keys, which are the caller's (0600)
                 network=self.name,
                 labels=labels(run_id, "pod"),
                 name=f"{self.name}-pod",
             )
+            if volume is not None:
+                volume.attach(self._pod)
+        except TargetError:
+            self.close()
+            raise
         except docker.errors.APIError as exc:
             self.close()
             raise TargetError(
@@ -135,8 +148,13 @@ class PodNetwork:
                 network.remove()
 
 
-def open_network(mode: str, client: Any, run_id: str, image: str, tls_dir: str = "") -> RunNetwork:
-    """The run's network in `mode` ("bridge" or "host"); `image` runs the pod (the simulators image)."""
+def open_network(
+    mode: str, client: Any, run_id: str, image: str, tls_dir: str = "", volume: RunVolume | None = None
+) -> RunNetwork:
+    """The run's network in `mode` ("bridge" or "host"); `image` runs the pod (the simulators image).
+
+    `volume`: the run directory on an engine that cannot see this disk, mounted in the pod and filled through it.
+    """
     if mode == HOST:
         return HostNetwork(tls_dir)
-    return PodNetwork(client, run_id, image, tls_dir)
+    return PodNetwork(client, run_id, image, tls_dir, volume)

@@ -42,8 +42,11 @@ class Backend(Protocol):
     def inside(self, device: Launched) -> Callable[[Sequence[str]], tuple[int, bytes]] | None:
         """How a `where = "device"` action command runs in the device's container; None: on this host (a process)."""
 
+    def bring_back(self) -> None:
+        """Copy into the run directory what the suites and simulators wrote where this disk is not (a remote engine)."""
+
     def close(self) -> None:
-        """Remove what was made for the run; safe after a partial start."""
+        """Bring the last records back, remove what was made for the run; safe after a partial start."""
 
 
 def open_backend(

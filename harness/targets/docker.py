@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -12,9 +13,10 @@ from harness.errors import TargetError
 from harness.launch.base import Launched, LaunchSpec
 from harness.launch.container import Container, ContainerLauncher
 from harness.launch.engine import docker_client, image_info, sweep
-from harness.launch.network import RunNetwork, open_network
+from harness.launch.network import HOST, RunNetwork, open_network
 from harness.launch.process import ProcessLauncher
 from harness.launch.readiness import EchoOnce
+from harness.launch.shipping import ENGINE_ENV, RunVolume, engine_address, engine_is_remote
 from harness.model import RunSetup
 from harness.rundir import RunDir
 from simulators.pki import Pki
@@ -37,9 +39,26 @@ class DockerBackend:
         if swept:
             run.swept.write_text("\n".join(swept) + "\n", encoding="utf-8")
         self.simulators_image = require_simulators_image(self.client)
-        self.network: RunNetwork = open_network(mode, self.client, run_id, self.simulators_image, str(pki.directory))
+        self.volume: RunVolume | None = None
+        if engine_is_remote():  # nothing bind-mounted: the run's files go through the engine's API
+            if mode == HOST:
+                raise TargetError(
+                    f"the Docker engine at {engine_address()} may be on another machine: its host network is not ours",
+                    hint=f'use network = "bridge" under [device] (the default), or {ENGINE_ENV}=local if it is not',
+                )
+            self.volume = RunVolume(self.client, run_id, run.path, run.heartbeat)
+        try:
+            self.network: RunNetwork = open_network(
+                mode, self.client, run_id, self.simulators_image, str(pki.directory), self.volume
+            )
+        except TargetError:
+            if self.volume is not None:
+                self.volume.close()
+            raise
         self.echo: EchoOnce | None = self.network.echo
-        self.helpers = ContainerLauncher(self.client, self.network, run_id, self.simulators_image, lifeline)
+        self.helpers = ContainerLauncher(
+            self.client, self.network, run_id, self.simulators_image, lifeline, self.volume
+        )
         self.suites = self.helpers if self.network.in_pod else ProcessLauncher(lifeline)
 
     def device(self, spec: LaunchSpec, files: Mapping[Path, str]) -> Launched:
@@ -49,11 +68,12 @@ class DockerBackend:
         return self.helpers.launch(replace(spec, mounts=mounts, storage=spec.cwd, cwd=None))
 
     def describe(self, device: Launched) -> RunSetup:
+        engine = {"engine": engine_address(), "files": "shipped"} if self.volume is not None else {}
         return RunSetup(
             backend="docker",
             command=device.spec.argv or None,
             image=image_info(self.client, device.spec.image),
-            network=self.network.describe(),
+            network={**self.network.describe(), **engine},
             simulators_image=image_info(self.client, self.simulators_image),
         )
 
@@ -74,5 +94,17 @@ class DockerBackend:
         assert isinstance(device, Container)
         return device.exec
 
+    def bring_back(self) -> None:
+        """The records the containers wrote, into the run directory (a local engine wrote them there already)."""
+        if self.volume is not None:
+            self.volume.bring_back()
+
     def close(self) -> None:
-        self.network.close()
+        try:
+            if self.volume is not None:  # what the simulators wrote as they stopped (the device stops first)
+                with contextlib.suppress(TargetError):  # the suites' records came back already, or the run failed
+                    self.volume.bring_back()
+        finally:
+            self.network.close()
+            if self.volume is not None:
+                self.volume.close()

@@ -100,6 +100,9 @@ class ExternalBackend:
     def inside(self, device: Launched) -> None:
         return None  # `where = "device"` commands run on this host, as a local device's do
 
+    def bring_back(self) -> None:
+        pass  # its processes write into the run directory itself
+
     def close(self) -> None:
         pass
 

@@ -34,5 +34,8 @@ class LocalBackend:
     def inside(self, device: Launched) -> None:
         return None  # the device is a process on this host: its commands run here, in its working directory
 
+    def bring_back(self) -> None:
+        pass  # its processes write into the run directory itself
+
     def close(self) -> None:
         pass

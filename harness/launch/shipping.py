@@ -1,0 +1,267 @@
+"""Files for a Docker engine that cannot see this machine's disk: shipped in and brought back through its API.
+
+With a remote engine (DOCKER_HOST on another machine) a bind mount would name a path on *that*
+machine, so nothing of the run is bind-mounted. Instead:
+
+- the run directory lives in a volume made for the run, mounted at the run's own path in the pod
+  and in every container of ours (the same-path convention the local engine's bind mounts keep, so
+  the simulators and the suites run unchanged); the harness copies what it wrote into it (an
+  archive through the pod) before each container starts, and copies the containers' records back
+  when the suites end and when the run closes: what the harness changed itself since it shipped a
+  file wins, what the containers wrote comes back;
+- what a container reads from outside the run directory (the suites' own folders, a device's
+  configuration files and its view of the PKI) is copied into it, created but not yet started;
+- a device gets a volume of its own for its storage (seeded with its working directory), never
+  the run's: it must not read the CA's or the clients' keys;
+- the heartbeat is copied in every beat, so a harness killed with SIGKILL still stops everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from harness.errors import TargetError
+from harness.launch.labels import labels
+
+__all__ = ["ENGINE_ENV", "RunVolume", "copy_into", "engine_address", "engine_is_remote", "tar_of"]
+
+ENGINE_ENV = "PATCHGATE_ENGINE"  # "local" or "remote": overrides what DOCKER_HOST suggests
+_LOCAL_SOCKETS = ("unix:///var/run/docker.sock", "unix:///run/docker.sock")
+_Ledger = dict[str, tuple[int, int]]  # relative path -> (mtime_ns, size) as shipped
+_FOLDER = (-1, -1)
+
+
+def engine_address(environ: Mapping[str, str] = os.environ) -> str:
+    """DOCKER_HOST, or the default local socket."""
+    return environ.get("DOCKER_HOST", "") or _LOCAL_SOCKETS[0]
+
+
+def engine_is_remote(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the engine may not see this machine's files: DOCKER_HOST names anything but the local socket.
+
+    An engine that merely might be remote (a rootless engine's own socket) is treated as remote:
+    shipping works on any engine, a bind mount only on one that shares this disk. PATCHGATE_ENGINE
+    ("local" or "remote") overrides the guess.
+    """
+    said = environ.get(ENGINE_ENV, "").strip().lower()
+    if said in ("local", "remote"):
+        return said == "remote"
+    if said:
+        raise TargetError(f"{ENGINE_ENV}={said!r} is neither 'local' nor 'remote'", hint=f"unset {ENGINE_ENV}")
+    return engine_address(environ) not in _LOCAL_SOCKETS
+
+
+def tar_of(
+    entries: Iterable[tuple[str, Path | None, bytes | None]], owner: tuple[int, int], mtime: float | None = None
+) -> bytes:
+    """An archive of (name inside, local path or None, data or None); a None path with None data is a directory.
+
+    Every member belongs to `owner` (uid, gid), as the bind-mounted files of a local engine belong to
+    the caller; a device image's user gets its own files the same way.
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, path, data in entries:
+            info = tarfile.TarInfo(name)
+            info.uid, info.gid = owner
+            stat = path.stat() if path is not None else None
+            info.mtime = int(mtime if mtime is not None else stat.st_mtime if stat else time.time())
+            if path.is_dir() if path is not None else data is None:
+                info.type, info.mode = tarfile.DIRTYPE, (stat.st_mode & 0o7777) if stat else 0o755
+                tar.addfile(info)
+                continue
+            content = data if data is not None else path.read_bytes() if path is not None else b""
+            info.size, info.mode = len(content), (stat.st_mode & 0o7777) if stat else 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _tree(root: Path, inside: str) -> list[tuple[str, Path | None, bytes | None]]:
+    """`root` (a file or a folder, recursively) as archive entries named under `inside` (no leading slash)."""
+    if not root.is_dir():
+        return [(inside, root, None)]
+    entries: list[tuple[str, Path | None, bytes | None]] = [(inside, root, None)]
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            continue  # links and sockets stay home: an archive copy holds files and folders only
+        entries.append((f"{inside}/{path.relative_to(root).as_posix()}", path, None))
+    return entries
+
+
+def copy_into(container: Any, places: Mapping[Path, str], owner: tuple[int, int]) -> None:
+    """Copy local files or folders into a created container: local path -> absolute path inside."""
+    entries: list[tuple[str, Path | None, bytes | None]] = []
+    for local, inside in sorted(places.items()):
+        # Its missing folders the engine makes (root's, 0755): an entry of ours would hand /etc to the device's user.
+        entries += _tree(local, "/".join(PurePosixPath(inside).parts[1:]))
+    if entries and not container.put_archive("/", tar_of(entries, owner)):
+        raise TargetError(f"the engine refused the files for {container.name}", hint="check the engine's disk space")
+
+
+class RunVolume:
+    """The run directory on the engine: a volume at the run's path, kept in step with this disk through the pod."""
+
+    def __init__(self, client: Any, run_id: str, root: Path, heartbeat: Path) -> None:
+        self.client = client
+        self.root = root
+        self.heartbeat = heartbeat
+        self.owner = (os.getuid(), os.getgid())
+        self.name = f"patchgate-{run_id}-run"
+        self.run_id = run_id
+        self.volume: Any = client.volumes.create(self.name, labels=labels(run_id, "run-volume"))
+        self.storages: dict[str, Any] = {}  # role -> a device's own storage volume, kept across its revivals
+        self.pod: Any = None
+        self._shipped: _Ledger = {}
+        self._lock = threading.Lock()  # shipping, beating and bringing back go through one pod, one at a time
+        self._stop = threading.Event()
+        self._pump: threading.Thread | None = None
+
+    def mount(self) -> dict[str, dict[str, str]]:
+        """The `volumes=` entry every container of ours gets: the run's volume at the run's path."""
+        return {self.name: {"bind": str(self.root), "mode": "rw"}}
+
+    def storage(self, role: str) -> str:
+        """The name of `role`'s storage volume (made on first use; the same one when a device is revived)."""
+        if role not in self.storages:
+            name = f"patchgate-{self.run_id}-{role}-storage"
+            self.storages[role] = self.client.volumes.create(name, labels=labels(self.run_id, f"{role}-storage"))
+        return str(self.storages[role].name)
+
+    def attach(self, pod: Any) -> None:
+        """Ship the run so far through `pod` and keep its heartbeat beating there."""
+        self.pod = pod
+        # The volume's root is the engine's (root, 0755) until given to us, as the run directory is ours here.
+        if not pod.put_archive(str(self.root.parent), tar_of([(self.root.name, self.root, None)], self.owner)):
+            raise TargetError(f"the engine refused the run's folder ({self.name})", hint="check its disk space")
+        self.ship()
+        self._pump = threading.Thread(target=self._beat, name=f"ship-heartbeat-{self.name}", daemon=True)
+        self._pump.start()
+
+    def ship(self) -> None:
+        """Copy what the harness wrote into the run directory since the last ship (the heartbeat beats apart)."""
+        entries: list[tuple[str, Path | None, bytes | None]] = []
+        changed: _Ledger = {}
+        for path in sorted(self.root.rglob("*")):
+            relative = path.relative_to(self.root).as_posix()
+            if path == self.heartbeat or path.is_symlink():
+                continue
+            if path.is_dir():
+                if relative not in self._shipped:  # a new folder, empty maybe: a container may write into it
+                    entries.append((relative, path, None))
+                    changed[relative] = _FOLDER
+                continue
+            if not path.is_file():
+                continue
+            stat = path.stat()
+            seen = (stat.st_mtime_ns, stat.st_size)
+            if self._shipped.get(relative) != seen:
+                entries.append((relative, path, None))
+                changed[relative] = seen
+        if self.heartbeat.exists():  # a beat now: a container started next must find it before the pump's next one
+            entries.append((self.heartbeat.name, None, b""))
+        with self._lock:
+            if not self.pod.put_archive(str(self.root), tar_of(entries, self.owner)):
+                raise TargetError(f"the engine refused the run's files ({self.name})", hint="check its disk space")
+        self._shipped.update(changed)
+
+    def _beat(self) -> None:
+        from simulators._lifeline import BEAT
+
+        while not self._stop.wait(BEAT):
+            if not self.heartbeat.exists():
+                continue
+            data = tar_of([(self.heartbeat.name, None, b"")], self.owner, mtime=time.time())
+            with self._lock, contextlib.suppress(Exception):  # a missed beat is one of many; the limit is 30 s
+                self.pod.put_archive(str(self.root), data)
+
+    def bring_back(self) -> int:
+        """Copy what the containers wrote back into the run directory; the number of files written here.
+
+        A file the harness changed since it shipped it (or wrote and never shipped) keeps the harness's
+        copy. Only plain files and folders inside the run directory are taken from the archive.
+        """
+        if self.pod is None:
+            return 0
+        import docker.errors
+
+        with tempfile.TemporaryFile() as spool:
+            with self._lock:
+                try:
+                    stream, _ = self.pod.get_archive(str(self.root) + "/.")
+                    for chunk in stream:
+                        spool.write(chunk)
+                except docker.errors.APIError as exc:
+                    raise TargetError(
+                        f"cannot copy the run's records back from the engine: {exc.explanation or exc}",
+                        hint="the run's pod is gone; the records stayed in volume " + self.name,
+                    ) from None
+            spool.seek(0)
+            return self._extract(spool)
+
+    def _extract(self, spool: Any) -> int:
+        written = 0
+        with tarfile.open(fileobj=spool, mode="r|") as tar:
+            for member in tar:
+                relative = _inside(member.name)
+                if relative is None or not (member.isfile() or member.isdir()):
+                    continue
+                target = self.root / relative
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                if target == self.heartbeat or not self._theirs(relative, target):
+                    continue
+                handle = tar.extractfile(member)
+                if handle is None:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out:
+                    shutil.copyfileobj(handle, out)
+                os.chmod(out.name, member.mode & 0o777)
+                os.replace(out.name, target)
+                self._shipped[relative] = _seen(target)
+                written += 1
+        return written
+
+    def _theirs(self, relative: str, target: Path) -> bool:
+        """Whether the engine's copy may replace ours: ours is missing, or unchanged since we shipped it."""
+        if not target.exists():
+            return True
+        return self._shipped.get(relative) == _seen(target)
+
+    def close(self) -> None:
+        """Stop beating and remove the volume (the pod that mounts it is removed first, by the caller)."""
+        self._stop.set()
+        if self._pump is not None:
+            self._pump.join(timeout=5)
+        volumes = [self.volume, *self.storages.values()]
+        self.volume, self.storages = None, {}
+        for volume in volumes:
+            if volume is not None:
+                with contextlib.suppress(Exception):  # in use for a moment longer: the next run's sweep removes it
+                    volume.remove(force=True)
+
+
+def _seen(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _inside(name: str) -> str | None:
+    """A member's path relative to the run directory, or None for one that would leave it (absolute, `..`)."""
+    parts = PurePosixPath(name).parts
+    if parts and parts[0] == ".":
+        parts = parts[1:]
+    if not parts or name.startswith("/") or any(p == ".." for p in parts):
+        return None
+    return "/".join(parts)
