@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from collections.abc import Mapping
@@ -34,7 +35,9 @@ def docker_client(timeout: float = 30.0) -> Any:
     except ImportError:
         raise TargetError("the docker Python SDK is not installed", hint="pip install 'patchgate[docker]'") from None
     try:
-        client = docker.from_env(timeout=int(timeout))
+        # ssh:// through the ssh client (the user's config and agent) unless paramiko, the SDK's own way, is there.
+        ssh = os.environ.get("DOCKER_HOST", "").startswith("ssh://") and importlib.util.find_spec("paramiko") is None
+        client = docker.from_env(timeout=int(timeout), use_ssh_client=ssh)
         client.ping()
         return client
     except Exception as exc:  # noqa: BLE001 - the SDK raises several unrelated types here

@@ -42,12 +42,19 @@ _FOLDER = (-1, -1)
 
 
 def engine_address(environ: Mapping[str, str] = os.environ) -> str:
-    """DOCKER_HOST, or the default local socket."""
-    return environ.get("DOCKER_HOST", "") or _LOCAL_SOCKETS[0]
+    """Where the client connects, as the Docker SDK decides: DOCKER_HOST, else the CLI's current context."""
+    if environ.get("DOCKER_HOST"):
+        return environ["DOCKER_HOST"]
+    try:
+        from docker.context import ContextAPI
+
+        return str(ContextAPI.kwargs_from_context(environment=dict(environ)).get("base_url") or _LOCAL_SOCKETS[0])
+    except Exception:  # noqa: BLE001 - no SDK, or a context file it cannot read: the SDK's default then
+        return _LOCAL_SOCKETS[0]
 
 
 def engine_is_remote(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether the engine may not see this machine's files: DOCKER_HOST names anything but the local socket.
+    """Whether the engine may not see this machine's files: it is reached anywhere but at the local socket.
 
     An engine that merely might be remote (a rootless engine's own socket) is treated as remote:
     shipping works on any engine, a bind mount only on one that shares this disk. PATCHGATE_ENGINE
