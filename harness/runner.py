@@ -344,31 +344,30 @@ def inside_device(surroundings: Surroundings) -> Callable[[Sequence[str]], tuple
 
 
 def _check_engine(profile: Profile, name: str) -> None:
-    """A Docker engine that may be on another machine runs the functional suites only.
+    """A Docker engine that may be on another machine: no host network, no performance phase.
 
-    The performance and robustness phases and device actions talk with the harness through files
-    in the run directory while the suites run; through an engine's API those are copied, not shared.
+    The robustness phase's windows and device actions go through files the suites and the harness
+    exchange while the suites run; a remote engine's run volume relays them every fraction of a second.
+    The performance phase's turns would go the same way, and that relay's delay and load would be part
+    of what it measures.
     """
     from harness.launch.shipping import ENGINE_ENV, engine_address, engine_is_remote
 
     if not profile.variant(name).image or not engine_is_remote():
         return
-    live = [f"[{k}] enabled" for k, on in (("performance", profile.performance.enabled),
-                                           ("robustness", profile.robustness.enabled)) if on]  # fmt: skip
-    live += [f"device.actions.{a}" for a in sorted(profile.device.actions)]
     if profile.device.network == "host":
         raise ProfileError(
             f'{profile.source}: device.network = "host" with the Docker engine at {engine_address()}, which may be '
             "on another machine: its host network (and loopback) is not this machine's",
             hint=f'use network = "bridge" (the default), or {ENGINE_ENV}=local if the engine shares this machine',
         )
-    if live:
+    if profile.performance.enabled:
         raise ProfileError(
             f"{profile.source}: variant {name!r} would run on the Docker engine at {engine_address()}, which may be "
-            f"on another machine; {', '.join(live)} need the run directory shared with the harness while the "
-            "suites run, and a remote engine gets it by copy",
-            hint=f"validate those on a local engine, or turn them off for the remote run ({ENGINE_ENV}=local "
-            "if the engine does share this disk)",
+            "on another machine; the performance phase takes turns with the harness through files, which a remote "
+            "engine gets by copy: the copies' delay and load would be measured with the device",
+            hint=f"measure performance on a local engine, or turn [performance] off for the remote run "
+            f"({ENGINE_ENV}=local if the engine does share this disk)",
         )
 
 

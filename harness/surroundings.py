@@ -116,9 +116,12 @@ class Surroundings:
         # First: everything started after it stops by itself should this process be killed (simulators._lifeline).
         self.heartbeat = Heartbeat(self.run.heartbeat)
         spec = self.profile.device
+        live = ([self.run.windows] if self.profile.robustness.enabled else []) + (
+            [self.run.actions] if spec.actions else []
+        )
         self.backend = open_backend(
             self.variant.image, spec.network, self.run, self.run_id, self.pki, self.lifeline,
-            external=bool(self.variant.address),
+            external=bool(self.variant.address), live=live,
         )  # fmt: skip
         self.starting = "arr"
         self.arr = self.backend.helpers.launch(self._arr_spec())

@@ -13,7 +13,9 @@ machine, so nothing of the run is bind-mounted. Instead:
   configuration files and its view of the PKI) is copied into it, created but not yet started;
 - a device gets a volume of its own for its storage (seeded with its working directory), never
   the run's: it must not read the CA's or the clients' keys;
-- the heartbeat is copied in every beat, so a harness killed with SIGKILL still stops everything.
+- the heartbeat is copied in every beat, so a harness killed with SIGKILL still stops everything;
+- the channels the suites and the harness talk through while the suites run (robustness windows,
+  device actions) are relayed both ways every RELAY_EVERY s; a log both append is merged by line.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 from harness.errors import TargetError
 from harness.launch.labels import labels
@@ -39,6 +41,7 @@ ENGINE_ENV = "PATCHGATE_ENGINE"  # "local" or "remote": overrides what DOCKER_HO
 _LOCAL_SOCKETS = ("unix:///var/run/docker.sock", "unix:///run/docker.sock")
 _Ledger = dict[str, tuple[int, int]]  # relative path -> (mtime_ns, size) as shipped
 _FOLDER = (-1, -1)
+RELAY_EVERY = 0.1  # s between two copies of the live channels: a round trip costs the suites about twice this
 
 
 def engine_address(environ: Mapping[str, str] = os.environ) -> str:
@@ -118,10 +121,20 @@ def copy_into(container: Any, places: Mapping[Path, str], owner: tuple[int, int]
 class RunVolume:
     """The run directory on the engine: a volume at the run's path, kept in step with this disk through the pod."""
 
-    def __init__(self, client: Any, run_id: str, root: Path, heartbeat: Path) -> None:
+    def __init__(
+        self,
+        client: Any,
+        run_id: str,
+        root: Path,
+        heartbeat: Path,
+        live: Sequence[Path] = (),
+        merged: Sequence[Path] = (),
+    ) -> None:
         self.client = client
         self.root = root
         self.heartbeat = heartbeat
+        self.live = tuple(live)  # channels the suites and the harness both write while the suites run: relayed
+        self.merged = frozenset(merged)  # .jsonl files both sides append to: their lines are merged, not replaced
         self.owner = (os.getuid(), os.getgid())
         self.name = f"patchgate-{run_id}-run"
         self.run_id = run_id
@@ -129,9 +142,12 @@ class RunVolume:
         self.storages: dict[str, Any] = {}  # role -> a device's own storage volume, kept across its revivals
         self.pod: Any = None
         self._shipped: _Ledger = {}
+        self._pulled: dict[str, tuple[int, int]] = {}  # relative path -> (mtime, size) of the engine's copy last taken
         self._lock = threading.Lock()  # shipping, beating and bringing back go through one pod, one at a time
         self._stop = threading.Event()
+        self._stop_relay = threading.Event()
         self._pump: threading.Thread | None = None
+        self._relay: threading.Thread | None = None
 
     def mount(self) -> dict[str, dict[str, str]]:
         """The `volumes=` entry every container of ours gets: the run's volume at the run's path."""
@@ -153,12 +169,18 @@ class RunVolume:
         self.ship()
         self._pump = threading.Thread(target=self._beat, name=f"ship-heartbeat-{self.name}", daemon=True)
         self._pump.start()
+        if self.live:
+            self._relay = threading.Thread(target=self._relay_loop, name=f"ship-relay-{self.name}", daemon=True)
+            self._relay.start()
 
-    def ship(self) -> None:
-        """Copy what the harness wrote into the run directory since the last ship (the heartbeat beats apart)."""
+    def ship(self, within: Sequence[Path] = ()) -> None:
+        """Copy what the harness wrote into the run directory (or only `within` these folders) since the last ship."""
         entries: list[tuple[str, Path | None, bytes | None]] = []
         changed: _Ledger = {}
-        for path in sorted(self.root.rglob("*")):
+        found = (
+            [p for folder in within if folder.is_dir() for p in folder.rglob("*")] if within else self.root.rglob("*")
+        )
+        for path in sorted(found):
             relative = path.relative_to(self.root).as_posix()
             if path == self.heartbeat or path.is_symlink():
                 continue
@@ -174,7 +196,9 @@ class RunVolume:
             if self._shipped.get(relative) != seen:
                 entries.append((relative, path, None))
                 changed[relative] = seen
-        if self.heartbeat.exists():  # a beat now: a container started next must find it before the pump's next one
+        if within and not entries:
+            return
+        if not within and self.heartbeat.exists():  # a beat now: a container started next must find it at once
             entries.append((self.heartbeat.name, None, b""))
         with self._lock:
             if not self.pod.put_archive(str(self.root), tar_of(entries, self.owner)):
@@ -191,6 +215,36 @@ class RunVolume:
             with self._lock, contextlib.suppress(Exception):  # a missed beat is one of many; the limit is 30 s
                 self.pod.put_archive(str(self.root), data)
 
+    def _relay_loop(self) -> None:
+        """While the suites run: the suites' requests here, the harness's answers there, every RELAY_EVERY s."""
+        while not self._stop_relay.wait(RELAY_EVERY):
+            try:
+                for folder in self.live:
+                    self._pull(folder)
+                self.ship(within=self.live)
+            except Exception:  # noqa: BLE001 - a failed copy is retried; the channels' own deadlines bound the wait
+                continue
+
+    def _pull(self, folder: Path) -> int:
+        """Copy what the containers wrote in `folder` here; 0 while the folder does not exist there."""
+        import docker.errors
+
+        with tempfile.TemporaryFile() as spool:
+            with self._lock:
+                try:
+                    stream, _ = self.pod.get_archive(f"{folder}/.")
+                    for chunk in stream:
+                        spool.write(chunk)
+                except docker.errors.NotFound:
+                    return 0
+            spool.seek(0)
+            return self._extract(spool, folder.relative_to(self.root).as_posix())
+
+    def stop_relaying(self) -> None:
+        self._stop_relay.set()
+        if self._relay is not None:
+            self._relay.join(timeout=10)
+
     def bring_back(self) -> int:
         """Copy what the containers wrote back into the run directory; the number of files written here.
 
@@ -199,6 +253,7 @@ class RunVolume:
         """
         if self.pod is None:
             return 0
+        self.stop_relaying()  # the suites ended: nothing more to answer, and one copy at a time
         import docker.errors
 
         with tempfile.TemporaryFile() as spool:
@@ -215,28 +270,37 @@ class RunVolume:
             spool.seek(0)
             return self._extract(spool)
 
-    def _extract(self, spool: Any) -> int:
+    def _extract(self, spool: Any, prefix: str = "") -> int:
+        """Write the archive's files here (names relative to `prefix` in the run directory); how many were written."""
         written = 0
         with tarfile.open(fileobj=spool, mode="r|") as tar:
             for member in tar:
-                relative = _inside(member.name)
-                if relative is None or not (member.isfile() or member.isdir()):
+                inside = _inside(member.name)
+                if inside is None or not (member.isfile() or member.isdir()):
                     continue
+                relative = f"{prefix}/{inside}" if prefix else inside
                 target = self.root / relative
                 if member.isdir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
-                if target == self.heartbeat or not self._theirs(relative, target):
+                if target == self.heartbeat or self._pulled.get(relative) == (int(member.mtime), member.size):
+                    continue  # ours, or the copy taken last time
+                merge = target in self.merged and target.exists() and not self._theirs(relative, target)
+                if not merge and not self._theirs(relative, target):
                     continue
                 handle = tar.extractfile(member)
                 if handle is None:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out:
-                    shutil.copyfileobj(handle, out)
+                    if merge:  # both sides appended: ours, then the lines only the engine's copy has
+                        _merge_lines(target, handle, out)
+                    else:
+                        shutil.copyfileobj(handle, out)
                 os.chmod(out.name, member.mode & 0o777)
                 os.replace(out.name, target)
                 self._shipped[relative] = _seen(target)
+                self._pulled[relative] = (int(member.mtime), member.size)
                 written += 1
         return written
 
@@ -248,6 +312,7 @@ class RunVolume:
 
     def close(self) -> None:
         """Stop beating and remove the volume (the pod that mounts it is removed first, by the caller)."""
+        self.stop_relaying()
         self._stop.set()
         if self._pump is not None:
             self._pump.join(timeout=5)
@@ -257,6 +322,14 @@ class RunVolume:
             if volume is not None:
                 with contextlib.suppress(Exception):  # in use for a moment longer: the next run's sweep removes it
                     volume.remove(force=True)
+
+
+def _merge_lines(ours: Path, theirs: IO[bytes], out: IO[bytes]) -> None:
+    """Our lines, then theirs that we lack, in their order: both sides append whole lines, neither rewrites one."""
+    mine = ours.read_bytes()
+    have = set(mine.splitlines())
+    out.write(mine if not mine or mine.endswith(b"\n") else mine + b"\n")
+    out.writelines(line for line in theirs.read().splitlines(keepends=True) if line.rstrip(b"\n") not in have)
 
 
 def _seen(path: Path) -> tuple[int, int]:

@@ -50,9 +50,21 @@ class Backend(Protocol):
 
 
 def open_backend(
-    image: str, network: str, run: RunDir, run_id: str, pki: Pki, lifeline: Mapping[str, str], *, external: bool = False
+    image: str,
+    network: str,
+    run: RunDir,
+    run_id: str,
+    pki: Pki,
+    lifeline: Mapping[str, str],
+    *,
+    external: bool = False,
+    live: Sequence[Path] = (),
 ) -> Backend:
-    """An external backend for a variant with an address, a docker one for a variant with an image, else a local one."""
+    """An external backend for a variant with an address, a docker one for a variant with an image, else a local one.
+
+    `live`: the run's channel folders the suites and the harness exchange files through while the suites run
+    (an engine that cannot see this disk relays them).
+    """
     if external:
         from harness.targets.external import ExternalBackend
 
@@ -60,7 +72,7 @@ def open_backend(
     if image:
         from harness.targets.docker import DockerBackend
 
-        return DockerBackend(network, run, run_id, pki, lifeline)
+        return DockerBackend(network, run, run_id, pki, lifeline, live)
     from harness.targets.local import LocalBackend
 
     return LocalBackend(lifeline)

@@ -29,7 +29,9 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, mode: str, run: RunDir, run_id: str, pki: Pki, lifeline: Mapping[str, str]) -> None:
+    def __init__(
+        self, mode: str, run: RunDir, run_id: str, pki: Pki, lifeline: Mapping[str, str], live: Sequence[Path] = ()
+    ) -> None:
         from harness.images import require_simulators_image
 
         self.run = run
@@ -46,7 +48,7 @@ class DockerBackend:
                     f"the Docker engine at {engine_address()} may be on another machine: its host network is not ours",
                     hint=f'use network = "bridge" under [device] (the default), or {ENGINE_ENV}=local if it is not',
                 )
-            self.volume = RunVolume(self.client, run_id, run.path, run.heartbeat)
+            self.volume = RunVolume(self.client, run_id, run.path, run.heartbeat, live, merged=(run.actions_log,))
         try:
             self.network: RunNetwork = open_network(
                 mode, self.client, run_id, self.simulators_image, str(pki.directory), self.volume

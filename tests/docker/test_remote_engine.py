@@ -164,3 +164,28 @@ def test_orthanc_pair_validates_unchanged_through_an_engine_that_shares_nothing(
         assert second.networks.list(filters={"label": LABEL_RUN}) == []
     finally:
         second.close()
+
+
+def test_attack_windows_and_a_revival_go_through_the_remote_engine(
+    second_engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The robustness phase's windows are relayed both ways; the device exits, is revived there, and says so."""
+    from harness.model import RunStatus
+    from harness.rundir import RunDir, read_run
+    from harness.runner import RunRequest, run_variant
+    from tests.docker.test_robustness_devices import OVER_MAX, VERSION_0, _crashing
+
+    monkeypatch.setenv("DOCKER_HOST", second_engine)
+    monkeypatch.delenv("PATCHGATE_ENGINE", raising=False)
+    manifest = run_variant(RunRequest(_crashing(tmp_path, "no"), "baseline", "baseline", 1, tmp_path / "run"))
+    assert manifest.status is RunStatus.COMPLETED, manifest.status_detail
+    assert manifest.extra.network["files"] == "shipped"
+    cases = read_run(tmp_path / "run").by_case()
+    over = cases[OVER_MAX].observed()
+    assert over["robustness.reaction"]["kind"] == "exited" and over["robustness.detail"] == "exit code 70", over
+    assert cases[VERSION_0].observed()["robustness.reaction"]["kind"] == "rejected"
+    assert manifest.robustness is not None
+    assert [(r.input, r.reaction) for r in manifest.robustness.revivals] == [("pdu.pdata.over-max", "exited")]
+    run = RunDir(tmp_path / "run")
+    windows = sorted(p.name for p in run.windows.iterdir())
+    assert {"0001.request.json", "0001.result.json", "0002.request.json", "0002.result.json"} <= set(windows)

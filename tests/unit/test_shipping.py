@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +79,14 @@ class _Pod:
         return True
 
     def get_archive(self, path: str) -> tuple[Any, dict[str, Any]]:
+        import docker.errors
+
+        folder = self.folder / Path(path.removesuffix("/.")).relative_to(self.mount)
+        if not folder.exists():
+            raise docker.errors.NotFound("no such folder")
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
-            tar.add(self.folder, arcname=".")
+            tar.add(folder, arcname=".")
             tar.addfile(tarfile.TarInfo("../escaped"), io.BytesIO(b""))
         return iter([buffer.getvalue()]), {}
 
@@ -123,6 +129,34 @@ def test_the_containers_records_come_back_and_the_harnesss_own_changes_win(tmp_p
         volume.close()
 
 
+def test_live_channels_are_relayed_both_ways_and_a_shared_log_is_merged(tmp_path: Path) -> None:
+    run, remote = tmp_path / "run", tmp_path / "volume"
+    (run / "robustness" / "windows").mkdir(parents=True)
+    remote.mkdir()
+    (run / "heartbeat").write_text("")
+    windows = run / "robustness" / "windows"
+    volume = RunVolume(_Client(), "r1", run, run / "heartbeat", live=[windows], merged=[run / "actions.jsonl"])
+    pod = _Pod(remote, run)
+    volume.attach(pod)
+    try:
+        (remote / "robustness" / "windows" / "0001.request.json").write_text("{}")
+        (remote / "actions.jsonl").write_text('{"by": "suites"}\n')
+        (run / "actions.jsonl").write_text('{"by": "harness"}\n')
+        deadline = time.monotonic() + 10
+        while not (windows / "0001.request.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (windows / "0001.request.json").read_text() == "{}"  # the suites' request, here
+        (windows / "0001.result.json").write_text('{"ok": true}')
+        while not (remote / "robustness" / "windows" / "0001.result.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (remote / "robustness" / "windows" / "0001.result.json").read_text() == '{"ok": true}'  # the answer
+        assert not (run / "actions.jsonl").read_text().count("suites")  # not relayed: merged at the end
+        volume.bring_back()
+        assert (run / "actions.jsonl").read_text().splitlines() == ['{"by": "harness"}', '{"by": "suites"}']
+    finally:
+        volume.close()
+
+
 PROFILE = """\
 [device]
 name = "dev"
@@ -136,12 +170,13 @@ image = "dev:2"
 """
 
 
-def test_a_remote_engine_refuses_what_needs_live_files(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_remote_engine_refuses_the_performance_phase_and_host_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATCHGATE_ENGINE", "remote")
     monkeypatch.setenv("DOCKER_HOST", "tcp://bench-7:2376")
     check_variant(parse_profile(PROFILE, "/tmp/dev.toml"), "baseline")  # functional suites: shipped
+    check_variant(parse_profile(PROFILE + "\n[robustness]\nenabled = true\n", "/tmp/dev.toml"), "baseline")  # relayed
     phased = parse_profile(PROFILE + "\n[performance]\nenabled = true\n", "/tmp/dev.toml")
-    with pytest.raises(ProfileError, match=r"Docker engine at tcp://bench-7:2376.*\[performance\] enabled") as info:
+    with pytest.raises(ProfileError, match=r"Docker engine at tcp://bench-7:2376.*the performance phase") as info:
         check_variant(phased, "candidate")
     assert "PATCHGATE_ENGINE=local" in info.value.hint
     hosted = parse_profile(PROFILE.replace('ae_title = "DEV"', 'ae_title = "DEV"\nnetwork = "host"'), "/tmp/dev.toml")
