@@ -15,7 +15,9 @@ machine, so nothing of the run is bind-mounted. Instead:
   the run's: it must not read the CA's or the clients' keys;
 - the heartbeat is copied in every beat, so a harness killed with SIGKILL still stops everything;
 - the channels the suites and the harness talk through while the suites run (robustness windows,
-  device actions) are relayed both ways every RELAY_EVERY s; a log both append is merged by line.
+  device actions) are relayed both ways every RELAY_EVERY s; a log both append is merged by line;
+- the suites' progress (cases collected and finished) is copied back every few seconds, for the
+  progress line and for naming how far a run got.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _LOCAL_SOCKETS = ("unix:///var/run/docker.sock", "unix:///run/docker.sock")
 _Ledger = dict[str, tuple[int, int]]  # relative path -> (mtime_ns, size) as shipped
 _FOLDER = (-1, -1)
 RELAY_EVERY = 0.1  # s between two copies of the live channels: a round trip costs the suites about twice this
+WATCH_EVERY = 2  # heartbeats between two copies of the suites' progress
 
 
 def engine_address(environ: Mapping[str, str] = os.environ) -> str:
@@ -129,12 +132,14 @@ class RunVolume:
         heartbeat: Path,
         live: Sequence[Path] = (),
         merged: Sequence[Path] = (),
+        watched: Sequence[Path] = (),
     ) -> None:
         self.client = client
         self.root = root
         self.heartbeat = heartbeat
         self.live = tuple(live)  # channels the suites and the harness both write while the suites run: relayed
         self.merged = frozenset(merged)  # .jsonl files both sides append to: their lines are merged, not replaced
+        self.watched = tuple(watched)  # files the suites write that the harness shows while they run (progress)
         self.owner = (os.getuid(), os.getgid())
         self.name = f"patchgate-{run_id}-run"
         self.run_id = run_id
@@ -208,12 +213,18 @@ class RunVolume:
     def _beat(self) -> None:
         from simulators._lifeline import BEAT
 
+        beats = 0
         while not self._stop.wait(BEAT):
             if not self.heartbeat.exists():
                 continue
             data = tar_of([(self.heartbeat.name, None, b"")], self.owner, mtime=time.time())
             with self._lock, contextlib.suppress(Exception):  # a missed beat is one of many; the limit is 30 s
                 self.pod.put_archive(str(self.root), data)
+            beats += 1
+            if beats % WATCH_EVERY == 0 and not self._stop_relay.is_set():
+                for path in self.watched:
+                    with contextlib.suppress(Exception):  # progress only: the records come back at the end anyway
+                        self._pull(path, folder=False)
 
     def _relay_loop(self) -> None:
         """While the suites run: the suites' requests here, the harness's answers there, every RELAY_EVERY s."""
@@ -225,20 +236,21 @@ class RunVolume:
             except Exception:  # noqa: BLE001 - a failed copy is retried; the channels' own deadlines bound the wait
                 continue
 
-    def _pull(self, folder: Path) -> int:
-        """Copy what the containers wrote in `folder` here; 0 while the folder does not exist there."""
+    def _pull(self, path: Path, *, folder: bool = True) -> int:
+        """Copy what the containers wrote in `path` (a folder, or one file) here; 0 while it does not exist there."""
         import docker.errors
 
         with tempfile.TemporaryFile() as spool:
             with self._lock:
                 try:
-                    stream, _ = self.pod.get_archive(f"{folder}/.")
+                    stream, _ = self.pod.get_archive(f"{path}/." if folder else str(path))
                     for chunk in stream:
                         spool.write(chunk)
                 except docker.errors.NotFound:
                     return 0
             spool.seek(0)
-            return self._extract(spool, folder.relative_to(self.root).as_posix())
+            prefix = (path if folder else path.parent).relative_to(self.root).as_posix()
+            return self._extract(spool, "" if prefix == "." else prefix)
 
     def stop_relaying(self) -> None:
         self._stop_relay.set()

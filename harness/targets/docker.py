@@ -48,7 +48,10 @@ class DockerBackend:
                     f"the Docker engine at {engine_address()} may be on another machine: its host network is not ours",
                     hint=f'use network = "bridge" under [device] (the default), or {ENGINE_ENV}=local if it is not',
                 )
-            self.volume = RunVolume(self.client, run_id, run.path, run.heartbeat, live, merged=(run.actions_log,))
+            self.volume = RunVolume(
+                self.client, run_id, run.path, run.heartbeat, live,
+                merged=(run.actions_log,), watched=(run.progress, run.observations),
+            )  # fmt: skip
         try:
             self.network: RunNetwork = open_network(
                 mode, self.client, run_id, self.simulators_image, str(pki.directory), self.volume

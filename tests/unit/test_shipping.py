@@ -86,7 +86,7 @@ class _Pod:
             raise docker.errors.NotFound("no such folder")
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
-            tar.add(folder, arcname=".")
+            tar.add(folder, arcname="." if folder.is_dir() else folder.name)  # as the engine names them
             tar.addfile(tarfile.TarInfo("../escaped"), io.BytesIO(b""))
         return iter([buffer.getvalue()]), {}
 
@@ -125,6 +125,10 @@ def test_the_containers_records_come_back_and_the_harnesss_own_changes_win(tmp_p
         assert (run / "manifest.json").read_text() == "ours, changed since"
         assert (run / "heartbeat").read_text() == ""
         assert not (tmp_path / "escaped").exists()
+        # One file, as the progress is copied while the suites run.
+        (remote / "observations.jsonl").write_text("case 1\ncase 2\n")
+        assert volume._pull(run / "observations.jsonl", folder=False) == 1
+        assert (run / "observations.jsonl").read_text() == "case 1\ncase 2\n"
     finally:
         volume.close()
 
