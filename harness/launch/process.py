@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -46,7 +46,7 @@ class Process:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
-                env=_with_bytecode_cache(spec.argv, {**os.environ, **env, **spec.env}),
+                env={**os.environ, **env, **spec.env},
                 cwd=spec.cwd,
                 start_new_session=True,  # its own process group, so stop() takes its children too
             )
@@ -94,34 +94,6 @@ class Process:
         log, self._log = self._log, None
         if log is not None:
             log.close()
-
-
-def bytecode_cache() -> Path | None:
-    """Where our own Python processes keep compiled modules: the user's cache folder; None when it cannot be made."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(base) / "patchgate" / "pycache"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return folder if os.access(folder, os.W_OK) else None
-
-
-def _with_bytecode_cache(argv: Sequence[str], env: dict[str, str]) -> dict[str, str]:
-    """`env`, for a process of this interpreter (the simulators, the suites, the reference device), with a
-    bytecode cache outside the source tree.
-
-    With PYTHONDONTWRITEBYTECODE set (as on CI machines that keep trees free of __pycache__), every such
-    process compiled the harness and the suites again, and pytest rewrote every suite's asserts again:
-    about 0.35 s of CPU per suites process. A cache under PYTHONPYCACHEPREFIX writes nothing into the
-    tree either. A prefix the caller set is kept; other commands get `env` as it is.
-    """
-    if not argv or argv[0] != sys.executable or env.get("PYTHONPYCACHEPREFIX"):
-        return env
-    folder = bytecode_cache()
-    if folder is None:
-        return env
-    return {**env, "PYTHONPYCACHEPREFIX": str(folder), "PYTHONDONTWRITEBYTECODE": ""}
 
 
 def stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
