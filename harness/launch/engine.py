@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,33 +72,31 @@ def owner_gone(labelled: Mapping[str, str]) -> bool:
     return bool(started) and process_start(int(owner)) not in ("", started)  # the pid was handed out again
 
 
+_FORCE = {"force": True}
+
+
 def sweep(client: Any) -> list[str]:
     """Remove containers, networks and volumes whose owning harness process is gone; returns their names."""
     import docker.errors
 
+    owned = {"label": LABEL_OWNER}
+    # Containers first: a network or a volume is removed only once nothing uses it. The volumes are a remote
+    # engine's run volumes (harness.launch.shipping).
+    kinds: tuple[tuple[Callable[[], list[Any]], Callable[[Any], Any], Mapping[str, bool]], ...] = (
+        (lambda: client.containers.list(all=True, filters=owned, ignore_removed=True), lambda c: c.labels, _FORCE),
+        (lambda: client.networks.list(filters=owned), lambda n: n.attrs.get("Labels"), {}),
+        (lambda: client.volumes.list(filters=owned), lambda v: v.attrs.get("Labels"), _FORCE),
+    )
     removed: list[str] = []
     # Concurrent runs sweep at the same time: what another one removed first is not an error.
-    for container in client.containers.list(all=True, filters={"label": LABEL_OWNER}, ignore_removed=True):
-        if owner_gone(container.labels):
-            try:
-                container.remove(force=True)
-                removed.append(container.name)
-            except (docker.errors.NotFound, docker.errors.APIError):
-                continue
-    for network in client.networks.list(filters={"label": LABEL_OWNER}):
-        if owner_gone(network.attrs.get("Labels") or {}):
-            try:
-                network.remove()
-                removed.append(network.name)
-            except (docker.errors.NotFound, docker.errors.APIError):
-                continue
-    for volume in client.volumes.list(filters={"label": LABEL_OWNER}):  # a remote engine's run volumes
-        if owner_gone(volume.attrs.get("Labels") or {}):
-            try:
-                volume.remove(force=True)
-                removed.append(volume.name)
-            except (docker.errors.NotFound, docker.errors.APIError):
-                continue
+    for listing, labels_of, how in kinds:
+        for item in listing():
+            if owner_gone(labels_of(item) or {}):
+                try:
+                    item.remove(**how)
+                    removed.append(item.name)
+                except (docker.errors.NotFound, docker.errors.APIError):
+                    continue
     return removed
 
 

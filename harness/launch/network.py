@@ -87,6 +87,10 @@ class PodNetwork:
         self._client = client
         self._network: Any = None
         self._pod: Any = None
+        # A remote engine: the run's volume (the PKI is in it), filled through this pod once it runs.
+        mounts = {tls_dir: {"bind": tls_dir, "mode": "ro"}} if tls_dir else {}
+        if volume is not None:
+            mounts = volume.mount()
         try:
             self._network = client.networks.create(
                 self.name, driver="bridge", internal=True, labels=labels(run_id, "network"), check_duplicate=True
@@ -97,12 +101,7 @@ class PodNetwork:
                 ["sleep", "infinity"],
                 detach=True,
                 init=True,
-                # A remote engine: the run's volume (the PKI is in it), filled through this pod once it runs.
-                volumes=volume.mount()
-                if volume is not None
-                else {tls_dir: {"bind": tls_dir, "mode": "ro"}}
-                if tls_dir
-                else {},
+                volumes=mounts,
                 user=f"{os.getuid()}:{os.getgid()}",  # reads the run's PKI keys, which are the caller's (0600)
                 network=self.name,
                 labels=labels(run_id, "pod"),

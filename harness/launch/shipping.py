@@ -236,7 +236,7 @@ class RunVolume:
             except Exception:  # noqa: BLE001 - a failed copy is retried; the channels' own deadlines bound the wait
                 continue
 
-    def _pull(self, path: Path, *, folder: bool = True) -> int:
+    def _pull(self, path: Path, *, folder: bool = True, missing_ok: bool = True) -> int:
         """Copy what the containers wrote in `path` (a folder, or one file) here; 0 while it does not exist there."""
         import docker.errors
 
@@ -247,6 +247,8 @@ class RunVolume:
                     for chunk in stream:
                         spool.write(chunk)
                 except docker.errors.NotFound:
+                    if not missing_ok:
+                        raise
                     return 0
             spool.seek(0)
             prefix = (path if folder else path.parent).relative_to(self.root).as_posix()
@@ -268,19 +270,13 @@ class RunVolume:
         self.stop_relaying()  # the suites ended: nothing more to answer, and one copy at a time
         import docker.errors
 
-        with tempfile.TemporaryFile() as spool:
-            with self._lock:
-                try:
-                    stream, _ = self.pod.get_archive(str(self.root) + "/.")
-                    for chunk in stream:
-                        spool.write(chunk)
-                except docker.errors.APIError as exc:
-                    raise TargetError(
-                        f"cannot copy the run's records back from the engine: {exc.explanation or exc}",
-                        hint="the run's pod is gone; the records stayed in volume " + self.name,
-                    ) from None
-            spool.seek(0)
-            return self._extract(spool)
+        try:
+            return self._pull(self.root, missing_ok=False)
+        except docker.errors.APIError as exc:  # the pod gone with the records: the harness's fault, never the device's
+            raise TargetError(
+                f"cannot copy the run's records back from the engine: {exc.explanation or exc}",
+                hint=f"the run's pod {self.pod.name} is gone: check the engine (docker ps -a, its log)",
+            ) from None
 
     def _extract(self, spool: Any, prefix: str = "") -> int:
         """Write the archive's files here (names relative to `prefix` in the run directory); how many were written."""
@@ -297,8 +293,9 @@ class RunVolume:
                     continue
                 if target == self.heartbeat or self._pulled.get(relative) == (int(member.mtime), member.size):
                     continue  # ours, or the copy taken last time
-                merge = target in self.merged and target.exists() and not self._theirs(relative, target)
-                if not merge and not self._theirs(relative, target):
+                theirs = self._theirs(relative, target)
+                merge = not theirs and target in self.merged and target.exists()
+                if not theirs and not merge:
                     continue
                 handle = tar.extractfile(member)
                 if handle is None:

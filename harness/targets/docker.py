@@ -13,10 +13,10 @@ from harness.errors import TargetError
 from harness.launch.base import Launched, LaunchSpec
 from harness.launch.container import Container, ContainerLauncher
 from harness.launch.engine import docker_client, image_info, sweep
-from harness.launch.network import HOST, RunNetwork, open_network
+from harness.launch.network import RunNetwork, open_network
 from harness.launch.process import ProcessLauncher
 from harness.launch.readiness import EchoOnce
-from harness.launch.shipping import ENGINE_ENV, RunVolume, engine_address, engine_is_remote
+from harness.launch.shipping import RunVolume, engine_address, engine_is_remote
 from harness.model import RunSetup
 from harness.rundir import RunDir
 from simulators.pki import Pki
@@ -42,12 +42,9 @@ class DockerBackend:
             run.swept.write_text("\n".join(swept) + "\n", encoding="utf-8")
         self.simulators_image = require_simulators_image(self.client)
         self.volume: RunVolume | None = None
-        if engine_is_remote():  # nothing bind-mounted: the run's files go through the engine's API
-            if mode == HOST:
-                raise TargetError(
-                    f"the Docker engine at {engine_address()} may be on another machine: its host network is not ours",
-                    hint=f'use network = "bridge" under [device] (the default), or {ENGINE_ENV}=local if it is not',
-                )
+        # Nothing bind-mounted: the run's files go through the engine's API (host networking is refused
+        # with such an engine before anything starts: runner.check_variant).
+        if engine_is_remote():
             self.volume = RunVolume(
                 self.client, run_id, run.path, run.heartbeat, live,
                 merged=(run.actions_log,), watched=(run.progress, run.observations),
