@@ -13,7 +13,9 @@ machine, so nothing of the run is bind-mounted. Instead:
   configuration files and its view of the PKI) is copied into it, created but not yet started;
 - a device gets a volume of its own for its storage (seeded with its working directory), never
   the run's: it must not read the CA's or the clients' keys;
-- the heartbeat is copied in every beat, so a harness killed with SIGKILL still stops everything;
+- the heartbeat is copied in once and touched there every beat, so a harness killed with SIGKILL
+  still stops everything (touched, not copied again: an archive copy replaces a file, and a
+  simulator looking between the old file's removal and the new one read "the harness is gone");
 - the channels the suites and the harness talk through while the suites run (robustness windows,
   device actions) are relayed both ways every RELAY_EVERY s; a log both append is merged by line;
 - the suites' progress (cases collected and finished) is copied back every few seconds, for the
@@ -74,9 +76,7 @@ def engine_is_remote(environ: Mapping[str, str] = os.environ) -> bool:
     return engine_address(environ) not in _LOCAL_SOCKETS
 
 
-def tar_of(
-    entries: Iterable[tuple[str, Path | None, bytes | None]], owner: tuple[int, int], mtime: float | None = None
-) -> bytes:
+def tar_of(entries: Iterable[tuple[str, Path | None, bytes | None]], owner: tuple[int, int]) -> bytes:
     """An archive of (name inside, local path or None, data or None); a None path with None data is a directory.
 
     Every member belongs to `owner` (uid, gid), as the bind-mounted files of a local engine belong to
@@ -88,7 +88,7 @@ def tar_of(
             info = tarfile.TarInfo(name)
             info.uid, info.gid = owner
             stat = path.stat() if path is not None else None
-            info.mtime = int(mtime if mtime is not None else stat.st_mtime if stat else time.time())
+            info.mtime = int(stat.st_mtime if stat else time.time())
             if path.is_dir() if path is not None else data is None:
                 info.type, info.mode = tarfile.DIRTYPE, (stat.st_mode & 0o7777) if stat else 0o755
                 tar.addfile(info)
@@ -147,6 +147,7 @@ class RunVolume:
         self.storages: dict[str, Any] = {}  # role -> a device's own storage volume, kept across its revivals
         self.pod: Any = None
         self._shipped: _Ledger = {}
+        self._heartbeat_shipped = False
         self._pulled: dict[str, tuple[int, int]] = {}  # relative path -> (mtime, size) of the engine's copy last taken
         self._lock = threading.Lock()  # shipping, beating and bringing back go through one pod, one at a time
         self._stop = threading.Event()
@@ -201,14 +202,15 @@ class RunVolume:
             if self._shipped.get(relative) != seen:
                 entries.append((relative, path, None))
                 changed[relative] = seen
-        if within and not entries:
-            return
-        if not within and self.heartbeat.exists():  # a beat now: a container started next must find it at once
+        if not within and not self._heartbeat_shipped and self.heartbeat.exists():  # once; _beat touches it there
             entries.append((self.heartbeat.name, None, b""))
+        if not entries:
+            return
         with self._lock:
             if not self.pod.put_archive(str(self.root), tar_of(entries, self.owner)):
                 raise TargetError(f"the engine refused the run's files ({self.name})", hint="check its disk space")
         self._shipped.update(changed)
+        self._heartbeat_shipped = self._heartbeat_shipped or not within
 
     def _beat(self) -> None:
         from simulators._lifeline import BEAT
@@ -217,9 +219,8 @@ class RunVolume:
         while not self._stop.wait(BEAT):
             if not self.heartbeat.exists():
                 continue
-            data = tar_of([(self.heartbeat.name, None, b"")], self.owner, mtime=time.time())
             with self._lock, contextlib.suppress(Exception):  # a missed beat is one of many; the limit is 30 s
-                self.pod.put_archive(str(self.root), data)
+                self.pod.exec_run(["touch", "-c", str(self.heartbeat)])
             beats += 1
             if beats % WATCH_EVERY == 0 and not self._stop_relay.is_set():
                 for path in self.watched:
