@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -144,6 +145,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # cases marked before_traffic first (audit windows: no other case's late messages to wait out); stable otherwise: the runs take turns in the performance phase.
     items.sort(key=_phase_order)
     RunDir(Path(context.run_dir)).write_collected(len(items))
+    # The imports and the collected cases live through the session: the collector need not walk them again
+    # (nor pytest's forced collections at the end).
+    gc.freeze()
 
 
 def _phase_order(item: pytest.Item) -> int:

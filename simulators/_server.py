@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import socket
 import socketserver
@@ -252,6 +253,9 @@ def serve(
         server_class=GuardedAssociationServer,
         capacity=capacity,
     )
+    # What the imports and set-up made lives as long as the process: out of the collector's sight, since
+    # pynetdicom's server runs a full gc.collect() every 60th poll (3 s here) and every 60th association.
+    gc.freeze()
     # Our own serve loop: pynetdicom's polls every 0.5 s, which is what stop() would wait.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True)
     thread.start()
