@@ -1,21 +1,22 @@
 """Mutation tests of the workflow suites: every behaviour-changing reference modality variant is REGRESSED, in the right case.
 
-The candidate is devices/reference-modality/profile.toml with its `--variant` replaced, validated
-with one baseline replica (a real change needs no noise floor), as tests/integration/test_mutation.py
+The candidate is devices/reference-modality/profile.toml's with its `--variant` replaced, compared with one
+baseline run (a real change needs no noise floor) that every variant shares, as tests/integration/test_mutation.py
 does for the reference device.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 
 import pytest
 
-from harness.model import CaseStatus, Classification, Verdict
-from harness.profile import load_profile
-from harness.validation import run_validation
+from harness.model import CaseStatus, Classification, Comparison, Verdict
+from harness.profile import parse_profile
 from simulators.reference_modality import PERFORMANCE_METRICS, VARIANTS
 from tests.conftest import ROOT
+from tests.mutation import SharedBaseline, variant_table, with_variants
 
 PROFILE = ROOT / "devices" / "reference-modality" / "profile.toml"
 CLEAN = {"clean", "clean-rebuild"}
@@ -58,25 +59,32 @@ MUST_SAY = {
 }
 
 
-def candidate(variant: str, folder: Path) -> Path:
-    """profile.toml with the candidate's `--variant` replaced and no stated verdict, written into `folder`."""
+# Seconds a case waits for its variant's comparison: 12 runs, two at a time, on a loaded 2-core machine.
+_RESULT_TIMEOUT = 900
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mapping[str, Future[Comparison]]]:
+    """Each variant compared with one baseline run of profile.toml holding a copy of its candidate table per variant,
+    the `--variant` replaced."""
     text = PROFILE.read_text(encoding="utf-8")
     shipped = '"--variant", "clean-rebuild"'
-    assert text.count(shipped) == 1, f"{PROFILE}: expected one {shipped} (the candidate's) to replace"
-    text = text.replace(shipped, f'"--variant", "{variant}"').split("\n[expect]\n")[0] + "\n"
-    path = folder / f"{variant}.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    table = variant_table(text, "candidate")
+    assert table.count(shipped) == 1, f"{PROFILE}: expected one {shipped} in [variants.candidate] to replace"
+    tables = {v: table.replace(shipped, f'"--variant", "{v}"') for v in sorted(MUST_NAME)}
+    profile = parse_profile(with_variants(text, tables), "<mutation:reference-modality>")
+    with SharedBaseline(profile, tmp_path_factory.mktemp("modality")).concurrently(tables) as futures:
+        yield futures
 
 
 def test_every_behaviour_changing_variant_has_an_expectation() -> None:
     assert set(VARIANTS) - CLEAN - PERFORMANCE == set(MUST_NAME) == set(MUST_SAY)
 
 
+@pytest.mark.xdist_group("modality-mutation")
 @pytest.mark.parametrize("variant", sorted(MUST_NAME))
-def test_behaviour_change_is_regressed(variant: str, tmp_path: Path) -> None:
-    profile = load_profile(candidate(variant, tmp_path))
-    comparison = run_validation(profile, tmp_path / "out", replicas=1).comparison
+def test_behaviour_change_is_regressed(variant: str, compared: Mapping[str, Future[Comparison]]) -> None:
+    comparison = compared[variant].result(timeout=_RESULT_TIMEOUT)
     assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
     regressed = {c.case for c in comparison.cases if c.status is CaseStatus.REGRESSED}
     for case in MUST_NAME[variant]:

@@ -1,0 +1,67 @@
+"""Mutation tests' shared baseline: one profile holding every variant, one baseline run, a candidate run per variant."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.model import Comparison
+from harness.profile import Profile
+from harness.runner import RunRequest, run_variant
+from harness.validation import compare_runs, policy_for, read_runs
+
+__all__ = ["SharedBaseline", "variant_table", "with_variants"]
+
+_HEADER = r"^\[variants\.{}\][ \t]*\n"
+
+
+def variant_table(text: str, name: str) -> str:
+    """The body of profile `text`'s `[variants.NAME]` table (up to the next table)."""
+    header = re.search(_HEADER.format(re.escape(name)), text, re.MULTILINE)
+    assert header is not None, f"no [variants.{name}] table"
+    following = re.search(r"^\[", text[header.end() :], re.MULTILINE)
+    return text[header.end() : header.end() + following.start() if following else len(text)]
+
+
+def with_variants(text: str, tables: Mapping[str, str]) -> str:
+    """Profile `text` without its [expect] (a mutation is not held to the shipped verdict) and with a
+    `[variants.NAME]` table for each of `tables`."""
+    text = re.sub(r"^\[expect\]\n(?:[^\[\n].*\n|\n)*", "", text, flags=re.MULTILINE)
+    return text + "".join(f"\n[variants.{name}]\n{body.strip()}\n" for name, body in tables.items())
+
+
+class SharedBaseline:
+    """One baseline run of `profile`, compared with a candidate run of any of its variants.
+
+    A behaviour-changing variant needs no noise floor (one baseline replica); running the baseline once for
+    every variant of a module instead of once per variant halves the runs. Every run gets one worklist date.
+    A lone run waits more than it computes (audit windows, the commitment report), so `concurrently` runs
+    several candidates at once: a module's tests share the results (pytest.mark.xdist_group keeps them on one
+    worker, `--dist loadgroup`).
+    """
+
+    def __init__(self, profile: Profile, folder: Path) -> None:
+        self.profile, self.folder = profile, folder
+        self.date = time.strftime("%Y%m%d", time.gmtime())
+        self.baseline = folder / "baseline-1"
+        run_variant(RunRequest(self.profile, "baseline", "baseline", 1, self.baseline, self.date))
+
+    def compare(self, variant: str, folder: Path) -> Comparison:
+        """Run `variant` as the candidate into `folder` and compare it with the baseline."""
+        candidate = folder / "candidate-1"
+        run_variant(RunRequest(self.profile, variant, "candidate", 1, candidate, self.date))
+        records = read_runs([self.baseline, candidate])
+        return compare_runs(records[:1], records[1], policy_for(self.profile), folder / "out").comparison
+
+    @contextmanager
+    def concurrently(self, variants: Iterable[str], workers: int = 2) -> Iterator[Mapping[str, Future[Comparison]]]:
+        """Start a candidate run and comparison of each variant, `workers` at a time, each in a folder of its own."""
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mutation")
+        try:
+            yield {v: pool.submit(self.compare, v, self.folder / v) for v in variants}
+        finally:
+            pool.shutdown(cancel_futures=True)  # a module stopped early does not wait for the runs nobody reads
