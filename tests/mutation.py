@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 from harness.model import Comparison
@@ -37,11 +35,9 @@ def with_variants(text: str, tables: Mapping[str, str]) -> str:
 class SharedBaseline:
     """One baseline run of `profile`, compared with a candidate run of any of its variants.
 
-    A behaviour-changing variant needs no noise floor (one baseline replica); running the baseline once for
-    every variant of a module instead of once per variant halves the runs. Every run gets one worklist date.
-    A lone run waits more than it computes (audit windows, the commitment report), so `concurrently` runs
-    several candidates at once: a module's tests share the results (pytest.mark.xdist_group keeps them on one
-    worker, `--dist loadgroup`).
+    A behaviour-changing variant needs no noise floor (one baseline replica); running the baseline once per
+    module and xdist worker instead of once per variant halves the runs. Every run gets one worklist date.
+    (Not xdist_group: with pytest 9.2, `--dist loadgroup` spread a group's cases over both workers.)
     """
 
     def __init__(self, profile: Profile, folder: Path) -> None:
@@ -56,12 +52,3 @@ class SharedBaseline:
         run_variant(RunRequest(self.profile, variant, "candidate", 1, candidate, self.date))
         records = read_runs([self.baseline, candidate])
         return compare_runs(records[:1], records[1], policy_for(self.profile), folder / "out").comparison
-
-    @contextmanager
-    def concurrently(self, variants: Iterable[str], workers: int = 2) -> Iterator[Mapping[str, Future[Comparison]]]:
-        """Start a candidate run and comparison of each variant, `workers` at a time, each in a folder of its own."""
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mutation")
-        try:
-            yield {v: pool.submit(self.compare, v, self.folder / v) for v in variants}
-        finally:
-            pool.shutdown(cancel_futures=True)  # a module stopped early does not wait for the runs nobody reads

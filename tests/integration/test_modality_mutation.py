@@ -7,12 +7,11 @@ does for the reference device.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 
-from harness.model import CaseStatus, Classification, Comparison, Verdict
+from harness.model import CaseStatus, Classification, Verdict
 from harness.profile import parse_profile
 from simulators.reference_modality import PERFORMANCE_METRICS, VARIANTS
 from tests.conftest import ROOT
@@ -59,32 +58,26 @@ MUST_SAY = {
 }
 
 
-# Seconds a case waits for its variant's comparison: 12 runs, two at a time, on a loaded 2-core machine.
-_RESULT_TIMEOUT = 900
-
-
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mapping[str, Future[Comparison]]]:
-    """Each variant compared with one baseline run of profile.toml holding a copy of its candidate table per variant,
-    the `--variant` replaced."""
+def shared(tmp_path_factory: pytest.TempPathFactory) -> SharedBaseline:
+    """One baseline run of profile.toml holding a copy of its candidate table per variant, the `--variant`
+    replaced, for every case of this module on this xdist worker."""
     text = PROFILE.read_text(encoding="utf-8")
     shipped = '"--variant", "clean-rebuild"'
     table = variant_table(text, "candidate")
     assert table.count(shipped) == 1, f"{PROFILE}: expected one {shipped} in [variants.candidate] to replace"
     tables = {v: table.replace(shipped, f'"--variant", "{v}"') for v in sorted(MUST_NAME)}
     profile = parse_profile(with_variants(text, tables), "<mutation:reference-modality>")
-    with SharedBaseline(profile, tmp_path_factory.mktemp("modality")).concurrently(tables) as futures:
-        yield futures
+    return SharedBaseline(profile, tmp_path_factory.mktemp("modality"))
 
 
 def test_every_behaviour_changing_variant_has_an_expectation() -> None:
     assert set(VARIANTS) - CLEAN - PERFORMANCE == set(MUST_NAME) == set(MUST_SAY)
 
 
-@pytest.mark.xdist_group("modality-mutation")
 @pytest.mark.parametrize("variant", sorted(MUST_NAME))
-def test_behaviour_change_is_regressed(variant: str, compared: Mapping[str, Future[Comparison]]) -> None:
-    comparison = compared[variant].result(timeout=_RESULT_TIMEOUT)
+def test_behaviour_change_is_regressed(variant: str, shared: SharedBaseline, tmp_path: Path) -> None:
+    comparison = shared.compare(variant, tmp_path)
     assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
     regressed = {c.case for c in comparison.cases if c.status is CaseStatus.REGRESSED}
     for case in MUST_NAME[variant]:

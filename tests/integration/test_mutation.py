@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
 from harness.demo import demo_profile, demo_text, known_variants
-from harness.model import CaseStatus, Classification, Comparison, Verdict
+from harness.model import CaseStatus, Classification, Verdict
 from harness.profile import parse_profile
 from harness.validation import run_validation
 from simulators.reference import PERFORMANCE_METRICS, ROBUSTNESS_INPUTS
 from tests.mutation import SharedBaseline, variant_table, with_variants
 
 CLEAN = {"clean", "clean-rebuild"}
-# Seconds a case waits for its variant's comparison: 22 runs, two at a time, on a loaded 2-core machine.
-_RESULT_TIMEOUT = 900
 # Variants after which no verdict about behaviour can be trusted.
 INCONCLUSIVE = {"crash-on-find"}
 # Variants only the performance phase shows: tests/integration/test_performance_variants.py holds them.
@@ -77,20 +73,18 @@ def test_every_behaviour_changing_variant_has_an_expectation() -> None:
 
 
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mapping[str, Future[Comparison]]]:
-    """Each variant here compared with one baseline run of the demo profile holding a variant table per variant
-    (as `--demo VARIANT` writes its candidate, TLS posture included)."""
+def shared(tmp_path_factory: pytest.TempPathFactory) -> SharedBaseline:
+    """One baseline run of the demo profile holding a variant table per variant here (as `--demo VARIANT` writes
+    its candidate, TLS posture included), for every case of this module on this xdist worker."""
     variants = (*sorted(MUST_NAME), *INCONCLUSIVE)
     tables = {v: variant_table(demo_text(candidate=v), "candidate") for v in variants}
     profile = parse_profile(with_variants(demo_text("clean", "clean"), tables), "<mutation:reference>")
-    with SharedBaseline(profile, tmp_path_factory.mktemp("reference")).concurrently(variants) as futures:
-        yield futures
+    return SharedBaseline(profile, tmp_path_factory.mktemp("reference"))
 
 
-@pytest.mark.xdist_group("reference-mutation")
 @pytest.mark.parametrize("variant", sorted(MUST_NAME))
-def test_behaviour_change_is_regressed(variant: str, compared: Mapping[str, Future[Comparison]]) -> None:
-    comparison = compared[variant].result(timeout=_RESULT_TIMEOUT)
+def test_behaviour_change_is_regressed(variant: str, shared: SharedBaseline, tmp_path: Path) -> None:
+    comparison = shared.compare(variant, tmp_path)
     assert comparison.verdict is Verdict.REGRESSED, comparison.reasons
     regressed = {c.case for c in comparison.cases if c.status is CaseStatus.REGRESSED}
     assert MUST_NAME[variant] in regressed, sorted(regressed)
@@ -101,9 +95,8 @@ def test_behaviour_change_is_regressed(variant: str, compared: Mapping[str, Futu
         assert any(MUST_SAY[variant] in p for p in paths), paths
 
 
-@pytest.mark.xdist_group("reference-mutation")
-def test_a_device_that_crashes_is_inconclusive(compared: Mapping[str, Future[Comparison]]) -> None:
-    comparison = compared["crash-on-find"].result(timeout=_RESULT_TIMEOUT)
+def test_a_device_that_crashes_is_inconclusive(shared: SharedBaseline, tmp_path: Path) -> None:
+    comparison = shared.compare("crash-on-find", tmp_path)
     assert comparison.verdict is Verdict.INCONCLUSIVE
     assert comparison.verdict.exit_code == 2
     assert any("candidate" in r and "device_crashed" in r for r in comparison.reasons), comparison.reasons
