@@ -235,6 +235,18 @@ class Serving:
         self.thread.join(timeout=5)
 
 
+_frozen = threading.Event()
+
+
+def _freeze_start_up() -> None:
+    """Once per process: what the imports and set-up made lives as long as the process, so it goes out of the
+    collector's sight; pynetdicom's server runs a full gc.collect() every 60th poll (3 s here) and association.
+    Not on every serve(): a later call would make what is alive then (an association, say) permanent too."""
+    if not _frozen.is_set():
+        _frozen.set()
+        gc.freeze()
+
+
 def serve(
     ae: Any,
     address: tuple[str, int],
@@ -253,9 +265,7 @@ def serve(
         server_class=GuardedAssociationServer,
         capacity=capacity,
     )
-    # What the imports and set-up made lives as long as the process: out of the collector's sight, since
-    # pynetdicom's server runs a full gc.collect() every 60th poll (3 s here) and every 60th association.
-    gc.freeze()
+    _freeze_start_up()
     # Our own serve loop: pynetdicom's polls every 0.5 s, which is what stop() would wait.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True)
     thread.start()
