@@ -202,7 +202,8 @@ class RunVolume:
             if self._shipped.get(relative) != seen:
                 entries.append((relative, path, None))
                 changed[relative] = seen
-        if not within and not self._heartbeat_shipped and self.heartbeat.exists():  # once; _beat touches it there
+        beat = not within and not self._heartbeat_shipped and self.heartbeat.exists()  # once; _beat touches it there
+        if beat:
             entries.append((self.heartbeat.name, None, b""))
         if not entries:
             return
@@ -210,7 +211,7 @@ class RunVolume:
             if not self.pod.put_archive(str(self.root), tar_of(entries, self.owner)):
                 raise TargetError(f"the engine refused the run's files ({self.name})", hint="check its disk space")
         self._shipped.update(changed)
-        self._heartbeat_shipped = self._heartbeat_shipped or not within
+        self._heartbeat_shipped = self._heartbeat_shipped or beat  # not before it exists: `touch -c` makes none
 
     def _beat(self) -> None:
         from simulators._lifeline import BEAT

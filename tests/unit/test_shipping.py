@@ -106,6 +106,27 @@ class _Client:
             return type("Volume", (), {"name": name, "remove": lambda self, force: None})()
 
 
+def test_a_heartbeat_made_after_the_first_ship_is_still_copied_once(tmp_path: Path) -> None:
+    run, remote = tmp_path / "run", tmp_path / "volume"
+    run.mkdir()
+    remote.mkdir()
+    (run / "endpoints.json").write_text("context")  # shipped with the first copy, which has no heartbeat to take
+    volume = RunVolume(_Client(), "r1", run, run / "heartbeat")
+    pod = _Pod(remote, run)
+    volume.attach(pod)
+    try:
+        # None here yet, so none there: touch -c makes none.
+        assert (remote / "endpoints.json").exists() and not (remote / "heartbeat").exists()
+        (run / "heartbeat").write_text("")
+        volume.ship()
+        assert (remote / "heartbeat").exists()
+        puts = pod.puts
+        volume.ship()
+        assert pod.puts == puts
+    finally:
+        volume.close()
+
+
 def test_the_containers_records_come_back_and_the_harnesss_own_changes_win(tmp_path: Path) -> None:
     run, remote = tmp_path / "run", tmp_path / "volume"
     run.mkdir()
