@@ -17,7 +17,9 @@ machine, so nothing of the run is bind-mounted. Instead:
   still stops everything (touched, not copied again: an archive copy replaces a file, and a
   simulator looking between the old file's removal and the new one read "the harness is gone");
 - the channels the suites and the harness talk through while the suites run (robustness windows,
-  device actions) are relayed both ways every RELAY_EVERY s; a log both append is merged by line;
+  device actions) are relayed both ways every RELAY_EVERY s, each file whole (the harness's under a
+  hidden name, renamed in the pod once copied; the suites' are renamed into place by their writers);
+  a log both append is merged by line;
 - the suites' progress (cases collected and finished) is copied back every few seconds, for the
   progress line and for naming how far a run got.
 """
@@ -47,6 +49,8 @@ _Ledger = dict[str, tuple[int, int]]  # relative path -> (mtime_ns, size) as shi
 _FOLDER = (-1, -1)
 RELAY_EVERY = 0.1  # s between two copies of the live channels: a round trip costs the suites about twice this
 WATCH_EVERY = 2  # heartbeats between two copies of the suites' progress
+STAGED = ".relaying"  # the suffix of a live file's hidden name in the pod until it is renamed whole
+_RENAME = 'while [ "$#" -ge 2 ]; do mv -f "$1" "$2" || exit 1; shift 2; done'  # pairs: staged, final
 
 
 def engine_address(environ: Mapping[str, str] = os.environ) -> str:
@@ -186,6 +190,7 @@ class RunVolume:
         found = (
             [p for folder in within if folder.is_dir() for p in folder.rglob("*")] if within else self.root.rglob("*")
         )
+        renames: list[str] = []  # staged name, final name, ...: the live files, renamed in the pod once copied
         for path in sorted(found):
             relative = path.relative_to(self.root).as_posix()
             if path == self.heartbeat or path.is_symlink():
@@ -200,7 +205,11 @@ class RunVolume:
             stat = path.stat()
             seen = (stat.st_mtime_ns, stat.st_size)
             if self._shipped.get(relative) != seen:
-                entries.append((relative, path, None))
+                # The engine writes an archive's files in place: a suites process polling a live channel
+                # would read half an answer. So a live file lands under a hidden name and is renamed there.
+                name = (PurePosixPath(relative).parent / f".{path.name}{STAGED}").as_posix() if within else relative
+                entries.append((name, path, None))
+                renames += [str(self.root / name), str(path)] if within else []
                 changed[relative] = seen
         beat = not within and not self._heartbeat_shipped and self.heartbeat.exists()  # once; _beat touches it there
         if beat:
@@ -210,6 +219,8 @@ class RunVolume:
         with self._lock:
             if not self.pod.put_archive(str(self.root), tar_of(entries, self.owner)):
                 raise TargetError(f"the engine refused the run's files ({self.name})", hint="check its disk space")
+            if renames and self.pod.exec_run(["sh", "-c", _RENAME, "rename", *renames])[0] != 0:
+                raise TargetError(f"cannot rename the relayed files in {self.name}", hint="check the engine's disk")
         self._shipped.update(changed)
         self._heartbeat_shipped = self._heartbeat_shipped or beat  # not before it exists: `touch -c` makes none
 
@@ -286,8 +297,8 @@ class RunVolume:
         with tarfile.open(fileobj=spool, mode="r|") as tar:
             for member in tar:
                 inside = _inside(member.name)
-                if inside is None or not (member.isfile() or member.isdir()):
-                    continue
+                if inside is None or not (member.isfile() or member.isdir()) or inside.endswith(STAGED):
+                    continue  # outside the run, not a plain file, or our own copy not yet renamed
                 relative = f"{prefix}/{inside}" if prefix else inside
                 target = self.root / relative
                 if member.isdir():
