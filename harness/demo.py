@@ -8,7 +8,16 @@ from importlib import resources
 from harness.errors import ProfileError
 from harness.profile import Profile, parse_profile
 
-__all__ = ["REFERENCE_PROFILE", "REGRESSION_ALIAS", "demo_profile", "demo_text", "known_variants", "reference_text"]
+__all__ = [
+    "REFERENCE_PROFILE",
+    "REGRESSION_ALIAS",
+    "demo_profile",
+    "demo_text",
+    "known_variants",
+    "reference_text",
+    "table_span",
+    "without_expect",
+]
 
 # A performance variant's demo samples longer than the profile's defaults (200 rounds within 150 s): a 20 %
 # slow-down is shown beyond a 10 % threshold at 95 % on a loaded 2-core machine too; a clear one still stops early.
@@ -22,6 +31,20 @@ REGRESSION_ALIAS = "regression"
 REFERENCE_PROFILE = "data/reference.toml"
 # The [expect] table and the keys under it, up to the next table or the end.
 _EXPECT = re.compile(r"^\[expect\]\n(?:[^\[\n].*\n|\n)*", re.MULTILINE)
+
+
+def without_expect(text: str) -> str:
+    """Profile `text` without its [expect] table: a patch other than the shipped one is not held to its verdict."""
+    return _EXPECT.sub("", text)
+
+
+def table_span(text: str, name: str) -> tuple[int, int] | None:
+    """Where the body of profile `text`'s `[NAME]` table starts (after its header line) and ends; None without one."""
+    header = re.search(rf"^\[{re.escape(name)}\][ \t]*\n", text, re.MULTILINE)
+    if header is None:
+        return None
+    following = re.search(r"^\[", text[header.end() :], re.MULTILINE)
+    return header.end(), header.end() + following.start() if following else len(text)
 
 
 def reference_text() -> str:
@@ -47,7 +70,7 @@ def demo_text(candidate: str = "clean-rebuild", baseline: str = "clean") -> str:
     text = reference_text()
     if (baseline, candidate) != ("clean", "clean-rebuild"):
         # The shipped file's [expect] is the verdict of clean -> clean-rebuild; another patch is not held to it.
-        text = _EXPECT.sub("", text)
+        text = without_expect(text)
     for role, variant in (("baseline", baseline), ("candidate", candidate)):
         text = _set_variant(text, role, variant, POSTURES.get(variant, Posture()).tls)
     return text + _phases(baseline, candidate)
@@ -88,12 +111,11 @@ def demo_profile(candidate: str = "clean-rebuild", baseline: str = "clean") -> P
 
 def _set_variant(text: str, role: str, variant: str, tls: bool) -> str:
     """`text` with the `[variants.ROLE]` table running reference variant `variant`, requiring TLS or not."""
-    header = re.search(rf"^\[variants\.{role}\][ \t]*$", text, re.MULTILINE)
-    if header is None:
+    span = table_span(text, f"variants.{role}")
+    if span is None:
         raise ProfileError(f"{REFERENCE_PROFILE}: no [variants.{role}] table", hint="reinstall patchgate")
-    following = re.search(r"^\[", text[header.end() :], re.MULTILINE)
-    end = header.end() + following.start() if following else len(text)
-    table = text[header.end() : end]
+    start, end = span
+    table = text[start:end]
     table, named = re.subn(r'("--variant",\s*)"[^"]*"', lambda m: f'{m[1]}"{variant}"', table)
     table, flagged = re.subn(r"^tls = (true|false)$", lambda _: f"tls = {str(tls).lower()}", table, flags=re.MULTILINE)
     if (named, flagged) != (1, 1):
@@ -101,4 +123,4 @@ def _set_variant(text: str, role: str, variant: str, tls: bool) -> str:
             f"{REFERENCE_PROFILE}: [variants.{role}] must hold one --variant argument and one tls line",
             hint="reinstall patchgate",
         )
-    return text[: header.end()] + table + text[end:]
+    return text[:start] + table + text[end:]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from harness.demo import table_span, without_expect
 from harness.model import Comparison
 from harness.profile import Profile
 from harness.runner import RunRequest, run_variant
@@ -14,22 +14,18 @@ from harness.validation import compare_runs, policy_for, read_runs
 
 __all__ = ["SharedBaseline", "variant_table", "with_variants"]
 
-_HEADER = r"^\[variants\.{}\][ \t]*\n"
-
 
 def variant_table(text: str, name: str) -> str:
     """The body of profile `text`'s `[variants.NAME]` table (up to the next table)."""
-    header = re.search(_HEADER.format(re.escape(name)), text, re.MULTILINE)
-    assert header is not None, f"no [variants.{name}] table"
-    following = re.search(r"^\[", text[header.end() :], re.MULTILINE)
-    return text[header.end() : header.end() + following.start() if following else len(text)]
+    span = table_span(text, f"variants.{name}")
+    assert span is not None, f"no [variants.{name}] table"
+    return text[span[0] : span[1]]
 
 
 def with_variants(text: str, tables: Mapping[str, str]) -> str:
     """Profile `text` without its [expect] (a mutation is not held to the shipped verdict) and with a
     `[variants.NAME]` table for each of `tables`."""
-    text = re.sub(r"^\[expect\]\n(?:[^\[\n].*\n|\n)*", "", text, flags=re.MULTILINE)
-    return text + "".join(f"\n[variants.{name}]\n{body.strip()}\n" for name, body in tables.items())
+    return without_expect(text) + "".join(f"\n[variants.{name}]\n{body.strip()}\n" for name, body in tables.items())
 
 
 class SharedBaseline:
@@ -41,7 +37,7 @@ class SharedBaseline:
     """
 
     def __init__(self, profile: Profile, folder: Path) -> None:
-        self.profile, self.folder = profile, folder
+        self.profile = profile
         self.date = time.strftime("%Y%m%d", time.gmtime())
         self.baseline = folder / "baseline-1"
         run_variant(RunRequest(self.profile, "baseline", "baseline", 1, self.baseline, self.date))
