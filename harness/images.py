@@ -9,6 +9,8 @@ its inputs, so a second `build_all()` reuses what is current and rebuilds what i
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import os
 import platform
@@ -18,7 +20,7 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 Log = Callable[[str], object]
+BUILD_LOCK_WAIT = 3600  # s: a first build (debootstrap, then every image) takes minutes on a slow mirror
 
 BASE_IMAGE = "patchgate/base:bookworm"
 ORTHANC_IMAGE = "patchgate/orthanc:1.10"
@@ -436,7 +439,39 @@ def _client() -> Any:
 
 def build_all(force: bool = False, log: Log = print, *, only: Sequence[str] = ()) -> dict[str, str]:
     """Build (or reuse) every image, or the `only` ones (base, simulators, orthanc, dcmtk); name -> image id."""
-    client = _client()
+    with _building(log):
+        return _build_all(_client(), force, log, only)
+
+
+@contextlib.contextmanager
+def _building(log: Log) -> Iterator[None]:
+    """One build at a time on this machine: another patchgate (a second terminal, a parallel test worker)
+    building the same images waits, then finds them up to date instead of building them twice."""
+    path = Path(tempfile.gettempdir()) / f"patchgate-images-{os.getuid()}.lock"
+    with path.open("a+") as handle:
+        deadline = time.monotonic() + BUILD_LOCK_WAIT
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TargetError(
+                        f"another patchgate has been building the images for {BUILD_LOCK_WAIT} s (lock {path})",
+                        hint=f"wait for it to finish, or stop it (fuser {path})",
+                    ) from None
+                if not told:
+                    log(f"waiting for another patchgate building the images (lock {path})")
+                    told = True
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_all(client: Any, force: bool, log: Log, only: Sequence[str]) -> dict[str, str]:
     kinds = [kind for kind in _BUILDERS if not only or kind in only]
     built: dict[str, str] = {}
     # The local base is built once, first, and only when some Dockerfile's default base is missing.
