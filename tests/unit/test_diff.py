@@ -90,6 +90,34 @@ def test_same_length_other_items_compare_position_by_position() -> None:
     ]
 
 
+def test_a_reactions_when_changes_only_with_the_timing_it_is_made_of() -> None:
+    def reaction(kind: str, seconds: float, *, timed: bool = True) -> CaseRecord:
+        when = "immediate" if seconds < 1.0 else "delayed"
+        timing: dict[str, JSON] = {"timing.robustness.seconds": seconds} if timed else {}
+        return _case(**{"robustness.reaction": {"kind": kind, "when": when}}, **timing)
+
+    when = "robustness.reaction.when"
+    # Orthanc storing 16 MiB: 0.93 s in a baseline, 1.06 s in the candidate of a loaded machine. Not a change.
+    assert _found(reaction("answered", 0.93), reaction("answered", 1.06)) == []
+    # A device that aborted at once now waits 5 s: the class and the timing both change.
+    assert _found(reaction("aborted", 0.01), reaction("aborted", 5.0)) == [
+        (when, DiffKind.VALUE_CHANGED, "immediate", "delayed"),
+        ("timing.robustness.seconds", DiffKind.TIMING_CHANGED, 0.01, 5.0),
+    ]
+    # Far faster: no timing change (faster never is one), but the class moved for real.
+    assert _found(reaction("aborted", 5.0), reaction("aborted", 0.01)) == [
+        (when, DiffKind.VALUE_CHANGED, "delayed", "immediate")
+    ]
+    # Another kind near the edge: the kind is the change, the class is not.
+    assert _found(reaction("answered", 0.95), reaction("aborted", 1.02)) == [
+        ("robustness.reaction.kind", DiffKind.VALUE_CHANGED, "answered", "aborted")
+    ]
+    # Runs that recorded no timing: the class compared as it is.
+    assert _found(reaction("answered", 0.93, timed=False), reaction("answered", 1.06, timed=False)) == [
+        (when, DiffKind.VALUE_CHANGED, "immediate", "delayed")
+    ]
+
+
 def test_timing_changes_only_past_both_thresholds() -> None:
     def timing(before: float, after: float) -> list[tuple[str, DiffKind, JSON, JSON]]:
         return _found(_case(**{"timing.store": before}), _case(**{"timing.store": after}))
