@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from harness.launch.labels import LABEL_ROLE, LABEL_RUN
+from harness.launch.labels import LABEL_OWNER, LABEL_ROLE, LABEL_RUN
 from tests.conftest import ROOT
 
 ORTHANC = ROOT / "devices" / "orthanc" / "profile.toml"
@@ -94,11 +94,15 @@ def second_engine(tmp_path_factory: pytest.TempPathFactory, images: dict[str, st
 
 
 class _Watch:
-    """Polls both engines while a validation runs: what each saw of patchgate's runs, and how they were mounted."""
+    """Polls both engines while a validation runs: what each saw of patchgate's runs, and how they were mounted.
 
-    def __init__(self, address: str) -> None:
+    On the first engine only the containers of harness process `owner`: other tests may run there meanwhile.
+    """
+
+    def __init__(self, address: str, owner: int) -> None:
         import docker
 
+        self.mine = {"label": f"{LABEL_OWNER}={owner}"}
         self.first = docker.from_env(timeout=60)
         self.second = docker.DockerClient(base_url=address, timeout=60)
         self.on_first: set[str] = set()
@@ -109,7 +113,7 @@ class _Watch:
 
     def _poll(self) -> None:
         while not self._stop.wait(0.2):
-            for container in self.first.containers.list(all=True, filters={"label": LABEL_RUN}, ignore_removed=True):
+            for container in self.first.containers.list(all=True, filters=self.mine, ignore_removed=True):
                 self.on_first.add(container.name)
             for container in self.second.containers.list(all=True, filters={"label": LABEL_RUN}, ignore_removed=True):
                 self.on_second[container.name] = list(container.attrs.get("Mounts") or [])
@@ -130,16 +134,15 @@ def test_orthanc_pair_validates_unchanged_through_an_engine_that_shares_nothing(
     out = tmp_path / "out"
     env = {**os.environ, "DOCKER_HOST": second_engine}
     env.pop("PATCHGATE_ENGINE", None)
-    with _Watch(second_engine) as watch:
-        done = subprocess.run(
-            [sys.executable, "-m", "harness", "validate", "--profile", str(ORTHANC), "--out", str(out)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=ROOT,
-        )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    argv = [sys.executable, "-m", "harness", "validate", "--profile", str(ORTHANC), "--out", str(out)]
+    harness = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    with _Watch(second_engine, harness.pid) as watch:  # before the harness's imports are done: it misses nothing
+        try:
+            stdout, stderr = harness.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            harness.kill()
+            stdout, stderr = harness.communicate(timeout=30)
+    assert harness.returncode == 0, stdout[-3000:] + stderr[-3000:]
     comparison = json.loads((out / "comparison.json").read_text())
     assert comparison["verdict"] == "UNCHANGED"
     assert sum(1 for c in comparison["cases"] if c["status"] == "unchanged") >= 100  # the suites ran there
