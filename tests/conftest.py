@@ -55,6 +55,17 @@ def cli() -> object:
     return run_cli
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heaviest test modules first, by tests/weights.json (seconds per module in a CI run's junit.xml, written by
+    scripts/test_weights.py). tox runs `--dist loadscope --no-loadscope-reorder`: xdist hands whole modules to
+    the workers in this order, so the last ones handed out are short and neither worker idles long at the end.
+    A module not in the file goes first (its weight unknown); a stale file only costs time, never a result."""
+    import json
+
+    weights: dict[str, float] = json.loads((ROOT / "tests" / "weights.json").read_text(encoding="utf-8"))
+    items.sort(key=lambda item: -weights.get(item.nodeid.split("::", 1)[0], float("inf")))  # stable: order kept
+
+
 def wait_for_device(peer: Endpoint, proc: subprocess.Popen[str], deadline: float = 15.0) -> None:
     """Until the process at `peer` answers C-ECHO; fails with its stderr if it exits or the deadline passes."""
     probe = wait_for_echo(peer, "PGMODALITY", deadline, alive=lambda: proc.poll() is None)

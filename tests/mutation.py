@@ -32,8 +32,9 @@ class SharedBaseline:
     """One baseline run of `profile`, compared with a candidate run of any of its variants.
 
     A behaviour-changing variant needs no noise floor (one baseline replica); running the baseline once per
-    module and xdist worker instead of once per variant halves the runs. Every run gets one worklist date.
-    (Not xdist_group: with pytest 9.2, `--dist loadgroup` spread a group's cases over both workers.)
+    module (tox runs `--dist loadscope`: one worker per module) instead of once per variant halves the runs.
+    Every run gets one worklist date. (Not xdist_group: with xdist 3.8, `--dist loadgroup` spread a group's
+    cases over both workers; loadscope keeps a module on one.)
     """
 
     def __init__(self, profile: Profile, folder: Path) -> None:
