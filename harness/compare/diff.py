@@ -69,9 +69,10 @@ def diff_cases(before: CaseRecord | None, after: CaseRecord | None) -> tuple[Dif
 
 def _moved(before: JSON, after: JSON) -> bool:
     """Whether a timing moved by the timing rule in either direction (a value that is no number: it moved)."""
-    if not (_is_number(before) and _is_number(after)):
+    numbers = sorted(v for v in (before, after) if isinstance(v, int | float) and not isinstance(v, bool))
+    if len(numbers) != 2:
         return True
-    low, high = sorted((before, after))
+    low, high = numbers
     return high > TIMING_RATIO * low and high - low > TIMING_MIN_DELTA
 
 
