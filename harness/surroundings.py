@@ -197,7 +197,14 @@ class Surroundings:
         assert self.backend is not None
         records = self.run.audit_records
         records.parent.mkdir(parents=True, exist_ok=True)
-        argv = [self.backend.helpers.python, "-m", "simulators.audit.repository", "--udp-port", str(self.arr_udp_port)]
+        argv = [
+            self.backend.helpers.python,
+            "-P",
+            "-m",
+            "simulators.audit.repository",
+            "--udp-port",
+            str(self.arr_udp_port),
+        ]
         argv += ["--tls-port", str(self.arr_tls_port), "--tls-dir", str(self.pki.directory), "--out", str(records)]
         if self.profile.sim_listen != "127.0.0.1":  # its default
             argv += ["--host", self.profile.sim_listen]
@@ -218,7 +225,7 @@ class Surroundings:
         storage = self.run.pacs_storage
         storage.mkdir(parents=True, exist_ok=True)  # before a container mounts it, so it is ours
         endpoint = self.pacs_endpoint
-        argv = [self.backend.helpers.python, "-m", "simulators.pacs", "--ae-title", endpoint.ae_title]
+        argv = [self.backend.helpers.python, "-P", "-m", "simulators.pacs", "--ae-title", endpoint.ae_title]
         argv += ["--host", self.profile.sim_listen, "--port", str(endpoint.port), "--storage", str(storage)]
         sim = self.profile.pacs
         argv += ["--commitment-report", sim.commitment_report, "--commitment-delay", f"{sim.commitment_delay:g}"]
@@ -252,7 +259,7 @@ class Surroundings:
         assert self.backend is not None
         out = self.run.ris_dir
         out.mkdir(parents=True, exist_ok=True)  # before a container mounts it, so it is ours
-        argv = [self.backend.helpers.python, "-m", "simulators.ris", "--ae-title", endpoint.ae_title]
+        argv = [self.backend.helpers.python, "-P", "-m", "simulators.ris", "--ae-title", endpoint.ae_title]
         argv += ["--host", self.profile.sim_listen, "--port", str(endpoint.port), "--out", str(out)]
         argv += ["--station-ae", self.profile.device.ae_title, "--date", self.worklist_date]
         argv += ["--seed", str(self.profile.corpus_seed)]

@@ -13,6 +13,7 @@ from typing import IO
 
 from harness.errors import TargetError
 from harness.launch.base import LaunchSpec, read_log, wait_ready
+from harness.launch.forkserver import Forked, forkable, server
 from harness.launch.resources import ProcProbe
 
 __all__ = ["Process", "ProcessLauncher", "peak_rss", "stop_group"]
@@ -40,15 +41,22 @@ class Process:
         self.memory_peak: int | None = None  # the process's peak resident set (VmHWM), read as it stops
         spec.log.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] | None = spec.log.open("ab")
+        environ = {**os.environ, **env, **spec.env}
+        module = forkable(spec.argv, spec.role)
+        forks = server() if module else None
         try:
-            self._process = subprocess.Popen(
-                spec.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **env, **spec.env},
-                cwd=spec.cwd,
-                start_new_session=True,  # its own process group, so stop() takes its children too
+            self._process: subprocess.Popen[bytes] | Forked = (
+                forks.spawn(module, spec.argv, environ, spec.cwd or Path.cwd(), spec.log)
+                if forks is not None and module is not None
+                else subprocess.Popen(
+                    spec.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=self._log,
+                    stderr=subprocess.STDOUT,
+                    env=environ,
+                    cwd=spec.cwd,
+                    start_new_session=True,  # its own process group, so stop() takes its children too
+                )
             )
         except OSError as exc:
             self._close_log()
@@ -96,7 +104,7 @@ class Process:
             log.close()
 
 
-def stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
+def stop_group(process: subprocess.Popen[bytes] | Forked, grace: float) -> None:
     """SIGTERM to the process group `process` leads, SIGKILL after `grace` s; each wait bounded by `grace`."""
     with contextlib.suppress(ProcessLookupError):  # exited meanwhile
         os.killpg(process.pid, signal.SIGTERM)
