@@ -199,6 +199,7 @@ def _owned_by(client: Any, pid: int) -> tuple[list[Any], list[Any]]:
     return client.containers.list(all=True, filters=owner), client.networks.list(filters=owner)
 
 
+@pytest.mark.alone  # any other run's start sweeps a killed run's containers
 def test_sigkill_mid_run_keeps_cases_and_the_next_start_sweeps(
     docker_client: Any, images: dict[str, str], tmp_path: Path
 ) -> None:
@@ -288,6 +289,7 @@ def test_concurrent_sweeps_remove_a_dead_runs_container_once(
             container.remove(force=True)
 
 
+@pytest.mark.alone  # any other run's start sweeps a killed run's containers
 def test_the_sweep_command_removes_what_a_killed_run_left(docker_client: Any, images: dict[str, str]) -> None:
     """`patchgate sweep`: for a CI job's cleanup step, without waiting for the next run to start."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
