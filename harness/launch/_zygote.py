@@ -128,6 +128,7 @@ def _child(request: dict[str, Any], log: int, wake: tuple[int, int]) -> NoReturn
     except ImportError:
         pass
     sys.argv = ["-m", *argv[4:]]  # argv[0] becomes the module's path, as with -m
+    sys.modules.pop(request["module"], None)  # preloaded for its imports: it runs as __main__ alone, as with -m
     runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
     raise SystemExit(0)  # unwinds to the interpreter: threads joined, atexit run, streams flushed, as any exit
 

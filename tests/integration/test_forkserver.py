@@ -151,8 +151,14 @@ def test_only_our_modules_run_as_python_minus_p_are_forked_and_never_the_device(
     assert forkable([PY, "-P", "-m", "simulators.pacs"], "device") is None
 
 
-def test_turned_off_a_start_is_a_plain_subprocess(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(FORK_ENV, "0")
+@pytest.mark.parametrize(("setting", "forked"), [(None, False), ("0", False), ("1", True)])
+def test_a_start_is_forked_only_when_turned_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, forked: bool
+) -> None:
+    if setting is None:
+        monkeypatch.delenv(FORK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(FORK_ENV, setting)
     spec = LaunchSpec(
         role="suites",
         label="suites",
@@ -162,9 +168,30 @@ def test_turned_off_a_start_is_a_plain_subprocess(tmp_path: Path, monkeypatch: p
         cwd=tmp_path,
     )
     process = Process(spec, {})
-    assert isinstance(process._process, subprocess.Popen)
+    assert isinstance(process._process, Forked if forked else subprocess.Popen)
     deadline = time.monotonic() + 60
     while process.alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     process.stop()
     assert process.exit_code == 0
+
+
+def test_a_pid_used_again_does_not_inherit_the_ended_childs_code(forks: ForkServer, tmp_path: Path) -> None:
+    """The kernel reuses pids: the server reaped a child with pid N (and said so) before it forks another that
+    gets N. Seen in CI: the new audit repository read as "exited with code 0" at once, and its run stopped."""
+    child = _spawn(forks, _pytest(tmp_path, "def test_ok(): pass"), tmp_path)
+    assert child.wait(timeout=60) == 0
+    forks._heard({"pid": child.pid})  # the answer to a start that got the same pid, in the order the server says
+    assert forks._replies.get(timeout=1) == {"pid": child.pid}
+    assert forks.code_of(child.pid) is None  # running, as far as anyone knows, until its own end is said
+    forks._heard({"exit": child.pid, "code": 3})
+    assert forks.code_of(child.pid) == 3
+
+
+def test_a_forked_module_runs_as_main_without_a_warning(forks: ForkServer, tmp_path: Path) -> None:
+    """The server preloads the simulators for their imports; each still runs as __main__ alone, as with -m."""
+    argv = [PY, "-P", "-m", "simulators.audit.repository", "--help"]
+    child = forks.spawn("simulators.audit.repository", argv, dict(os.environ), tmp_path, tmp_path / "child.log")
+    assert child.wait(timeout=60) == 0
+    log = (tmp_path / "child.log").read_text()
+    assert "usage:" in log and "Warning" not in log, log
