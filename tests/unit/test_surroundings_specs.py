@@ -75,7 +75,7 @@ def test_a_declared_ris_gets_a_launch_spec_like_the_pacs(make: Callable[..., Sur
     spec = s._ris_spec(s.ris_endpoint)
     assert spec.role == "ris" and spec.log == s.run.log("ris")
     argv = list(spec.argv)
-    assert argv[:3] == ["/image/python", "-m", "simulators.ris"]
+    assert argv[:4] == ["/image/python", "-P", "-m", "simulators.ris"]  # -P: the run directory shadows nothing
     assert argv[argv.index("--out") + 1] == str(s.run.ris_dir) and s.run.ris_dir.is_dir()
     assert argv[argv.index("--station-ae") + 1] == "REFDEVICE"  # its items are scheduled for the device
     assert argv[argv.index("--date") + 1] == "20261130"
