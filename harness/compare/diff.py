@@ -72,8 +72,7 @@ def _moved(before: JSON, after: JSON) -> bool:
     numbers = sorted(v for v in (before, after) if isinstance(v, int | float) and not isinstance(v, bool))
     if len(numbers) != 2:
         return True
-    low, high = numbers
-    return high > TIMING_RATIO * low and high - low > TIMING_MIN_DELTA
+    return _slower(*numbers)
 
 
 def canonical(value: JSON) -> str:
@@ -160,8 +159,13 @@ def _take(values: list[JSON], keys: list[str], wanted: Counter[str]) -> Iterator
 def _timing(case: str, name: str, before: JSON, after: JSON) -> Iterator[Difference]:
     if not (_is_number(before) and _is_number(after)):
         yield from (Difference(case, *d) for d in _diff(name, name, before, after))
-    elif after > TIMING_RATIO * before and after - before > TIMING_MIN_DELTA:
+    elif _slower(before, after):
         yield Difference(case, name, DiffKind.TIMING_CHANGED, before, after)
+
+
+def _slower(before: float, after: float) -> bool:
+    """The timing rule: `after` is both much slower and noticeably slower than `before`."""
+    return after > TIMING_RATIO * before and after - before > TIMING_MIN_DELTA
 
 
 def _is_number(value: JSON) -> bool:
