@@ -4,9 +4,8 @@ Each run starts four Python processes, and their imports were a third of a demo'
 A fork server (`harness.launch._zygote`) imports pydicom, pynetdicom, pytest and the simulators once per
 harness process; a start is then a fork: its own session, log, working folder and environment, its
 command line shown by ps as it would be, its exit code and signals as a fresh process gives them. The
-device is never forked: it starts as its profile says. Opt-in for now (PATCHGATE_FORK=1): its first CI
-run with it on found a pid reused after a child's end (fixed, and held by a test), and it lands off until a
-whole CI run has passed with it on. A server that cannot start, or dies, leaves every later start to subprocess.
+device is never forked: it starts as its profile says. On by default; PATCHGATE_FORK=0 starts every
+process plainly. A server that cannot start, or dies, leaves every later start to subprocess.
 """
 
 from __future__ import annotations
@@ -168,9 +167,9 @@ _guard = threading.Lock()
 
 
 def server() -> ForkServer | None:
-    """This process's fork server, started on first use with PATCHGATE_FORK=1; None otherwise or when it cannot run."""
+    """This process's fork server, started on first use; None with PATCHGATE_FORK=0 or when it cannot run."""
     global _server, _failed
-    if os.environ.get(FORK_ENV, "").strip() != "1":
+    if os.environ.get(FORK_ENV, "").strip() == "0":
         return None
     with _guard:
         if _server is not None and _server.dead:

@@ -151,8 +151,8 @@ def test_only_our_modules_run_as_python_minus_p_are_forked_and_never_the_device(
     assert forkable([PY, "-P", "-m", "simulators.pacs"], "device") is None
 
 
-@pytest.mark.parametrize(("setting", "forked"), [(None, False), ("0", False), ("1", True)])
-def test_a_start_is_forked_only_when_turned_on(
+@pytest.mark.parametrize(("setting", "forked"), [(None, True), ("0", False), ("1", True)])
+def test_a_start_is_forked_unless_turned_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, forked: bool
 ) -> None:
     if setting is None:
