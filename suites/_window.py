@@ -6,10 +6,18 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["POLL", "quiet", "wait_for"]
+__all__ = ["POLL", "STALL_LIMIT", "quiet", "stalled", "wait_for"]
 
 T = TypeVar("T")
 POLL = 0.05  # seconds between two reads of a journal
+# A wait for a device's effects counts the time this process ran, not time a loaded machine stalled it (and
+# most likely the device too): a stall widens the wait, at most STALL_LIMIT s, instead of cutting it short.
+STALL_LIMIT = 4.0
+
+
+def stalled(asked: float, took: float) -> float:
+    """Seconds a sleep of `asked` s that took `took` s lost to a stalled machine (oversleeping within `asked` is jitter)."""
+    return max(0.0, took - 2 * asked)
 
 
 def wait_for(read: Callable[[], T], done: Callable[[T], bool], timeout: float) -> T:
@@ -34,11 +42,15 @@ def quiet(read: Callable[[], int], settle: float, timeout: float) -> int:
     """
     deadline = time.monotonic() + max(0.0, timeout)
     count, since = read(), time.monotonic()
-    while time.monotonic() < deadline:
-        if count and time.monotonic() - since >= settle:
+    lost = lost_since = 0.0  # time stalled in all (bounded), and since the count last changed
+    while time.monotonic() < deadline + lost:
+        if count and time.monotonic() - since >= settle + lost_since:
             break
+        asleep = time.monotonic()
         time.sleep(POLL)
+        stall = stalled(POLL, time.monotonic() - asleep)
+        lost, lost_since = min(STALL_LIMIT, lost + stall), lost_since + stall
         now = read()
         if now != count:
-            count, since = now, time.monotonic()
+            count, since, lost_since = now, time.monotonic(), 0.0
     return count

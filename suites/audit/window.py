@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from simulators.audit.record import AuditRecord, read_records
+from suites._window import STALL_LIMIT, stalled
 
 __all__ = [
     "DRAIN",
@@ -18,6 +19,7 @@ __all__ = [
     "POLL",
     "QUIET",
     "SETTLE",
+    "STALL_LIMIT",
     "Clock",
     "Collected",
     "SystemClock",
@@ -89,6 +91,9 @@ class Window:
     measured before it is trusted), or `QUIET` while the device has sent nothing at all; then
     `3 x the largest latency + SETTLE`, never below `MIN_WAIT` nor above `PATIENCE`. A window
     stays open while messages keep coming (`SETTLE` apart), up to `PATIENCE` after the action.
+    Time the machine took from this process (polls that overslept) is added to both, up to
+    `STALL_LIMIT`; a message that still came after its window closed (counted `late` in the next)
+    teaches its latency, so the windows after it are wide enough for it.
     """
 
     def __init__(self, path: Path, clock: Clock | None = None) -> None:
@@ -97,6 +102,7 @@ class Window:
         self.latencies: list[float] = []
         self.late = 0  # messages that arrived between two windows, over the run
         self._closed: int | None = None  # how many messages there were when the last window closed
+        self._ended: float | None = None  # when the last window's action ended
 
     def wait(self, *latest: float) -> float:
         """How long the next window stays open after its action, at least (`latest`: the open window's latency so far)."""
@@ -126,22 +132,38 @@ class Window:
         before = self._count()
         late = before - self._closed if self._closed is not None else 0
         self.late += late
+        if late and self._ended is not None:
+            self._learn_late(self._ended)
         silent = self.wait()
         result = action()
-        end = self.clock.now()
-        count, seen, wait = before, end, silent
+        end = self._ended = self.clock.now()
+        count, seen, wait, lost, latency = before, end, silent, 0.0, 0.0
         while True:
             now = self.clock.now()
             if (n := self._count()) != count:
-                # This window's own latency counts at once: the first one need not wait PATIENCE.
-                count, seen, wait = n, now, self.wait(now - end)
-            if now - end >= PATIENCE or (now - end >= wait and now - seen >= SETTLE):
+                # This window's own latency counts at once: the first one need not wait PATIENCE. It is the
+                # device's latency, not the time the machine stalled it.
+                count, seen, latency = n, now, max(0.0, now - end - lost)
+                wait = self.wait(latency)
+            opened = now - end - lost
+            if opened >= PATIENCE or (opened >= wait and now - seen >= SETTLE):
                 break
             self.clock.sleep(POLL)
+            # A stall took the device's audit sender too: it widens the window instead of shifting a message
+            # into the next case.
+            lost = min(STALL_LIMIT, lost + stalled(POLL, self.clock.now() - now))
         if count > before:
-            self.latencies.append(max(0.0, seen - end))
+            self.latencies.append(latency)
         self._closed = count
         return Collected(result, records(self.path)[before:count], late)
+
+    def _learn_late(self, ended: float) -> None:
+        """Late messages came after the last window closed: their latency (last one's arrival) widens the next."""
+        try:
+            arrived = self.clock.now() - self.clock.age(self.path)
+        except FileNotFoundError:
+            return
+        self.latencies.append(min(PATIENCE, max(0.0, arrived - ended)))
 
     def _count(self) -> int:
         """How many records the repository has written (complete lines; read_records' numbering, not parsed)."""

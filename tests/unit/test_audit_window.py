@@ -9,7 +9,7 @@ import pytest
 
 from simulators.audit.record import AuditRecord
 from suites.audit import window
-from suites.audit.window import MIN_WAIT, PATIENCE, POLL, QUIET, SETTLE, Window
+from suites.audit.window import MIN_WAIT, PATIENCE, POLL, QUIET, SETTLE, STALL_LIMIT, Window
 
 
 class Repository:
@@ -24,12 +24,13 @@ class Repository:
         self.time = 1000.0
         self.written = -1e9
         self.due: list[tuple[float, str]] = []
+        self.stalls: list[float] = []  # extra seconds the next sleeps take: the machine stalled this process
 
     def now(self) -> float:
         return self.time
 
     def sleep(self, seconds: float) -> None:
-        self.time += seconds
+        self.time += seconds + (self.stalls.pop(0) if self.stalls else 0.0)
         self._write_due()
 
     def age(self, path: Path) -> float:
@@ -154,6 +155,28 @@ def test_a_message_later_than_its_window_lands_in_no_case_and_is_counted_late(re
     _, events, late = _open_for(repo, win, ("110104", 0.0))
     assert events == ["110104"] and late == 1  # not taken for the next case's own
     assert win.late == 1
+    assert max(win.latencies) == pytest.approx(1.0, abs=POLL)  # learned from the late one: the next windows fit it
+    assert win.wait() == PATIENCE
+
+
+def test_a_window_is_not_shortened_by_a_stalled_machine(repo: Repository) -> None:
+    """A stall takes the device's audit sender too: the window counts time this process was running, not stalled."""
+    win = _window(repo)
+    _open_for(repo, win, ("110104", 0.0))  # learned: fast, MIN_WAIT
+    repo.stalls = [0.0, 1.0]  # the action runs (a sleep), then the first poll after it oversleeps by a second
+    opened, events, _ = _open_for(repo, win, ("110112", 1.1))  # and the stalled device's message comes after it
+    assert events == ["110112"]  # without the stall counted, it closed at 1.02 s and this came late
+    assert win.latencies[-1] == pytest.approx(1.1 - 1.0, abs=3 * POLL)  # the device's latency, not the stall's
+    assert opened == pytest.approx(1.0 + win.wait(), abs=3 * POLL)  # its own wait, plus the stall: not PATIENCE
+
+
+def test_stalls_widen_a_window_only_up_to_a_bound(repo: Repository) -> None:
+    win = _window(repo)
+    _open_for(repo, win, ("110104", 0.0))
+    repo.stalls = [0.0] + [3.0] * 10  # after the action, a machine that never gives this process its time back
+    opened, events, _ = _open_for(repo, win)
+    assert events == []
+    assert opened <= MIN_WAIT + STALL_LIMIT + 3.0 + POLL  # bounded: at most STALL_LIMIT added, plus the last stall
 
 
 def test_earlier_work_still_arriving_is_drained_before_the_action(repo: Repository) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
-from suites._window import quiet, wait_for
+import pytest
+
+from suites import _window
+from suites._window import STALL_LIMIT, quiet, wait_for
 
 
 class Journal:
@@ -47,3 +51,31 @@ def test_quiet_with_nothing_written_ends_at_the_timeout() -> None:
     started = time.monotonic()
     assert quiet(Journal(times=0).read, settle=0.1, timeout=0.3) == 0
     assert time.monotonic() - started < 10
+
+
+def test_a_stalled_machine_does_not_cut_quiet_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poll that oversleeps a second (a loaded machine) is not a second of quiet: the device was stalled too."""
+    journal = Journal(times=0)
+    journal.lines = 1  # the device's first object is in
+    stalls = [1.0]
+
+    def sleep(seconds: float) -> None:  # the first poll oversleeps, as a stalled process does
+        time.sleep(seconds + (stalls.pop() if stalls else 0.0))
+
+    def second_object() -> None:  # the stalled device's next object comes 0.2 s after the stall
+        time.sleep(1.2)
+        journal.lines = 2
+
+    monkeypatch.setattr(_window, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    threading.Thread(target=second_object, daemon=True).start()
+    assert quiet(journal.read, settle=0.5, timeout=30) == 2  # without the stall counted: 1, at 1.05 s
+
+
+def test_stalls_lengthen_quiet_only_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    def sleep(seconds: float) -> None:  # every poll oversleeps 0.5 s
+        time.sleep(seconds + 0.5)
+
+    monkeypatch.setattr(_window, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    started = time.monotonic()
+    assert quiet(Journal(times=0).read, settle=0.1, timeout=0.3) == 0
+    assert time.monotonic() - started <= 0.3 + STALL_LIMIT + 0.55 + 0.5  # the bound, a last poll, and slack
