@@ -19,6 +19,7 @@ from pathlib import Path
 from harness.actions import ActionBroker, check_actions
 from harness.cancel import cancel_runs, cancel_token
 from harness.errors import ProfileError, RunDirError, SuiteError, TargetError
+from harness.launch import forkserver
 from harness.launch.base import LaunchSpec, log_tail
 from harness.launch.readiness import Immediately
 from harness.model import JSON, CorpusInfo, Manifest, PerfSetup, RobustnessSetup, RunSetup, RunStatus, to_json
@@ -481,6 +482,7 @@ def run_variant(request: RunRequest, progress: Progress | None = None, token: in
     (one another writer holds, one that already holds a run, a full or read-only disk).
     """
     token = cancel_token() if token is None else token
+    forkserver.warm()
     phase = _Phase(request)
     try:
         check_variant(request.profile, request.variant)  # an unknown placeholder used to end "completed", 0 cases

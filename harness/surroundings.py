@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.context import SuiteContext
-from harness.launch.base import Launched, LaunchSpec, Readiness, ready_or_why
+from harness.launch.base import Launched, LaunchSpec, Readiness, ready_or_why, wait_ready
 from harness.launch.readiness import Echo, Http, Immediately, LogLine, Tcp
 from harness.model import JSON, RunSetup, to_json
 from harness.placeholders import NAMES, render
@@ -123,13 +123,20 @@ class Surroundings:
             self.variant.image, spec.network, self.run, self.run_id, self.pki, self.lifeline,
             external=bool(self.variant.address), live=live,
         )  # fmt: skip
+        # The simulators need nothing of each other: they come up side by side, then each is waited for
+        # (stop() takes any started one whose wait failed or never came).
+        helpers = self.backend.helpers
         self.starting = "arr"
-        self.arr = self.backend.helpers.launch(self._arr_spec())
+        self.arr = helpers.start(self._arr_spec())
         self.starting = "pacs"
-        self.pacs = self.backend.helpers.launch(self._pacs_spec())
+        self.pacs = helpers.start(self._pacs_spec())
         if self.ris_endpoint is not None:
             self.starting = "ris"
-            self.ris = self.backend.helpers.launch(self._ris_spec(self.ris_endpoint))
+            self.ris = helpers.start(self._ris_spec(self.ris_endpoint))
+        for name, started in (("arr", self.arr), ("pacs", self.pacs), ("ris", self.ris)):
+            if started is not None:
+                self.starting = name
+                wait_ready(started)
         pacs = self.pacs_endpoint
         device_spec, files = self._device_spec(device, pacs)
         self._device_launch = (device_spec, files)

@@ -34,6 +34,7 @@ from pynetdicom.presentation import build_context, build_role
 from simulators._journal import append_json_line
 from simulators._net import on_connection_open, status_hex
 from simulators.endpoint import JSON
+from simulators.stall import STALL_LIMIT, stalled
 
 __all__ = [
     "COMMITMENT",
@@ -460,11 +461,14 @@ class CommitmentScp:
             self._journal_report(report, "auto", self._send_new(requester, report))
 
     def _wait(self, done: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+        """Until `done()`, at most `timeout` s of this process's time: a stalled machine stalled the requester too."""
+        deadline, lost = time.monotonic() + timeout, 0.0
         while not done():
-            if self._stopping.is_set() or time.monotonic() >= deadline:
+            if self._stopping.is_set() or time.monotonic() >= deadline + lost:
                 return done()
+            asleep = time.monotonic()
             time.sleep(_POLL)
+            lost = min(STALL_LIMIT, lost + stalled(_POLL, time.monotonic() - asleep))
         return True
 
     def _send_same(self, assoc: Any, report: Report) -> _Outcome:

@@ -55,9 +55,10 @@ class Posture:
 
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 # Seconds it waits after an N-ACTION-RSP before reporting on that association ("auto": a requester that
-# releases at once gets the report on a new one). Generous, so that a loaded machine's slow release is
-# never taken for an association kept open: which association a report takes is an observation.
-_COMMITMENT_DELAY = 1.0
+# releases at once gets the report on a new one). A release takes under 0.1 s here; the wait counts only
+# the time this process ran (simulators.stall), so a loaded machine's slow release is not taken for an
+# association kept open either: which association a report takes is an observation. (1.0 s until session 16.)
+_COMMITMENT_DELAY = 0.5
 _STUDY_DESCRIPTION = 0x00081030
 _SERIES_NUMBER = 0x00200011
 _EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"

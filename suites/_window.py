@@ -6,18 +6,12 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["POLL", "STALL_LIMIT", "quiet", "stalled", "wait_for"]
+from simulators.stall import STALL_LIMIT, stalled
+
+__all__ = ["POLL", "quiet", "wait_for"]
 
 T = TypeVar("T")
 POLL = 0.05  # seconds between two reads of a journal
-# A wait for a device's effects counts the time this process ran, not time a loaded machine stalled it (and
-# most likely the device too): a stall widens the wait, at most STALL_LIMIT s, instead of cutting it short.
-STALL_LIMIT = 4.0
-
-
-def stalled(asked: float, took: float) -> float:
-    """Seconds a sleep of `asked` s that took `took` s lost to a stalled machine (oversleeping within `asked` is jitter)."""
-    return max(0.0, took - 2 * asked)
 
 
 def wait_for(read: Callable[[], T], done: Callable[[T], bool], timeout: float) -> T:

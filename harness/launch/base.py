@@ -95,6 +95,9 @@ class Launcher(Protocol):
 
     python: str  # the interpreter that runs `-m simulators...` where the launcher starts things
 
+    def start(self, spec: LaunchSpec) -> Launched:
+        """Start `spec` without waiting for it: `wait_ready` it before use (so several can come up at once)."""
+
     def launch(self, spec: LaunchSpec) -> Launched:
         """Start `spec` and wait until ready; TargetError (with the log tail) when it never gets there."""
 
@@ -118,6 +121,7 @@ def start_failure(message: str, tail: str, hint: str) -> TargetError:
 
 
 _Started = TypeVar("_Started", bound="Launched")
+_FIRST_POLL = 0.02  # s before the second readiness check; each later pause is 1.5x the last, up to the interval
 
 
 def wait_ready(started: _Started, interval: float = 0.1) -> _Started:
@@ -139,6 +143,7 @@ def ready_or_why(started: Launched, interval: float = 0.1) -> str | None:
     spec = started.spec
     start = time.monotonic()
     attempts, last = 0, "not tried"
+    pause = min(interval, _FIRST_POLL)  # most things are up within a few polls: the first come sooner
     while True:
         if spec.cancelled():
             return None
@@ -154,4 +159,5 @@ def ready_or_why(started: Launched, interval: float = 0.1) -> str | None:
                 f"{spec.label}: {started.noun}did not answer {spec.ready.describe()} within {spec.start_timeout:g} s "
                 f"({attempts} attempts, last: {last})"
             )
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(interval, pause * 1.5)

@@ -119,6 +119,9 @@ class ContainerLauncher:
         self.env = dict(env)  # the run's lifeline, for our own images
 
     def launch(self, spec: LaunchSpec) -> Container:
+        return wait_ready(self.start(spec))
+
+    def start(self, spec: LaunchSpec) -> Container:
         import docker.errors
 
         ours = not spec.image
@@ -157,7 +160,7 @@ class ContainerLauncher:
                 f"{spec.label}: the engine refused to start {image!r}: {exc.explanation or exc}",
                 hint="check the image, command and mounts in the profile",
             ) from None
-        return wait_ready(Container(spec, container))
+        return Container(spec, container)
 
     def _bind_mounts(self, spec: LaunchSpec, owner: tuple[int, int] | None) -> dict[str, dict[str, str]]:
         """An engine on this machine: what the container reads and writes, bind-mounted from the run directory."""

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["FORKABLE", "FORK_ENV", "LOST", "ForkServer", "Forked", "forkable", "server"]
+__all__ = ["FORKABLE", "FORK_ENV", "LOST", "ForkServer", "Forked", "forkable", "server", "warm"]
 
 FORK_ENV = "PATCHGATE_FORK"
 FORKABLE = frozenset({"simulators.pacs", "simulators.audit.repository", "simulators.ris", "pytest"})
@@ -181,3 +181,9 @@ def server() -> ForkServer | None:
             except OSError:
                 _failed = True
         return _server
+
+
+def warm() -> None:
+    """Start this process's fork server in the background: its imports overlap the run's set-up (ports, PKI)."""
+    if os.environ.get(FORK_ENV, "").strip() != "0" and _server is None and not _failed:
+        threading.Thread(target=server, name="fork-server-start", daemon=True).start()

@@ -124,5 +124,8 @@ class ProcessLauncher:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.env = dict(env or {})
 
+    def start(self, spec: LaunchSpec) -> Process:
+        return Process(spec, self.env)
+
     def launch(self, spec: LaunchSpec) -> Process:
-        return wait_ready(Process(spec, self.env))
+        return wait_ready(self.start(spec))

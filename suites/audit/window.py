@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from simulators.audit.record import AuditRecord, read_records
-from suites._window import STALL_LIMIT, stalled
+from simulators.stall import STALL_LIMIT, stalled
 
 __all__ = [
     "DRAIN",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.launch import forkserver
 from harness.launch.base import LaunchSpec
 from harness.launch.forkserver import FORK_ENV, LOST, Forked, ForkServer, forkable
 from harness.launch.process import Process, stop_group
@@ -195,3 +196,29 @@ def test_a_forked_module_runs_as_main_without_a_warning(forks: ForkServer, tmp_p
     assert child.wait(timeout=60) == 0
     log = (tmp_path / "child.log").read_text()
     assert "usage:" in log and "Warning" not in log, log
+
+
+@pytest.mark.parametrize(("setting", "started"), [(None, True), ("0", False)])
+def test_warm_starts_the_server_in_the_background_unless_turned_off(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None, started: bool
+) -> None:
+    """A run warms the server as it begins, so its imports overlap the run's set-up; warm() itself never waits."""
+    if setting is None:
+        monkeypatch.delenv(FORK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(FORK_ENV, setting)
+    monkeypatch.setattr(forkserver, "_server", None)
+    monkeypatch.setattr(forkserver, "_failed", False)
+    began = time.monotonic()
+    forkserver.warm()
+    assert time.monotonic() - began < 0.5  # the imports happen in the server, waited for by a thread
+    deadline = time.monotonic() + 60
+    while forkserver._server is None and time.monotonic() < deadline and started:
+        time.sleep(0.05)
+    warmed = forkserver._server
+    try:
+        assert (warmed is not None) is started
+        assert (forkserver.server() is warmed) if started else forkserver.server() is None
+    finally:
+        if warmed is not None:
+            warmed.close()

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from simulators.stall import STALL_LIMIT
 from suites import _window
-from suites._window import STALL_LIMIT, quiet, wait_for
+from suites._window import quiet, wait_for
 
 
 class Journal:
