@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 from collections.abc import Mapping
 from typing import Any
+
+from simulators._reactor import Checkpoint as ReactorCheckpoint
+from simulators._reactor import install
+
+install()  # every process of ours that speaks DICOM imports this module before its first association
 
 __all__ = [
     "LOOPBACK",
@@ -104,40 +108,13 @@ def no_delay(event: Any) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class ReactorCheckpoint(threading.Event):
-    """pynetdicom's reactor pause made race-free (pynetdicom 3.0.4, Association._run_reactor).
-
-    The reactor does `_is_paused = True; checkpoint.wait(); _is_paused = False; get_msg()`,
-    and a send_*() call does `checkpoint.clear(); wait until _is_paused; send; get_msg()`.
-    If the sender clears the checkpoint after the reactor's wait() returned but before it
-    reset `_is_paused`, both proceed and the reactor can take the response off the queue
-    ("Received unexpected C-STORE service message"): the sender waits out the DIMSE
-    timeout and the association is aborted. Seen here about once in a few thousand
-    stores under load. This wait() re-checks the flag after clearing `_is_paused`, and
-    goes back to waiting if a sender paused the reactor in that window.
-    """
-
-    def __init__(self, assoc: Any) -> None:
-        super().__init__()
-        self._assoc = assoc
-        self.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        assoc: Any = self._assoc
-        if timeout is not None or threading.get_ident() != assoc.ident:
-            return super().wait(timeout)  # not the reactor's own pause
-        while True:
-            super().wait()
-            assoc._is_paused = False
-            if self.is_set():
-                return True
-            assoc._is_paused = True  # a sender paused us in the window: stay paused
-
-
 def on_connection_open(event: Any) -> None:
     """EVT_CONN_OPEN handler for every association the simulators make or accept."""
     no_delay(event)
-    event.assoc._reactor_checkpoint = ReactorCheckpoint(event.assoc)
+    if not isinstance(
+        event.assoc._reactor_checkpoint, ReactorCheckpoint
+    ):  # made by pynetdicom, not simulators._reactor
+        event.assoc._reactor_checkpoint = ReactorCheckpoint(event.assoc)
 
 
 def free_port(host: str = LOOPBACK, kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
