@@ -7,7 +7,8 @@ the same associations: an operation of `Modality` on its own association proposi
 roles; the called AE title as traced, the address mapped by `--peer` from the traced port. Data sets come from the corpus (`--seed`, `--corpus-size`: the run manifest's `corpus`) by
 SOP Instance UID. Not replayed, and counted under `skipped`: storage commitment (it waits for a
 report the bare script has no listener for), TLS peers, ports not given with `--peer`, and
-instances the corpus does not hold. The data sets are made before the clock starts.
+instances the corpus does not hold. The data sets are made before the clock starts. Its pynetdicom keeps
+its own reactor loops (PATCHGATE_REACTOR=0), unlike the simulators and suites (simulators._reactor).
 
     python scripts/bare_dimse.py trace.jsonl --peer 28438=127.0.0.1:11112 --seed 1422 --json
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import socket
 import sys
 import time
@@ -43,6 +45,10 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 __all__ = ["Replay", "load_trace", "main", "replay"]
+
+# Bare means pynetdicom's own reactor loops: the simulators modules imported later would otherwise
+# install patchgate's (simulators._reactor), and the suites would be measured against it, not against bare.
+os.environ.setdefault("PATCHGATE_REACTOR", "0")
 
 _QR = {
     ("patient", "find"): PatientRootQueryRetrieveInformationModelFind,
