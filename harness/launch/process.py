@@ -40,10 +40,11 @@ class Process:
         self.exit_code: int | None = None
         self.memory_peak: int | None = None  # the process's peak resident set (VmHWM), read as it stops
         spec.log.parent.mkdir(parents=True, exist_ok=True)
-        self._log: IO[bytes] | None = spec.log.open("ab")
         environ = {**os.environ, **env, **spec.env}
         module = forkable(spec.argv, spec.role)
         forks = server() if module else None
+        # A forked child opens its log itself; a plain one writes to the handle given to it here.
+        self._log: IO[bytes] | None = None if forks is not None else spec.log.open("ab")
         try:
             self._process: subprocess.Popen[bytes] | Forked = (
                 forks.spawn(module, spec.argv, environ, spec.cwd or Path.cwd(), spec.log)
