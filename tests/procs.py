@@ -108,9 +108,9 @@ def alive(pid: int) -> bool:
         return False
 
 
-def children(pid: int) -> dict[int, str]:
-    """pid -> command line of the live processes whose parent is `pid`."""
-    found: dict[int, str] = {}
+def descendants(pid: int) -> dict[int, str]:
+    """pid -> command line of the live processes below `pid`: children, and theirs (the fork server's children)."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -118,9 +118,14 @@ def children(pid: int) -> dict[int, str]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            found[int(entry.name)] = cmdline(int(entry.name))
-    return found
+        if fields[0] != "Z":
+            parents[int(entry.name)] = int(fields[1])
+    below: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier and child not in below}
+        below |= frontier
+    return {found: cmdline(found) for found in sorted(below)}
 
 
 def mentioning(text: str) -> dict[int, str]:

@@ -22,7 +22,7 @@ import pytest
 from harness.rundir import RunDir
 from simulators._lifeline import LIMIT_ENV
 from tests.conftest import start_cli
-from tests.procs import alive, children, kill_all, mentioning
+from tests.procs import alive, descendants, kill_all, mentioning
 
 LIMIT = 3  # seconds a helper outlives a killed harness (the default, 30 s, only slows the tests)
 SIGTERM_SEED = 20261130  # the moments of the SIGTERM test, reproducible
@@ -159,7 +159,7 @@ def test_simulator_sigkill_is_the_harness_not_the_device(
 def test_harness_sigkill_then_rerun(out: Path, tmp_path: Path) -> None:
     proc = _start("validate", "--demo", "--out", str(out))
     _wait_for_cases(RunDir(out / "runs" / "candidate-1"), 10, proc)
-    started = {pid: line for pid, line in children(proc.pid).items()}
+    started = descendants(proc.pid)  # the fork server's children too
     proc.kill()  # the harness alone: its helpers are orphaned and must stop by themselves
     proc.communicate(timeout=30)
     _assert_clean(out)  # within the heartbeat limit, and every recorded line parses

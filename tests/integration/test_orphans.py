@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.rundir import RunDir
 from simulators._lifeline import LIMIT_ENV
 from tests.conftest import ROOT
-from tests.procs import alive, children, kill_all
+from tests.procs import alive, descendants, kill_all
 
 LIMIT = 5  # seconds without a heartbeat; the default (30 s) would only make the test slower
 
@@ -33,9 +33,9 @@ def test_what_a_killed_harness_started_stops_by_itself(tmp_path: Path) -> None:
         while time.monotonic() < deadline and len(RunDir(run_dir).read_cases()) < 5:
             time.sleep(0.2)
         assert len(RunDir(run_dir).read_cases()) >= 5, "the run never got going"
-        started = children(harness.pid)
+        started = descendants(harness.pid)  # the simulators and pytest are the fork server's children
         kinds = sorted(k for k in ("simulators.audit.repository", "simulators.pacs", "simulators.reference", "pytest")
-                       if any(k in line for line in started.values()))  # fmt: skip
+                       if any(f" -m {k} " in line for line in started.values()))  # fmt: skip
         assert kinds == ["pytest", "simulators.audit.repository", "simulators.pacs", "simulators.reference"], started
         harness.kill()  # the harness alone, as `kill -9 PID` would: its children live on, orphaned
         harness.wait(timeout=30)
