@@ -10,7 +10,9 @@ audit messages at all is a valid baseline: every case passes and records empty l
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,13 +23,14 @@ from simulators.audit.record import AuditRecord
 from simulators.corpus import CorpusItem
 from simulators.modality import Modality
 from suites._support import SERVICES, ask
-from suites.audit.window import DRAIN, DRAIN_LIMIT, Window, records
+from suites.audit.window import DRAIN, DRAIN_LIMIT, Collected, Window, measure, records
 
 # Before the other suites: their messages (the access suite's Security Alerts above all) are sent
 # asynchronously and would otherwise have to be waited out before the first window (DRAIN).
 pytestmark = pytest.mark.before_traffic
 
 INTRUDER = "PGINTRUDER"
+REFUSED = "refused"  # the intruder's association, measured after the services
 # C-ECHO last: a device need not audit it, and a window before the run's first measured latency waits
 # PATIENCE; after the services that do cause messages, it waits only as long as this device needs.
 AUDITED_FIRST = sorted(SERVICES, key=lambda param: param.id == "echo")
@@ -51,34 +54,39 @@ def audit_log(patchgate_context: SuiteContext) -> Path:
 
 
 @pytest.fixture(scope="module")
-def window(audit_log: Path) -> Window:
-    """The run's audit windows (one module per run), learning this device's latency case by case."""
-    window = Window(audit_log)
-    window.drain(DRAIN, DRAIN_LIMIT)
-    return window
-
-
-@pytest.mark.parametrize("service", AUDITED_FIRST)
-def test_events(
-    service: str,
+def measured(
+    audit_log: Path,
+    patchgate_context: SuiteContext,
     device: Endpoint,
     pacs: Endpoint,
     modality: Modality,
+    make_modality: Callable[[str], Modality],
     corpus: Mapping[str, CorpusItem],
-    window: Window,
-    observe: Observe,
-) -> None:
-    got = window.during(lambda: ask(service, modality, device, corpus["CT-explicit"], pacs))
+) -> dict[str, Collected[Any]]:
+    """Every case's operation and its audit window (one module per run), learning this device's latency as
+    they go; measured again, all of them, when a message came after its window (`window.measure`)."""
+    offered = [str(param.values[0]) for param in AUDITED_FIRST if param.values[0] in patchgate_context.services]
+    actions: list[tuple[str, Callable[[], Any]]] = [
+        (service, partial(ask, service, modality, device, corpus["CT-explicit"], pacs)) for service in offered
+    ]
+    if "echo" in patchgate_context.services:
+        actions.append((REFUSED, lambda: make_modality(INTRUDER).echo(device)))
+    window = Window(audit_log)
+    window.drain(DRAIN, DRAIN_LIMIT)
+    return measure(window, actions)
+
+
+@pytest.mark.parametrize("service", AUDITED_FIRST)
+def test_events(service: str, measured: dict[str, Collected[Any]], observe: Observe) -> None:
+    got = measured[service]
     observe("operation", {"accepted": bool(got.result.accepted)})
     _observe(observe, got.received, got.late)
 
 
 @pytest.mark.service("echo")
-def test_refused_association(
-    device: Endpoint, make_modality: Callable[[str], Modality], window: Window, observe: Observe
-) -> None:
+def test_refused_association(measured: dict[str, Collected[Any]], observe: Observe) -> None:
     """An association the device should not admit: does it raise a Security Alert (110113)?"""
-    got = window.during(lambda: make_modality(INTRUDER).echo(device))
+    got = measured[REFUSED]
     observe("admitted", bool(got.result.accepted), security="exposure")
     _observe(observe, got.received, got.late)
     alert = any(r.valid and r.event_code == "110113" for r in got.received)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from simulators.audit.record import AuditRecord
 from suites.audit import window
-from suites.audit.window import MIN_WAIT, PATIENCE, POLL, QUIET, SETTLE, STALL_LIMIT, Window
+from suites.audit.window import MIN_WAIT, PATIENCE, POLL, QUIET, SETTLE, STALL_LIMIT, Window, measure
 
 
 class Repository:
@@ -205,3 +206,39 @@ def test_a_repository_that_received_nothing_needs_no_draining(repo: Repository) 
 
 def test_records_of_an_absent_repository_file_are_none(tmp_path: Path) -> None:
     assert window.records(tmp_path / "absent.jsonl") == []
+
+
+def test_a_late_message_has_every_window_measured_again_with_the_latency_it_taught(repo: Repository) -> None:
+    """Pass one: b's message comes after b's window and counts late in c's. Pass two waits long enough for it."""
+    win = _window(repo)
+    runs: list[str] = []
+
+    def action(name: str, *messages: tuple[str, float]) -> Callable[[], str]:
+        def run() -> str:
+            runs.append(name)
+            return _action(repo, *messages)
+
+        return run
+
+    actions = [
+        ("a", action("a", ("110104", 0.0))),
+        ("b", action("b", ("110112", 1.0))),  # the device needs a second for b's message, every time
+        ("c", action("c")),
+    ]
+    got = measure(win, actions)
+    assert runs == ["a", "b", "c", "a", "b", "c"]
+    assert [r.event_code for r in got["b"].received] == ["110112"]  # in its own window this time
+    assert [collected.late for collected in got.values()] == [0, 0, 0]
+    assert [r.event_code for r in got["c"].received] == []
+
+
+def test_windows_that_fit_are_measured_once(repo: Repository) -> None:
+    win = _window(repo)
+    runs: list[str] = []
+
+    def action() -> str:
+        runs.append("x")
+        return _action(repo, ("110104", 0.0))
+
+    got = measure(win, [("x", action), ("y", action)])
+    assert runs == ["x", "x"] and [c.late for c in got.values()] == [0, 0]
