@@ -93,11 +93,18 @@ class Checkpoint(threading.Event):
     stores under load. This wait() re-checks the flag after clearing `_is_paused`, and
     goes back to waiting if a sender paused the reactor in that window. Clearing it wakes
     the reactor, so the sender does not wait out the reactor's pause to see it paused.
+
+    `holding` makes `_is_paused` true while the reactor is blocked here (installed by `install`):
+    pynetdicom serves a peer's N-EVENT-REPORT in a thread of its own that sets `_is_paused` to
+    False when it is done, so a release() that paused the reactor just before then waited for a
+    pause that had already happened, forever. A woken reactor pauses at once, which made that
+    window wide enough to hang a storage commitment with its report on the same association.
     """
 
     def __init__(self, assoc: Any) -> None:
         super().__init__()
         self._assoc = assoc
+        self.holding = False  # the reactor is blocked in wait(): paused, whatever another thread wrote meanwhile
         self.set()
 
     def clear(self) -> None:
@@ -111,7 +118,11 @@ class Checkpoint(threading.Event):
         if timeout is not None or threading.get_ident() != assoc.ident:
             return super().wait(timeout)  # not the reactor's own pause
         while True:
-            super().wait()
+            self.holding = True
+            try:
+                super().wait()
+            finally:
+                self.holding = False
             assoc._is_paused = False
             if self.is_set():
                 return True
@@ -218,6 +229,15 @@ def _patch(dul_class: Any, association_class: Any) -> None:
 
     dul_class.__init__ = dul_init_with_waker
     dul_class.run_reactor = dul_run_then_close
+
+    def paused(self: Any) -> bool:
+        held = getattr(self.__dict__.get("_reactor_checkpoint"), "holding", False)
+        return bool(held or self.__dict__.get("_pg_is_paused", False))
+
+    def set_paused(self: Any, value: bool) -> None:
+        self.__dict__["_pg_is_paused"] = value
+
     dul_class._kill_thread = flag("_pg_kill_thread")
     association_class._kill = flag("_pg_kill")
+    association_class._is_paused = property(paused, set_paused)  # see Checkpoint: true while it holds the reactor
     association_class.__init__ = assoc_init_with_waker

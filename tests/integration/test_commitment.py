@@ -7,6 +7,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -398,3 +399,23 @@ def test_the_listener_takes_more_than_pynetdicoms_default_ten_associations(liste
         for assoc in held:
             if assoc.is_established:
                 assoc.release()
+
+
+def test_reports_on_the_same_association_never_hang_the_release(
+    make_pacs: MakePacs, modality: Modality, items: tuple[CorpusItem, ...]
+) -> None:
+    """pynetdicom serves the report in a thread of its own that marks the reactor unpaused when done: a release that
+    paused the reactor just before then spun forever (simulators._reactor.Checkpoint.holding). 40 in a row, bounded."""
+    sim = make_pacs("same", delay=0.0)
+    for n in range(40):
+        results: list[CommitResult] = []
+        worker = threading.Thread(
+            target=lambda into=results: into.append(
+                modality.commit(endpoint(sim), generate_uid(), refs(items), keep_open=5)
+            ),
+            daemon=True,  # a hung release spins for ever: the test must not wait for it
+        )
+        worker.start()
+        worker.join(20)
+        assert not worker.is_alive(), f"commitment {n + 1} of 40: the release never returned"
+        assert results and (results[0].how, results[0].error) == ("same", ""), results
