@@ -40,6 +40,7 @@ class _Waker:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.pending = False  # the DUL put work for the association loop: it is woken when the DUL next waits
         self.unwoken = 0  # waits that ran out their CAP: what an association's idle time costs, or a missed wake
         self._read, self._write = socket.socketpair()
         self._read.setblocking(False)
@@ -51,7 +52,12 @@ class _Waker:
             self._write.send(b"\0")
 
     def wait_for_socket(self, sock: Any) -> None:
-        """The DUL's pause: until its socket has data, a kick, or CAP."""
+        """The DUL's pause: until its socket has data, a kick, or CAP. First it wakes the association loop for
+        what the DUL gave it since its last pause, as pynetdicom's 1 ms loop would have found it: only once
+        the DUL has read what had already arrived (two PDUs in one segment are one after the other to it)."""
+        if self.pending:
+            self.pending = False
+            self.event.set()
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return  # decrypted data select() cannot see
         watched: list[Any] = [self._read]
@@ -129,12 +135,15 @@ class Checkpoint(threading.Event):
             assoc._is_paused = True  # a sender paused us in the window: stay paused
 
 
-def _kicking(queue: Queue[Any], waker: _Waker) -> None:
+def _kicking(queue: Queue[Any], waker: _Waker, dul: threading.Thread) -> None:
     put = queue.put
 
     def put_and_kick(item: Any, block: bool = True, timeout: float | None = None) -> None:
         put(item, block, timeout)
-        waker.kick()
+        if threading.current_thread() is dul:
+            waker.pending = True  # the DUL is awake; the association loop hears of it when the DUL pauses
+        else:
+            waker.kick()
 
     queue.put = put_and_kick  # type: ignore[method-assign]  # put_nowait calls self.put: covered too
 
@@ -199,7 +208,7 @@ def _patch(dul_class: Any, association_class: Any) -> None:
         self._pg_waker = _Waker()  # first: __init__ sets _kill_thread, which kicks
         dul_init(self, assoc)
         for queue in (self.to_provider_queue, self.event_queue, self.to_user_queue):
-            _kicking(queue, self._pg_waker)
+            _kicking(queue, self._pg_waker, self)
 
     def dul_run_then_close(self: Any) -> None:
         try:
@@ -224,7 +233,7 @@ def _patch(dul_class: Any, association_class: Any) -> None:
 
     def assoc_init_with_waker(self: Any, *args: Any, **kwargs: Any) -> None:
         assoc_init(self, *args, **kwargs)
-        _kicking(self.dimse.msg_queue, self.dul._pg_waker)
+        _kicking(self.dimse.msg_queue, self.dul._pg_waker, self.dul)
         self._reactor_checkpoint = Checkpoint(self)
 
     dul_class.__init__ = dul_init_with_waker
