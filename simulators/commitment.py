@@ -34,7 +34,7 @@ from pynetdicom.presentation import build_context, build_role
 from simulators._journal import append_json_line
 from simulators._net import on_connection_open, status_hex
 from simulators.endpoint import JSON
-from simulators.stall import STALL_LIMIT, stalled
+from simulators.stall import STALL_LIMIT, nap
 
 __all__ = [
     "COMMITMENT",
@@ -466,9 +466,7 @@ class CommitmentScp:
         while not done():
             if self._stopping.is_set() or time.monotonic() >= deadline + lost:
                 return done()
-            asleep = time.monotonic()
-            time.sleep(_POLL)
-            lost = min(STALL_LIMIT, lost + stalled(_POLL, time.monotonic() - asleep))
+            lost = min(STALL_LIMIT, lost + nap(_POLL))
         return True
 
     def _send_same(self, assoc: Any, report: Report) -> _Outcome:

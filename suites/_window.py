@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from simulators.stall import STALL_LIMIT, stalled
+from simulators.stall import STALL_LIMIT, nap
 
 __all__ = ["POLL", "quiet", "wait_for"]
 
@@ -40,9 +40,7 @@ def quiet(read: Callable[[], int], settle: float, timeout: float) -> int:
     while time.monotonic() < deadline + lost:
         if count and time.monotonic() - since >= settle + lost_since:
             break
-        asleep = time.monotonic()
-        time.sleep(POLL)
-        stall = stalled(POLL, time.monotonic() - asleep)
+        stall = nap(POLL)
         lost, lost_since = min(STALL_LIMIT, lost + stall), lost_since + stall
         now = read()
         if now != count:

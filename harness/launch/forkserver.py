@@ -166,10 +166,14 @@ _failed = False
 _guard = threading.Lock()
 
 
+def _turned_off() -> bool:
+    return os.environ.get(FORK_ENV, "").strip() == "0"
+
+
 def server() -> ForkServer | None:
     """This process's fork server, started on first use; None with PATCHGATE_FORK=0 or when it cannot run."""
     global _server, _failed
-    if os.environ.get(FORK_ENV, "").strip() == "0":
+    if _turned_off():
         return None
     with _guard:
         if _server is not None and _server.dead:
@@ -185,5 +189,5 @@ def server() -> ForkServer | None:
 
 def warm() -> None:
     """Start this process's fork server in the background: its imports overlap the run's set-up (ports, PKI)."""
-    if os.environ.get(FORK_ENV, "").strip() != "0" and _server is None and not _failed:
+    if not _turned_off() and _server is None and not _failed:
         threading.Thread(target=server, name="fork-server-start", daemon=True).start()

@@ -135,8 +135,8 @@ class Window:
         while self.clock.now() < deadline:
             self.clock.sleep(POLL)
         late = self._count() - self._closed
-        if late and self._ended is not None:
-            self._learn_late(self._ended)
+        if late:
+            self._learn_late()
         self.late += late
         self._closed += late
         return late
@@ -152,8 +152,8 @@ class Window:
         before = self._count()
         late = before - self._closed if self._closed is not None else 0
         self.late += late
-        if late and self._ended is not None:
-            self._learn_late(self._ended)
+        if late:
+            self._learn_late()
         silent = self.wait()
         result = action()
         end = self._ended = self.clock.now()
@@ -177,13 +177,15 @@ class Window:
         self._closed = count
         return Collected(result, records(self.path)[before:count], late)
 
-    def _learn_late(self, ended: float) -> None:
+    def _learn_late(self) -> None:
         """Late messages came after the last window closed: their latency (last one's arrival) widens the next."""
+        if self._ended is None:
+            return
         try:
             arrived = self.clock.now() - self.clock.age(self.path)
         except FileNotFoundError:
             return
-        self.latencies.append(min(PATIENCE, max(0.0, arrived - ended)))
+        self.latencies.append(min(PATIENCE, max(0.0, arrived - self._ended)))
 
     def _count(self) -> int:
         """How many records the repository has written (complete lines; read_records' numbering, not parsed)."""

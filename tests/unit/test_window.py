@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from simulators import stall
 from simulators.stall import STALL_LIMIT
-from suites import _window
 from suites._window import quiet, wait_for
 
 
@@ -67,7 +67,9 @@ def test_a_stalled_machine_does_not_cut_quiet_short(monkeypatch: pytest.MonkeyPa
         time.sleep(1.2)
         journal.lines = 2
 
-    monkeypatch.setattr(_window, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    monkeypatch.setattr(
+        stall, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep)
+    )  # quiet polls by stall.nap
     threading.Thread(target=second_object, daemon=True).start()
     assert quiet(journal.read, settle=0.5, timeout=30) == 2  # without the stall counted: 1, at 1.05 s
 
@@ -76,7 +78,9 @@ def test_stalls_lengthen_quiet_only_up_to_a_bound(monkeypatch: pytest.MonkeyPatc
     def sleep(seconds: float) -> None:  # every poll oversleeps 0.5 s
         time.sleep(seconds + 0.5)
 
-    monkeypatch.setattr(_window, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    monkeypatch.setattr(
+        stall, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep)
+    )  # quiet polls by stall.nap
     started = time.monotonic()
     assert quiet(Journal(times=0).read, settle=0.1, timeout=0.3) == 0
     assert time.monotonic() - started <= 0.3 + STALL_LIMIT + 0.55 + 0.5  # the bound, a last poll, and slack
