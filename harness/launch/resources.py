@@ -27,6 +27,7 @@ __all__ = [
     "container_incarnation",
     "engine_restarted",
     "parse_stats",
+    "unsettled",
 ]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")  # the unit of /proc/PID/stat times (100 on Linux)
@@ -61,6 +62,18 @@ def change(before: Incarnation, after: Incarnation, settle: float = SETTLE) -> C
         return "restarted"
     settled = {p for p in before.processes - before.workers if before.taken - p[1] >= settle * CLK_TCK}
     return "restarted" if settled - after.processes else "same"
+
+
+def unsettled(inc: Incarnation, settle: float = SETTLE) -> float:
+    """Seconds until every process of `inc` but its workers has run `settle` seconds, so `change` counts it.
+
+    A device started just now (the first attack window of a quick run, or one revived) has only young
+    processes: a supervisor replacing one of them would read `same`, not `restarted`.
+    """
+    starts = [start for _, start in inc.processes - inc.workers]
+    if not inc.taken or not starts:
+        return 0.0
+    return max(0.0, settle - (inc.taken - max(starts)) / CLK_TCK)
 
 
 class ResourceProbe(Protocol):

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from harness.errors import HarnessError
-from harness.launch.resources import Incarnation, ResourceProbe, change, engine_restarted
+from harness.launch.resources import Incarnation, ResourceProbe, change, engine_restarted, unsettled
 from harness.model import JSON, Revival, RobustnessSetup
 from harness.profile import RobustnessSpec
 from harness.robust.records import WindowAnswer, WindowRequest, exit_detail
@@ -35,7 +35,9 @@ class WindowKeeper:
     `end` but whose settled processes changed since `begin` (a supervisor inside replaced its server;
     harness.launch.resources.change) `restarted`. `revive` restarts the device through `restart(input)`
     (which raises HarnessError when it does not come back) up to `max_revivals` times; past them, or
-    with `revive = false`, the phase stops (`stopped`) and every later request gets that stop.
+    with `revive = false`, the phase stops (`stopped`) and every later request gets that stop. A device that
+    started just now (the first window, or after a revival or a restart) is given until its processes have run
+    `SETTLE` before the window opens (`unsettled`): younger ones are not counted, so a restart would go unseen.
 
     A container the engine restarted (its restart policy: RestartCount grew, StartedAt changed) `restarted` too;
     `settle()` then waits until it is ready again (within its start timeout; "" when it is, else why not), so the
@@ -45,9 +47,14 @@ class WindowKeeper:
 
     def __init__(self, run: RunDir, spec: RobustnessSpec, device: Callable[[], Device | None],
                  restart: Callable[[str], None], settle: Callable[[], str] = lambda: "",
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
         self.run = run
         self.clock = clock
+        self.sleep = sleep
+        # The device may have started just now (the phase's first window, or after a revival or a restart):
+        # the next begin waits until its processes have settled, or a restart inside the window reads `same`.
+        self._fresh = True
         self._first: float | None = None  # when the first input's window began: the phase's budget runs from it
         self._begun = 0  # inputs whose window began
         self.spec = spec
@@ -139,6 +146,12 @@ class WindowKeeper:
             return WindowAnswer(stop=self.stopped)
         probe = device.resources()
         self._before = probe.incarnation() if probe is not None else None
+        if self._fresh and probe is not None and self._before is not None:
+            wait = unsettled(self._before)
+            if wait:
+                self.sleep(wait)
+                self._before = probe.incarnation()
+        self._fresh = False
         return WindowAnswer()
 
     def _end(self, input_id: str) -> WindowAnswer:
@@ -160,6 +173,7 @@ class WindowKeeper:
         else:
             detail = "restarted: a process of the device was replaced while the device ran on"
         self._log("restarted", input_id, detail, window=True)
+        self._fresh = True
         late = self.settle()
         if late:  # the next input finds it not answering, and that input's health check says so
             self._log("not-ready", input_id, late, window=True)
@@ -186,6 +200,7 @@ class WindowKeeper:
             return WindowAnswer(stop=self.stopped)
         self.revivals.append(Revival(request.input, request.reaction, request.detail))
         self._down = ""
+        self._fresh = True
         self._log("revived", request.input, f"after {request.reaction}: {request.detail}", window=True)
         return WindowAnswer(revived=True)
 

@@ -10,7 +10,7 @@ import pytest
 
 from harness.demo import demo_profile
 from harness.errors import TargetError
-from harness.launch.resources import container_incarnation
+from harness.launch.resources import CLK_TCK, container_incarnation
 from harness.perf.records import Incarnation, ResourceSample
 from harness.profile import RobustnessSpec
 from harness.robust.client import Windows
@@ -30,13 +30,16 @@ class FakeProbe:
 
     def __init__(self) -> None:
         self.pid = 10
+        self.start = 100
+        self.taken = 10_000
 
     def read(self) -> ResourceSample | None:
         return None
 
     def incarnation(self) -> Incarnation:
         # Started at tick 100, read at tick 10,000: settled, so its going is a restart, not an association's child.
-        return Incarnation(True, None, None, False, 0, "1", frozenset({(1, 1), (self.pid, 100)}), taken=10_000)
+        processes = frozenset({(1, 1), (self.pid, self.start)})
+        return Incarnation(True, None, None, False, 0, "1", processes, taken=self.taken)
 
     def replace(self) -> None:
         self.pid = 11
@@ -65,8 +68,13 @@ class Harness:
     def __init__(self, run: RunDir, spec: RobustnessSpec, *, fail: bool = False) -> None:
         self.device = FakeDevice()
         self.restarts: list[str] = []
+        self.slept: list[float] = []
         self.fail = fail
-        self.keeper = WindowKeeper(run, spec, lambda: self.device, self.restart).start()
+        self.keeper = WindowKeeper(run, spec, lambda: self.device, self.restart, sleep=self.sleep).start()
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.device.probe.taken += round(seconds * CLK_TCK)
 
     def restart(self, after: str) -> None:
         if self.fail:
@@ -118,6 +126,23 @@ def test_a_server_replaced_inside_a_window_restarted(run: RunDir) -> None:
     answer = _ask(harness, client, "end", "b")
     assert answer.restarted and not answer.exited and "restarted" in answer.detail and "11" not in answer.detail
     assert not harness.keeper.covers_exit and harness.restarts == []
+
+
+def test_a_device_started_just_now_settles_before_its_first_window_so_a_restart_reads_restarted(
+    run: RunDir,
+) -> None:
+    harness, client = Harness(run, RobustnessSpec(enabled=True)), Windows(run, timeout=5)
+    harness.device.probe.start = harness.device.probe.taken - round(0.3 * CLK_TCK)  # the server runs 0.3 s
+    _ask(harness, client, "begin", "a")
+    assert harness.slept == [pytest.approx(0.7)]  # until it has run SETTLE (1 s)
+    harness.device.probe.replace()
+    assert _ask(harness, client, "end", "a").restarted
+    # After a restart the new server is young again: the next window waits for it, a later one does not.
+    harness.device.probe.start = harness.device.probe.taken - round(0.5 * CLK_TCK)
+    _ask(harness, client, "begin", "b")
+    _ask(harness, client, "end", "b")
+    _ask(harness, client, "begin", "c")
+    assert harness.slept == [pytest.approx(0.7), pytest.approx(0.5)]
 
 
 def test_an_exit_between_windows_is_a_crash_outside_and_stops_the_phase(run: RunDir) -> None:
