@@ -13,7 +13,7 @@ from simulators.audit.message import AuditMessageError
 from simulators.audit.parse import parse_message
 from simulators.audit.syslog import parse_syslog
 
-__all__ = ["AuditRecord", "read_records", "record_failure", "record_message"]
+__all__ = ["AuditRecord", "read_records", "record_failure", "record_message", "stamped"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class AuditRecord:
     audit_source_id: str = ""
     user_ids: tuple[str, ...] = ()
     object_ids: tuple[str, ...] = ()
+    event_time: str = ""  # EventDateTime as the device stamped it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +65,7 @@ class AuditRecord:
             audit_source_id=str(d.get("audit_source_id", "")),
             user_ids=tuple(str(u) for u in d.get("user_ids", ())),
             object_ids=tuple(str(o) for o in d.get("object_ids", ())),
+            event_time=str(d.get("event_time", "")),
         )
 
     def summary(self) -> str:
@@ -88,6 +90,23 @@ def read_records(path: Path) -> list[AuditRecord]:
                 f"{path}:{number}: not an ARR record ({exc}); hint: was it written by simulators.audit.repository?"
             ) from None
     return out
+
+
+def stamped(record: AuditRecord) -> tuple[float, float] | None:
+    """When the device says the event happened: (seconds since the epoch, the stamp's resolution in seconds).
+
+    None without a usable stamp: none at all, not an xs:dateTime, or no time zone (then it names no instant).
+    """
+    text = record.event_time
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    _, dot, rest = text.partition(".")
+    digits = len(rest) - len(rest.lstrip("0123456789")) if dot else 0
+    return when.timestamp(), 10.0**-digits
 
 
 def _now() -> str:
@@ -125,6 +144,7 @@ def record_message(raw: bytes, transport: str, peer: str, max_bytes: int) -> Aud
         audit_source_id=message.audit_source_id,
         user_ids=tuple(p.user_id for p in message.active_participants),
         object_ids=tuple(o.object_id for o in message.participant_objects),
+        event_time=message.event_datetime,
         **base,
     )
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from simulators.audit.record import AuditRecord, read_records
+from simulators.audit.record import AuditRecord, read_records, stamped
 from simulators.stall import STALL_LIMIT, stalled
 
 __all__ = [
     "DRAIN",
     "DRAIN_LIMIT",
+    "FINE",
     "MIN_WAIT",
     "PATIENCE",
     "POLL",
@@ -24,6 +26,7 @@ __all__ = [
     "Collected",
     "SystemClock",
     "Window",
+    "attribute",
     "measure",
     "records",
 ]
@@ -39,6 +42,11 @@ POLL = 0.02  # seconds between two reads of the repository's file (a latency is 
 # the audit suite runs before the other suites) may still be on their way; they must not land in its first window.
 DRAIN = 1.0
 DRAIN_LIMIT = 6.0
+# A device's EventDateTime places a message in the case whose action began last before it (`attribute`) when the
+# stamp is this fine or finer and the device's clock is this machine's: no stamp ahead of its arrival, and not
+# every message arriving more than SKEW after its stamp (a clock behind, or another time zone mislabelled).
+FINE = 0.01
+SKEW = 1.0
 
 
 class Clock(Protocol):
@@ -50,6 +58,10 @@ class Clock(Protocol):
 
     def age(self, path: Path) -> float:
         """Seconds since `path` was last written (raises FileNotFoundError when it does not exist)."""
+        ...
+
+    def wall(self) -> float:
+        """Seconds since the epoch: what a device's audit stamps are compared with."""
         ...
 
 
@@ -64,6 +76,9 @@ class SystemClock:
 
     def age(self, path: Path) -> float:
         return time.time() - path.stat().st_mtime
+
+    def wall(self) -> float:
+        return time.time()
 
 
 def records(path: Path) -> list[AuditRecord]:
@@ -82,6 +97,8 @@ class Collected(Generic[T]):
     result: T
     received: list[AuditRecord]
     late: int
+    started: float = 0.0  # when the action began, seconds since the epoch (`attribute` compares stamps with it)
+    arrived: range = range(0)  # the repository's records (read_records' numbering) that arrived in the window
 
 
 class Window:
@@ -155,6 +172,7 @@ class Window:
         if late:
             self._learn_late()
         silent = self.wait()
+        started = self.clock.wall()
         result = action()
         end = self._ended = self.clock.now()
         count, seen, wait, lost, latency = before, end, silent, 0.0, 0.0
@@ -175,7 +193,7 @@ class Window:
         if count > before:
             self.latencies.append(latency)
         self._closed = count
-        return Collected(result, records(self.path)[before:count], late)
+        return Collected(result, records(self.path)[before:count], late, started, range(before, count))
 
     def _learn_late(self) -> None:
         """Late messages came after the last window closed: their latency (last one's arrival) widens the next."""
@@ -198,16 +216,73 @@ class Window:
 
 def measure(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> dict[str, Collected[T]]:
     """One window per action, in order; all of them once more when a message came after its window (before the
-    next one, or within one more window's wait after the last: the last case's Security Alert matters as much).
+    next one, or within one more window's wait after the last: the last case's Security Alert matters as much)
+    or in a later case's window (its stamp says so, `attribute`).
 
     A late message belongs to no case and shows how much longer this run's device needed than its windows
     gave it (a stalled or busy machine, a device slower now than earlier in the run). The second pass waits
     with the latency the late ones taught (`Window._learn_late`), so what each case records is what the
     device sent for its operation, not where a window happened to close. A device late in both passes is
-    recorded as it is (`late` counts), the same way in every run.
+    recorded as it is (`late` counts), the same way in every run, except where its stamps place a message.
     """
     got = {name: window.during(action) for name, action in actions}
-    if any(collected.late for collected in got.values()) or window.trailing():
+    late = any(collected.late for collected in got.values())
+    if late or window.trailing() or attribute(window.path, got) != got:
         window.restart()
         got = {name: window.during(action) for name, action in actions}
-    return got
+        window.trailing()  # what comes late this time is placed by its stamp
+    return attribute(window.path, got)
+
+
+def attribute(path: Path, got: Mapping[str, Collected[T]]) -> dict[str, Collected[T]]:
+    """Each message since the first window opened in the case whose action began last before the device stamped
+    it, where the stamp is FINE and the device keeps this machine's clock; every other message where it arrived.
+
+    Arrival alone misplaces a message the device was slow to send: it lands in the next case's window, where
+    the same kind of event hides it (a C-MOVE's Instances Transferred in the C-GET's), or between two windows.
+    A stamp before the first action (earlier work) places a message in no case; one that arrived between two
+    windows and has no place is counted `late` in the window after, as before.
+    """
+    cases = list(got.items())
+    if not cases:
+        return dict(got)
+    everything = records(path)
+    first = cases[0][1].arrived.start
+    stamps = _stamps(everything[first:])
+    if stamps is None:
+        return dict(got)
+    owner: dict[int, int] = {}  # a record's number -> the case it belongs to
+    for k, (_, collected) in enumerate(cases):
+        for number in collected.arrived:
+            owner[number] = k
+    for offset, stamp in enumerate(stamps):
+        if stamp is not None:
+            began = [k for k, (_, collected) in enumerate(cases) if collected.started <= stamp]
+            owner[first + offset] = began[-1] if began else -1
+    out: dict[str, Collected[T]] = {}
+    for k, (name, collected) in enumerate(cases):
+        since = cases[k - 1][1].arrived.stop if k else collected.arrived.start
+        between = range(since, collected.arrived.start)
+        received = [everything[n] for n in range(first, len(everything)) if owner.get(n) == k]
+        late = sum(1 for n in between if owner.get(n, -1) == -1) if k else collected.late
+        out[name] = replace(collected, received=received, late=late)
+    return out
+
+
+def _stamps(found: Sequence[AuditRecord]) -> list[float | None] | None:
+    """The latest each record's event can have happened (None: no FINE stamp); None when the device's clock is
+    not this machine's."""
+    out: list[float | None] = []
+    behind: list[float] = []
+    for record in found:
+        stamp = stamped(record)
+        if stamp is None or stamp[1] > FINE:
+            out.append(None)
+            continue
+        when, resolution = stamp
+        arrived = datetime.fromisoformat(record.received).timestamp()
+        if when > arrived + FINE:  # made after it arrived: another clock
+            return None
+        behind.append(arrived - when - resolution)
+        out.append(when + resolution)  # the latest the event can have happened
+    return None if behind and min(behind) > SKEW else out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,15 @@ import pytest
 from simulators.audit.record import AuditRecord
 from suites.audit import window
 from suites.audit.window import MIN_WAIT, PATIENCE, POLL, QUIET, SETTLE, STALL_LIMIT, Window, measure
+
+EPOCH = 1_796_169_000.0  # the fake clock's time 0 on the wall: 2026-12-01
+
+
+def _iso(seconds: float, digits: int = 3) -> str:
+    """An xs:dateTime of the fake clock's `seconds`, in UTC, with `digits` of a second (as the ARR and devices)."""
+    text = datetime.fromtimestamp(EPOCH + seconds, UTC).isoformat(timespec="microseconds")
+    whole, _, fraction = text[: -len("+00:00")].partition(".")
+    return whole + ("." + fraction[:digits] if digits else "") + "Z"
 
 
 class Repository:
@@ -24,8 +34,9 @@ class Repository:
         self.path = path
         self.time = 1000.0
         self.written = -1e9
-        self.due: list[tuple[float, str]] = []
+        self.due: list[tuple[float, str, str]] = []  # (arrival, event code, the device's stamp)
         self.stalls: list[float] = []  # extra seconds the next sleeps take: the machine stalled this process
+        self.stamp: Callable[[float], str] | None = None  # how the device stamps its events; None: it does not
 
     def now(self) -> float:
         return self.time
@@ -39,15 +50,18 @@ class Repository:
             raise FileNotFoundError(path)
         return self.time - self.written
 
+    def wall(self) -> float:
+        return EPOCH + self.time
+
     def send(self, code: str, after: float = 0.0) -> None:
-        """The device sends message `code`, received `after` s from now."""
-        self.due.append((self.time + after, code))
+        """The device makes message `code` now (its stamp), received `after` s from now."""
+        self.due.append((self.time + after, code, self.stamp(self.time) if self.stamp else ""))
         self._write_due()
 
     def _write_due(self) -> None:
-        for when, code in sorted(d for d in self.due if d[0] <= self.time):
-            self.due.remove((when, code))
-            record = AuditRecord("2026-01-01T00:00:00Z", "udp", "127.0.0.1:1", True, "", event_code=code)
+        for when, code, stamp in sorted(d for d in self.due if d[0] <= self.time):
+            self.due.remove((when, code, stamp))
+            record = AuditRecord(_iso(when), "udp", "127.0.0.1:1", True, "", event_code=code, event_time=stamp)
             with self.path.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(record.to_json()) + "\n")
             self.written = when
@@ -242,3 +256,63 @@ def test_windows_that_fit_are_measured_once(repo: Repository) -> None:
 
     got = measure(win, [("x", action), ("y", action)])
     assert runs == ["x", "x"] and [c.late for c in got.values()] == [0, 0]
+
+
+def _slow_move_then_get(repo: Repository) -> tuple[dict[str, list[str]], list[str]]:
+    """A C-MOVE whose Instances Transferred comes 0.6 s after it, then a C-GET that audits the same two events."""
+    win = _window(repo)
+    _open_for(repo, win, ("110104", 0.0))  # learned: fast, MIN_WAIT
+    runs: list[str] = []
+
+    def move() -> str:
+        runs.append("move")
+        return _action(repo, ("110102", 0.0), ("110104", 0.6))
+
+    def get() -> str:
+        runs.append("get")
+        return _action(repo, ("110102", 0.0), ("110104", 0.0))
+
+    got = measure(win, [("move", move), ("get", get)])
+    return {name: [r.event_code for r in c.received] for name, c in got.items()}, runs
+
+
+def test_a_message_that_arrives_in_the_next_case_s_window_is_placed_by_its_stamp(repo: Repository) -> None:
+    repo.stamp = _iso
+    events, runs = _slow_move_then_get(repo)
+    assert events == {"move": ["110102", "110104"], "get": ["110102", "110104"]}
+    assert runs == ["move", "get", "move", "get"]  # measured again, as for a late message
+
+
+def test_without_stamps_the_same_message_stays_where_it_arrived(repo: Repository) -> None:
+    """What the stamps fix: by arrival alone the C-GET's window hides the C-MOVE's Instances Transferred."""
+    events, runs = _slow_move_then_get(repo)
+    assert events == {"move": ["110102"], "get": ["110102", "110104", "110104"]}
+    assert runs == ["move", "get"]
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        pytest.param(lambda t: _iso(t, digits=0), id="whole-seconds"),
+        pytest.param(lambda t: _iso(t - 5.0), id="clock-behind"),
+        pytest.param(lambda t: _iso(t + 5.0), id="clock-ahead"),
+        pytest.param(lambda t: _iso(t)[:-1], id="no-time-zone"),
+    ],
+)
+def test_stamps_too_coarse_or_from_another_clock_are_not_used(repo: Repository, stamp: Callable[[float], str]) -> None:
+    repo.stamp = stamp
+    events, _ = _slow_move_then_get(repo)
+    assert events == {"move": ["110102"], "get": ["110102", "110104", "110104"]}
+
+
+def test_a_stamped_message_between_two_windows_is_placed_not_late(repo: Repository) -> None:
+    repo.stamp = _iso
+    win = _window(repo)
+    _open_for(repo, win, ("110104", 0.0))  # learned: fast, MIN_WAIT
+    a = win.during(lambda: _action(repo, ("110112", 1.0)))
+    repo.sleep(1.0)  # it arrives between the windows
+    b = win.during(lambda: _action(repo))
+    assert (a.received, b.late) == ([], 1)  # by arrival: late, in no case
+    got = window.attribute(repo.path, {"a": a, "b": b})
+    assert [r.event_code for r in got["a"].received] == ["110112"] and got["b"].received == []
+    assert [c.late for c in got.values()] == [0, 0]
