@@ -23,7 +23,8 @@ from simulators.audit.record import AuditRecord
 from simulators.corpus import CorpusItem
 from simulators.modality import Modality
 from suites._support import SERVICES, ask
-from suites.audit.window import DRAIN, DRAIN_LIMIT, Collected, Window, measure, records
+from suites.audit.placing import measure
+from suites.audit.window import Collected, Window, records
 
 # Before the other suites: their messages (the access suite's Security Alerts above all) are sent
 # asynchronously and would otherwise have to be waited out before the first window (DRAIN).
@@ -63,17 +64,15 @@ def measured(
     make_modality: Callable[[str], Modality],
     corpus: Mapping[str, CorpusItem],
 ) -> dict[str, Collected[Any]]:
-    """Every case's operation and its audit window (one module per run), learning this device's latency as
-    they go; measured again, all of them, when a message came after its window (`window.measure`)."""
+    """Every case's operation and the audit messages it caused (one module per run): placed by the device's
+    stamps, or by windows that learn its latency and measure again when one came late (`placing.measure`)."""
     offered = [str(param.values[0]) for param in AUDITED_FIRST if param.values[0] in patchgate_context.services]
     actions: list[tuple[str, Callable[[], Any]]] = [
         (service, partial(ask, service, modality, device, corpus["CT-explicit"], pacs)) for service in offered
     ]
     if "echo" in patchgate_context.services:
         actions.append((REFUSED, lambda: make_modality(INTRUDER).echo(device)))
-    window = Window(audit_log)
-    window.drain(DRAIN, DRAIN_LIMIT)
-    return measure(window, actions)
+    return measure(Window(audit_log), actions)
 
 
 @pytest.mark.parametrize("service", AUDITED_FIRST)

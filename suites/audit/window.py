@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from simulators.audit.record import AuditRecord, read_records, stamped
+from simulators.audit.record import AuditRecord, read_records
 from simulators.stall import STALL_LIMIT, stalled
 
 __all__ = [
     "DRAIN",
     "DRAIN_LIMIT",
-    "FINE",
     "MIN_WAIT",
     "PATIENCE",
     "POLL",
@@ -26,8 +24,6 @@ __all__ = [
     "Collected",
     "SystemClock",
     "Window",
-    "attribute",
-    "measure",
     "records",
 ]
 
@@ -42,11 +38,6 @@ POLL = 0.02  # seconds between two reads of the repository's file (a latency is 
 # the audit suite runs before the other suites) may still be on their way; they must not land in its first window.
 DRAIN = 1.0
 DRAIN_LIMIT = 6.0
-# A device's EventDateTime places a message in the case whose action began last before it (`attribute`) when the
-# stamp is this fine or finer and the device's clock is this machine's: no stamp ahead of its arrival, and not
-# every message arriving more than SKEW after its stamp (a clock behind, or another time zone mislabelled).
-FINE = 0.01
-SKEW = 1.0
 
 
 class Clock(Protocol):
@@ -97,7 +88,7 @@ class Collected(Generic[T]):
     result: T
     received: list[AuditRecord]
     late: int
-    started: float = 0.0  # when the action began, seconds since the epoch (`attribute` compares stamps with it)
+    started: float = 0.0  # when the action began, seconds since the epoch (stamps are compared with it)
     arrived: range = range(0)  # the repository's records (read_records' numbering) that arrived in the window
 
 
@@ -126,7 +117,7 @@ class Window:
         """How long the next window stays open after its action, at least (`latest`: the open window's latency so far)."""
         seen = [*self.latencies, *latest]
         if not seen:
-            return PATIENCE if self._closed or self._count() else QUIET
+            return PATIENCE if self._closed or self.count() else QUIET
         return min(PATIENCE, max(MIN_WAIT, 3 * max(seen) + SETTLE))
 
     def drain(self, quiet: float = SETTLE, limit: float = PATIENCE) -> None:
@@ -151,7 +142,7 @@ class Window:
         deadline = self.clock.now() + self.wait()
         while self.clock.now() < deadline:
             self.clock.sleep(POLL)
-        late = self._count() - self._closed
+        late = self.count() - self._closed
         if late:
             self._learn_late()
         self.late += late
@@ -166,7 +157,7 @@ class Window:
     def during(self, action: Callable[[], T]) -> Collected[T]:
         """Run `action`, then collect the messages that arrive until its window closes."""
         self.drain()
-        before = self._count()
+        before = self.count()
         late = before - self._closed if self._closed is not None else 0
         self.late += late
         if late:
@@ -178,7 +169,7 @@ class Window:
         count, seen, wait, lost, latency = before, end, silent, 0.0, 0.0
         while True:
             now = self.clock.now()
-            if (n := self._count()) != count:
+            if (n := self.count()) != count:
                 # This window's own latency counts at once: the first one need not wait PATIENCE. It is the
                 # device's latency, not the time the machine stalled it.
                 count, seen, latency = n, now, max(0.0, now - end - lost)
@@ -205,84 +196,10 @@ class Window:
             return
         self.latencies.append(min(PATIENCE, max(0.0, arrived - self._ended)))
 
-    def _count(self) -> int:
+    def count(self) -> int:
         """How many records the repository has written (complete lines; read_records' numbering, not parsed)."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return 0
         return sum(1 for line in data.split(b"\n")[:-1] if line.strip())
-
-
-def measure(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> dict[str, Collected[T]]:
-    """One window per action, in order; all of them once more when a message came after its window (before the
-    next one, or within one more window's wait after the last: the last case's Security Alert matters as much)
-    or in a later case's window (its stamp says so, `attribute`).
-
-    A late message belongs to no case and shows how much longer this run's device needed than its windows
-    gave it (a stalled or busy machine, a device slower now than earlier in the run). The second pass waits
-    with the latency the late ones taught (`Window._learn_late`), so what each case records is what the
-    device sent for its operation, not where a window happened to close. A device late in both passes is
-    recorded as it is (`late` counts), the same way in every run, except where its stamps place a message.
-    """
-    got = {name: window.during(action) for name, action in actions}
-    late = any(collected.late for collected in got.values())
-    if late or window.trailing() or attribute(window.path, got) != got:
-        window.restart()
-        got = {name: window.during(action) for name, action in actions}
-        window.trailing()  # what comes late this time is placed by its stamp
-    return attribute(window.path, got)
-
-
-def attribute(path: Path, got: Mapping[str, Collected[T]]) -> dict[str, Collected[T]]:
-    """Each message since the first window opened in the case whose action began last before the device stamped
-    it, where the stamp is FINE and the device keeps this machine's clock; every other message where it arrived.
-
-    Arrival alone misplaces a message the device was slow to send: it lands in the next case's window, where
-    the same kind of event hides it (a C-MOVE's Instances Transferred in the C-GET's), or between two windows.
-    A stamp before the first action (earlier work) places a message in no case; one that arrived between two
-    windows and has no place is counted `late` in the window after, as before.
-    """
-    cases = list(got.items())
-    if not cases:
-        return dict(got)
-    everything = records(path)
-    first = cases[0][1].arrived.start
-    stamps = _stamps(everything[first:])
-    if stamps is None:
-        return dict(got)
-    owner: dict[int, int] = {}  # a record's number -> the case it belongs to
-    for k, (_, collected) in enumerate(cases):
-        for number in collected.arrived:
-            owner[number] = k
-    for offset, stamp in enumerate(stamps):
-        if stamp is not None:
-            began = [k for k, (_, collected) in enumerate(cases) if collected.started <= stamp]
-            owner[first + offset] = began[-1] if began else -1
-    out: dict[str, Collected[T]] = {}
-    for k, (name, collected) in enumerate(cases):
-        since = cases[k - 1][1].arrived.stop if k else collected.arrived.start
-        between = range(since, collected.arrived.start)
-        received = [everything[n] for n in range(first, len(everything)) if owner.get(n) == k]
-        late = sum(1 for n in between if owner.get(n, -1) == -1) if k else collected.late
-        out[name] = replace(collected, received=received, late=late)
-    return out
-
-
-def _stamps(found: Sequence[AuditRecord]) -> list[float | None] | None:
-    """The latest each record's event can have happened (None: no FINE stamp); None when the device's clock is
-    not this machine's."""
-    out: list[float | None] = []
-    behind: list[float] = []
-    for record in found:
-        stamp = stamped(record)
-        if stamp is None or stamp[1] > FINE:
-            out.append(None)
-            continue
-        when, resolution = stamp
-        arrived = datetime.fromisoformat(record.received).timestamp()
-        if when > arrived + FINE:  # made after it arrived: another clock
-            return None
-        behind.append(arrived - when - resolution)
-        out.append(when + resolution)  # the latest the event can have happened
-    return None if behind and min(behind) > SKEW else out

@@ -11,7 +11,8 @@ import pytest
 
 from simulators.audit.record import AuditRecord
 from suites.audit import window
-from suites.audit.window import MIN_WAIT, PATIENCE, POLL, QUIET, SETTLE, STALL_LIMIT, Window, measure
+from suites.audit.placing import MIN_GAP, attribute, measure
+from suites.audit.window import MIN_WAIT, PATIENCE, POLL, QUIET, SETTLE, STALL_LIMIT, Window
 
 EPOCH = 1_796_169_000.0  # the fake clock's time 0 on the wall: 2026-12-01
 
@@ -53,9 +54,11 @@ class Repository:
     def wall(self) -> float:
         return EPOCH + self.time
 
-    def send(self, code: str, after: float = 0.0) -> None:
-        """The device makes message `code` now (its stamp), received `after` s from now."""
-        self.due.append((self.time + after, code, self.stamp(self.time) if self.stamp else ""))
+    def send(self, code: str, after: float = 0.0, made: float = 0.0, stamp: str | None = None) -> None:
+        """The device makes message `code` `made` s from now (its stamp, or `stamp`), received `after` s from now."""
+        if stamp is None:
+            stamp = self.stamp(self.time + made) if self.stamp else ""
+        self.due.append((self.time + after, code, stamp))
         self._write_due()
 
     def _write_due(self) -> None:
@@ -280,7 +283,63 @@ def test_a_message_that_arrives_in_the_next_case_s_window_is_placed_by_its_stamp
     repo.stamp = _iso
     events, runs = _slow_move_then_get(repo)
     assert events == {"move": ["110102", "110104"], "get": ["110102", "110104"]}
-    assert runs == ["move", "get", "move", "get"]  # measured again, as for a late message
+    assert runs == ["move", "get"]  # one stamped pass
+
+
+def _stamped_actions(repo: Repository, runs: list[str], *plan: tuple[str, tuple[str, float, float, str | None]]):
+    """Actions that each take 0.05 s and make the device send (code, after, made, stamp) when they end."""
+
+    def action(name: str, message: tuple[str, float, float, str | None] | None) -> Callable[[], str]:
+        def run() -> str:
+            runs.append(name)
+            repo.sleep(0.05)
+            if message:
+                repo.send(*message)
+            return "done"
+
+        return run
+
+    return [(name, action(name, message)) for name, message in plan]
+
+
+def test_a_stamped_pass_waits_a_short_gap_between_actions_and_the_last_one_s_arrival(repo: Repository) -> None:
+    repo.stamp = _iso
+    win = _window(repo)
+    runs: list[str] = []
+    plan = [(name, ("110112", 0.003, 0.0, None)) for name in "abcde"]
+    began = repo.now()
+    got = measure(win, _stamped_actions(repo, runs, *plan))
+    took = repo.now() - began
+    assert runs == list("abcde") and all([r.event_code for r in c.received] == ["110112"] for c in got.values())
+    # Five actions of 0.05 s, each followed by MIN_GAP (the first also by a poll for its message), then
+    # MIN_WAIT for the last one's messages: by windows it took 5 x MIN_WAIT and a drain as well.
+    assert took == pytest.approx(5 * 0.05 + 5 * MIN_GAP + MIN_WAIT, abs=6 * POLL)
+
+
+def test_a_stamp_late_in_its_gap_has_the_actions_measured_by_windows(repo: Repository) -> None:
+    """b's message is made 0.07 s after b ended (past half the 0.1 s gap) and arrives 0.5 s later, in c's time:
+    a stamp that late may as well have been made in c's; windows measure all three again."""
+    repo.stamp = _iso
+    win = _window(repo)
+    runs: list[str] = []
+    plan = [("a", ("110104", 0.0, 0.0, None)), ("b", ("110112", 0.5, 0.07, None)), ("c", None)]
+    got = measure(win, _stamped_actions(repo, runs, *plan))
+    assert runs == list("abc") * 3  # stamped, then by windows twice: b's message came after its window
+    assert {name: [r.event_code for r in c.received] for name, c in got.items()} == {
+        "a": ["110104"],
+        "b": ["110112"],
+        "c": [],
+    }
+
+
+def test_a_message_without_a_stamp_has_the_actions_measured_by_windows(repo: Repository) -> None:
+    repo.stamp = _iso
+    win = _window(repo)
+    runs: list[str] = []
+    plan = [("a", ("110104", 0.0, 0.0, None)), ("b", ("110112", 0.0, 0.0, "")), ("c", None)]
+    got = measure(win, _stamped_actions(repo, runs, *plan))
+    assert runs == ["a", "b", "a", "b", "c"]  # given up as soon as it came
+    assert [r.event_code for r in got["b"].received] == ["110112"]
 
 
 def test_without_stamps_the_same_message_stays_where_it_arrived(repo: Repository) -> None:
@@ -313,6 +372,6 @@ def test_a_stamped_message_between_two_windows_is_placed_not_late(repo: Reposito
     repo.sleep(1.0)  # it arrives between the windows
     b = win.during(lambda: _action(repo))
     assert (a.received, b.late) == ([], 1)  # by arrival: late, in no case
-    got = window.attribute(repo.path, {"a": a, "b": b})
+    got = attribute(repo.path, {"a": a, "b": b})
     assert [r.event_code for r in got["a"].received] == ["110112"] and got["b"].received == []
     assert [c.late for c in got.values()] == [0, 0]

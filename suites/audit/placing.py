@@ -1,0 +1,230 @@
+"""Which case an audit message belongs to: by the device's own stamp where it can be trusted, else by its window."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from simulators.audit.record import AuditRecord, stamped
+from simulators.stall import STALL_LIMIT, stalled
+from suites.audit.window import (
+    DRAIN,
+    DRAIN_LIMIT,
+    MIN_WAIT,
+    PATIENCE,
+    POLL,
+    SETTLE,
+    Collected,
+    Window,
+    records,
+)
+
+__all__ = ["FINE", "MIN_GAP", "SKEW", "attribute", "measure", "stamps"]
+
+T = TypeVar("T")
+
+# A device's EventDateTime places a message in the case whose action began last before it when the stamp is
+# this fine or finer and the device keeps this machine's clock: no stamp ahead of its arrival, and not every
+# message arriving more than SKEW after its stamp (a clock behind, or another time zone mislabelled).
+FINE = 0.01
+SKEW = 1.0
+# Between two actions of a stamped pass: at least this, and 3 x the longest a message's stamp came after its
+# action ended. A stamp past half the gap after its action means the gap was too tight: measured by windows.
+MIN_GAP = 0.1
+
+
+def measure(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> dict[str, Collected[T]]:
+    """Each action's audit messages, the actions in order.
+
+    A device that stamps its messages finely on this machine's clock (everything it has sent so far says so)
+    is measured in one stamped pass: the actions run a short gap apart, every message is placed by its stamp,
+    and only the last action waits for its messages to arrive. Anything the stamps cannot place (a message
+    without one, a stamp past half its gap) and every other device: one window per action, in order, then all
+    of them once more when a message came after its window (before the next one, or within one more window's
+    wait after the last: the last case's Security Alert matters as much) or in a later case's window (its
+    stamp says so, `attribute`).
+
+    A late message shows how much longer this run's device needed than its windows gave it (a stalled or busy
+    machine, a device slower now than earlier in the run). The second pass waits with the latency the late ones
+    taught (`Window._learn_late`), so what each case records is what the device sent for its operation, not
+    where a window happened to close. A device late in both passes is recorded as it is (`late` counts), the
+    same way in every run, except where its stamps place a message.
+    """
+    if _all_stamped(records(window.path)):
+        placed = _stamped_pass(window, actions)
+        if placed is not None:
+            return placed
+        window.restart()
+    else:  # what came before (the device's start, readiness checks) may still be on its way
+        window.drain(DRAIN, DRAIN_LIMIT)
+    got = {name: window.during(action) for name, action in actions}
+    late = any(collected.late for collected in got.values())
+    if late or window.trailing() or attribute(window.path, got) != got:
+        window.restart()
+        got = {name: window.during(action) for name, action in actions}
+        window.trailing()  # what comes late this time is placed by its stamp
+    return attribute(window.path, got)
+
+
+def attribute(path: Path, got: Mapping[str, Collected[T]]) -> dict[str, Collected[T]]:
+    """Each message since the first window opened in the case whose action began last before the device stamped
+    it, where the stamp is FINE and the device keeps this machine's clock; every other message where it arrived.
+
+    Arrival alone misplaces a message the device was slow to send: it lands in the next case's window, where
+    the same kind of event hides it (a C-MOVE's Instances Transferred in the C-GET's), or between two windows.
+    A stamp before the first action (earlier work) places a message in no case; one that arrived between two
+    windows and has no place is counted `late` in the window after, as before.
+    """
+    cases = list(got.items())
+    if not cases:
+        return dict(got)
+    everything = records(path)
+    first = cases[0][1].arrived.start
+    when = stamps(everything[first:])
+    if when is None:
+        return dict(got)
+    owner: dict[int, int] = {}  # a record's number -> the case it belongs to
+    for k, (_, collected) in enumerate(cases):
+        for number in collected.arrived:
+            owner[number] = k
+    starts = [collected.started for _, collected in cases]
+    for offset, stamp in enumerate(when):
+        if stamp is not None:
+            owner[first + offset] = _owner(starts, stamp)
+    out: dict[str, Collected[T]] = {}
+    for k, (name, collected) in enumerate(cases):
+        since = cases[k - 1][1].arrived.stop if k else collected.arrived.start
+        received = [everything[n] for n in range(first, len(everything)) if owner.get(n) == k]
+        late = sum(1 for n in range(since, collected.arrived.start) if owner.get(n, -1) == -1) if k else collected.late
+        out[name] = replace(collected, received=received, late=late)
+    return out
+
+
+def stamps(found: Sequence[AuditRecord]) -> list[float | None] | None:
+    """The latest each record's event can have happened (None: no FINE stamp); None when the device's clock is
+    not this machine's."""
+    out: list[float | None] = []
+    behind: list[float] = []
+    for record in found:
+        stamp = stamped(record)
+        if stamp is None or stamp[1] > FINE:
+            out.append(None)
+            continue
+        when, resolution = stamp
+        arrived = _arrived(record)
+        if when > arrived + FINE:  # made after it arrived: another clock
+            return None
+        behind.append(arrived - when - resolution)
+        out.append(when + resolution)  # the latest the event can have happened
+    return None if behind and min(behind) > SKEW else out
+
+
+def _all_stamped(found: Sequence[AuditRecord]) -> bool:
+    """The device has sent something, and everything it sent has a FINE stamp on this machine's clock."""
+    when = stamps(found)
+    return bool(when) and when is not None and None not in when
+
+
+@dataclass
+class _Span:
+    """One action of a stamped pass: when it began and ended (seconds since the epoch) and the gap after it."""
+
+    name: str
+    result: Any
+    started: float
+    ended: float
+    gap: float = PATIENCE
+
+
+def _stamped_pass(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> dict[str, Collected[T]] | None:
+    """The actions a gap apart, each message placed by its stamp; None when a message cannot be placed so."""
+    clock, first = window.clock, window.count()
+    spans: list[_Span] = []
+    for name, action in actions:
+        started = clock.wall()
+        result = action()
+        spans.append(_Span(name, result, started, clock.wall()))
+        # The gap: until the device has stamped what this action made (arrival does not matter).
+        gap = _gap(window, first, spans) if _wait(window, lambda: _gap(window, first, spans)) else None
+        if gap is None:
+            return None
+        spans[-1].gap = gap
+    # The last action's messages must arrive: as long as this device has shown its messages need, and quiet.
+    if not _wait(window, lambda: _arrival(window, first, spans), quiet=SETTLE):
+        return None
+    placed = _place(window, first, spans)
+    if placed is None or any(stamp - spans[k].ended > spans[k].gap / 2 for _, stamp, k in placed):
+        return None
+    window.latencies.extend(max(0.0, _arrived(r) - spans[k].ended) for r, _, k in placed)
+    count = first + len(records(window.path)[first:])
+    return {
+        span.name: Collected(span.result, [r for r, _, k in placed if k == i], 0, span.started, range(first, count))
+        for i, span in enumerate(spans)
+    }
+
+
+def _wait(window: Window, seconds: Callable[[], float | None], quiet: float = 0.0) -> bool:
+    """Sleep until `seconds()` have passed since now (re-read as messages come; stalls widen it, bounded) and
+    nothing arrived for `quiet` s; False as soon as `seconds()` is None (a message the stamps cannot place)."""
+    clock = window.clock
+    end, lost, count, wait = clock.now(), 0.0, -1, PATIENCE
+    while True:
+        if (n := window.count()) != count:
+            count, asked = n, seconds()
+            if asked is None:
+                return False
+            wait = asked
+        now = clock.now()
+        try:
+            calm = clock.age(window.path) >= quiet
+        except FileNotFoundError:
+            calm = True
+        if now - end - lost >= min(wait, PATIENCE) and calm:
+            return True
+        if now - end - lost >= PATIENCE + quiet:
+            return True
+        clock.sleep(POLL)
+        lost = min(STALL_LIMIT, lost + stalled(POLL, clock.now() - now))
+
+
+def _gap(window: Window, first: int, spans: list[_Span]) -> float | None:
+    """3 x the longest a stamp came after its action ended (at least MIN_GAP); PATIENCE before any is known."""
+    placed = _place(window, first, spans)
+    if placed is None:
+        return None
+    after = [stamp - spans[k].ended for _, stamp, k in placed]
+    return min(PATIENCE, max(MIN_GAP, 3 * max(after) + FINE)) if after else PATIENCE
+
+
+def _arrival(window: Window, first: int, spans: list[_Span]) -> float | None:
+    """How long the last action waits for its messages: 3 x the longest any message took to arrive after its
+    action ended, plus SETTLE (MIN_WAIT to PATIENCE); PATIENCE before any is known."""
+    placed = _place(window, first, spans)
+    if placed is None:
+        return None
+    took = [_arrived(r) - spans[k].ended for r, _, k in placed] + window.latencies
+    return min(PATIENCE, max(MIN_WAIT, 3 * max(took) + SETTLE)) if took else PATIENCE
+
+
+def _place(window: Window, first: int, spans: list[_Span]) -> list[tuple[AuditRecord, float, int]] | None:
+    """(record, stamp, its action) for every message since the pass began that an action's stamp owns; messages
+    stamped before the first action (earlier work) are left out. None when any message has no FINE stamp."""
+    found = records(window.path)[first:]
+    when = stamps(found)
+    if when is None or None in when:
+        return None
+    starts = [span.started for span in spans]
+    return [(r, t, k) for r, t in zip(found, when, strict=True) if t is not None and (k := _owner(starts, t)) >= 0]
+
+
+def _owner(starts: list[float], stamp: float) -> int:
+    """The last action that began at or before `stamp`; -1 when none did."""
+    began = [k for k, started in enumerate(starts) if started <= stamp]
+    return began[-1] if began else -1
+
+
+def _arrived(record: AuditRecord) -> float:
+    return datetime.fromisoformat(record.received).timestamp()
