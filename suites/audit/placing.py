@@ -53,6 +53,8 @@ def measure(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> d
     where a window happened to close. A device late in both passes is recorded as it is (`late` counts), the
     same way in every run, except where its stamps place a message.
     """
+    if not actions:
+        return {}
     if _all_stamped(records(window.path)):
         placed = _stamped_pass(window, actions)
         if placed is not None:

@@ -375,3 +375,9 @@ def test_a_stamped_message_between_two_windows_is_placed_not_late(repo: Reposito
     got = attribute(repo.path, {"a": a, "b": b})
     assert [r.event_code for r in got["a"].received] == ["110112"] and got["b"].received == []
     assert [c.late for c in got.values()] == [0, 0]
+
+
+def test_no_actions_wait_for_nothing(repo: Repository) -> None:
+    repo.stamp = _iso
+    win, began = _window(repo), repo.now()
+    assert measure(win, []) == {} and repo.now() == began
