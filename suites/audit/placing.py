@@ -20,6 +20,7 @@ from suites.audit.window import (
     Collected,
     Window,
     records,
+    widened,
 )
 
 __all__ = ["FINE", "MIN_GAP", "SKEW", "attribute", "measure", "stamps"]
@@ -64,10 +65,11 @@ def measure(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> d
         window.drain(DRAIN, DRAIN_LIMIT)
     got = {name: window.during(action) for name, action in actions}
     late = any(collected.late for collected in got.values())
-    if late or window.trailing() or attribute(window.path, got) != got:
-        window.restart()
-        got = {name: window.during(action) for name, action in actions}
-        window.trailing()  # what comes late this time is placed by its stamp
+    if not late and not window.trailing() and (by_stamp := attribute(window.path, got)) == got:
+        return by_stamp
+    window.restart()
+    got = {name: window.during(action) for name, action in actions}
+    window.trailing()  # what comes late this time is placed by its stamp
     return attribute(window.path, got)
 
 
@@ -127,7 +129,7 @@ def stamps(found: Sequence[AuditRecord]) -> list[float | None] | None:
 def _all_stamped(found: Sequence[AuditRecord]) -> bool:
     """The device has sent something, and everything it sent has a FINE stamp on this machine's clock."""
     when = stamps(found)
-    return bool(when) and when is not None and None not in when
+    return when is not None and bool(when) and None not in when
 
 
 @dataclass
@@ -150,12 +152,12 @@ def _stamped_pass(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]
         result = action()
         spans.append(_Span(name, result, started, clock.wall()))
         # The gap: until the device has stamped what this action made (arrival does not matter).
-        gap = _gap(window, first, spans) if _wait(window, lambda: _gap(window, first, spans)) else None
+        gap = _wait(window, lambda: _gap(window, first, spans))
         if gap is None:
             return None
         spans[-1].gap = gap
     # The last action's messages must arrive: as long as this device has shown its messages need, and quiet.
-    if not _wait(window, lambda: _arrival(window, first, spans), quiet=SETTLE):
+    if _wait(window, lambda: _arrival(window, first, spans), quiet=SETTLE) is None:
         return None
     placed = _place(window, first, spans)
     if placed is None or any(stamp - spans[k].ended > spans[k].gap / 2 for _, stamp, k in placed):
@@ -168,26 +170,26 @@ def _stamped_pass(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]
     }
 
 
-def _wait(window: Window, seconds: Callable[[], float | None], quiet: float = 0.0) -> bool:
+def _wait(window: Window, seconds: Callable[[], float | None], quiet: float = 0.0) -> float | None:
     """Sleep until `seconds()` have passed since now (re-read as messages come; stalls widen it, bounded) and
-    nothing arrived for `quiet` s; False as soon as `seconds()` is None (a message the stamps cannot place)."""
+    nothing arrived for `quiet` s: the wait it kept. None as soon as `seconds()` is (a message the stamps
+    cannot place)."""
     clock = window.clock
     end, lost, count, wait = clock.now(), 0.0, -1, PATIENCE
     while True:
         if (n := window.count()) != count:
             count, asked = n, seconds()
             if asked is None:
-                return False
+                return None
             wait = asked
         now = clock.now()
         try:
             calm = clock.age(window.path) >= quiet
         except FileNotFoundError:
             calm = True
-        if now - end - lost >= min(wait, PATIENCE) and calm:
-            return True
-        if now - end - lost >= PATIENCE + quiet:
-            return True
+        opened = now - end - lost
+        if (opened >= min(wait, PATIENCE) and calm) or opened >= PATIENCE + quiet:
+            return wait
         clock.sleep(POLL)
         lost = min(STALL_LIMIT, lost + stalled(POLL, clock.now() - now))
 
@@ -198,7 +200,7 @@ def _gap(window: Window, first: int, spans: list[_Span]) -> float | None:
     if placed is None:
         return None
     after = [stamp - spans[k].ended for _, stamp, k in placed]
-    return min(PATIENCE, max(MIN_GAP, 3 * max(after) + FINE)) if after else PATIENCE
+    return widened(max(after), MIN_GAP, FINE) if after else PATIENCE
 
 
 def _arrival(window: Window, first: int, spans: list[_Span]) -> float | None:
@@ -208,7 +210,7 @@ def _arrival(window: Window, first: int, spans: list[_Span]) -> float | None:
     if placed is None:
         return None
     took = [_arrived(r) - spans[k].ended for r, _, k in placed] + window.latencies
-    return min(PATIENCE, max(MIN_WAIT, 3 * max(took) + SETTLE)) if took else PATIENCE
+    return widened(max(took), MIN_WAIT, SETTLE) if took else PATIENCE
 
 
 def _place(window: Window, first: int, spans: list[_Span]) -> list[tuple[AuditRecord, float, int]] | None:

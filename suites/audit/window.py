@@ -25,6 +25,7 @@ __all__ = [
     "SystemClock",
     "Window",
     "records",
+    "widened",
 ]
 
 T = TypeVar("T")
@@ -70,6 +71,11 @@ class SystemClock:
 
     def wall(self) -> float:
         return time.time()
+
+
+def widened(longest: float, floor: float, margin: float) -> float:
+    """A wait this run's device has shown it needs: 3 x the longest it took, plus `margin`, from `floor` to PATIENCE."""
+    return min(PATIENCE, max(floor, 3 * longest + margin))
 
 
 def records(path: Path) -> list[AuditRecord]:
@@ -118,7 +124,7 @@ class Window:
         seen = [*self.latencies, *latest]
         if not seen:
             return PATIENCE if self._closed or self.count() else QUIET
-        return min(PATIENCE, max(MIN_WAIT, 3 * max(seen) + SETTLE))
+        return widened(max(seen), MIN_WAIT, SETTLE)
 
     def drain(self, quiet: float = SETTLE, limit: float = PATIENCE) -> None:
         """Wait (at most `limit` s) until nothing has reached the repository for `quiet` s.
