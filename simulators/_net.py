@@ -25,6 +25,7 @@ __all__ = [
     "parse_host_port",
     "parse_listening",
     "qr_sop_class",
+    "queued_answer",
     "status_hex",
 ]
 
@@ -127,3 +128,19 @@ def free_port(host: str = LOOPBACK, kind: socket.SocketKind = socket.SOCK_STREAM
 def status_hex(status: int | None) -> str | None:
     """A DIMSE status as `0x0000` text (how reports show it), None kept."""
     return None if status is None else f"0x{status:04X}"
+
+
+def queued_answer(assoc: Any) -> Any:
+    """The A-ASSOCIATE answer (AC or RJ primitive) pynetdicom received but never read; None if there is none.
+
+    pynetdicom 3.0.4 (acse._negotiate_as_requestor) checks that the socket is still connected after sending
+    the request; when the peer's quick RJ arrives and its connection closes first, the association is marked
+    aborted with the answer left in the DUL's queue (a few in a thousand rejections under load), and a refusal
+    would read as an abort or a timeout.
+    """
+    from pynetdicom.pdu_primitives import A_ASSOCIATE
+
+    for primitive in list(assoc.dul.to_user_queue.queue):
+        if isinstance(primitive, A_ASSOCIATE) and primitive.result is not None:
+            return primitive
+    return None

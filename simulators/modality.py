@@ -32,7 +32,7 @@ from pynetdicom.dsutils import encode, split_dataset
 from pynetdicom.presentation import build_context, build_role
 
 from simulators._contexts import CheapContexts
-from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, qr_sop_class, status_hex
+from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, qr_sop_class, queued_answer, status_hex
 from simulators._trace import commit_fields, get_fields, n_fields, query_fields, store_fields, traced
 from simulators.commitment import PUSH_MODEL
 from simulators.commitment_scu import CommitmentListener, CommitResult, ReportCatcher
@@ -657,20 +657,12 @@ class _Counts:
 
 
 def _unread_rejection(assoc: Any) -> list[str]:
-    """The A-ASSOCIATE-RJ pynetdicom received but never read, worded as above; [] if none.
-
-    pynetdicom 3.0.4 (acse._negotiate_as_requestor) checks that the socket is still connected
-    after sending the request; on a loaded machine the peer's quick RJ can arrive and its
-    connection close first, so the association is marked aborted with the RJ left in the
-    DUL's queue (a few in a thousand rejections under load), and a refusal read as a timeout.
-    """
-    from pynetdicom.pdu_primitives import A_ASSOCIATE
-
-    for primitive in list(assoc.dul.to_user_queue.queue):
-        if isinstance(primitive, A_ASSOCIATE) and primitive.result in (0x01, 0x02):
-            reason = f"result {primitive.result}, source {primitive.result_source}, reason {primitive.diagnostic}"
-            return [f"association rejected ({reason})"]
-    return []
+    """The A-ASSOCIATE-RJ pynetdicom received but never read (simulators._net.queued_answer), worded as above."""
+    primitive = queued_answer(assoc)
+    if primitive is None or primitive.result not in (0x01, 0x02):
+        return []
+    reason = f"result {primitive.result}, source {primitive.result_source}, reason {primitive.diagnostic}"
+    return [f"association rejected ({reason})"]
 
 
 def _close(assoc: Any) -> None:

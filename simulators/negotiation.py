@@ -16,7 +16,7 @@ from pynetdicom.pdu_primitives import (
 )
 from pynetdicom.presentation import build_context
 
-from simulators._net import on_connection_open
+from simulators._net import on_connection_open, queued_answer
 from simulators.endpoint import Endpoint
 
 __all__ = [
@@ -204,7 +204,7 @@ def negotiate(
 def _read(assoc: Any, proposals: Sequence[Proposal], opened: bool) -> Negotiation:
     primitive = assoc.acceptor.primitive
     if not isinstance(primitive, A_ASSOCIATE):
-        primitive = _queued_answer(assoc)
+        primitive = queued_answer(assoc)
     if primitive is None or primitive.result is None:
         if not opened:
             return Negotiation(error="no connection (refused or unreachable)")
@@ -236,11 +236,3 @@ def _read(assoc: Any, proposals: Sequence[Proposal], opened: bool) -> Negotiatio
         sop_class_extended={str(uid): bytes(info or b"") for uid, info in acceptor.sop_class_extended.items()},
     )
     return Negotiation(tuple(contexts), acceptance)
-
-
-def _queued_answer(assoc: Any) -> Any:
-    """An A-ASSOCIATE answer pynetdicom received but never read (see simulators.modality._unread_rejection)."""
-    for primitive in list(assoc.dul.to_user_queue.queue):
-        if isinstance(primitive, A_ASSOCIATE) and primitive.result is not None:
-            return primitive
-    return None

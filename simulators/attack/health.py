@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pynetdicom import AE
 
-from simulators._net import VERIFICATION
+from simulators._net import VERIFICATION, queued_answer
 from simulators.endpoint import JSON, Endpoint
 
-__all__ = ["Health", "echo_health", "harness_fault"]
+__all__ = ["Health", "echo_health", "harness_fault", "refusal"]
 
 _TRANSIENT = 2  # A-ASSOCIATE-RJ result: rejected-transient
 
@@ -27,6 +28,18 @@ class Health:
         return {"ok": self.ok, "tries": self.tries, "detail": self.detail}
 
 
+def refusal(assoc: Any) -> tuple[str, bool]:
+    """How an association that was not established ended, and whether the device rejected it as transient."""
+    # A rejection pynetdicom marked aborted (a quick RJ, then the close) is still the device's answer.
+    answer = assoc.acceptor.primitive if assoc.is_rejected else queued_answer(assoc)
+    rejected = assoc.is_rejected or getattr(answer, "result", None) in (1, 2)
+    # PS3.8 9.3.4: result 2 is "rejected-transient", a device saying "not now" (dcmqrscp at MaxAssociations).
+    transient = rejected and getattr(answer, "result", None) == _TRANSIENT
+    if rejected:
+        return ("rejected, transient" if transient else "rejected"), transient
+    return ("aborted" if assoc.is_aborted else "no answer"), False
+
+
 def _echo_once(endpoint: Endpoint, timeout: float, calling: str) -> tuple[bool, str, bool]:
     """One C-ECHO association: ok, what it saw, and whether the device rejected it as transient (busy)."""
     ae = AE(ae_title=calling)
@@ -37,10 +50,7 @@ def _echo_once(endpoint: Endpoint, timeout: float, calling: str) -> tuple[bool, 
     assoc = ae.associate(endpoint.host, endpoint.port, ae_title=endpoint.ae_title)
     try:
         if not assoc.is_established:
-            # PS3.8 9.3.4: result 2 is "rejected-transient", a device saying "not now" (dcmqrscp at MaxAssociations).
-            transient = assoc.is_rejected and getattr(assoc.acceptor.primitive, "result", None) == _TRANSIENT
-            how = "rejected, transient" if transient else "rejected" if assoc.is_rejected else None
-            how = how or ("aborted" if assoc.is_aborted else "no answer")
+            how, transient = refusal(assoc)
             return False, f"no association ({how}, {time.monotonic() - started:.2f} s)", transient
         status = assoc.send_c_echo()
         code = getattr(status, "Status", None)
