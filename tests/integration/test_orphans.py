@@ -19,7 +19,9 @@ LIMIT = 5  # seconds without a heartbeat; the default (30 s) would only make the
 def test_what_a_killed_harness_started_stops_by_itself(tmp_path: Path) -> None:
     run_dir = tmp_path / "killed"
     profile = ROOT / "devices" / "reference" / "profile.toml"
-    argv = ["run", "--profile", str(profile), "--variant", "baseline", "--out", str(run_dir)]
+    # With the robustness corpus after the suites, the suites outlast LIMIT after the kill: without it they
+    # can end (5 s in all) before noticing the harness is gone, and the message below is never written.
+    argv = ["run", "--profile", str(profile), "--variant", "baseline", "--out", str(run_dir), "--robustness"]
     harness = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", *argv],
         stdout=subprocess.DEVNULL,
