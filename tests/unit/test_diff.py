@@ -118,6 +118,35 @@ def test_a_reactions_when_changes_only_with_the_timing_it_is_made_of() -> None:
     ]
 
 
+def test_a_silence_at_the_deadline_differs_only_when_its_seconds_moved() -> None:
+    def reaction(kind: str, seconds: float, detail: str) -> CaseRecord:
+        observed: dict[str, JSON] = {
+            "robustness.reaction": {"kind": kind, "when": "immediate" if seconds < 1.0 else "delayed"},
+            "robustness.detail": detail,
+            "robustness.severity": 1 if kind == "silent" else 0,
+            "timing.robustness.seconds": seconds,
+        }
+        return _case(**observed)
+
+    silent = reaction("silent", 10.01, "no answer before the deadline")
+    # dcmqrscp storing a 5,000-deep nesting: 9.7 s in a baseline, past the 10 s deadline in a loaded candidate.
+    assert _found(reaction("answered", 9.7, "status 0x0000 (success)"), silent) == []
+    assert _found(silent, reaction("answered", 9.7, "status 0x0000 (success)")) == []
+    # A device that answered at once and now holds the connection to the deadline: every part of it changed.
+    assert _found(reaction("answered", 0.05, "status 0x0000 (success)"), silent) == [
+        ("robustness.reaction.kind", DiffKind.VALUE_CHANGED, "answered", "silent"),
+        ("robustness.reaction.when", DiffKind.VALUE_CHANGED, "immediate", "delayed"),
+        ("robustness.detail", DiffKind.VALUE_CHANGED, "status 0x0000 (success)", "no answer before the deadline"),
+        ("robustness.severity", DiffKind.VALUE_CHANGED, 0, 1),
+        ("timing.robustness.seconds", DiffKind.TIMING_CHANGED, 0.05, 10.01),
+    ]
+    # Two kinds that are not silence near the same seconds: the kind is a change of the device's.
+    assert [p for p, *_ in _found(reaction("answered", 9.7, "a"), reaction("aborted", 9.9, "b"))] == [
+        "robustness.reaction.kind",
+        "robustness.detail",
+    ]
+
+
 def test_timing_changes_only_past_both_thresholds() -> None:
     def timing(before: float, after: float) -> list[tuple[str, DiffKind, JSON, JSON]]:
         return _found(_case(**{"timing.store": before}), _case(**{"timing.store": after}))
