@@ -4,13 +4,17 @@ The suites write one JSON line per operation when PATCHGATE_TRACE=FILE is set (s
 `traced`, simulators/session.py). This replays them in the same order with one AE, TCP_NODELAY, and
 the same associations: an operation of `Modality` on its own association proposing the contexts
 `Modality` would, a `Session`'s operations on one association opened with the traced contexts and
-roles; the called AE title as traced, the address mapped by `--peer` from the traced port. Data sets come from the corpus (`--seed`, `--corpus-size`: the run manifest's `corpus`) by
-SOP Instance UID. Not replayed, and counted under `skipped`: storage commitment (it waits for a
-report the bare script has no listener for), TLS peers, ports not given with `--peer`, and
-instances the corpus does not hold. The data sets are made before the clock starts. Its pynetdicom keeps
-its own reactor loops (PATCHGATE_REACTOR=0), unlike the simulators and suites (simulators._reactor).
+roles; the called AE title as traced, the address mapped by `--peer` from the traced port. Data sets come from the
+corpus (`--seed`, `--corpus-size`: the run manifest's `corpus`) by SOP Instance UID. Storage commitment is replayed
+when `--report-port` says where the device sends reports on a new association: the same N-ACTION, the association
+kept open as long as traced, the report taken on it or on a listener there. Pynetdicom has no requester's side of
+its own (released before its N-EVENT-REPORT-RSP has left, the reporter waits in vain), so the replay uses the
+suites' (simulators.commitment_scu). Not replayed, and counted under `skipped`: storage commitment without
+`--report-port`, TLS peers, ports not given with `--peer`, and instances the corpus does not hold. The data sets
+are made before the clock starts. Its pynetdicom keeps its own reactor loops (PATCHGATE_REACTOR=0), unlike the
+simulators and suites (simulators._reactor).
 
-    python scripts/bare_dimse.py trace.jsonl --peer 28438=127.0.0.1:11112 --seed 1422 --json
+    python scripts/bare_dimse.py trace.jsonl --peer 28438=127.0.0.1:11112 --seed 1422 --report-port 28440 --json
 """
 
 from __future__ import annotations
@@ -153,15 +157,24 @@ def _query(line: dict[str, Any]) -> Dataset:
 class _Replayer:
     """One AE; the association of each traced session; the corpus by SOP Instance UID."""
 
-    def __init__(self, peers: dict[int, tuple[str, int]], datasets: dict[str, Dataset], out: Replay) -> None:
+    def __init__(
+        self, peers: dict[int, tuple[str, int]], datasets: dict[str, Dataset], out: Replay, listener: Any = None
+    ) -> None:
         self.ae = AE()
         self.ae.acse_timeout = self.ae.dimse_timeout = self.ae.network_timeout = self.ae.connection_timeout = 30
         self.peers = peers
         self.datasets = datasets
         self.out = out
         self.sessions: dict[int, Any] = {}
+        self.listener = listener  # simulators.commitment_scu.CommitmentListener: reports on a new association
 
-    def associate(self, line: dict[str, Any], contexts: list[PresentationContext], roles: Sequence[Any] = ()) -> Any:
+    def associate(
+        self,
+        line: dict[str, Any],
+        contexts: list[PresentationContext],
+        roles: Sequence[Any] = (),
+        handlers: Sequence[tuple[Any, Any]] = (),
+    ) -> Any:
         host, port = self.peers[line["peer"]["port"]]
         self.ae.ae_title = line.get("calling") or "PGMODALITY"
         self.out.associations += 1
@@ -172,12 +185,12 @@ class _Replayer:
             contexts=contexts[:_MAX_CONTEXTS],
             ae_title=line["peer"]["ae"],
             ext_neg=[*roles, *([identity] if identity is not None else [])] or None,
-            evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay), (evt.EVT_C_STORE, _on_store)],
+            evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay), (evt.EVT_C_STORE, _on_store), *handlers],
         )
 
     def skip_reason(self, line: dict[str, Any]) -> str:
         peer = line["peer"]
-        if line["op"] == "commit":
+        if line["op"] == "commit" and self.listener is None:
             return "commit"
         if peer.get("tls"):
             return "tls"
@@ -207,6 +220,9 @@ class _Replayer:
             return
         if session:
             self._op(line, self.sessions[session])
+            return
+        if op == "commit":
+            self._commit(line)
             return
         assoc = self.associate(line, self._contexts(line), self._roles(line))
         try:
@@ -273,6 +289,24 @@ class _Replayer:
             status, _ = assoc.send_n_set(changes, ModalityPerformedProcedureStep, line["uid"])
             self._done(line, _hex(_status(status)), line["outcome"].get("status"))
 
+    def _commit(self, line: dict[str, Any]) -> None:
+        """The N-ACTION on an association of its own, kept open as traced for a report on it, else the listener's."""
+        from simulators.commitment import PUSH_MODEL
+        from simulators.commitment_scu import ReportCatcher
+
+        catcher = ReportCatcher()
+        assoc = self.associate(line, [build_context(PUSH_MODEL)], handlers=catcher.handlers())
+        if not assoc.is_established:
+            self._done(line, None, line["outcome"].get("status"))
+            return
+        refs = [(a, b) for a, b in line["refs"]]
+        got = catcher.request(
+            assoc, line["transaction_uid"], refs, keep_open=line["keep_open"], wait_report=10.0, listener=self.listener
+        )
+        traced = line["outcome"]
+        # The status, and whether a report came (the device's wait is what takes the time).
+        self._done(line, [_hex(got.action_status), bool(got.error)], [traced.get("status"), bool(traced.get("error"))])
+
     def _find(self, assoc: Any, query: Dataset, sop_class: str, cancel_after: int | None) -> int | None:
         status, matches = None, 0
         for rsp, identifier in assoc.send_c_find(query, sop_class):
@@ -308,14 +342,28 @@ def _corpus(seed: int, size: str) -> dict[str, Dataset]:
 
 
 def replay(
-    lines: Sequence[dict[str, Any]], peers: dict[int, tuple[str, int]], *, seed: int, corpus_size: str = "small"
+    lines: Sequence[dict[str, Any]],
+    peers: dict[int, tuple[str, int]],
+    *,
+    seed: int,
+    corpus_size: str = "small",
+    report_port: int | None = None,
+    calling: str = "PGMODALITY",
 ) -> Replay:
-    """Replay `lines` against `peers` (traced port -> host, port now); the corpus made before the clock starts."""
+    """Replay `lines` against `peers` (traced port -> host, port now); the corpus made before the clock starts.
+
+    `report_port`: where the device sends storage commitment reports on a new association (to `calling`).
+    """
     out = Replay(lines=len(lines))
     t0 = time.perf_counter()
     datasets = _corpus(seed, corpus_size) if any(line["op"] == "store" for line in lines) else {}
     out.corpus_seconds = time.perf_counter() - t0
-    replayer = _Replayer(peers, datasets, out)
+    listener = None
+    if report_port is not None and any(line["op"] == "commit" for line in lines):
+        from simulators.commitment_scu import CommitmentListener
+
+        listener = CommitmentListener(calling, port=report_port).start()
+    replayer = _Replayer(peers, datasets, out, listener)
     t0 = time.perf_counter()
     try:
         for line in lines:
@@ -327,6 +375,8 @@ def replay(
             if assoc.is_established:
                 assoc.release()
         out.seconds = time.perf_counter() - t0
+        if listener is not None:
+            listener.stop()
     return out
 
 
@@ -347,12 +397,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1422, help="corpus seed (the run manifest's corpus.seed)")
     parser.add_argument("--corpus-size", default="small", help="the run manifest's corpus.size")
     parser.add_argument("--pid", type=int, help="replay this process's lines (default: the one with most)")
+    parser.add_argument(
+        "--report-port",
+        type=int,
+        help="where the device sends storage commitment reports on a new association (else commitment is skipped)",
+    )
     parser.add_argument("--json", action="store_true", help="print the whole summary as JSON")
     args = parser.parse_args(argv)
     if not args.trace.is_file():
         parser.error(f"{args.trace}: no such trace file (set PATCHGATE_TRACE=FILE for the suites to write one)")
     lines = load_trace(args.trace, args.pid)
-    result = replay(lines, dict(args.peer), seed=args.seed, corpus_size=args.corpus_size)
+    result = replay(lines, dict(args.peer), seed=args.seed, corpus_size=args.corpus_size, report_port=args.report_port)
     summary = result.summary()
     if args.json:
         print(json.dumps(summary))

@@ -16,8 +16,9 @@ from pynetdicom.presentation import build_context
 
 from simulators import _trace as trace_module
 from simulators import session as session_module
-from simulators._net import qr_sop_class
+from simulators._net import LOOPBACK, free_port, qr_sop_class
 from simulators._trace import TRACE_VAR
+from simulators.commitment_scu import CommitmentListener
 from simulators.corpus import DEFAULT_SEED, generate
 from simulators.endpoint import Endpoint
 from simulators.modality import Modality
@@ -28,11 +29,12 @@ ROOT = Path(__file__).resolve().parents[2]
 _PACS_AE = "TRACEPACS"
 
 
-def _pacs(storage: Path) -> Generator[Endpoint, None, None]:
-    proc, host, port = start_simulator(
-        ["-m", "simulators.pacs", "--ae-title", _PACS_AE, "--port", "0", "--storage", str(storage)],
-        log=storage.with_suffix(".log"),
-    )
+def _pacs(storage: Path, reports: int | None = None) -> Generator[Endpoint, None, None]:
+    """A PACS simulator; `reports`: the port it sends storage commitment reports to on a new association."""
+    args = ["-m", "simulators.pacs", "--ae-title", _PACS_AE, "--port", "0", "--storage", str(storage)]
+    if reports is not None:
+        args += ["--destination", f"PGMODALITY={LOOPBACK}:{reports}"]
+    proc, host, port = start_simulator(args, log=storage.with_suffix(".log"))
     try:
         yield Endpoint(_PACS_AE, host, port)
     finally:
@@ -167,3 +169,56 @@ def test_bare_dimse_replays_the_operations_with_the_same_statuses(
     ]
     assert replay["mismatches"] == 0
     assert sorted(p.name for p in (tmp_path / "fresh").iterdir()), "the replay stored nothing on the fresh PACS"
+
+
+def _replay(trace: Path, traced_port: int, peer: Endpoint, *extra: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "scripts" / "bare_dimse.py"), str(trace), "--json"),
+            *("--peer", f"{traced_port}={peer.host}:{peer.port}", "--seed", str(DEFAULT_SEED), *extra),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def test_bare_dimse_replays_storage_commitment_with_its_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report on the same association (kept open) and on a new one (to --report-port), as the suites took them."""
+    item = generate(DEFAULT_SEED)[0]
+    refs = [(item.sop_class_uid, item.sop_instance_uid)]
+    trace = tmp_path / "trace.jsonl"
+    listener = CommitmentListener(port=free_port()).start()
+    source = _pacs(tmp_path / "pacs", listener.port)
+    pacs = next(source)
+    try:
+        monkeypatch.setenv(TRACE_VAR, str(trace))
+        modality = Modality()
+        assert modality.store(pacs, [item.dataset]).accepted
+        same = modality.commit(pacs, "1.2.826.0.1.3680043.10.1.1", refs, keep_open=5.0)
+        new = modality.commit(pacs, "1.2.826.0.1.3680043.10.1.2", refs, keep_open=0.0, listener=listener)
+        monkeypatch.delenv(TRACE_VAR)
+    finally:
+        source.close()
+        listener.stop()
+    assert (same.how, new.how) == ("same", "new") and not same.error and not new.error
+    reports = free_port()
+    fresh = _pacs(tmp_path / "fresh", reports)
+    peer = next(fresh)
+    try:
+        without = _replay(trace, pacs.port, peer)
+        replay = _replay(trace, pacs.port, peer, "--report-port", str(reports))
+    finally:
+        fresh.close()
+    assert without["skipped"] == {"commit": 2}
+    assert replay["skipped"] == {} and replay["mismatches"] == 0
+    commits = [r for r in replay["results"] if r["op"] == "commit"]
+    assert [r["replayed"] for r in commits] == [["0x0000", False], ["0x0000", False]]  # answered, and reported
+    # The device's wait is in the replay's time: kept open, the report comes after its delay (0.2 s).
+    assert replay["op_seconds"]["commit"] >= 0.2
