@@ -144,21 +144,9 @@ def test_bare_dimse_replays_the_operations_with_the_same_statuses(
     fresh = _pacs(tmp_path / "fresh")  # an empty one: the replayed C-STORE fills it before the C-FIND and C-GET
     peer = next(fresh)
     try:
-        done = subprocess.run(
-            [
-                *(sys.executable, str(ROOT / "scripts" / "bare_dimse.py"), str(trace), "--json"),
-                *("--peer", f"{pacs.port}={peer.host}:{peer.port}", "--seed", str(DEFAULT_SEED)),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            cwd=ROOT,
-        )
+        replay = _replay(trace, pacs.port, peer)
     finally:
         fresh.close()
-    assert done.returncode == 0, done.stderr
-    replay = json.loads(done.stdout)
     assert replay["lines"] == replay["replayed"] == len(traced) == 7
     assert replay["skipped"] == {} and replay["associations"] == 5
     ops = [line["op"] for line in traced if line["op"] != "release"]
