@@ -100,7 +100,8 @@ def settle(
     right one when names nest (`echo` and `echo.status`); the changes' own names are always included.
     A change is expected when every difference on it is; its reason is the policy's, or, when
     a difference stays regressed, why (e.g. an entry that matched but does not allow loosening).
-    A change whose differences are all noise is NOISY.
+    A change whose differences are all noise is NOISY. One with no difference on it is UNCHANGED: the diff's rules
+    found the values alike (a reaction silent at the deadline where the baseline answered just before it).
     """
     known = {c.name for c in changes} | set(names)
     whole = [d for d in differences if d.path == "outcome" and d.kind in _WHOLE_CASE]
@@ -110,7 +111,10 @@ def settle(
             settled.append(change)
             continue
         on = [d for d in differences if observation_of(d.path, known) == change.name] + whole
-        if on and all(d.classification is Classification.NOISE for d in on):
+        if not on:
+            settled.append(dataclasses.replace(change, direction=Direction.UNCHANGED))
+            continue
+        if all(d.classification is Classification.NOISE for d in on):
             settled.append(dataclasses.replace(change, direction=Direction.NOISY, reason=on[0].reason))
             continue
         real = [d for d in on if d.classification is not Classification.NOISE]

@@ -375,3 +375,28 @@ def test_a_worse_robustness_reaction_is_named_first_as_security_loosened() -> No
     assert better.verdict is Verdict.REGRESSED  # a fix is still a change until a policy declares it
     assert [s.direction for s in better.security if s.name == "robustness.severity"] == [Direction.TIGHTENED]
     assert not any("security loosened" in r for r in better.reasons)
+
+
+def test_a_silence_at_the_deadline_after_answers_near_it_is_unchanged() -> None:
+    """dcmqrscp's identical rebuild in CI: a 5,000-deep nesting stored in 8.3 and 9.7 s, then silent at 10 s."""
+
+    def case(kind: str, seconds: float) -> CaseRecord:
+        observations = (
+            Observation("robustness.reaction", {"kind": kind, "when": "delayed"}),
+            Observation("robustness.detail", "status 0x0000 (success)" if kind == "answered" else "no answer"),
+            Observation("robustness.severity", 1 if kind == "silent" else 0, Security.EXPOSURE),
+            Observation("robustness.answers_echo", True, Security.PROTECTION),
+            Observation("timing.robustness.seconds", seconds),
+        )
+        return CaseRecord("robustness/test_corpus.py::test_input[ds.store.nesting-5000]", Outcome.PASSED, 0.1,
+                          observations=observations)  # fmt: skip
+
+    baselines = _baselines([*_suite(), case("answered", 8.3)], [*_suite(), case("answered", 9.7)])
+    edge = compare(baselines, _candidate([*_suite(), case("silent", 10.01)]))
+    assert edge.verdict is Verdict.UNCHANGED, edge.reasons
+    assert [s.direction for s in edge.security if s.name == "robustness.severity"] == [Direction.UNCHANGED]
+    # Answered at once before, silent for the whole deadline now: a loosening.
+    quick = _baselines([*_suite(), case("answered", 0.05)], [*_suite(), case("answered", 0.06)])
+    held = compare(quick, _candidate([*_suite(), case("silent", 10.01)]))
+    assert held.verdict is Verdict.REGRESSED
+    assert held.reasons[0].endswith("security loosened: robustness.severity 0 → 1"), held.reasons
