@@ -17,6 +17,7 @@ __all__ = [
     "QR_MODELS",
     "VERIFICATION",
     "ReactorCheckpoint",
+    "carries",
     "format_address",
     "free_port",
     "no_delay",
@@ -128,6 +129,19 @@ def free_port(host: str = LOOPBACK, kind: socket.SocketKind = socket.SOCK_STREAM
 def status_hex(status: int | None) -> str | None:
     """A DIMSE status as `0x0000` text (how reports show it), None kept."""
     return None if status is None else f"0x{status:04X}"
+
+
+def carries(assoc: Any) -> bool:
+    """Whether the association can still carry a request: established, and its connection not gone.
+
+    pynetdicom (3.0.4) notices a peer's abort in its reactor, which a requester pauses while it waits for a
+    response. Requests sent back to back (a C-STORE loop) win the race against it, so `is_established` stayed
+    True after the device aborted, and each later item waited the DIMSE timeout (10 s an item; minutes for a
+    corpus). The DUL knows at once: Sta1 is no connection, and an abort queued for the reactor says so too.
+    """
+    if assoc is None or not assoc.is_established:
+        return False
+    return assoc.dul.state_machine.current_state != "Sta1" and not assoc.acse.is_aborted()
 
 
 def queued_answer(assoc: Any) -> Any:

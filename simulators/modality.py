@@ -32,7 +32,15 @@ from pynetdicom.dsutils import encode, split_dataset
 from pynetdicom.presentation import build_context, build_role
 
 from simulators._contexts import CheapContexts
-from simulators._net import LOOPBACK, VERIFICATION, on_connection_open, qr_sop_class, queued_answer, status_hex
+from simulators._net import (
+    LOOPBACK,
+    VERIFICATION,
+    carries,
+    on_connection_open,
+    qr_sop_class,
+    queued_answer,
+    status_hex,
+)
 from simulators._trace import commit_fields, get_fields, n_fields, query_fields, store_fields, traced
 from simulators.commitment import PUSH_MODEL
 from simulators.commitment_scu import CommitmentListener, CommitResult, ReportCatcher
@@ -440,11 +448,11 @@ class Modality:
             reason = answer.result_reason if answer is not None else None
             why = f"presentation context rejected (reason {reason})" if reason is not None else error
             return StoreOutcome(*_ids(item), None, why or "presentation context rejected")
-        if not assoc.is_established:
+        if not carries(assoc):
             return StoreOutcome(*_ids(item), None, "association closed before the item was sent")
         try:
             rsp = assoc.send_c_store(item.payload)
-        except (ValueError, AttributeError, OSError) as exc:
+        except (ValueError, AttributeError, OSError, RuntimeError) as exc:  # RuntimeError: it ended just now
             return StoreOutcome(*_ids(item), None, f"not sent: {exc}")
         if "Status" not in rsp:
             return StoreOutcome(*_ids(item), None, _NO_RESPONSE)

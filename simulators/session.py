@@ -27,7 +27,7 @@ from pynetdicom import evt
 from pynetdicom.presentation import PresentationContext, build_context, build_role
 
 from simulators._contexts import CheapContexts
-from simulators._net import VERIFICATION, qr_sop_class
+from simulators._net import VERIFICATION, carries, qr_sop_class
 from simulators._trace import TRACE_VAR, query_fields, store_fields, trace_caller, trace_line, trace_peer, traced
 from simulators.endpoint import JSON, Endpoint
 from simulators.modality import (
@@ -129,7 +129,7 @@ class Session:
 
     @property
     def established(self) -> bool:
-        return self.assoc is not None and bool(self.assoc.is_established)
+        return carries(self.assoc)
 
     def __enter__(self) -> Session:
         return self

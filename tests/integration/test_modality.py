@@ -190,3 +190,30 @@ def test_cli_echo_store_find(pacs: PacsSimulator, corpus: tuple[CorpusItem, ...]
     assert json.loads(find.stdout)["count"] == 1
     closed = _cli("--port", str(free_port()), "echo")
     assert closed.returncode == 1 and json.loads(closed.stdout)["accepted"] is False
+
+
+def test_a_device_that_aborts_mid_store_ends_the_store_at_once(corpus: tuple[CorpusItem, ...]) -> None:
+    """The items after an abort read "association closed", not a DIMSE timeout each (10 s an item before)."""
+    from pynetdicom import AE, evt
+
+    stored: list[str] = []
+
+    def on_store(event: evt.Event) -> int:
+        stored.append(str(event.request.AffectedSOPInstanceUID))
+        if len(stored) == 3:  # a device stopping (or crashing) mid-association
+            event.assoc.abort()
+        return 0x0000
+
+    ae = AE(ae_title="ABORTER")
+    for item in corpus[:8]:
+        ae.add_supported_context(item.sop_class_uid, [item.transfer_syntax_uid])
+    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        items = [item.dataset for item in corpus[:8]]
+        result = MODALITY.store(Endpoint("ABORTER", "127.0.0.1", server.server_address[1]), items)
+    finally:
+        server.shutdown()
+    errors = [outcome.error for outcome in result.instances]
+    assert [o.status for o in result.instances[:2]] == [0x0000, 0x0000], errors
+    assert errors[2].startswith("no response from the peer"), errors  # the one in flight
+    assert errors[3:] == ["association closed before the item was sent"] * 5, errors
