@@ -158,6 +158,8 @@ _NOT_RUN = (None, Outcome.SKIPPED, Outcome.NOT_APPLICABLE)
 # expected difference on them, "noisy" a difference between the baselines only.
 CHANGES = ("loosened", "tightened", "changed", "noisy", "unchanged")
 _ROBUSTNESS = "robustness."
+# Said of an unchanged input whose reactions read differently: silent at the deadline, or either side of 1 s.
+EDGE = "at a timing's edge: silent is the deadline passing, delayed 1 s or more, and the seconds did not move by the timing rule"
 _ECHO = "robustness.answers_echo"
 _MEANS = {
     Security.EXPOSURE: "exposure: more of it is looser",
@@ -444,6 +446,7 @@ class RobustnessRow:
     change: str  # one of CHANGES
     status: str  # a CaseStatus value
     status_words: str
+    edge: str = ""  # why an unchanged input shows two reactions (EDGE); "" otherwise
 
     @property
     def noisy(self) -> bool:
@@ -1163,16 +1166,21 @@ def _robustness_row(r: InputReactions, case: CaseComparison | None, changes: Seq
     others = [_seen(x, None) for x in r.before[1:] if x is not None and x != r.before[0]]
     before = (first, *dict.fromkeys(others))  # each differing baseline reaction once, in replica order
     echo = next((x for x in changes if x.name == _ECHO), None)
+    after = _seen(r.after, case.after if case else None)
+    change = _change(case, changes, len(before) > 1)
+    # Unchanged with another class after: the comparison left out a class made of a timing (diff.TIMED_CLASSES).
+    moved = first.kind and after.kind and (first.kind, first.when) != (after.kind, after.when)
     return RobustnessRow(
         input=r.input,
         case=r.case,
         description=r.description,
         before=before,
-        after=_seen(r.after, case.after if case else None),
+        after=after,
         echo=_echo(echo),
-        change=_change(case, changes, len(before) > 1),
+        change=change,
         status=status.value,
         status_words=_STATUS_WORDS[status],
+        edge=EDGE if change == "unchanged" and moved else "",
     )
 
 

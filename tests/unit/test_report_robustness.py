@@ -22,7 +22,7 @@ from harness.model import (
     Security,
 )
 from harness.report import summary_table, write_reports
-from harness.report._view import build_page
+from harness.report._view import EDGE, build_page
 from harness.report.html import render_html
 from tests.factories import make_case, make_reference_run
 from tests.report_tables import table_rows
@@ -37,7 +37,8 @@ NOT_SENT: _R = ("not-sent", "immediate", "", True)
 EXITED: _R = ("exited", "immediate", "exit code 70", False)
 HUNG: _R = ("unresponsive", "delayed", "no C-ECHO answer", False)
 ANSWERED: _R = ("answered", "immediate", "status 0xC311 (failure)", True)
-SEVERITY = {"aborted": 0, "closed": 0, "rejected": 0, "not-sent": 0, "answered": 0, "unresponsive": 2, "exited": 3}
+SEVERITY = {"aborted": 0, "closed": 0, "rejected": 0, "not-sent": 0, "answered": 0, "silent": 1, "unresponsive": 2}
+SEVERITY["exited"] = 3
 CORPUS: dict[str, tuple[_R, _R, _R]] = {
     "pdu.rq.version-0": (REJECTED, REJECTED, REJECTED),
     HOSTILE: (ABORT, ABORT, ABORT),
@@ -237,3 +238,21 @@ def test_the_input_is_the_cases_parameter() -> None:
     assert input_of("robustness/test_corpus.py::test_input[pdu.rq.version-0]") == "pdu.rq.version-0"
     assert input_of("robustness/test_corpus.py::test_input[a::b[c]]") == "a::b[c]"
     assert input_of("other/test_x.py::test_y") == "other/test_x.py::test_y"
+
+
+def test_an_input_at_a_timings_edge_reads_unchanged_and_says_why() -> None:
+    """Silent at the deadline where the baselines answered within the timing rule of it: both shown, and why."""
+    slow: _R = ("answered", "delayed", "status 0x0000 (success)", True)
+    silent: _R = ("silent", "delayed", "no answer before the deadline", True)
+    baselines, candidate = _runs({"ds.store.nesting-5000": (slow, slow, silent), "pdu.rq.version-0": (REJECTED,) * 3})
+    comparison = compare(baselines, candidate, Policy())
+    edge, same = _rows(render_html(comparison, [r.manifest for r in (*baselines, candidate)]))
+    assert edge == [
+        "ds.store.nesting-5000",
+        "answered delayed status 0x0000 (success)",
+        "silent delayed no answer before the deadline",
+        "yes",
+        f"unchanged {EDGE}",
+        "Unchanged",
+    ]
+    assert same[4] == "unchanged"  # alike reactions need no word
