@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 
+from harness.compare.robustness import REACTION
 from harness.model import JSON, CaseRecord, Difference, DiffKind
 from harness.wording import format_side  # re-exported, see harness.wording
 
@@ -41,7 +42,7 @@ TIMED_CLASSES = {"robustness.reaction.when": "timing.robustness.seconds"}
 # passed first. dcmqrscp stored a 5,000-deep nesting in 8.3 and 9.7 s in the baselines and was silent at the 10 s
 # deadline in the candidate of a loaded machine. A flip to or from silent whose seconds did not move by the timing
 # rule is the deadline's edge, not the device, so the reaction's kind, detail and severity do not differ either.
-SILENT = ("robustness.reaction", "silent")
+SILENT = "silent"  # a reaction's kind (robustness.REACTION)
 SILENT_CLASSES = ("robustness.reaction.kind", "robustness.detail", "robustness.severity")
 
 
@@ -78,9 +79,8 @@ def diff_cases(before: CaseRecord | None, after: CaseRecord | None) -> tuple[Dif
 
 def _silenced(old: dict[str, JSON], new: dict[str, JSON]) -> bool:
     """Whether one side's reaction is silent and the other's is not (see `SILENT`)."""
-    name, silent = SILENT
-    kinds = [v.get("kind") if isinstance(v, dict) else v for v in (old.get(name), new.get(name))]
-    return kinds.count(silent) == 1
+    kinds = [v.get("kind") if isinstance(v, dict) else v for v in (old.get(REACTION), new.get(REACTION))]
+    return kinds.count(SILENT) == 1
 
 
 def _moved(before: JSON, after: JSON) -> bool:

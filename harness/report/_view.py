@@ -1168,8 +1168,8 @@ def _robustness_row(r: InputReactions, case: CaseComparison | None, changes: Seq
     echo = next((x for x in changes if x.name == _ECHO), None)
     after = _seen(r.after, case.after if case else None)
     change = _change(case, changes, len(before) > 1)
-    # Unchanged with another class after: the comparison left out a class made of a timing (diff.TIMED_CLASSES).
-    moved = first.kind and after.kind and (first.kind, first.when) != (after.kind, after.when)
+    # Unchanged, yet read differently after: the comparison left out a class made of a timing (diff.TIMED_CLASSES).
+    differs = first.kind and after.kind and (first.kind, first.when) != (after.kind, after.when)
     return RobustnessRow(
         input=r.input,
         case=r.case,
@@ -1180,7 +1180,7 @@ def _robustness_row(r: InputReactions, case: CaseComparison | None, changes: Seq
         change=change,
         status=status.value,
         status_words=_STATUS_WORDS[status],
-        edge=EDGE if change == "unchanged" and moved else "",
+        edge=EDGE if change == "unchanged" and differs else "",
     )
 
 
