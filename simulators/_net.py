@@ -10,7 +10,23 @@ from typing import Any
 from simulators._reactor import Checkpoint as ReactorCheckpoint
 from simulators._reactor import install
 
+
+def _local_abort_always_ends() -> None:
+    """A local A-ABORT request in Sta2 or Sta13 closes the connection (AA-2), as pynetdicom does in Sta4.
+
+    pynetdicom 3.0.4's state machine has no entry for them and raises in its reactor thread, which then dies
+    with its socket open. An abort reaches Sta13 when a stop (AE.shutdown's, Serving.stop's) meets an
+    association between its answer to the peer's release, or its rejection, and the peer's close: seen in
+    CI (test_tls, test_reference). The peer was owed nothing more, and the abort asked for the close anyway.
+    """
+    from pynetdicom import fsm
+
+    for state in ("Sta2", "Sta13"):
+        fsm.TRANSITION_TABLE.setdefault(("Evt15", state), "AA-2")
+
+
 install()  # every process of ours that speaks DICOM imports this module before its first association
+_local_abort_always_ends()
 
 __all__ = [
     "LOOPBACK",

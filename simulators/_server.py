@@ -224,8 +224,8 @@ class Serving:
     def stop(self) -> None:
         """Abort established associations, hang up the rest, close the port, wait for the serve loop."""
         for assoc in self.ae.active_associations:
-            # Only established ones: pynetdicom's state machine raises in its reactor thread on an abort in
-            # Sta2 (a connection that sent no A-ASSOCIATE-RQ yet, e.g. a TLS probe); those end with their peer.
+            # Only established ones owe their peer an A-ABORT; the rest (a connection that sent no A-ASSOCIATE-RQ
+            # yet, e.g. a TLS probe) are hung up below. One released meanwhile is closed (simulators._net).
             if assoc.is_established:
                 assoc.abort()
         self.server.hang_up_all()  # and those it could not abort
