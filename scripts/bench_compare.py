@@ -94,6 +94,8 @@ class Sample:
     json_bytes: int
     pdf_pages: int | None = None
     pdf_bytes: int | None = None
+    files: int = 0  # the files compare wrote under --out
+    bare_create: float = 0.0  # seconds a bare loop took to create files of the same names and sizes, same round
 
 
 def write_runs(cases: int, folder: Path) -> tuple[list[Path], Path, Path]:
@@ -193,6 +195,7 @@ def measure(
                     seconds, cpu, peak, code = _compare(variant, runs, out, timeout)
                     html, doc = out / "report.html", out / "comparison.json"
                     printed = _pdf(html, scratch, timeout) if pdf and r == 0 and html.exists() else None
+                    files, bare = _bare_create(out, out.with_name(out.name + "-bare"))
                     sample = Sample(
                         variant.name,
                         cases,
@@ -205,16 +208,38 @@ def measure(
                         doc.stat().st_size if doc.exists() else 0,
                         printed[0] if printed else None,
                         printed[1] if printed else None,
+                        files,
+                        bare,
                     )
                     samples.append(sample)
                     pages = f", {sample.pdf_pages} pages" if sample.pdf_pages is not None else ""
                     print(
                         f"{cases} cases, round {r + 1}, {variant.name}: {seconds:.2f} s ({cpu:.2f} s CPU), {peak:.0f} MiB, "
-                        f"html {sample.html_bytes / 1e6:.2f} MB{pages}, exit {code}",
+                        f"html {sample.html_bytes / 1e6:.2f} MB{pages}, exit {code}; {files} files, bare create {bare:.2f} s",
                         flush=True,
                     )
-                    shutil.rmtree(out, ignore_errors=True)
     return samples
+
+
+def _bare_create(out: Path, floor: Path) -> tuple[int, float]:
+    """How many files `out` holds, and the seconds a bare loop (open, write, close) takes to create files of
+    the same names and sizes under `floor`: what this disk charges for compare's files alone, this round.
+    A comparison of 10,000 cases creates 10,847 files, whose cost on these VMs' disks varies several-fold from
+    one minute to the next; compare's time less this one estimates the rest. Nothing is deleted until the end:
+    ext4 skips inodes freed in the last minute or more when it allocates one (`recently_deleted`: a third of a
+    compare's samples in a `perf` profile, written after 10,000 files had been removed), so a round that
+    removed the last one's files would time that instead."""
+    files = [(p.relative_to(out), p.stat().st_size) for p in out.rglob("*") if p.is_file()]
+    start = time.monotonic()
+    for parent in sorted({rel.parent for rel, _ in files}):
+        (floor / parent).mkdir(parents=True, exist_ok=True)
+    for rel, size in files:
+        fd = os.open(floor / rel, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            os.write(fd, bytes(size))
+        finally:
+            os.close(fd)
+    return len(files), time.monotonic() - start
 
 
 def _median(values: Sequence[float]) -> float:
@@ -239,6 +264,9 @@ def _row(samples: Sequence[Sample], per_case_1000: float | None) -> list[str]:
         f"{samples[0].json_bytes / 1e6:.2f}",
         f"{printed.pdf_pages}" if printed else "",
         f"{printed.pdf_bytes / 1e6:.1f}" if printed and printed.pdf_bytes else "",
+        f"{samples[0].files:,}",
+        f"{_median([s.bare_create for s in samples]):.2f}",
+        f"{_median([s.seconds - s.bare_create for s in samples]):.2f}",
     ]
 
 
@@ -283,7 +311,9 @@ def render_markdown(
         at = groups[(v.name, largest)]
         lines.append(
             f"- **{v.name}, {largest:,} cases: {_median([s.seconds for s in at]):.2f} s, "
-            f"{max(s.peak_mib for s in at):.0f} MiB peak, report.html {at[0].html_bytes / 1e6:.2f} MB**"
+            f"{max(s.peak_mib for s in at):.0f} MiB peak, report.html {at[0].html_bytes / 1e6:.2f} MB**; "
+            f"creating its {at[0].files:,} files in a bare loop took {_median([s.bare_create for s in at]):.2f} s "
+            f"in the same rounds (less that: {_median([s.seconds - s.bare_create for s in at]):.2f} s)"
         )
     if len(variants) > 1:
         a, b = groups[(first, largest)], groups[(last, largest)]
@@ -300,8 +330,8 @@ def render_markdown(
     lines += [
         "",
         "| variant | cases | median s | min-max s | CPU s | ms per case | per case ÷ at 1,000 | peak RSS MiB "
-        "| report.html MB | comparison.json MB | PDF pages | PDF MB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| report.html MB | comparison.json MB | PDF pages | PDF MB | files | bare create s | less bare create s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for v in variants:
         base = groups.get((v.name, 1000))
@@ -317,7 +347,10 @@ def render_markdown(
         "the three run directories, comparing, writing comparison.json, junit.xml, report.html and "
         "allure-results), timed from start to exit; CPU (user + system) and peak RSS from `os.wait4`. Runs: tests/synthetic.py, seed 1422 "
         "(two baselines and a candidate, about 2 % of the cases regressed, 1 % expected, 1 % noisy, a sixth "
-        "not applicable). PDF: report.html printed by headless Chromium (`--print-to-pdf`), first round only. "
+        "not applicable). Bare create: right after each compare, a loop of open, write and close makes files of the "
+        "same names and sizes as the compare wrote in a fresh folder (its time is this disk's floor for those files, "
+        'which moves several-fold between minutes on these VMs); "less bare create" is the median of each '
+        "round's difference. PDF: report.html printed by headless Chromium (`--print-to-pdf`), first round only. "
         f"Variants: {commands}. Measured {when} on {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}), load average {load}.",
         "",
