@@ -16,8 +16,8 @@ def _local_abort_always_ends() -> None:
 
     pynetdicom 3.0.4's state machine has no entry for them and raises in its reactor thread, which then dies
     with its socket open. An abort reaches Sta13 when a stop (AE.shutdown's, Serving.stop's) meets an
-    association between its answer to the peer's release, or its rejection, and the peer's close: seen in
-    CI (test_tls, test_reference). The peer was owed nothing more, and the abort asked for the close anyway.
+    association between its answer to the peer's release and the peer's close (a few ms, before pynetdicom
+    sets is_released): seen twice in CI stop 27 (test_tls, test_reference). The peer is owed nothing more.
     """
     from pynetdicom import fsm
 

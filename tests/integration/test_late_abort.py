@@ -72,7 +72,7 @@ def test_an_abort_before_the_association_request_closes_the_connection(
 ) -> None:
     ae, port = scp
     with socket.create_connection((LOOPBACK, port), timeout=WAIT) as sock:
-        _in_state(ae, "Sta2").abort()  # pynetdicom's own abort(), as a stop calls it on a silent connection
+        _in_state(ae, "Sta2").abort()  # pynetdicom's own abort(), as AE.shutdown() calls it on every association
         assert _closed(sock), "the connection stayed open after an abort in Sta2"
     assert thread_errors == [], [str(e.exc_value) for e in thread_errors]
 
