@@ -79,6 +79,8 @@ def kill_server(device: Container) -> None:
 def test_a_real_containers_resources(start: Start) -> None:
     device = start(["sleep", "300"])
     probe = probe_of(device)
+    # docker-init forks sleep just after the container starts: read once both run (CI once read pids 1).
+    until(probe, lambda now: len(now.processes) == 2, "docker-init and sleep")
     before = probe.read()
     assert before is not None and before.rss > 0 and before.pids == 2  # docker-init and sleep
     code, output = device.exec(["python3", "-c", BURN])
