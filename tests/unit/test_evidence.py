@@ -112,3 +112,23 @@ def test_a_failed_pack_keeps_the_outputs_and_says_so(tmp_path: Path) -> None:
     assert "kept" in caught.value.hint
     assert (out / "report.html").read_text(encoding="utf-8") == "<p>report</p>"
     assert not (out / EVIDENCE).exists()
+
+
+def test_a_file_swapped_for_a_pipe_or_link_is_named_not_read(tmp_path: Path) -> None:
+    out = _outputs(tmp_path)
+    write_evidence(out, load_signer(None), {})
+    (out / "report.html").unlink()
+    os.mkfifo(out / "report.html")  # read as a file, a pipe with no writer would block the check for ever
+    observations = out / "runs" / "candidate-1" / "observations.jsonl"
+    observations.rename(out / "elsewhere.jsonl")
+    os.symlink(out / "elsewhere.jsonl", observations)  # the same bytes, through a link
+    os.symlink(out / "runs", out / "folder-link")
+    assert check(out).problems == (
+        "elsewhere.jsonl: added",
+        "folder-link: added",
+        "report.html: altered (no longer a regular file)",
+        "runs/candidate-1/observations.jsonl: altered (no longer a regular file)",
+    )
+    with pytest.raises(EvidenceError) as caught:
+        write_evidence(out, load_signer(None), {})
+    assert "not a regular file" in caught.value.message
