@@ -54,4 +54,15 @@ def write_reports(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with collector_paused():  # the comparison is a large acyclic tree: see collector_paused
-        return {r.name: r.write(comparison, out_dir, runs) for r in reporters(templates, fingerprint, ticket_url)}
+        every = reporters(templates, fingerprint, ticket_url)
+        # Allure's one file per case is handed to a writer process first; the other reports render meanwhile.
+        started = {r.name: r.start(comparison, out_dir, runs) for r in every if isinstance(r, AllureReporter)}
+        paths: dict[str, Path] = {}
+        try:
+            for r in every:
+                if r.name not in started:
+                    paths[r.name] = r.write(comparison, out_dir, runs)
+        finally:
+            for name, batch in started.items():  # waited for even after a failure: no writer is left behind
+                paths[name] = batch.wait()
+        return {r.name: paths[r.name] for r in every}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from harness.model import (
     MetricComparison,
     PerfDecision,
 )
+from harness.report._batch import Batch
 from harness.report._case import split_case
 from harness.report._charts import compared, distributions, ratio, standalone
 from harness.report._oneline import SERVICE_WORDS, headline, parameter
@@ -61,8 +62,15 @@ class AllureReporter:
         self.ticket_url = ticket_url
 
     def write(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Path:
+        return self.start(comparison, out, runs).wait()
+
+    def start(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Batch:
+        """The results handed to a helper process that writes them (harness.report._batch); `wait()` on it."""
         results = OutDir(out).allure
         results.mkdir(parents=True, exist_ok=True)
+        return Batch(results, self._files(comparison, runs))
+
+    def _files(self, comparison: Comparison, runs: Sequence[Manifest]) -> Iterator[tuple[str, bytes]]:
         start = _start(comparison, runs)
         loosened = _loosened(comparison)
         for case in comparison.cases:
@@ -74,10 +82,10 @@ class AllureReporter:
                 for side in ("before", "after"):
                     source = f"{uuid.uuid5(uuid.NAMESPACE_URL, f'{key}|{side}')}-attachment.json"
                     values = {d.path: d.before if side == "before" else d.after for d in case.differences}
-                    (results / source).write_text(json.dumps(values, ensure_ascii=False, indent=1), encoding="utf-8")
+                    yield source, _json(values, indent=1)
                     attachments.append({"name": side, "source": source, "type": "application/json"})
                 result["attachments"] = attachments
-            _write(results, result)
+            yield _named(result)
         sampled = sampling_times(runs)
         for metric in comparison.performance:
             key = f"{comparison.candidate}|{comparison.created}|{PERFORMANCE}.{metric.metric}"
@@ -88,13 +96,12 @@ class AllureReporter:
             attachments = []
             for name, chart in charts:
                 source = f"{uuid.uuid5(uuid.NAMESPACE_URL, f'{key}|{name}')}-attachment.svg"
-                (results / source).write_text(standalone(chart), encoding="utf-8")
+                yield source, standalone(chart).encode("utf-8")
                 attachments.append({"name": name, "source": source, "type": "image/svg+xml"})
             result["attachments"] = attachments
-            _write(results, result)
-        (results / "categories.json").write_text(json.dumps(CATEGORIES, indent=1), encoding="utf-8")
-        (results / "environment.properties").write_text(_environment(comparison, runs), encoding="utf-8")
-        return results
+            yield _named(result)
+        yield "categories.json", json.dumps(CATEGORIES, indent=1).encode("utf-8")
+        yield "environment.properties", _environment(comparison, runs).encode("utf-8")
 
     def _links(self, case: CaseComparison) -> list[JSON]:
         """One issue link per policy ticket its expected differences cite (none without a URL template)."""
@@ -165,8 +172,12 @@ def _metric(m: MetricComparison, uid: str, start: int, sampled: float | None) ->
     return result
 
 
-def _write(results: Path, result: dict[str, JSON]) -> None:
-    (results / f"{result['uuid']}-result.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+def _named(result: dict[str, JSON]) -> tuple[str, bytes]:
+    return f"{result['uuid']}-result.json", _json(result)
+
+
+def _json(value: JSON, indent: int | None = None) -> bytes:
+    return json.dumps(value, ensure_ascii=False, indent=indent).encode("utf-8")
 
 
 def _perf_status(decision: PerfDecision) -> str:

@@ -233,6 +233,20 @@ def test_a_write_that_fills_the_disk_leaves_whole_lines(tiny: Path) -> None:
     assert run.torn_tail() == 0 and len(run.read_cases()) == written > 0
 
 
+def test_allure_results_that_fill_the_disk_name_the_folder(tiny: Path) -> None:
+    """The writer process's failure on a real full filesystem: a RunDirError for the folder, no process left."""
+    from harness.errors import RunDirError
+    from harness.report._batch import Batch
+
+    folder = tiny / "allure-results"
+    folder.mkdir()
+    batch = Batch(folder, ((f"{i}-result.json", b"x" * 100_000) for i in range(200)))  # 20 MB into 8 MiB
+    with pytest.raises(RunDirError) as caught:
+        batch.wait()
+    assert caught.value.message == f"no space left on {folder}", caught.value.message
+    assert batch._process.returncode == 1
+
+
 def test_read_only_out_is_refused_with_one_line(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to mount a read-only tmpfs")
