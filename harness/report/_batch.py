@@ -28,24 +28,28 @@ class Batch:
     On most disks a file's creation is kernel time (ext4 here: 0.3 ms a file, 3.5 s for a 10,000-case
     comparison's Allure results), and a thread would wait for the interpreter lock after every system
     call: a process of its own writes them on the other core while this one renders the other reports.
-    The batch is spooled to an unlinked temporary file first (the helper's stdin), so handing it over
-    never waits for the helper. A failure (a full disk) is a RunDirError naming the folder.
+    The batch is spooled to an unlinked temporary file in `folder` first (the helper's stdin), so handing
+    it over never waits for the helper. A failure (a full disk) is a RunDirError naming the folder.
     """
 
     def __init__(self, folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
         self.folder = folder
         self._count = 0
-        with tempfile.TemporaryFile() as spool:
-            for name, data in files:
-                encoded = name.encode("utf-8")
-                spool.write(_HEAD.pack(len(encoded), len(data)) + encoded)
-                spool.write(data)
-                self._count += 1
-            spool.seek(0)
-            self._process = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(_HELPER), os.fspath(folder)],
-                stdin=spool, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            )  # fmt: skip
+        try:  # spooled on the disk the files go to (unlinked at once), so a full one is said for that folder
+            with tempfile.TemporaryFile(dir=folder) as spool:
+                for name, data in files:
+                    encoded = name.encode("utf-8")
+                    spool.write(_HEAD.pack(len(encoded), len(data)) + encoded)
+                    spool.write(data)
+                    self._count += 1
+                spool.flush()
+                spool.seek(0)
+                self._process = subprocess.Popen(
+                    [sys.executable, "-I", "-S", str(_HELPER), os.fspath(folder)],
+                    stdin=spool, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                )  # fmt: skip
+        except OSError as exc:
+            raise storage_error(exc, folder) from None
 
     def wait(self) -> Path:
         """Block until the helper has written every file (or failed, or outlived its bound: both RunDirError)."""
