@@ -114,11 +114,17 @@ def load_signer(path: Path | None) -> Signer:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return _read(handle.fileno())[1]
+
+
+def _read(fd: int) -> tuple[int, str]:
+    """(bytes read, their SHA-256) from `fd` to its end, in `_CHUNK` reads."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := os.read(fd, _CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
 
 
 def _contents(path: str) -> tuple[int, str] | None:
@@ -135,13 +141,7 @@ def _contents(path: str) -> tuple[int, str] | None:
             return None
         raise
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        digest, size = hashlib.sha256(), 0
-        while chunk := os.read(fd, _CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-        return size, digest.hexdigest()
+        return _read(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else None
     finally:
         os.close(fd)
 
