@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -12,12 +11,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from harness.errors import RunDirError
+from harness.report._batch_helper import HEAD
 from harness.rundir import storage_error
 
 __all__ = ["Batch"]
 
 _HELPER = Path(__file__).with_name("_batch_helper.py")
-_HEAD = struct.Struct("<II")
 # Generous bounds, never none: a minute, plus 50 ms a file (ext4 here creates one in 0.1-0.7 ms).
 _BASE_TIMEOUT, _PER_FILE = 60.0, 0.05
 
@@ -39,7 +38,7 @@ class Batch:
             with tempfile.TemporaryFile(dir=folder) as spool:
                 for name, data in files:
                     encoded = name.encode("utf-8")
-                    spool.write(_HEAD.pack(len(encoded), len(data)) + encoded)
+                    spool.write(HEAD.pack(len(encoded), len(data)) + encoded)
                     spool.write(data)
                     self._count += 1
                 spool.flush()

@@ -10,16 +10,16 @@ import os
 import struct
 import sys
 
-_HEAD = struct.Struct("<II")
+HEAD = struct.Struct("<II")  # a record's name and data lengths; harness.report._batch packs with it
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
 def main(folder: str) -> int:
     stream = sys.stdin.buffer
-    while header := stream.read(_HEAD.size):
-        if len(header) < _HEAD.size:
+    while header := stream.read(HEAD.size):
+        if len(header) < HEAD.size:
             return _fail(0, "", "the batch ends inside a record")
-        size, length = _HEAD.unpack(header)
+        size, length = HEAD.unpack(header)
         name, data = stream.read(size).decode("utf-8"), stream.read(length)
         if len(data) < length or not name or "/" in name or name in (".", ".."):
             return _fail(0, name, "a truncated record or a name that is not a plain file name")
