@@ -110,6 +110,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="run directory written by `patchgate run` (endpoints.json in, observations.jsonl out)",
     )
+    group.addoption(
+        "--patchgate-allure",
+        metavar="DIR",
+        default=None,
+        help="Allure results into DIR as --alluredir writes them, by a writer process (harness.suite_allure)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -120,6 +126,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "performance(metric): a performance phase case measuring one metric")
     config.addinivalue_line("markers", "robustness(input): a robustness phase case sending one corpus input")
     config.addinivalue_line("markers", "before_traffic: the case runs before the other functional cases")
+    if allure_dir := config.getoption("--patchgate-allure"):
+        from harness import suite_allure  # allure-pytest's internals, only where they are used
+
+        suite_allure.start(config, Path(allure_dir))
     run_dir = config.getoption("--patchgate-run")
     if not run_dir:
         return

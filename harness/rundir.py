@@ -396,7 +396,8 @@ class RunDir:
             raise storage_error(exc, self.path) from None
 
     def discard_partial(self) -> None:
-        """Remove what a killed suites process left half-written: allure-pytest writes `*.tmp`, then renames."""
+        """Remove what a killed suites process left half-written: its Allure writer (harness.batch.Stream) writes
+        `*.tmp`, then renames."""
         for partial in self.allure.glob("*.tmp") if self.allure.is_dir() else ():
             with contextlib.suppress(OSError):
                 partial.unlink()

@@ -149,7 +149,7 @@ def _suite_argv(request: RunRequest, python: str) -> tuple[list[str], list[Path]
     # of received files can never shadow the simulators package as a namespace package.
     argv = [python, "-P", "-m", "pytest", "-c", str(run.pytest_ini), "--rootdir", str(roots[0])]
     argv += ["--import-mode=importlib", "--patchgate-run", str(run.path), "--junitxml", str(run.junit)]
-    argv += ["--alluredir", str(run.allure), "-q", "-rN", "--no-header"]
+    argv += ["--patchgate-allure", str(run.allure), "-q", "-rN", "--no-header"]
     return argv + [str(r) for r in roots], roots
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from harness.batch import Batch
 from harness.model import (
     JSON,
     CaseComparison,
@@ -22,7 +23,6 @@ from harness.model import (
     MetricComparison,
     PerfDecision,
 )
-from harness.report._batch import Batch
 from harness.report._case import split_case
 from harness.report._charts import compared, distributions, ratio, standalone
 from harness.report._oneline import SERVICE_WORDS, headline, parameter
@@ -65,7 +65,7 @@ class AllureReporter:
         return self.start(comparison, out, runs).wait()
 
     def start(self, comparison: Comparison, out: Path, runs: Sequence[Manifest]) -> Batch:
-        """The results handed to a helper process that writes them (harness.report._batch); `wait()` on it."""
+        """The results handed to a helper process that writes them (harness.batch); `wait()` on it."""
         results = OutDir(out).allure
         results.mkdir(parents=True, exist_ok=True)
         return Batch(results, self._files(comparison, runs))

@@ -235,8 +235,8 @@ def test_a_write_that_fills_the_disk_leaves_whole_lines(tiny: Path) -> None:
 
 def test_allure_results_that_fill_the_disk_name_the_folder(tiny: Path) -> None:
     """The writer process's failure on a real full filesystem, and its spool's: a RunDirError for the folder."""
+    from harness.batch import Batch
     from harness.errors import RunDirError
-    from harness.report._batch import Batch
 
     folder = tiny / "allure-results"
     folder.mkdir()

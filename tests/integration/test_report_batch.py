@@ -1,5 +1,5 @@
-"""The Allure results' writer process: every file byte for byte, each failure a RunDirError naming the folder,
-never a writer left behind, and the other reports' failure still waits for it."""
+"""The file writer process (harness.batch): every file byte for byte, each failure a RunDirError naming the folder,
+never a writer left behind, the other reports' failure still waits for it, and a stream's files renamed whole."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import harness.report._batch as batch_module
+import harness.batch as batch_module
+from harness.batch import Batch, Stream
 from harness.compare.engine import compare
 from harness.errors import RunDirError
 from harness.report import HtmlReporter, write_reports
-from harness.report._batch import Batch
 from tests.synthetic import synthetic
 
 
@@ -76,3 +76,36 @@ def test_another_reports_failure_still_waits_for_every_allure_file(
     assert waited == [tmp_path / "allure-results"]
     results = list((tmp_path / "allure-results").glob("*-result.json"))
     assert len(results) == len(comparison.cases) > 0
+
+
+def test_a_stream_writes_each_file_whole_and_leaves_no_temporary(tmp_path: Path) -> None:
+    folder = tmp_path / "allure-results"
+    stream = Stream(folder)
+    files = {f"{i}-result.json": b"x" * (i * 997) for i in range(300)}  # more than a pipe holds
+    for name, data in files.items():
+        stream.put(name, data)
+    assert stream.close() == folder
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+
+
+def test_a_stream_whose_writer_stopped_says_why_at_the_next_file(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    stream = Stream(tmp_path)
+    stream.put("first", b"1")
+    stream.put("taken", b"2")  # the writer stops here: a folder stands where the file goes
+    with pytest.raises(RunDirError) as caught:
+        for i in range(10_000):  # the writer is gone before a pipe's worth is handed over
+            stream.put(f"later{i}", b"y" * 100)
+    assert caught.value.message == f"{tmp_path}: cannot write: Is a directory", caught.value.message
+    assert (tmp_path / "first").read_bytes() == b"1" and not list(tmp_path.glob("later*"))
+    assert stream._process.returncode == 1
+
+
+def test_a_writer_that_cannot_start_names_the_interpreter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch_module.sys, "executable", str(tmp_path / "no-python"))
+    for start in (lambda: Batch(tmp_path, [("a", b"1")]), lambda: Stream(tmp_path / "results")):
+        with pytest.raises(RunDirError) as caught:
+            start()
+        said = caught.value.message
+        assert said.startswith(f"{tmp_path}") and "the file writer process did not start" in said, said
+        assert f"{tmp_path / 'no-python'}: No such file or directory" in said and "cannot write" not in said
