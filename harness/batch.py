@@ -74,8 +74,10 @@ class Stream:
 
     def put(self, name: str, data: bytes) -> None:
         """Hand one file over; blocks only while the pipe is full (the helper drains it far faster than cases end)."""
+        view = memoryview(_record(name, data))
         try:
-            self._pipe.write(_record(name, data))
+            while view:  # a raw pipe write may take part of a record (a signal arriving meanwhile)
+                view = view[self._pipe.write(view) :]
         except BrokenPipeError:  # the helper stopped on a failure: say its reason
             _finish(self._process, self._count, self.folder)
             raise RunDirError(f"{self.folder}: the file writer stopped", hint=_HINT) from None

@@ -23,7 +23,7 @@ class _StreamLogger:
     """allure-commons' logger hooks, as `AllureFileLogger` writes them (same names, same JSON), through a Stream.
 
     allure-pytest's own logger creates, writes and renames each of a run's ~670 files on the suites' main
-    thread: about a second of a run's suites on these VMs, while the device waits (docs/benchmarks.md).
+    thread, while the device waits: about 0.5 s of a reference run's suites (docs/benchmarks.md).
     """
 
     def __init__(self, stream: Stream) -> None:
