@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from harness.compare import compare
 from harness.compare.engine import collector_paused
-from harness.compare.normalise import read_normalised
+from harness.compare.normalise import read_normalised, shared_window
 from harness.compare.performance import PerfSettings, StoppingRule
 from harness.compare.policy import ExpectedChange, Policy, load_policy
 from harness.evidence import Signer, load_signer, run_inputs, write_evidence
@@ -100,13 +100,13 @@ def read_runs(directories: Sequence[str | Path]) -> list[RunRecord]:
     cases took 4.1 s with it and 0.8 s without, docs/benchmarks.md).
     """
     runs: list[RunRecord] = []
+    folders = [RunDir(Path(d)) for d in directories]
+    manifests = [folder.read_manifest() for folder in folders]
+    window = shared_window(manifests)  # one for all: a time every run has is a token in all or in none
     with collector_paused():
-        for d in directories:
-            directory = RunDir(Path(d))
-            manifest = directory.read_manifest()
-            runs.append(
-                read_normalised(str(directory.path), manifest, directory.iter_cases(), runs[0] if runs else None)
-            )
+        for folder, manifest in zip(folders, manifests, strict=True):
+            like = runs[0] if runs else None
+            runs.append(read_normalised(str(folder.path), manifest, folder.iter_cases(), like, window))
     return runs
 
 

@@ -13,7 +13,7 @@ from harness.compare import security
 from harness.compare.belonging import mismatches
 from harness.compare.diff import diff_cases
 from harness.compare.noise import NoiseMask, measure_noise
-from harness.compare.normalise import normalise_run
+from harness.compare.normalise import normalise_run, shared_window
 from harness.compare.perf_runs import run_performance
 from harness.compare.policy import Policy
 from harness.compare.robustness import input_reactions
@@ -91,8 +91,9 @@ def collector_paused() -> Iterator[None]:
 def _compare(
     baselines: Sequence[RunRecord], candidate: RunRecord, policy: Policy, created: str | None, allow_mixed: bool
 ) -> Comparison:
-    normal = [normalise_run(b) for b in baselines]
-    after = normalise_run(candidate)
+    window = shared_window(r.manifest for r in (*baselines, candidate))
+    normal = [normalise_run(b, window) for b in baselines]
+    after = normalise_run(candidate, window)
     noise = measure_noise(normal)
     replicas = [b.by_case() for b in normal]
     first = replicas[0] if replicas else {}

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from harness.model import JSON, CaseRecord, Manifest, Observation, RunRecord
 
-__all__ = ["SLACK", "STANDARD_UID_PREFIX", "normalise_run", "read_normalised"]
+__all__ = ["SLACK", "STANDARD_UID_PREFIX", "Window", "normalise_run", "read_normalised", "shared_window"]
 
 STANDARD_UID_PREFIX = "1.2.840.10008."
 # Clocks of the device and the harness may disagree a little, and a value may be
@@ -34,26 +34,31 @@ _DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6})
 _ELEMENT_KEYS = frozenset({"vr", "Value", "BulkDataURI", "InlineBinary"})
 _CONTAINERS = (dict, list)
 
-_Window = tuple[datetime, datetime]
+Window = tuple[datetime, datetime]
 # Runs read_normalised made, by id: normalise_run gives them back as they are (normalising is idempotent:
 # a token is neither a UID nor a date, so a second pass would only walk every value again to change nothing).
 _NORMALISED: weakref.WeakValueDictionary[int, RunRecord] = weakref.WeakValueDictionary()
 
 
-def normalise_run(run: RunRecord) -> RunRecord:
+def normalise_run(run: RunRecord, window: Window | None = None) -> RunRecord:
     """The run with device-generated UIDs, dates and times replaced by tokens; nothing else changes.
 
-    What normalisation leaves as it was is the *same* object (a case, an observation, any subtree
+    `window`: the dates and times taken as the device's (shared_window of the runs compared); None: the
+    run's own. What normalisation leaves as it was is the *same* object (a case, an observation, any subtree
     of a value), so three runs of mostly equal values are not copied three times.
     """
     if _NORMALISED.get(id(run)) is run:
         return run
-    norm = _normaliser(run.manifest)
+    norm = _normaliser(run.manifest, window)
     return dataclasses.replace(run, cases=tuple(norm.case(c) for c in run.cases))
 
 
 def read_normalised(
-    directory: str, manifest: Manifest, cases: Iterable[CaseRecord], like: RunRecord | None = None
+    directory: str,
+    manifest: Manifest,
+    cases: Iterable[CaseRecord],
+    like: RunRecord | None = None,
+    window: Window | None = None,
 ) -> RunRecord:
     """The run `normalise_run` would give, normalised one case at a time as `cases` yields them.
 
@@ -62,16 +67,33 @@ def read_normalised(
     object: replicas of one device repeat almost every value, so a second and third run cost little
     memory, and diffing them finds `before is after` without looking inside.
     """
-    norm = _normaliser(manifest)
+    norm = _normaliser(manifest, window)
     first = like.by_case() if like is not None else {}
     run = RunRecord(directory, manifest, tuple(_share(norm.case(c), first.get(c.case)) for c in cases))
     _NORMALISED[id(run)] = run
     return run
 
 
-def _normaliser(manifest: Manifest) -> _Normaliser:
+def shared_window(manifests: Iterable[Manifest]) -> Window | None:
+    """One window for every run compared: from the earliest start to the latest end (with SLACK); None when no
+    run has a usable one.
+
+    A time the suites send (the corpus's series at 16:20:00, an MPPS start at 09:30:00) is the same in every
+    run; with each run's own window it became a token in the runs whose window held it and stayed itself in
+    the others: REGRESSED for the clock, once an external device's runs, minutes apart, straddled it (CI on
+    2026-12-02 at 16:2x UTC). With one window it is a token in every run or in none; every device-made time
+    of a run still falls in it.
+    """
+    windows = [w for m in manifests if (w := _window(m.started, m.finished)) is not None]
+    if not windows:
+        return None
+    return (min(w[0] for w in windows), max(w[1] for w in windows))
+
+
+def _normaliser(manifest: Manifest, window: Window | None = None) -> _Normaliser:
     corpus = manifest.corpus
-    norm = _Normaliser(corpus.uid_root if corpus else "", _window(manifest.started, manifest.finished))
+    own = _window(manifest.started, manifest.finished) if window is None else window
+    norm = _Normaliser(corpus.uid_root if corpus else "", own)
     if corpus and corpus.identity:
         norm.map_identities(corpus.uids, corpus.prefixes)
     return norm
@@ -105,7 +127,7 @@ def _identical(a: JSON, b: JSON) -> bool:
     return a is b or (a == b and marshal.dumps(a, 2) == marshal.dumps(b, 2))
 
 
-def _window(started: str, finished: str) -> _Window | None:
+def _window(started: str, finished: str) -> Window | None:
     try:
         start, end = _utc(datetime.fromisoformat(started)), _utc(datetime.fromisoformat(finished))
     except ValueError:
@@ -125,7 +147,7 @@ def _is_uid_key(key: str) -> bool:
 class _Normaliser:
     """The token tables of one run; walking order fixes the numbering."""
 
-    def __init__(self, uid_root: str, window: _Window | None) -> None:
+    def __init__(self, uid_root: str, window: Window | None) -> None:
         self._uid_root = uid_root.rstrip(".")
         self._window = window
         self._days: frozenset[date] = frozenset()

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from harness.compare.engine import compare
-from harness.compare.normalise import normalise_run, read_normalised
+from harness.compare.normalise import normalise_run, read_normalised, shared_window
 from harness.errors import RunDirError
-from harness.model import CaseRecord, Observation, RunRecord
+from harness.model import CaseRecord, Observation, Outcome, RunRecord, Verdict
 from harness.rundir import RunDir, read_run
 from harness.validation import read_runs
+from tests.factories import make_case, make_run
 from tests.golden import CREATED
 from tests.synthetic import synthetic
 
@@ -36,12 +37,13 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def test_read_runs_gives_what_normalising_the_raw_records_gives(folders: list[Path]) -> None:
     read = read_runs(folders)
+    window = shared_window(r.manifest for r in read)
     for record, folder in zip(read, folders, strict=True):
         raw = read_run(folder)
         assert record.directory == raw.directory and record.manifest == raw.manifest
-        assert [c.to_json() for c in record.cases] == [c.to_json() for c in normalise_run(raw).cases]
+        assert [c.to_json() for c in record.cases] == [c.to_json() for c in normalise_run(raw, window).cases]
         assert json.dumps([c.to_json() for c in record.cases]) == json.dumps(
-            [c.to_json() for c in normalise_run(raw).cases]
+            [c.to_json() for c in normalise_run(raw, window).cases]
         )  # key order and types too
 
 
@@ -116,3 +118,32 @@ def test_a_corrupted_line_is_still_named_by_file_and_line(folders: list[Path], t
     path.write_text("".join(lines), encoding="utf-8")
     with pytest.raises(RunDirError, match=r"observations\.jsonl:3: corrupted observation line"):
         read_runs([folders[0], broken])
+
+
+def _timed_run(role: str, replica: int, started: str, finished: str, made: str) -> RunRecord:
+    """A run that sent the fixed time 10:10:00 (a corpus series time) and got back a time its device made."""
+    sent = {"00080031": {"vr": "TM", "Value": ["101000"]}, "00080013": {"vr": "TM", "Value": [made]}}
+    case = make_case("storage/test_store.py::test_store_then_retrieve[MR]", Outcome.PASSED, 0.1, retrieved=sent)
+    return make_run([case], role, replica, started=f"2026-12-02T{started}Z", finished=f"2026-12-02T{finished}Z")
+
+
+def test_a_time_the_suites_send_is_one_thing_in_every_run_whatever_their_windows(tmp_path: Path) -> None:
+    """CI, 2026-12-02 16:2x UTC: an external device's runs, minutes apart, straddled the corpus's 16:20:00. The
+    baselines' windows (each run's own, with 5 minutes' slack) held it and made it a token, the candidate's did
+    not: REGRESSED "TIME#1 -> 162000". One window for all the runs compared: a token in all or in none."""
+    runs = [
+        _timed_run("baseline", 1, "10:00:00", "10:06:00", "100300"),  # 09:55-10:11 holds 10:10:00
+        _timed_run("baseline", 2, "10:02:00", "10:08:00", "100500"),  # 09:57-10:13 holds it
+        _timed_run("candidate", 1, "10:20:00", "10:26:00", "102300"),  # 10:15-10:31 does not
+    ]
+    *baselines, candidate = runs
+    assert compare(baselines, candidate, created=CREATED).verdict is Verdict.UNCHANGED
+    *read_baselines, read_candidate = read_runs([_write(r, tmp_path / r.manifest.run_id) for r in runs])
+    assert compare(read_baselines, read_candidate, created=CREATED).verdict is Verdict.UNCHANGED
+    (case,) = read_candidate.cases
+    # Every run's own device-made time is still a token, and the time sent is one in every run alike.
+    assert case.observations[0].value == {
+        "00080013": {"Value": ["TIME#1"], "vr": "TM"},
+        "00080031": {"Value": ["TIME#2"], "vr": "TM"},
+    }
+    assert shared_window([]) is None
