@@ -96,7 +96,7 @@ def _record(name: str, data: bytes) -> bytes:
 def _helper(folder: Path, stdin: IO[bytes] | int, *flags: str) -> subprocess.Popen[bytes]:
     """The helper process, reading records from `stdin`; an interpreter that cannot be started is said as such."""
     argv = [sys.executable, "-I", "-S", str(_HELPER), os.fspath(folder), *flags]
-    try:  # unbuffered: each record is one write, so a case's files are out of this process when it ends
+    try:  # unbuffered: a record has left this process when `put` returns, so a case's files do as it ends
         return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0)
     except OSError as exc:
         raise RunDirError(

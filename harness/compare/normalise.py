@@ -44,8 +44,10 @@ def normalise_run(run: RunRecord, window: Window | None = None) -> RunRecord:
     """The run with device-generated UIDs, dates and times replaced by tokens; nothing else changes.
 
     `window`: the dates and times taken as the device's (shared_window of the runs compared); None: the
-    run's own. What normalisation leaves as it was is the *same* object (a case, an observation, any subtree
-    of a value), so three runs of mostly equal values are not copied three times.
+    run's own. A run read_normalised made comes back as it is, normalised with the window read_runs gave it
+    (the shared window of the same runs): tokens cannot be renumbered without the raw record. What
+    normalisation leaves as it was is the *same* object (a case, an observation, any subtree of a value), so
+    three runs of mostly equal values are not copied three times.
     """
     if _NORMALISED.get(id(run)) is run:
         return run
