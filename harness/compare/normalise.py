@@ -14,8 +14,8 @@ import dataclasses
 import marshal
 import re
 import weakref
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 from harness.model import JSON, CaseRecord, Manifest, Observation, RunRecord
@@ -35,9 +35,6 @@ _ELEMENT_KEYS = frozenset({"vr", "Value", "BulkDataURI", "InlineBinary"})
 _CONTAINERS = (dict, list)
 
 Window = tuple[datetime, datetime]
-# Runs read_normalised made, by id: normalise_run gives them back as they are (normalising is idempotent:
-# a token is neither a UID nor a date, so a second pass would only walk every value again to change nothing).
-_NORMALISED: weakref.WeakValueDictionary[int, RunRecord] = weakref.WeakValueDictionary()
 
 
 def normalise_run(run: RunRecord, window: Window | None = None) -> RunRecord:
@@ -49,8 +46,8 @@ def normalise_run(run: RunRecord, window: Window | None = None) -> RunRecord:
     normalisation leaves as it was is the *same* object (a case, an observation, any subtree of a value), so
     three runs of mostly equal values are not copied three times.
     """
-    if _NORMALISED.get(id(run)) is run:
-        return run
+    if _left_by(run) is not None:  # read_normalised made it: normalising is idempotent (a token is neither a
+        return run  # UID nor a date), so a second pass would only walk every value again to change nothing
     norm = _normaliser(run.manifest, window)
     return dataclasses.replace(run, cases=tuple(norm.case(c) for c in run.cases))
 
@@ -67,13 +64,81 @@ def read_normalised(
     A raw case is dropped as soon as it is normalised, and an observation whose normalised value is
     exactly `like`'s (same case, same place, same name; types and key order included) takes `like`'s
     object: replicas of one device repeat almost every value, so a second and third run cost little
-    memory, and diffing them finds `before is after` without looking inside.
+    memory, and diffing them finds `before is after` without looking inside. Where `like` was read
+    here by the same rules, what normalising it left alone is not walked again (`_read`): a later
+    replica of 10,000 cases read in a third of the time (docs/benchmarks.md).
     """
     norm = _normaliser(manifest, window)
     first = like.by_case() if like is not None else {}
-    run = RunRecord(directory, manifest, tuple(_share(norm.case(c), first.get(c.case)) for c in cases))
-    _NORMALISED[id(run)] = run
+    rules = norm.rules()
+    known = _left_by(like) if like is not None else None
+    same = known.observations if known is not None and known.rules == rules else frozenset()
+    kept: set[int] = set()
+    run = RunRecord(directory, manifest, tuple(_read(norm, c, first.get(c.case), same, kept) for c in cases))
+    _READ[id(run)] = _Left(weakref.ref(run), rules, kept)
+    weakref.finalize(run, _READ.pop, id(run), None)
     return run
+
+
+@dataclass(frozen=True)
+class _Left:
+    """What normalising a run read_normalised made left as it was: the rules it was normalised by, and the ids
+    of its observations that came out as they went in (nothing in them is a device's UID, date or time, or a
+    per-run identity)."""
+
+    run: weakref.ref[RunRecord]
+    rules: tuple[object, ...]
+    observations: set[int]
+
+
+# The runs read_normalised made, by id, each dropped with its run: normalise_run gives them back as they are,
+# and a later run read like one skips walking what it left alone.
+_READ: dict[int, _Left] = {}
+
+
+def _left_by(run: RunRecord) -> _Left | None:
+    """What read_normalised recorded of `run`; None for a run it did not make."""
+    left = _READ.get(id(run))
+    return left if left is not None and left.run() is run else None
+
+
+def _read(
+    norm: _Normaliser, case: CaseRecord, like: CaseRecord | None, inert: Collection[int], left: set[int]
+) -> CaseRecord:
+    """`case` normalised, each observation exactly equal to `like`'s at the same place replaced by `like`'s.
+
+    Where normalising `like`'s observation under the same rules left it as it was (its id in `inert`), an
+    exactly equal one is taken as it is without walking it: whether a value changes depends on the rules
+    only, never on the tokens given so far, and a value left alone gives no token. Replicas repeat most.
+    The ids of the observations left as they were go into `left`.
+    """
+    theirs = like.observations if like is not None else ()
+    observations: list[Observation] = []
+    for i, mine in enumerate(case.observations):
+        other = theirs[i] if i < len(theirs) else None
+        if other is not None and id(other) in inert and _same(mine, other):
+            new, kept = _taken(mine, other), True
+        else:
+            normal = norm.observation(mine)
+            kept = normal is mine
+            new = normal if other is None or not _same(normal, other) else _taken(normal, other)
+        if kept:
+            left.add(id(new))
+        observations.append(new)
+    if all(new is old for new, old in zip(observations, case.observations, strict=True)):
+        return case
+    return dataclasses.replace(case, observations=tuple(observations))
+
+
+def _same(mine: Observation, theirs: Observation) -> bool:
+    return mine.name == theirs.name and _identical(mine.value, theirs.value)
+
+
+def _taken(mine: Observation, theirs: Observation) -> Observation:
+    """`mine`, whose value is exactly `theirs`', sharing it: `theirs` itself when the security tags agree."""
+    if mine.security is theirs.security and mine.tags == theirs.tags:
+        return theirs
+    return replace(mine, value=theirs.value)
 
 
 def shared_window(manifests: Iterable[Manifest]) -> Window | None:
@@ -99,27 +164,6 @@ def _normaliser(manifest: Manifest, window: Window | None = None) -> _Normaliser
     if corpus and corpus.identity:
         norm.map_identities(corpus.uids, corpus.prefixes)
     return norm
-
-
-def _share(case: CaseRecord, like: CaseRecord | None) -> CaseRecord:
-    """`case` with each observation exactly equal to `like`'s at the same place replaced by `like`'s."""
-    if like is None:
-        return case
-    theirs = like.observations
-    observations = tuple(
-        _shared_observation(o, theirs[i]) if i < len(theirs) else o for i, o in enumerate(case.observations)
-    )
-    if all(new is old for new, old in zip(observations, case.observations, strict=True)):
-        return case
-    return dataclasses.replace(case, observations=observations)
-
-
-def _shared_observation(mine: Observation, theirs: Observation) -> Observation:
-    if mine.name != theirs.name or not _identical(mine.value, theirs.value):
-        return mine
-    if mine.security is theirs.security and mine.tags == theirs.tags:
-        return theirs
-    return replace(mine, value=theirs.value)
 
 
 def _identical(a: JSON, b: JSON) -> bool:
@@ -189,12 +233,17 @@ class _Normaliser:
         return value
 
     def case(self, case: CaseRecord) -> CaseRecord:
-        observations = tuple(self._observation(o) for o in case.observations)
+        observations = tuple(self.observation(o) for o in case.observations)
         if all(new is old for new, old in zip(observations, case.observations, strict=True)):
             return case
         return dataclasses.replace(case, observations=observations)
 
-    def _observation(self, observation: Observation) -> Observation:
+    def rules(self) -> tuple[object, ...]:
+        """Everything that decides whether a value changes (never which token it gets): equal rules, equal
+        decisions."""
+        return (self._uid_root, self._window, self._corpus_uids, self._prefixes)
+
+    def observation(self, observation: Observation) -> Observation:
         value = self._walk(observation.value)
         return observation if value is observation.value else replace(observation, value=value)
 

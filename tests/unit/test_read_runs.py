@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.compare import normalise
 from harness.compare.engine import compare
 from harness.compare.normalise import normalise_run, read_normalised, shared_window
 from harness.errors import RunDirError
-from harness.model import CaseRecord, Observation, Outcome, RunRecord, Verdict
+from harness.model import CaseRecord, CorpusInfo, Observation, Outcome, RunRecord, Verdict
 from harness.rundir import RunDir, read_run
 from harness.validation import read_runs
 from tests.factories import make_case, make_run
@@ -69,6 +70,78 @@ def test_later_runs_share_the_first_runs_equal_values(folders: list[Path]) -> No
         for case in ones
         for a, b in zip(ones[case].observations, candidate.by_case()[case].observations, strict=False)
     )
+
+
+def test_a_later_run_walks_only_what_the_first_run_did_not_leave_alone(
+    folders: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An observation exactly equal to the first run's at the same place, where normalising the first run's
+    changed nothing, is taken without walking it; every other one is walked (and comes out as the raw
+    record's normalisation, test above)."""
+    raw = [read_run(f) for f in folders]
+    window = shared_window(r.manifest for r in raw)
+    first = {c.case: c for c in raw[0].cases}
+    alone = {c.case: c for c in normalise_run(raw[0], window).cases}
+
+    def skipped(case: CaseRecord, i: int, mine: Observation) -> bool:
+        theirs = first[case.case].observations if case.case in first else ()
+        if i >= len(theirs):
+            return False
+        other = theirs[i]
+        return (
+            alone[case.case].observations[i] is other  # normalising it changed nothing
+            and mine.name == other.name
+            and json.dumps(mine.value) == json.dumps(other.value)
+            and type(mine.value) is type(other.value)
+        )
+
+    expected = [
+        sum(1 for c in run.cases for i, o in enumerate(c.observations) if k == 0 or not skipped(c, i, o))
+        for k, run in enumerate(raw)
+    ]
+    walked: list[int] = []
+    original = normalise._Normaliser.observation
+
+    def counted(self: normalise._Normaliser, observation: Observation) -> Observation:
+        walked[-1] += 1
+        return original(self, observation)
+
+    monkeypatch.setattr(normalise._Normaliser, "observation", counted)
+    real = normalise.read_normalised
+
+    def each(*args: object, **kwargs: object) -> RunRecord:
+        walked.append(0)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("harness.validation.read_normalised", each)
+    read_runs(folders)
+    assert walked == expected
+    assert walked[1] < walked[0] / 2 and walked[2] < walked[0] / 2  # replicas repeat most of what stays
+
+
+@pytest.mark.parametrize("differs", ["uid root", "window"])
+def test_a_value_left_alone_under_other_rules_is_still_normalised(differs: str) -> None:
+    """What the first run's rules left alone, another run's may change: a UID under the first run's corpus
+    root only, a time inside the later run's window only. Equal values are then walked, not taken."""
+    value = {"study_uid": "1.2.3.4", "00080013": {"vr": "TM", "Value": ["120000"]}}
+    case = make_case("m.py::t", Outcome.PASSED, 0.1, seen=value)
+
+    def run(root: str, started: str, finished: str) -> RunRecord:
+        corpus = CorpusInfo(seed=1, sha256="0" * 64, uid_root=root, items=1)
+        return make_run([case], corpus=corpus, started=started, finished=finished)
+
+    like = run("1.2.3", "2026-12-02T08:00:00Z", "2026-12-02T08:10:00Z")
+    if differs == "uid root":
+        later, expected = run("9.9", like.manifest.started, like.manifest.finished), {"study_uid": "UID#1"}
+    else:
+        later, expected = (
+            run("1.2.3", "2026-12-02T11:58:00Z", "2026-12-02T12:03:00Z"),
+            {"00080013": {"vr": "TM", "Value": ["TIME#1"]}},
+        )
+    first = read_normalised("b", like.manifest, like.cases)
+    assert first.cases[0].observations[0].value == value  # left alone under its own rules
+    mine = read_normalised("c", later.manifest, later.cases, first).cases[0].observations[0].value
+    assert mine == value | expected
 
 
 def test_a_run_read_normalised_is_not_normalised_again(folders: list[Path]) -> None:
