@@ -127,6 +127,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "robustness(input): a robustness phase case sending one corpus input")
     config.addinivalue_line("markers", "before_traffic: the case runs before the other functional cases")
     if allure_dir := config.getoption("--patchgate-allure"):
+        if config.getoption("allure_report_dir", None):
+            # Two listeners would report every case twice, into two folders or twice into one.
+            raise pytest.UsageError("--patchgate-allure and --alluredir: give one (both write the same results)")
         from harness import suite_allure  # allure-pytest's internals, only where they are used
 
         suite_allure.start(config, Path(allure_dir))

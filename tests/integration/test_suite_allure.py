@@ -116,3 +116,14 @@ def test_a_writer_that_dies_is_an_internal_error_naming_the_folder(tmp_path: Pat
     said = done.stdout + done.stderr
     assert done.returncode == 3, said  # pytest's internal error: never 1, which reads as failed cases
     assert f"{folder}: the files were not written (exit -9)" in said, said
+
+
+def test_alluredir_beside_it_is_refused_before_any_case_runs(tmp_path: Path) -> None:
+    suite = tmp_path / "suite" / "test_sample.py"
+    suite.parent.mkdir()
+    suite.write_text("def test_passes():\n    pass\n", encoding="utf-8")
+    done = _pytest(suite, "--patchgate-allure", str(tmp_path / "ours"), "--alluredir", str(tmp_path / "theirs"))
+    said = done.stdout + done.stderr
+    assert done.returncode == 4, said  # pytest's usage error
+    assert "--patchgate-allure and --alluredir: give one" in said, said
+    assert not (tmp_path / "ours").exists() or not any((tmp_path / "ours").iterdir())
