@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
+from _machine import speed, yardstick
 from bench_demo import rotated
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -376,10 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--cases {args.cases!r}: expected comma-separated numbers, e.g. 106,1000,10000")
     if args.rounds < 1 or not args.timeout > 0 or min(sizes) < 1:
         parser.error("--rounds and every size must be at least 1, --timeout positive")
-    before = os.getloadavg()
+    before, fast = os.getloadavg(), yardstick()
     samples = measure(variants, sizes, args.rounds, args.timeout, pdf=args.pdf)
-    after = os.getloadavg()
-    load = f"{before[0]:.2f} at the start, {after[0]:.2f} at the end (1-minute)"
+    after, slow = os.getloadavg(), yardstick()
+    load = f"{before[0]:.2f} at the start, {after[0]:.2f} at the end (1-minute). {speed(fast, slow).rstrip('.')}"
     section = render_markdown(variants, sizes, samples, args.rounds, load)
     print(section)
     if args.markdown:

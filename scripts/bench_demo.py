@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
+from _machine import speed, yardstick
 
 __all__ = ["BEGIN_MARKER", "END_MARKER", "Variant", "main", "measure", "render_markdown", "rotated"]
 
@@ -101,7 +102,9 @@ def measure(variants: Sequence[Variant], rounds: int, timeout: float) -> list[Sa
     return samples
 
 
-def render_markdown(variants: Sequence[Variant], samples: Sequence[Sample], expected_exit: int, rounds: int) -> str:
+def render_markdown(
+    variants: Sequence[Variant], samples: Sequence[Sample], expected_exit: int, rounds: int, machine: str = ""
+) -> str:
     """The section for docs/benchmarks.md: headline ratios, a table, and how it was measured."""
     by_name = {v.name: [s for s in samples if s.variant == v.name] for v in variants}
     first = statistics.median(s.seconds for s in by_name[variants[0].name])
@@ -127,7 +130,8 @@ def render_markdown(variants: Sequence[Variant], samples: Sequence[Sample], expe
         f"{rounds} rounds, the variants interleaved in each round with the order rotated; each run a fresh "
         "process and output folder, timed from start to exit (device start, 2 baseline replicas and 1 "
         "candidate, comparison, reports). Measured "
-        f"{when} on {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, Python {platform.python_version()}).",
+        f"{when} on {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, Python {platform.python_version()})."
+        + (f" {machine}" if machine else ""),
         "",
         "- command: `python scripts/bench_demo.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "`",
         "",
@@ -145,8 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or not args.timeout > 0:
         parser.error("--rounds must be at least 1 and --timeout positive")
+    fast = yardstick()
     samples = measure(args.variant, args.rounds, args.timeout)
-    section = render_markdown(args.variant, samples, args.expected_exit, args.rounds)
+    section = render_markdown(args.variant, samples, args.expected_exit, args.rounds, speed(fast, yardstick()))
     print(section)
     if args.markdown:
         rewrite_section(args.markdown, BEGIN_MARKER, END_MARKER, section)
