@@ -8,7 +8,8 @@ Files (PEM, keys unencrypted and mode 0600) in one directory:
     untrusted-ca.pem untrusted.pem untrusted-key.pem
                                              clientAuth, signed by a second CA nobody trusts
 
-RSA 2048 and SHA-256 throughout: what every DICOM toolkit (DCMTK, Orthanc, dcm4che) accepts.
+RSA 2048 and SHA-256 throughout: what every DICOM toolkit (DCMTK, Orthanc, dcm4che) accepts. Each PKI has a
+CA key of its own; the credentials' keys (and the untrusted CA's) are made once per process (`_kept_key`).
 
     python -m simulators.pki DIR
 """
@@ -22,6 +23,7 @@ import os
 import shutil
 import ssl
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +121,21 @@ def _key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+# The keys of the credentials and of the untrusted CA, made once per process. A PKI is kept apart from another by
+# its CA: its own key signs every certificate its sides trust, so a certificate from another PKI fails however its
+# key was made. RSA-2048 takes about 64 ms a key and holds the GIL, and a validation's three concurrent runs made
+# fifteen one after another before any device could start; now three CA keys and four kept ones.
+_KEPT: dict[str, rsa.RSAPrivateKey] = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def _kept_key(name: str) -> rsa.RSAPrivateKey:
+    with _KEPT_LOCK:  # a second run waits for the first's key, as it would for the GIL
+        if name not in _KEPT:
+            _KEPT[name] = _key()
+        return _KEPT[name]
+
+
 def _sign(
     subject: str,
     key: rsa.RSAPrivateKey,
@@ -197,7 +214,7 @@ def create_pki(directory: Path, *, common_name: str = "patchgate test") -> Pki:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-    ca_key, untrusted_ca_key = _key(), _key()
+    ca_key, untrusted_ca_key = _key(), _kept_key("untrusted-ca")
     ca = _sign(f"{common_name} CA", ca_key, None, ca_key, now=now, usage="ca")
     untrusted_ca = _sign(f"{common_name} untrusted CA", untrusted_ca_key, None, untrusted_ca_key, now=now, usage="ca")
     _write_cert(directory / "ca.pem", ca)
@@ -208,7 +225,7 @@ def create_pki(directory: Path, *, common_name: str = "patchgate test") -> Pki:
         ("client", ca, ca_key, "client"),
         ("untrusted", untrusted_ca, untrusted_ca_key, "client"),
     ):
-        key = _key()
+        key = _kept_key(name)
         _write_cert(
             directory / f"{name}.pem", _sign(f"{common_name} {name}", key, issuer, issuer_key, now=now, usage=usage)
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from simulators.pki import CREDENTIALS, FILES, Pki, PkiError, create_pki, load_pki
@@ -104,8 +105,19 @@ def test_contexts_interoperate_and_refuse_what_they_should(pki: Pki) -> None:
     assert "CERTIFICATE_VERIFY_FAILED" in _handshake(pki.server_context(), pki.client_context(), "device.example")
 
 
+def _public(path: Path) -> bytes:
+    return (
+        x509.load_pem_x509_certificate(path.read_bytes())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
 def test_another_pki_is_not_trusted(pki: Pki, tmp_path: Path) -> None:
+    """Kept apart by its CA alone: the credentials' keys are this process's (made once), the CA key is its own."""
     other = create_pki(tmp_path / "other")
+    assert _public(other.ca) != _public(pki.ca)
+    assert _public(other.cert("server")) == _public(pki.cert("server"))  # so what refuses below is the CA
     assert _handshake(other.server_context(), pki.client_context()).startswith("client:")
     # Our server refuses the other run's client certificate (this client trusts any server).
     stranger = other.client_context()
