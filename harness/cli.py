@@ -205,6 +205,9 @@ def _finish(validation_comparison: object, reports: dict[str, Path], started: fl
 
 
 def _validate(args: argparse.Namespace, started: float) -> int:
+    from harness.launch import forkserver
+
+    forkserver.warm()  # its imports (a second) overlap ours, the profile's and the runs' set-up: the first run needs it
     from harness.demo import REGRESSION_ALIAS, demo_profile
     from harness.profile import load_profile
     from harness.validation import ProgressLine, run_validation
