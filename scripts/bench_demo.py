@@ -3,7 +3,9 @@
 Each variant is one `patchgate` command line (an installation's executable and its arguments);
 the variants run interleaved in rounds (A B C, A B C, ... with the order rotated each round),
 each as a fresh process in a fresh output folder, bounded by a timeout. Measured: the wall time
-from process start to exit. The headline is the ratio of medians against the first variant,
+from process start to exit, and the CPU time (user + system) of the process and every process it
+waited for (the fork server's children through it): the part of a demo that does not depend on how
+its concurrent runs happened to share the two cores. The headline is the ratio of medians against the first variant,
 because absolute times on these machines swing from minute to minute. A run that does not end
 with the expected exit code fails the benchmark (exit 1), so a rerun can be scripted.
 
@@ -19,6 +21,7 @@ import argparse
 import datetime
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
@@ -58,17 +61,18 @@ class Variant:
 
 @dataclass(frozen=True)
 class Sample:
-    """One timed run: its round, wall time and exit code."""
+    """One timed run: its round, wall time, exit code and CPU time."""
 
     variant: str
     round: int
     seconds: float
     exit_code: int
+    cpu: float = 0.0  # user + system seconds of the run's process tree (what it waited for)
 
 
 def _run(variant: Variant, round_no: int, timeout: float, scratch: Path) -> Sample:
     out = scratch / f"{variant.name.replace(' ', '_').replace(',', '')}-{round_no}"
-    start = time.monotonic()
+    start, used = time.monotonic(), _children_cpu()
     try:
         done = subprocess.run(
             [*variant.argv, "--out", str(out)],
@@ -81,7 +85,13 @@ def _run(variant: Variant, round_no: int, timeout: float, scratch: Path) -> Samp
         code = done.returncode
     except subprocess.TimeoutExpired:
         code = -1
-    return Sample(variant.name, round_no, time.monotonic() - start, code)
+    return Sample(variant.name, round_no, time.monotonic() - start, code, _children_cpu() - used)
+
+
+def _children_cpu() -> float:
+    """CPU seconds of every child this process has waited for (and of those they waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rotated(items: Sequence[T], r: int) -> list[T]:
@@ -97,7 +107,11 @@ def measure(variants: Sequence[Variant], rounds: int, timeout: float) -> list[Sa
             order = rotated(variants, r)
             for variant in order:
                 sample = _run(variant, r + 1, timeout, Path(scratch))
-                print(f"round {r + 1}: {variant.name}: {sample.seconds:.1f} s, exit {sample.exit_code}", flush=True)
+                print(
+                    f"round {r + 1}: {variant.name}: {sample.seconds:.1f} s, {sample.cpu:.1f} s CPU, "
+                    f"exit {sample.exit_code}",
+                    flush=True,
+                )
                 samples.append(sample)
     return samples
 
@@ -108,28 +122,35 @@ def render_markdown(
     """The section for docs/benchmarks.md: headline ratios, a table, and how it was measured."""
     by_name = {v.name: [s for s in samples if s.variant == v.name] for v in variants}
     first = statistics.median(s.seconds for s in by_name[variants[0].name])
+    first_cpu = statistics.median(s.cpu for s in by_name[variants[0].name])
     lines = ["## `patchgate validate --demo` wall time (`scripts/bench_demo.py`)", ""]
     for v in variants[1:]:
         median = statistics.median(s.seconds for s in by_name[v.name])
+        cpu = statistics.median(s.cpu for s in by_name[v.name])
         lines.append(
-            f"- **{v.name}: {median / first:.2f}x {variants[0].name}** (median {median:.1f} s vs {first:.1f} s)"
+            f"- **{v.name}: {median / first:.2f}x {variants[0].name}** (median {median:.1f} s vs {first:.1f} s; "
+            f"CPU {cpu / first_cpu:.2f}x, {cpu:.1f} s vs {first_cpu:.1f} s)"
         )
     bad = [s for s in samples if s.exit_code != expected_exit]
     lines += [f"- checks: {len(samples) - len(bad)} of {len(samples)} runs exited {expected_exit}", ""]
-    lines += ["| variant | median wall s | min | max | ratio | command |", "| --- | ---: | ---: | ---: | ---: | --- |"]
+    lines += [
+        "| variant | median wall s | min | max | ratio | median CPU s | CPU ratio | command |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for v in variants:
         times = [s.seconds for s in by_name[v.name]]
-        median = statistics.median(times)
+        median, cpu = statistics.median(times), statistics.median(s.cpu for s in by_name[v.name])
         command = " ".join(Path(v.argv[0]).name if i == 0 else a for i, a in enumerate(v.argv))
         lines.append(
-            f"| {v.name} | {median:.1f} | {min(times):.1f} | {max(times):.1f} | {median / first:.2f} | `{command}` |"
+            f"| {v.name} | {median:.1f} | {min(times):.1f} | {max(times):.1f} | {median / first:.2f} | {cpu:.1f} "
+            f"| {cpu / first_cpu:.2f} | `{command}` |"
         )
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines += [
         "",
         f"{rounds} rounds, the variants interleaved in each round with the order rotated; each run a fresh "
         "process and output folder, timed from start to exit (device start, 2 baseline replicas and 1 "
-        "candidate, comparison, reports). Measured "
+        "candidate, comparison, reports); CPU: user + system of the run and every process it waited for. Measured "
         f"{when} on {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, Python {platform.python_version()})."
         + (f" {machine}" if machine else ""),
         "",
