@@ -25,11 +25,15 @@ def _local_abort_always_ends() -> None:
         fsm.TRANSITION_TABLE.setdefault(("Evt15", state), "AA-2")
 
 
+# What an association whose connection nobody took reads as, wherever it is found (a modality, a raw negotiation).
+NO_CONNECTION = "no connection (refused or unreachable)"
+
 install()  # every process of ours that speaks DICOM imports this module before its first association
 _local_abort_always_ends()
 
 __all__ = [
     "LOOPBACK",
+    "NO_CONNECTION",
     "QR_MODELS",
     "VERIFICATION",
     "ReactorCheckpoint",

@@ -34,6 +34,7 @@ from pynetdicom.presentation import build_context, build_role
 from simulators._contexts import CheapContexts
 from simulators._net import (
     LOOPBACK,
+    NO_CONNECTION,
     VERIFICATION,
     carries,
     on_connection_open,
@@ -48,6 +49,7 @@ from simulators.endpoint import JSON, Endpoint
 from simulators.workflow_scu import MPPS, MWL_FIND, NResult, n_result
 
 __all__ = [
+    "NO_CONNECTION",
     "ContextResult",
     "EchoResult",
     "FindResult",
@@ -383,7 +385,7 @@ class Modality:
         if rejected:
             return assoc, rejected[0]
         if "open" not in seen:
-            return assoc, "no connection (refused or unreachable)"
+            return assoc, NO_CONNECTION
         if "acse" not in seen:
             return assoc, "no answer to the association request (ACSE timeout)"
         if assoc.rejected_contexts and not assoc.accepted_contexts:

@@ -16,7 +16,7 @@ from pynetdicom.pdu_primitives import (
 )
 from pynetdicom.presentation import build_context
 
-from simulators._net import on_connection_open, queued_answer
+from simulators._net import NO_CONNECTION, on_connection_open, queued_answer
 from simulators.endpoint import Endpoint
 
 __all__ = [
@@ -207,7 +207,7 @@ def _read(assoc: Any, proposals: Sequence[Proposal], opened: bool) -> Negotiatio
         primitive = queued_answer(assoc)
     if primitive is None or primitive.result is None:
         if not opened:
-            return Negotiation(error="no connection (refused or unreachable)")
+            return Negotiation(error=NO_CONNECTION)
         return Negotiation(error="no answer to the association request (aborted or ACSE timeout)")
     if primitive.result != 0:
         return Negotiation(

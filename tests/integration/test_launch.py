@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 
 from harness.errors import TargetError
+from harness.launch import readiness
 from harness.launch.base import LaunchSpec, Readiness
 from harness.launch.process import ProcessLauncher
-from harness.launch.readiness import Echo, Http, Immediately, LogLine, Tcp
-from simulators._net import free_port
+from harness.launch.readiness import Echo, Http, Immediately, LogLine, Tcp, echo_once
+from simulators._net import LOOPBACK, NO_CONNECTION, free_port
 from simulators.endpoint import Endpoint
 
 
@@ -80,6 +82,27 @@ def test_echo_readiness_with_the_pacs_simulator(tmp_path: Path) -> None:
         assert Echo(endpoint, "PGPROBE").probe(started) == ""
     finally:
         started.stop()
+
+
+class _NoAssociation:
+    """Stands in for the modality: an echo that got past the connect check would raise here."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("an association was tried")
+
+
+def test_echo_at_a_port_nobody_listens_on_is_refused_without_an_association(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pynetdicom sleeps 0.1 s after a refused connection: the check comes first so a start is seen at once.
+    monkeypatch.setattr(readiness, "Modality", _NoAssociation)
+    assert echo_once(Endpoint("NOBODY", LOOPBACK, free_port()), "PGPROBE", 2.0) == NO_CONNECTION
+
+
+def test_echo_at_a_listening_port_goes_on_to_the_association(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readiness, "Modality", _NoAssociation)
+    with socket.create_server((LOOPBACK, 0)) as server:
+        endpoint = Endpoint("SILENT", LOOPBACK, server.getsockname()[1])
+        with pytest.raises(AssertionError, match="an association was tried"):
+            echo_once(endpoint, "PGPROBE", 2.0)
 
 
 def test_exit_before_ready_names_the_code_and_the_log_tail(tmp_path: Path) -> None:
