@@ -1,7 +1,7 @@
 """The run directory: the one place that names its files and reads and writes them.
 
 A run directory is self-contained: `manifest.json` (what ran, how it ended), `observations.jsonl`
-(one line per finished case, appended and fsynced), `endpoints.json` (where the suites find the
+(one line per finished case, appended; fsynced every SYNC_EVERY s), `endpoints.json` (where the suites find the
 device and simulators), `progress.json` (cases collected), `junit.xml`, `allure-results/`,
 `logs/`, the simulators' records, `actions/` + `actions.jsonl` (device actions: the channel
 between suites and harness, and what each did), and `perf/` (the performance phase: the turn
@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "LOCK_NAME",
     "MIN_FREE_BYTES",
     "OUTPUTS",
+    "SYNC_EVERY",
     "CaseWriter",
     "OutDir",
     "RunDir",
@@ -46,6 +48,7 @@ _Record = TypeVar("_Record")
 # more for a clinical corpus); below this at the start it is refused, and a run that ends with less than
 # _LOW_WATER left cannot be trusted (a simulator may have failed to store what it received).
 MIN_FREE_BYTES = 64 * 1024 * 1024
+SYNC_EVERY = 0.5  # s between two fsyncs of observations.jsonl: what a power cut can take of a run
 LOCK_NAME = ".lock"  # the writer lock's file (writer_lock)
 _LOW_WATER = 1024 * 1024
 
@@ -165,8 +168,11 @@ def writer_lock(directory: Path) -> Iterator[None]:
 
 
 class CaseWriter:
-    """Appends one JSON line per finished case and fsyncs it, so a killed run keeps every finished case.
+    """Appends one JSON line per finished case, so a killed run keeps every finished case; fsyncs at most every
+    SYNC_EVERY s and at close, so a power cut takes at most that much.
 
+    Each line is written whole at once: the kernel keeps it through the process's death. An fsync per case
+    was 259 of them a run, idle time in the suites' main thread between two cases.
     A write that fails (a full disk) is undone to the last whole line, so the file never ends torn.
     """
 
@@ -174,6 +180,7 @@ class CaseWriter:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._synced = time.monotonic()
 
     def write(self, record: CaseRecord) -> None:
         line = (json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
@@ -182,13 +189,17 @@ class CaseWriter:
             written = os.write(self._fd, line)
             if written != len(line):
                 raise OSError(errno.ENOSPC, "short write")
-            os.fsync(self._fd)
+            if time.monotonic() - self._synced >= SYNC_EVERY:
+                os.fsync(self._fd)
+                self._synced = time.monotonic()
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, size)
             raise storage_error(exc, self.path.parent) from None
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.fsync(self._fd)
         with contextlib.suppress(OSError):
             os.close(self._fd)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from harness import rundir
 from harness.context import SuiteContext
 from harness.errors import RunDirError
 from harness.model import CaseRecord, Endpoint, Manifest, Observation, Outcome, PerfSetup, to_json
@@ -61,6 +63,24 @@ def test_appending_writer_keeps_earlier_cases(tmp_path: Path) -> None:
     writer.write(CaseRecord("t.py::late", Outcome.FAILED, 0.0, "boom"))
     writer.close()
     assert [c.case for c in read_run(tmp_path).cases] == ["t.py::case[0]", "t.py::case[1]", "t.py::late"]
+
+
+@pytest.mark.parametrize(("every", "syncs"), [(0.0, 20 + 1), (3600.0, 1)])
+def test_the_writer_fsyncs_at_most_every_sync_every_and_at_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every: float, syncs: int
+) -> None:
+    """Every line is written at once (a killed run keeps it); the fsyncs are spaced, and one comes at close."""
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    monkeypatch.setattr(rundir, "SYNC_EVERY", every)
+    run = RunDir(tmp_path)
+    writer = run.case_writer()
+    for i in range(20):
+        writer.write(CaseRecord(f"t.py::case[{i}]", Outcome.PASSED, 0.0, ""))
+        assert len(run.read_cases()) == i + 1  # on the file before the next case, synced or not
+    writer.close()
+    assert len(calls) == syncs
 
 
 def test_second_run_into_the_same_directory_is_refused(tmp_path: Path) -> None:
