@@ -41,6 +41,7 @@ from pathlib import Path
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
 from _machine import speed, yardstick
+from _timed import timed
 from bench_demo import rotated
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,24 +136,8 @@ def _compare(
     baselines, candidate, policy = runs
     argv = [variant.patchgate, "compare", *(a for b in baselines for a in ("--baseline", str(b)))]
     argv += ["--candidate", str(candidate), "--policy", str(policy), "--out", str(out)]
-    start = time.monotonic()
-    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = start + timeout
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            process.kill()
-            pid, status, usage = os.wait4(process.pid, 0)
-            break
-        time.sleep(0.005)
-    seconds = time.monotonic() - start
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
-    if process.stderr:
-        process.stderr.close()
-    cpu = usage.ru_utime + usage.ru_stime
-    return seconds, cpu, usage.ru_maxrss / 1024, process.returncode  # ru_maxrss: KiB on Linux
+    run = timed(argv, ROOT, timeout)
+    return run.seconds, run.cpu, run.peak_mib, run.exit_code
 
 
 def _pdf(html: Path, scratch: Path, timeout: float) -> tuple[int, int] | None:

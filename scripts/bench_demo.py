@@ -21,13 +21,10 @@ import argparse
 import datetime
 import os
 import platform
-import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +32,7 @@ from typing import TypeVar
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
 from _machine import speed, yardstick
+from _timed import timed
 
 __all__ = ["BEGIN_MARKER", "END_MARKER", "Variant", "main", "measure", "render_markdown", "rotated"]
 
@@ -72,26 +70,8 @@ class Sample:
 
 def _run(variant: Variant, round_no: int, timeout: float, scratch: Path) -> Sample:
     out = scratch / f"{variant.name.replace(' ', '_').replace(',', '')}-{round_no}"
-    start, used = time.monotonic(), _children_cpu()
-    try:
-        done = subprocess.run(
-            [*variant.argv, "--out", str(out)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            timeout=timeout,
-            check=False,
-        )
-        code = done.returncode
-    except subprocess.TimeoutExpired:
-        code = -1
-    return Sample(variant.name, round_no, time.monotonic() - start, code, _children_cpu() - used)
-
-
-def _children_cpu() -> float:
-    """CPU seconds of every child this process has waited for (and of those they waited for)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    run = timed([*variant.argv, "--out", str(out)], ROOT, timeout)
+    return Sample(variant.name, round_no, run.seconds, run.exit_code, run.cpu)
 
 
 def rotated(items: Sequence[T], r: int) -> list[T]:
