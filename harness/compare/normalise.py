@@ -116,12 +116,17 @@ def _read(
     observations: list[Observation] = []
     for i, mine in enumerate(case.observations):
         other = theirs[i] if i < len(theirs) else None
-        if other is not None and id(other) in inert and _same(mine, other):
+        compared = other is not None and id(other) in inert
+        if other is not None and compared and _same(mine, other):
             new, kept = _taken(mine, other), True
         else:
             normal = norm.observation(mine)
             kept = normal is mine
-            new = normal if other is None or not _same(normal, other) else _taken(normal, other)
+            # Left as it was, it is what was just found to differ from an inert `other`: not compared twice.
+            if other is not None and not (kept and compared) and _same(normal, other):
+                new = _taken(normal, other)
+            else:
+                new = normal
         if kept:
             left.add(id(new))
         observations.append(new)
