@@ -308,7 +308,7 @@ def _run_suites(
                 raise TimeoutError(f"suites did not finish within {request.profile.suite_timeout:g} s")
             if progress:
                 progress(request.label, run.cases_finished(), run.collected())
-            time.sleep(pause)
+            suites.pause(pause)  # a local suites process's end wakes it: the run goes on at once
     finally:
         suites.stop()
         try:

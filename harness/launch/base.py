@@ -77,6 +77,10 @@ class Launched(Protocol):
     def log_text(self) -> str:
         """Its whole log so far ("" when there is none yet)."""
 
+    def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less once it exited where that is seen without asking (a local process's end
+        wakes the wait); `alive()` says which."""
+
     def kill(self) -> None:
         """Stop it at once (SIGKILL); `stop()` still cleans up."""
 

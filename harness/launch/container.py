@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,9 @@ class Container:
             raise TargetError(f"{self.spec.label}: the container is gone", hint="see the device's log")
         found = self.container.exec_run(list(argv), stdout=True, stderr=True)
         return int(found.exit_code if found.exit_code is not None else -1), bytes(found.output or b"")
+
+    def pause(self, seconds: float) -> None:
+        time.sleep(seconds)  # an engine's wait would be a request held open: alive() asks after it
 
     def kill(self) -> None:
         if self.container is not None:

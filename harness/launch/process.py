@@ -81,6 +81,10 @@ class Process:
     def log_text(self) -> str:
         return read_log(self.spec.log)
 
+    def pause(self, seconds: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=seconds)
+
     def kill(self) -> None:
         if self._process.poll() is None:
             with contextlib.suppress(ProcessLookupError):  # exited meanwhile

@@ -64,6 +64,9 @@ class ExternalDevice:
     def log_text(self) -> str:
         return read_log(self.spec.log)
 
+    def pause(self, seconds: float) -> None:
+        time.sleep(seconds)
+
     def kill(self) -> None:
         pass  # patchgate never stops a device it did not start
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,16 @@ def test_echo_at_a_listening_port_goes_on_to_the_association(monkeypatch: pytest
         endpoint = Endpoint("SILENT", LOOPBACK, server.getsockname()[1])
         with pytest.raises(AssertionError, match="an association was tried"):
             echo_once(endpoint, "PGPROBE", 2.0)
+
+
+def test_a_pause_ends_when_the_process_does(tmp_path: Path) -> None:
+    """The runner pauses between looks at the suites: their end must not wait out the pause."""
+    started = ProcessLauncher().launch(_spec(tmp_path, "import time; time.sleep(0.3)", Immediately()))
+    began = time.monotonic()
+    started.pause(20.0)
+    assert not started.alive() and started.exit_code == 0
+    assert time.monotonic() - began < 10.0  # woken by the exit, not by the 20 s
+    started.stop()
 
 
 def test_exit_before_ready_names_the_code_and_the_log_tail(tmp_path: Path) -> None:
