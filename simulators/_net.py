@@ -25,11 +25,47 @@ def _local_abort_always_ends() -> None:
         fsm.TRANSITION_TABLE.setdefault(("Evt15", state), "AA-2")
 
 
+def _refused_connection_ends_at_once() -> None:
+    """A requestor's association whose connection was refused (or closed before any answer) ends without
+    pynetdicom's 0.1 s settling sleep.
+
+    pynetdicom 3.0.4 aborts it (`ACSE._negotiate_as_requestor`), and its blocking abort sleeps 0.1 s "to
+    ensure everything shuts down" after the kill; with no connection there is nothing to shut down. A
+    readiness poll of a device still starting paid it at every refused attempt (0.11 s each, where the
+    launcher's first pauses are 0.02-0.05 s). A TCP connect before the echo would have found the refusal at
+    once too, but a stock pynetdicom SCP keeps a thread, and a slot of its maximum_associations, for a
+    connection that sends nothing until its ARTIM timeout: such connections used up a scripted device's ten in CI
+    (tests/integration/test_workflow_suites.py).
+    """
+    import pynetdicom
+    from pynetdicom.association import Association
+
+    if not pynetdicom.__version__.startswith("3.0."):
+        return
+    blocking = Association._abort_blocking
+
+    def abort_blocking(self: Any, block: bool = True) -> None:
+        transport: Any = getattr(self.dul, "socket", None)
+        never = transport is not None and not transport._is_connected and self.acceptor.primitive is None
+        if not (block and self.is_requestor and never):
+            blocking(self, block)
+            return
+        if self._sent_abort or self.is_released:
+            return  # as pynetdicom: one abort only
+        blocking(self, False)  # the A-ABORT primitive and EVT_ABORTED, as pynetdicom sends them
+        self.kill()
+        with contextlib.suppress(Exception):  # as pynetdicom: a socket that never opened may not close
+            transport._shutdown_socket()
+
+    Association._abort_blocking = abort_blocking  # type: ignore[method-assign]
+
+
 # What an association whose connection nobody took reads as, wherever it is found (a modality, a raw negotiation).
 NO_CONNECTION = "no connection (refused or unreachable)"
 
 install()  # every process of ours that speaks DICOM imports this module before its first association
 _local_abort_always_ends()
+_refused_connection_ends_at_once()
 
 __all__ = [
     "LOOPBACK",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.launch.base import Launched
 from simulators.endpoint import PROBE_AE_TITLE, Endpoint
-from simulators.modality import NO_CONNECTION, Modality
+from simulators.modality import Modality
 
 __all__ = [
     "Echo",
@@ -37,14 +37,7 @@ logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
 
 
 def echo_once(endpoint: Endpoint, calling_ae: str, timeout: float = 2.0, tls_dir: str = "") -> str:
-    """One C-ECHO; returns "" on success status 0x0000, else why it failed. TLS endpoints need `tls_dir` (a PKI).
-
-    A port nobody listens on yet is found by a TCP connect first: pynetdicom sleeps 0.1 s in its abort after
-    a refused connection (`Association._abort_blocking`), longer than a launcher's first pauses between polls,
-    so a start was seen up to that much late.
-    """
-    if _refused(endpoint, timeout):
-        return NO_CONNECTION
+    """One C-ECHO; returns "" on success status 0x0000, else why it failed. TLS endpoints need `tls_dir` (a PKI)."""
     context = None
     if endpoint.tls and tls_dir:
         from simulators.pki import load_pki
@@ -56,17 +49,6 @@ def echo_once(endpoint: Endpoint, calling_ae: str, timeout: float = 2.0, tls_dir
     if not result.accepted:
         return result.error
     return "" if result.status == 0x0000 else f"C-ECHO status {result.status!r}"
-
-
-def _refused(endpoint: Endpoint, timeout: float) -> bool:
-    """Nothing accepts a TCP connection at the endpoint (refused at once); any other failure is the echo's to tell."""
-    try:
-        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout):
-            return False
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True)
