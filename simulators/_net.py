@@ -7,6 +7,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+from simulators._reactor import VERSIONS as PATCHED_VERSIONS
 from simulators._reactor import Checkpoint as ReactorCheckpoint
 from simulators._reactor import install
 
@@ -40,7 +41,7 @@ def _refused_connection_ends_at_once() -> None:
     import pynetdicom
     from pynetdicom.association import Association
 
-    if not pynetdicom.__version__.startswith("3.0."):
+    if not pynetdicom.__version__.startswith(PATCHED_VERSIONS):  # the internals it replaces are 3.0.4's
         return
     blocking = Association._abort_blocking
 

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from queue import Queue
 from typing import Any
 
-__all__ = ["CAP", "REACTOR_ENV", "Checkpoint", "install", "installed", "waker_of"]
+__all__ = ["CAP", "REACTOR_ENV", "VERSIONS", "Checkpoint", "install", "installed", "waker_of"]
 
 REACTOR_ENV = "PATCHGATE_REACTOR"  # "0": pynetdicom's own loops, in every process started with it (to compare)
 CAP = 0.05  # s: the longest a reactor sleeps unwoken (20 looks a second instead of 1000)
-_VERSIONS = ("3.0.",)  # written against pynetdicom 3.0.4's dul.py and association.py
+VERSIONS = ("3.0.",)  # written against pynetdicom 3.0.4's dul.py and association.py (simulators._net too)
 _DUL_SLEEP = 0.001  # the two loops' own sleeps, as pynetdicom writes them: only these are replaced
 _ASSOC_SLEEP = 0.001
 _installed = False
@@ -171,7 +171,7 @@ def install() -> bool:
     with _lock:
         if _installed:
             return True
-        if not pynetdicom.__version__.startswith(_VERSIONS) or os.environ.get(REACTOR_ENV, "").strip() == "0":
+        if not pynetdicom.__version__.startswith(VERSIONS) or os.environ.get(REACTOR_ENV, "").strip() == "0":
             return False
         _patch(dul.DULServiceProvider, association.Association)
         setattr(dul, "time", _Time(_DUL_SLEEP, _dul_waits))  # noqa: B010  # the module global its loop sleeps with
