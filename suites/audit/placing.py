@@ -28,8 +28,9 @@ __all__ = ["FINE", "MIN_GAP", "SKEW", "attribute", "measure", "stamps"]
 T = TypeVar("T")
 
 # A device's EventDateTime places a message in the case whose action began last before it when the stamp is
-# this fine or finer and the device keeps this machine's clock: no stamp ahead of its arrival, and not every
-# message arriving more than SKEW after its stamp (a clock behind, or another time zone mislabelled).
+# this fine or finer and the device keeps this machine's clock, or one behind it by less than SKEW (`stamps`
+# allows for that offset): no stamp ahead of its arrival, and not every message arriving more than SKEW after
+# its stamp (a clock far behind, or another time zone mislabelled).
 FINE = 0.01
 SKEW = 1.0
 # Between two actions of a stamped pass: at least this, and 3 x the longest a message's stamp came after its
@@ -108,22 +109,33 @@ def attribute(path: Path, got: Mapping[str, Collected[T]]) -> dict[str, Collecte
 
 
 def stamps(found: Sequence[AuditRecord]) -> list[float | None] | None:
-    """The latest each record's event can have happened (None: no FINE stamp); None when the device's clock is
-    not this machine's."""
-    out: list[float | None] = []
-    behind: list[float] = []
+    """The latest each record's event can have happened on this machine's clock (None: no FINE stamp); None
+    when the device's clock is not this machine's.
+
+    A device clock behind ours (another host: NTP keeps it within milliseconds to a second) stamps every event
+    early by the same offset, which would place it in the action before its own, or before the first (then in
+    none). No message arrives before its event, so the offset is at most the least time any message took from
+    its stamp to its arrival; the latest moment is the stamp plus its resolution plus that bound. On one clock
+    the bound is the quickest delivery, a few milliseconds.
+    """
+    fine: list[tuple[float, float, float] | None] = []  # (stamp, resolution, arrival) of each FINE stamp
     for record in found:
         stamp = stamped(record)
         if stamp is None or stamp[1] > FINE:
-            out.append(None)
+            fine.append(None)
             continue
         when, resolution = stamp
         arrived = _arrived(record)
         if when > arrived + FINE:  # made after it arrived: another clock
             return None
-        behind.append(arrived - when - resolution)
-        out.append(when + resolution)  # the latest the event can have happened
-    return None if behind and min(behind) > SKEW else out
+        fine.append((when, resolution, arrived))
+    known = [f for f in fine if f is not None]
+    if not known:
+        return [None] * len(fine)
+    offset = min(arrived - when for when, _, arrived in known)
+    if min(arrived - when - resolution for when, resolution, arrived in known) > SKEW:
+        return None  # not one message in time: a clock far behind, or another time zone mislabelled
+    return [None if f is None else f[0] + f[1] + max(0.0, offset) for f in fine]
 
 
 def _all_stamped(found: Sequence[AuditRecord]) -> bool:

@@ -279,8 +279,11 @@ def _slow_move_then_get(repo: Repository) -> tuple[dict[str, list[str]], list[st
     return {name: [r.event_code for r in c.received] for name, c in got.items()}, runs
 
 
-def test_a_message_that_arrives_in_the_next_case_s_window_is_placed_by_its_stamp(repo: Repository) -> None:
-    repo.stamp = _iso
+@pytest.mark.parametrize("behind", [0.0, 0.5])
+def test_a_message_that_arrives_in_the_next_case_s_window_is_placed_by_its_stamp(
+    repo: Repository, behind: float
+) -> None:
+    repo.stamp = lambda t: _iso(t - behind)
     events, runs = _slow_move_then_get(repo)
     assert events == {"move": ["110102", "110104"], "get": ["110102", "110104"]}
     assert runs == ["move", "get"]  # one stamped pass
@@ -362,6 +365,24 @@ def test_stamps_too_coarse_or_from_another_clock_are_not_used(repo: Repository, 
     repo.stamp = stamp
     events, _ = _slow_move_then_get(repo)
     assert events == {"move": ["110102"], "get": ["110102", "110104", "110104"]}
+
+
+@pytest.mark.parametrize("behind", [0.03, 0.07, 0.5, 0.9])
+def test_a_device_clock_behind_ours_places_each_message_in_its_own_action(repo: Repository, behind: float) -> None:
+    """A device on another host, its clock `behind` s behind ours (within SKEW, so its stamps are used): each
+    message, made as its action ends and arriving 3 ms later, stamped `behind` early. By the stamp alone it
+    lies in the action before, or before the pass (then in none); its fastest arrival bounds the offset."""
+    repo.stamp = lambda t: _iso(t - behind)
+    win = _window(repo)
+    runs: list[str] = []
+    plan = [(name, (code, 0.003, 0.0, None)) for name, code in zip("abc", ["110104", "110112", "110113"], strict=True)]
+    got = measure(win, _stamped_actions(repo, runs, *plan))
+    assert {name: [r.event_code for r in c.received] for name, c in got.items()} == {
+        "a": ["110104"],
+        "b": ["110112"],
+        "c": ["110113"],
+    }
+    assert runs == list("abc")  # one stamped pass: the offset is known, not a reason to measure by windows
 
 
 def test_a_stamped_message_between_two_windows_is_placed_not_late(repo: Repository) -> None:
