@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,16 +27,20 @@ def _local_abort_always_ends() -> None:
         fsm.TRANSITION_TABLE.setdefault(("Evt15", state), "AA-2")
 
 
-def _refused_connection_ends_at_once() -> None:
-    """A requestor's association whose connection was refused (or closed before any answer) ends without
-    pynetdicom's 0.1 s settling sleep.
+def _abort_settles_by_its_thread() -> None:
+    """A blocking abort ends when the association's own thread has, not after pynetdicom's fixed 0.1 s sleep.
 
-    pynetdicom 3.0.4 aborts it (`ACSE._negotiate_as_requestor`), and its blocking abort sleeps 0.1 s "to
-    ensure everything shuts down" after the kill; with no connection there is nothing to shut down. A
-    readiness poll of a device still starting paid it at every refused attempt (0.11 s each, where the
-    launcher's first pauses are 0.02-0.05 s). A TCP connect before the echo would have found the refusal at
-    once too, but a stock pynetdicom SCP keeps a thread, and a slot of its maximum_associations, for a
-    connection that sends nothing until its ARTIM timeout: such connections used up a scripted device's ten in CI
+    pynetdicom 3.0.4's blocking abort sends the A-ABORT, waits for its DUL to end, shuts the socket, then
+    sleeps 0.1 s "to ensure everything shuts down": that is the association's thread finishing (an acceptor's
+    hands its socket back to the server). Aborted from another thread (Serving.stop, at each simulator's
+    stop and each storage commitment listener's), the abort now joins that thread, for at most the same 0.1 s.
+
+    A requestor whose connection was refused (or closed before any answer) is aborted in its own thread
+    (`ACSE._negotiate_as_requestor`), which has nothing to shut down: it ends at once. A readiness poll of a
+    device still starting paid the sleep at every refused attempt (0.11 s each, where the launcher's first
+    pauses are 0.02-0.05 s). A TCP connect before the echo would have found the refusal at once too, but a
+    stock pynetdicom SCP keeps a thread, and a slot of its maximum_associations, for a connection that sends
+    nothing until its ARTIM timeout: such connections used up a scripted device's ten in CI
     (tests/integration/test_workflow_suites.py).
     """
     import pynetdicom
@@ -48,7 +53,9 @@ def _refused_connection_ends_at_once() -> None:
     def abort_blocking(self: Any, block: bool = True) -> None:
         transport: Any = getattr(self.dul, "socket", None)
         never = transport is not None and not transport._is_connected and self.acceptor.primitive is None
-        if not (block and self.is_requestor and never):
+        refused = self.is_requestor and never
+        elsewhere = threading.current_thread() is not self
+        if not (block and (refused or elsewhere)):
             blocking(self, block)
             return
         if self._sent_abort or self.is_released:
@@ -57,8 +64,13 @@ def _refused_connection_ends_at_once() -> None:
         self.kill()
         with contextlib.suppress(Exception):  # as pynetdicom: a socket that never opened may not close
             transport._shutdown_socket()
+        if elsewhere and self.is_alive():
+            self.join(_SETTLE)
 
     Association._abort_blocking = abort_blocking  # type: ignore[method-assign]
+
+
+_SETTLE = 0.1  # pynetdicom's sleep after a blocking abort: now the longest it waits for the association's thread
 
 
 # What an association whose connection nobody took reads as, wherever it is found (a modality, a raw negotiation).
@@ -66,7 +78,7 @@ NO_CONNECTION = "no connection (refused or unreachable)"
 
 install()  # every process of ours that speaks DICOM imports this module before its first association
 _local_abort_always_ends()
-_refused_connection_ends_at_once()
+_abort_settles_by_its_thread()
 
 __all__ = [
     "LOOPBACK",

@@ -91,3 +91,25 @@ def test_an_abort_after_the_association_ended_closes_the_connection(
         assoc.acse.send_abort(0x00)
         assert _closed(sock), "the connection stayed open after an abort in Sta13"
     assert thread_errors == [], [str(e.exc_value) for e in thread_errors]
+
+
+def test_an_abort_from_another_thread_ends_with_the_association_s_thread(
+    scp: tuple[AE, int], thread_errors: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Serving.stop aborts: it returns once the association's thread has ended, not after pynetdicom's 0.1 s."""
+    ae, port = scp
+    requestor = AE(ae_title="SCU")
+    requestor.add_requested_context(VERIFICATION)
+    peer = requestor.associate(LOOPBACK, port, ae_title="SCP")
+    assert peer.is_established
+    try:
+        assoc = _in_state(ae, "Sta6")
+        slept: list[float] = []
+        real = time.sleep
+        monkeypatch.setattr(time, "sleep", lambda seconds: (slept.append(seconds), real(seconds))[1])
+        assoc.abort()
+        assert not assoc.is_alive(), "abort() returned before the association's thread ended"
+        assert not [s for s in slept if s >= 0.1], slept
+    finally:
+        peer.abort()
+    assert thread_errors == [], [str(e.exc_value) for e in thread_errors]
