@@ -41,13 +41,13 @@ MIN_GAP = 0.1
 def measure(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> dict[str, Collected[T]]:
     """Each action's audit messages, the actions in order.
 
-    A device that stamps its messages finely on this machine's clock (everything it has sent so far says so)
-    is measured in one stamped pass: the actions run a short gap apart, every message is placed by its stamp,
-    and only the last action waits for its messages to arrive. Anything the stamps cannot place (a message
-    without one, a stamp past half its gap) and every other device: one window per action, in order, then all
-    of them once more when a message came after its window (before the next one, or within one more window's
-    wait after the last: the last case's Security Alert matters as much) or in a later case's window (its
-    stamp says so, `attribute`).
+    A device that stamps its messages finely on this machine's clock or one behind it (`stamps`; everything it
+    has sent so far says so) is measured in one stamped pass: the actions run a short gap apart, every message
+    is placed by its stamp, and only the last action waits for its messages to arrive. Anything the stamps
+    cannot place (a message without one, a stamp past half its gap) and every other device: one window per
+    action, in order, then all of them once more when a message came after its window (before the next one, or
+    within one more window's wait after the last: the last case's Security Alert matters as much) or in a
+    later case's window (its stamp says so, `attribute`).
 
     A late message shows how much longer this run's device needed than its windows gave it (a stalled or busy
     machine, a device slower now than earlier in the run). The second pass waits with the latency the late ones
@@ -76,7 +76,8 @@ def measure(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> d
 
 def attribute(path: Path, got: Mapping[str, Collected[T]]) -> dict[str, Collected[T]]:
     """Each message since the first window opened in the case whose action began last before the device stamped
-    it, where the stamp is FINE and the device keeps this machine's clock; every other message where it arrived.
+    it, where the stamp is FINE and the device's clock is ours or behind it (`stamps`); every other message
+    where it arrived.
 
     Arrival alone misplaces a message the device was slow to send: it lands in the next case's window, where
     the same kind of event hides it (a C-MOVE's Instances Transferred in the C-GET's), or between two windows.
@@ -139,7 +140,7 @@ def stamps(found: Sequence[AuditRecord]) -> list[float | None] | None:
 
 
 def _all_stamped(found: Sequence[AuditRecord]) -> bool:
-    """The device has sent something, and everything it sent has a FINE stamp on this machine's clock."""
+    """The device has sent something, and everything it sent has a FINE stamp `stamps` can use."""
     when = stamps(found)
     return when is not None and bool(when) and None not in when
 
