@@ -111,7 +111,8 @@ def attribute(path: Path, got: Mapping[str, Collected[T]]) -> dict[str, Collecte
 
 def stamps(found: Sequence[AuditRecord]) -> list[float | None] | None:
     """The latest each record's event can have happened on this machine's clock (None: no FINE stamp); None
-    when the device's clock is not this machine's.
+    when the stamps cannot be placed on it (one made after its message arrived, or every message more than
+    SKEW after its stamp).
 
     A device clock behind ours (another host: NTP keeps it within milliseconds to a second) stamps every event
     early by the same offset, which would place it in the action before its own, or before the first (then in
