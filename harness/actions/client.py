@@ -20,6 +20,7 @@ from harness.context import SuiteContext
 from harness.placeholders import ACTION_VALUES
 from harness.profile import ActionSpec
 from harness.rundir import RunDir, write_json_atomic
+from simulators._lifeline import Lifeline
 
 __all__ = ["ANSWER_GRACE", "ActionClient"]
 
@@ -36,6 +37,7 @@ class ActionClient:
         self.run = RunDir(Path(context.run_dir))
         self.specs = {name: ActionSpec.from_json(d) for name, d in context.actions.items()}
         self._numbers = itertools.count(1)
+        self._lifeline = Lifeline()  # a killed harness answers nothing: stop waiting once it is known gone
 
     def declares(self, name: str) -> bool:
         return name in self.specs
@@ -75,11 +77,14 @@ class ActionClient:
         started = time.monotonic()
         until = started + spec.timeout + ANSWER_GRACE
         answer = self.run.action_result(ticket)
+        error = f"the harness did not answer within {spec.timeout + ANSWER_GRACE:g} s (ticket {ticket})"
         while time.monotonic() < until:
             with contextlib.suppress(FileNotFoundError, ValueError):  # not there yet (written atomically)
                 return ActionResult.from_json(json.loads(answer.read_text(encoding="utf-8")))
+            if why := self._lifeline.gone():
+                error = f"{why} (ticket {ticket})"
+                break
             time.sleep(_POLL)
-        error = f"the harness did not answer within {spec.timeout + ANSWER_GRACE:g} s (ticket {ticket})"
         return ActionResult(spec.name, spec.kind, time.monotonic() - started, ERROR, {"error": error})
 
     def _ssl_context(self) -> Any:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.channel import CLOSED, Channel, read_answer
+from harness.channel import CLOSED, GONE, Channel, read_answer
 from harness.perf.records import Done, Grant, Sample, TurnRequest
 from harness.rundir import RunDir, write_json_atomic
 
@@ -101,7 +101,7 @@ class Turns:
         if grant is None:  # withdrawn, so the harness does not hold a slot for a process that stopped listening
             write_json_atomic(self.run.turn_done(ticket), Done(0, 0, abandoned=True).to_json(), sync=False)
             grant = Grant.refuse("no_answer")
-        elif grant is CLOSED:
+        elif grant is CLOSED or grant is GONE:
             grant = Grant.refuse("ended")
         if grant.go:
             self._granted[metric] += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.channel import CLOSED, Channel, read_answer
+from harness.channel import CLOSED, GONE, Channel, read_answer
 from harness.robust.records import WindowAnswer, WindowRequest
 from harness.rundir import RunDir
 
@@ -47,6 +47,8 @@ class Windows:
             return self._stop(f"no answer to {request.op} {request.input} within {self.channel.timeout:g} s")
         if answer is CLOSED:
             return self._stop(_CLOSED)
+        if answer is GONE:
+            return self._stop(self.channel.gone)
         if answer.stop:
             self.stopped = answer.stop
         return answer

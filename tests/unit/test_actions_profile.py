@@ -20,6 +20,7 @@ from harness.plugin import _not_applicable
 from harness.profile import ActionSpec, parse_profile, profile_json_schema
 from harness.rundir import RunDir
 from harness.runner import check_variant
+from simulators._lifeline import HEARTBEAT_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -287,6 +288,15 @@ def test_the_suites_wait_for_the_harness_within_a_bound(tmp_path: Path, monkeypa
     assert result.outcome == "error" and "the harness did not answer within 0.3 s" in str(result.detail["error"])
     (request,) = (tmp_path / "actions").glob("*.request.json")
     assert json.loads(request.read_text(encoding="utf-8"))["name"] == "reset"
+
+
+def test_the_suites_stop_waiting_for_a_harness_that_is_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A harness killed with SIGKILL never answers: its heartbeat (here removed) ends the wait, not the deadline."""
+    monkeypatch.setenv(HEARTBEAT_ENV, str(tmp_path / "heartbeat-of-a-killed-harness"))
+    spec = ActionSpec("reset", "command", command=("x",), deadline=60)
+    result = ActionClient(_context(tmp_path, {"reset": spec.to_json()}))("reset")
+    assert result.outcome == "error" and result.duration < 30
+    assert str(result.detail["error"]).startswith("the harness that started this run is gone"), result.detail
 
 
 def test_the_suites_refuse_values_an_action_does_not_take(tmp_path: Path) -> None:

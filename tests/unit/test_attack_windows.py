@@ -17,6 +17,7 @@ from harness.robust.client import Windows
 from harness.robust.keeper import WindowKeeper
 from harness.robust.records import WindowAnswer, exit_detail
 from harness.rundir import RunDir
+from simulators._lifeline import HEARTBEAT_ENV
 from simulators.attack.health import Health
 from simulators.attack.react import Reaction
 from simulators.attack.run import Outcome
@@ -190,6 +191,17 @@ def test_a_closed_channel_and_a_silent_harness_stop_the_client(run: RunDir) -> N
     assert "no answer to begin a within 0.2 s" in slow.begin("a").stop  # nobody served it: bounded
     harness.keeper.close()
     assert "closed" in Windows(run, timeout=5).begin("b").stop
+
+
+def test_a_killed_harness_stops_the_client_at_once_not_at_its_timeout(
+    run: RunDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed with SIGKILL, the harness answers nothing and closes nothing; its heartbeat says it is gone."""
+    monkeypatch.setenv(HEARTBEAT_ENV, str(run.path / "heartbeat-of-a-killed-harness"))  # removed: gone at once
+    client = Windows(run, timeout=60)
+    stop = client.begin("a").stop
+    assert stop.startswith("the harness that started this run is gone"), stop
+    assert client.end("a").stop == stop  # every later request: the same stop
 
 
 def test_exit_detail_names_a_signal_for_a_negative_code() -> None:
