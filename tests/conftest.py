@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,15 @@ def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
 @pytest.fixture
 def cli() -> object:
     return run_cli
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The seconds of every time.sleep in this test, in any thread (each still sleeps them)."""
+    slept: list[float] = []
+    real = time.sleep
+    monkeypatch.setattr(time, "sleep", lambda seconds: (slept.append(seconds), real(seconds))[1])
+    return slept
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -94,7 +94,7 @@ def test_an_abort_after_the_association_ended_closes_the_connection(
 
 
 def test_an_abort_from_another_thread_ends_with_the_association_s_thread(
-    scp: tuple[AE, int], thread_errors: list[Any], monkeypatch: pytest.MonkeyPatch
+    scp: tuple[AE, int], thread_errors: list[Any], sleeps: list[float]
 ) -> None:
     """As Serving.stop aborts: it returns once the association's thread has ended, not after pynetdicom's 0.1 s."""
     ae, port = scp
@@ -104,12 +104,10 @@ def test_an_abort_from_another_thread_ends_with_the_association_s_thread(
     assert peer.is_established
     try:
         assoc = _in_state(ae, "Sta6")
-        slept: list[float] = []
-        real = time.sleep
-        monkeypatch.setattr(time, "sleep", lambda seconds: (slept.append(seconds), real(seconds))[1])
+        sleeps.clear()  # the abort's alone
         assoc.abort()
         assert not assoc.is_alive(), "abort() returned before the association's thread ended"
-        assert not [s for s in slept if s >= 0.1], slept
+        assert not [s for s in sleeps if s >= 0.1], sleeps
     finally:
         peer.abort()
     assert thread_errors == [], [str(e.exc_value) for e in thread_errors]
