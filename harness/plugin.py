@@ -126,6 +126,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "performance(metric): a performance phase case measuring one metric")
     config.addinivalue_line("markers", "robustness(input): a robustness phase case sending one corpus input")
     config.addinivalue_line("markers", "before_traffic: the case runs before the other functional cases")
+    config.addinivalue_line(
+        "markers", "after_traffic: the case runs after the other functional cases (over before_traffic)"
+    )
     if allure_dir := config.getoption("--patchgate-allure"):
         if config.getoption("allure_report_dir", None):
             # Two listeners would report every case twice, into two folders or twice into one.
@@ -155,7 +158,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if reason:
             item.add_marker(pytest.mark.skip(reason=_NOT_APPLICABLE + reason))
     # The performance phase after every functional case, the robustness phase last (it may crash the device);
-    # cases marked before_traffic first (audit windows: no other case's late messages to wait out); stable otherwise: the runs take turns in the performance phase.
+    # cases marked before_traffic first (audit windows: no other case's late messages to wait out), after_traffic
+    # after the other functional cases (the audit cases, their messages long arrived); stable otherwise: the
+    # runs take turns in the performance phase.
     items.sort(key=_phase_order)
     RunDir(Path(context.run_dir)).write_collected(len(items))
     # The imports and the collected cases live through the session: the collector need not walk them again
@@ -165,8 +170,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _phase_order(item: pytest.Item) -> int:
     if item.get_closest_marker("robustness") is not None:
-        return 3
+        return 4
     if item.get_closest_marker("performance") is not None:
+        return 3
+    if item.get_closest_marker("after_traffic") is not None:
         return 2
     return 0 if item.get_closest_marker("before_traffic") is not None else 1
 

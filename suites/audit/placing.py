@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from simulators.audit.record import AuditRecord, stamped
 from simulators.stall import STALL_LIMIT, stalled
@@ -23,7 +24,7 @@ from suites.audit.window import (
     widened,
 )
 
-__all__ = ["FINE", "MIN_GAP", "SKEW", "attribute", "measure", "stamps"]
+__all__ = ["FINE", "MIN_GAP", "SKEW", "Measuring", "attribute", "begin", "measure", "stamps"]
 
 T = TypeVar("T")
 
@@ -36,18 +37,26 @@ SKEW = 1.0
 # Between two actions of a stamped pass: at least this, and 3 x the longest a message's stamp came after its
 # action ended. A stamp past half the gap after its action means the gap was too tight: measured by windows.
 MIN_GAP = 0.1
+NAP = 0.001  # the shortest sleep of a wait that is almost due
 
 
 def measure(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> dict[str, Collected[T]]:
-    """Each action's audit messages, the actions in order.
+    """Each action's audit messages, the actions in order: `begin`, then at once `Measuring.result`."""
+    return begin(window, actions).result()
+
+
+def begin(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> Measuring[T]:
+    """Run the actions and measure their audit messages: placed when `Measuring.result` is asked, or now.
 
     A device that stamps its messages finely on this machine's clock or one behind it (`stamps`; everything it
-    has sent so far says so) is measured in one stamped pass: the actions run a short gap apart, every message
-    is placed by its stamp, and only the last action waits for its messages to arrive. Anything the stamps
-    cannot place (a message without one, a stamp past half its gap) and every other device: one window per
-    action, in order, then all of them once more when a message came after its window (before the next one, or
-    within one more window's wait after the last: the last case's Security Alert matters as much) or in a
-    later case's window (its stamp says so, `attribute`).
+    has sent so far says so) is measured in one stamped pass: the actions run a short gap apart (one after the
+    last too, so what the run does next is stamped after the pass), and every message is placed by its stamp
+    when the result is asked, the last action's given time to arrive (`_settled`). Asked after the run's other
+    cases, it costs no wait. Anything the stamps cannot place (a message without one, a stamp past half its gap)
+    and every other device: one window per action, in order, then all of them once more when a message came
+    after its window (before the next one, or within one more window's wait after the last: the last case's
+    Security Alert matters as much) or in a later case's window (its stamp says so, `attribute`). Windows are
+    measured now, or when the result is asked where the stamps gave up only then.
 
     A late message shows how much longer this run's device needed than its windows gave it (a stalled or busy
     machine, a device slower now than earlier in the run). The second pass waits with the latency the late ones
@@ -56,14 +65,43 @@ def measure(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> d
     same way in every run, except where its stamps place a message.
     """
     if not actions:
-        return {}
+        return Measuring(lambda: {})
     if _all_stamped(records(window.path)):
-        placed = _stamped_pass(window, actions)
-        if placed is not None:
-            return placed
+        stamped = _stamped_pass(window, actions)
+        if stamped is not None:
+
+            def place() -> dict[str, Collected[T]]:
+                settled = _settled(window, *stamped)
+                return settled if settled is not None else _by_windows(window, actions, restart=True)
+
+            return Measuring(place)
         window.restart()
     else:  # what came before (the device's start, readiness checks) may still be on its way
         window.drain(DRAIN, DRAIN_LIMIT)
+    got = _by_windows(window, actions, restart=False)
+    return Measuring(lambda: got)
+
+
+class Measuring(Generic[T]):
+    """Actions run, their messages placed the first time `result` is asked."""
+
+    def __init__(self, place: Callable[[], dict[str, Collected[T]]]) -> None:
+        self._place: Callable[[], dict[str, Collected[T]]] | None = place
+        self._got: dict[str, Collected[T]] = {}
+
+    def result(self) -> dict[str, Collected[T]]:
+        if self._place is not None:
+            self._got, self._place = self._place(), None
+        return self._got
+
+
+def _by_windows(
+    window: Window, actions: Sequence[tuple[str, Callable[[], T]]], restart: bool
+) -> dict[str, Collected[T]]:
+    """One window per action, then all again with what a late message taught (`begin`); `restart`: after a
+    stamped pass that gave up (wait out what came before, count afresh)."""
+    if restart:
+        window.restart()
     got = {name: window.during(action) for name, action in actions}
     late = any(collected.late for collected in got.values())
     if not late and not window.trailing() and (by_stamp := attribute(window.path, got)) == got:
@@ -157,8 +195,11 @@ class _Span:
     gap: float = PATIENCE
 
 
-def _stamped_pass(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> dict[str, Collected[T]] | None:
-    """The actions a gap apart, each message placed by its stamp; None when a message cannot be placed so."""
+def _stamped_pass(
+    window: Window, actions: Sequence[tuple[str, Callable[[], T]]]
+) -> tuple[int, list[_Span], float] | None:
+    """The actions a gap apart, and a gap after the last: (the first record of the pass, its actions, when it
+    closed on the wall clock); None as soon as a message the stamps cannot place came."""
     clock, first = window.clock, window.count()
     spans: list[_Span] = []
     for name, action in actions:
@@ -170,11 +211,34 @@ def _stamped_pass(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]
         if gap is None:
             return None
         spans[-1].gap = gap
-    # The last action's messages must arrive: as long as this device has shown its messages need, and quiet.
-    if _wait(window, lambda: _arrival(window, first, spans), quiet=SETTLE) is None:
-        return None
-    placed = _place(window, first, spans)
-    if placed is None or any(stamp - spans[k].ended > spans[k].gap / 2 for _, stamp, k in placed):
+    return first, spans, clock.wall()
+
+
+def _settled(window: Window, first: int, spans: list[_Span], closed: float) -> dict[str, Collected[Any]] | None:
+    """Each action's messages by their stamps, once the last action's have had time to arrive; None when a
+    message cannot be placed so (no FINE stamp, or a stamp past half the gap after its action).
+
+    Time to arrive: twice as long as this device has shown its messages need (as windows wait once more after
+    the last), and none of the pass's for SETTLE, from the last action's end; what the run did since counts.
+    A stamp after the pass closed is what the run did next, in no case.
+    """
+    clock, lost = window.clock, 0.0
+    while True:
+        placed = _place(window, first, spans, closed)
+        if placed is None:
+            return None
+        took = [_arrived(r) - spans[k].ended for r, _, k in placed] + window.latencies
+        due = 2 * widened(max(took), MIN_WAIT, SETTLE) if took else PATIENCE
+        now = clock.wall()
+        opened = now - spans[-1].ended - lost
+        quiet = now - max((_arrived(r) for r, _, _ in placed), default=-math.inf)
+        if (opened >= due and quiet >= SETTLE) or opened >= 2 * PATIENCE + SETTLE:
+            break
+        nap = min(POLL, 2 * PATIENCE + SETTLE - opened, max(due - opened, SETTLE - quiet, NAP))
+        asleep = clock.now()
+        clock.sleep(nap)
+        lost = min(STALL_LIMIT, lost + stalled(nap, clock.now() - asleep))
+    if any(stamp - spans[k].ended > spans[k].gap / 2 for _, stamp, k in placed):
         return None
     window.latencies.extend(max(0.0, _arrived(r) - spans[k].ended) for r, _, k in placed)
     count = first + len(records(window.path)[first:])
@@ -184,10 +248,9 @@ def _stamped_pass(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]
     }
 
 
-def _wait(window: Window, seconds: Callable[[], float | None], quiet: float = 0.0) -> float | None:
-    """Sleep until `seconds()` have passed since now (re-read as messages come; stalls widen it, bounded) and
-    nothing arrived for `quiet` s: the wait it kept. None as soon as `seconds()` is (a message the stamps
-    cannot place)."""
+def _wait(window: Window, seconds: Callable[[], float | None]) -> float | None:
+    """Sleep until `seconds()` have passed since now (re-read as messages come; stalls widen it, bounded): the
+    wait it kept. None as soon as `seconds()` is (a message the stamps cannot place)."""
     clock = window.clock
     end, lost, count, wait = clock.now(), 0.0, -1, PATIENCE
     while True:
@@ -197,15 +260,13 @@ def _wait(window: Window, seconds: Callable[[], float | None], quiet: float = 0.
                 return None
             wait = asked
         now = clock.now()
-        try:
-            calm = clock.age(window.path) >= quiet
-        except FileNotFoundError:
-            calm = True
-        opened = now - end - lost
-        if (opened >= min(wait, PATIENCE) and calm) or opened >= PATIENCE + quiet:
+        opened, due = now - end - lost, min(wait, PATIENCE)
+        if opened >= due:
             return wait
-        clock.sleep(POLL)
-        lost = min(STALL_LIMIT, lost + stalled(POLL, clock.now() - now))
+        # Up to what is due, not a poll past it: each of a pass's waits overran by up to POLL before.
+        nap = min(POLL, max(due - opened, NAP))
+        clock.sleep(nap)
+        lost = min(STALL_LIMIT, lost + stalled(nap, clock.now() - now))
 
 
 def _gap(window: Window, first: int, spans: list[_Span]) -> float | None:
@@ -217,25 +278,22 @@ def _gap(window: Window, first: int, spans: list[_Span]) -> float | None:
     return widened(max(after), MIN_GAP, FINE) if after else PATIENCE
 
 
-def _arrival(window: Window, first: int, spans: list[_Span]) -> float | None:
-    """How long the last action waits for its messages: 3 x the longest any message took to arrive after its
-    action ended, plus SETTLE (MIN_WAIT to PATIENCE); PATIENCE before any is known."""
-    placed = _place(window, first, spans)
-    if placed is None:
-        return None
-    took = [_arrived(r) - spans[k].ended for r, _, k in placed] + window.latencies
-    return widened(max(took), MIN_WAIT, SETTLE) if took else PATIENCE
-
-
-def _place(window: Window, first: int, spans: list[_Span]) -> list[tuple[AuditRecord, float, int]] | None:
+def _place(
+    window: Window, first: int, spans: list[_Span], closed: float = math.inf
+) -> list[tuple[AuditRecord, float, int]] | None:
     """(record, stamp, its action) for every message since the pass began that an action's stamp owns; messages
-    stamped before the first action (earlier work) are left out. None when any message has no FINE stamp."""
+    stamped before the first action (earlier work) or after the pass `closed` (later work) are left out. None
+    when any message has no FINE stamp."""
     found = records(window.path)[first:]
     when = stamps(found)
     if when is None or None in when:
         return None
     starts = [span.started for span in spans]
-    return [(r, t, k) for r, t in zip(found, when, strict=True) if t is not None and (k := _owner(starts, t)) >= 0]
+    return [
+        (r, t, k)
+        for r, t in zip(found, when, strict=True)
+        if t is not None and t <= closed and (k := _owner(starts, t)) >= 0
+    ]
 
 
 def _owner(starts: list[float], stamp: float) -> int:

@@ -23,11 +23,13 @@ from simulators.audit.record import AuditRecord
 from simulators.corpus import CorpusItem
 from simulators.modality import Modality
 from suites._support import SERVICES, ask
-from suites.audit.placing import measure
+from suites.audit.placing import Measuring, begin
 from suites.audit.window import Collected, Window, records
 
-# Before the other suites: their messages (the access suite's Security Alerts above all) are sent
-# asynchronously and would otherwise have to be waited out before the first window (DRAIN).
+# The actions before the other suites: their messages (the access suite's Security Alerts above all) are
+# sent asynchronously and would otherwise have to be waited out before the first window (DRAIN). The cases
+# that record what the actions caused come after them: a device's stamps place its messages by then, with
+# no wait for the last action's to arrive (`placing.begin`).
 pytestmark = pytest.mark.before_traffic
 
 INTRUDER = "PGINTRUDER"
@@ -47,15 +49,15 @@ def _observe(observe: Observe, received: list[AuditRecord], late: int) -> None:
     observe("outcomes", sorted({f"{r.event_name}: {r.outcome}" for r in valid}))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def audit_log(patchgate_context: SuiteContext) -> Path:
     if not patchgate_context.audit_log:
         pytest.skip("not applicable: the run has no audit record repository")
     return Path(patchgate_context.audit_log)
 
 
-@pytest.fixture(scope="module")
-def measured(
+@pytest.fixture(scope="session", autouse=True)
+def measuring(
     audit_log: Path,
     patchgate_context: SuiteContext,
     device: Endpoint,
@@ -63,18 +65,25 @@ def measured(
     modality: Modality,
     make_modality: Callable[[str], Modality],
     corpus: Mapping[str, CorpusItem],
-) -> dict[str, Collected[Any]]:
-    """Every case's operation and the audit messages it caused (one module per run): placed by the device's
-    stamps, or by windows that learn its latency and measure again when one came late (`placing.measure`)."""
+) -> Measuring[Any]:
+    """Every case's operation, run when the module's first case (before the other suites) starts, and the audit
+    messages it caused: placed by the device's stamps when the cases after the other suites ask, or by windows
+    that learn its latency and measure again when one came late (`placing.begin`)."""
     offered = [str(param.values[0]) for param in AUDITED_FIRST if param.values[0] in patchgate_context.services]
     actions: list[tuple[str, Callable[[], Any]]] = [
         (service, partial(ask, service, modality, device, corpus["CT-explicit"], pacs)) for service in offered
     ]
     if "echo" in patchgate_context.services:
         actions.append((REFUSED, lambda: make_modality(INTRUDER).echo(device)))
-    return measure(Window(audit_log), actions)
+    return begin(Window(audit_log), actions)
 
 
+@pytest.fixture
+def measured(measuring: Measuring[Any]) -> dict[str, Collected[Any]]:
+    return measuring.result()
+
+
+@pytest.mark.after_traffic
 @pytest.mark.parametrize("service", AUDITED_FIRST)
 def test_events(service: str, measured: dict[str, Collected[Any]], observe: Observe) -> None:
     got = measured[service]
@@ -82,6 +91,7 @@ def test_events(service: str, measured: dict[str, Collected[Any]], observe: Obse
     _observe(observe, got.received, got.late)
 
 
+@pytest.mark.after_traffic
 @pytest.mark.service("echo")
 def test_refused_association(measured: dict[str, Collected[Any]], observe: Observe) -> None:
     """An association the device should not admit: does it raise a Security Alert (110113)?"""
@@ -99,6 +109,7 @@ def test_application_activity(audit_log: Path, observe: Observe) -> None:
     observe("problems", sorted({p for r in started for p in r.problems}), security="exposure")
 
 
+@pytest.mark.after_traffic
 def test_transport(audit_log: Path, observe: Observe) -> None:
     """How the device's audit messages travel (UDP, RFC 5426, or TLS, RFC 5425), over everything received so far."""
     received = records(audit_log)

@@ -87,9 +87,12 @@ def test_every_metric_has_its_min_rounds_in_every_run(measured: tuple[CliResult,
     robustness = [c for c in cases if c["case"].startswith("robustness/")]
     assert robustness and cases[-len(robustness) :] == robustness
     assert cases[-len(robustness) - len(METRICS) : -len(robustness)] == perf
-    # ...and the audit suite before the other suites' traffic (before_traffic), so its first window waits for none
+    # ...and the audit suite's operations before the other suites' traffic (its first case, before_traffic), so
+    # its first window waits for none; the cases recording what they caused after it (after_traffic)
     audit = [c for c in cases if c["case"].startswith("audit/")]
-    assert audit and cases[: len(audit)] == audit
+    assert audit[0]["case"] == "audit/test_audit.py::test_application_activity" and cases[0] == audit[0]
+    functional = cases[: -len(robustness) - len(METRICS)]
+    assert len(audit) > 2 and functional[-len(audit) + 1 :] == audit[1:]
 
 
 def test_one_run_measures_at_a_time_and_the_order_rotates(measured: tuple[CliResult, Path]) -> None:

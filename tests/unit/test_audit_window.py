@@ -11,7 +11,7 @@ import pytest
 
 from simulators.audit.record import AuditRecord
 from suites.audit import window
-from suites.audit.placing import MIN_GAP, attribute, measure
+from suites.audit.placing import MIN_GAP, attribute, begin, measure
 from suites.audit.window import MIN_WAIT, PATIENCE, POLL, QUIET, SETTLE, STALL_LIMIT, Window
 
 EPOCH = 1_796_169_000.0  # the fake clock's time 0 on the wall: 2026-12-01
@@ -314,9 +314,27 @@ def test_a_stamped_pass_waits_a_short_gap_between_actions_and_the_last_one_s_arr
     got = measure(win, _stamped_actions(repo, runs, *plan))
     took = repo.now() - began
     assert runs == list("abcde") and all([r.event_code for r in c.received] == ["110112"] for c in got.values())
-    # Five actions of 0.05 s, each followed by MIN_GAP (the first also by a poll for its message), then
-    # MIN_WAIT for the last one's messages: by windows it took 5 x MIN_WAIT and a drain as well.
-    assert took == pytest.approx(5 * 0.05 + 5 * MIN_GAP + MIN_WAIT, abs=6 * POLL)
+    # Five actions of 0.05 s, each followed by MIN_GAP, then MIN_WAIT twice from the last one's end for its
+    # messages (as windows wait once more after the last), each wait ending when due, not a poll past it (they
+    # overran by 0.12 s together): by windows it took 6 x MIN_WAIT and a drain.
+    least = 5 * 0.05 + 4 * MIN_GAP + 2 * MIN_WAIT
+    assert least - 1e-9 <= took <= least + POLL / 2
+
+
+def test_the_last_action_s_message_later_than_its_wait_comes_in_one_more(repo: Repository) -> None:
+    """c's Security Alert arrives 0.5 s after c, a is fast: past the wait a's latency teaches (MIN_WAIT), within
+    one more, as windows would also wait for it. Before, the stamped pass ended without it."""
+    repo.stamp = _iso
+    win = _window(repo)
+    runs: list[str] = []
+    plan = [("a", ("110104", 0.003, 0.0, None)), ("b", None), ("c", ("110113", 0.5, 0.0, None))]
+    got = measure(win, _stamped_actions(repo, runs, *plan))
+    assert runs == list("abc")
+    assert {name: [r.event_code for r in c.received] for name, c in got.items()} == {
+        "a": ["110104"],
+        "b": [],
+        "c": ["110113"],
+    }
 
 
 def test_a_stamp_late_in_its_gap_has_the_actions_measured_by_windows(repo: Repository) -> None:
@@ -402,3 +420,70 @@ def test_no_actions_wait_for_nothing(repo: Repository) -> None:
     repo.stamp = _iso
     win, began = _window(repo), repo.now()
     assert measure(win, []) == {} and repo.now() == began
+
+
+def _other_cases(repo: Repository, seconds: float, stamp: str | None = None) -> None:
+    """What the run does after the audit pass: the device audits an operation every 0.1 s for `seconds`."""
+    for _ in range(round(seconds / 0.1)):
+        repo.sleep(0.1)
+        repo.send("110112", 0.003, stamp=stamp)
+
+
+def test_a_stamped_pass_placed_after_the_run_s_other_cases_waits_no_more(repo: Repository) -> None:
+    """The pass waits MIN_GAP after each action and returns; the run's other cases give the last action's
+    messages their time to arrive. What they make the device audit is stamped after the pass: in no case."""
+    repo.stamp = _iso
+    win = _window(repo)
+    runs: list[str] = []
+    plan = [(name, (code, 0.003, 0.0, None)) for name, code in zip("abc", ["110104", "110110", "110113"], strict=True)]
+    began = repo.now()
+    measuring = begin(win, _stamped_actions(repo, runs, *plan))
+    assert repo.now() - began == pytest.approx(3 * 0.05 + 3 * MIN_GAP, abs=3 * 0.002)
+    _other_cases(repo, 3.0)
+    asked = repo.now()
+    got = measuring.result()
+    assert repo.now() == asked and runs == list("abc")
+    assert {name: [r.event_code for r in c.received] for name, c in got.items()} == {
+        "a": ["110104"],
+        "b": ["110110"],
+        "c": ["110113"],
+    }
+    assert measuring.result() is got  # placed once
+
+
+def test_a_last_message_stamped_in_the_pass_is_placed_however_late_it_arrives(repo: Repository) -> None:
+    repo.stamp = _iso
+    win = _window(repo)
+    runs: list[str] = []
+    plan = [("a", ("110104", 0.003, 0.0, None)), ("b", ("110113", 2.5, 0.0, None))]
+    measuring = begin(win, _stamped_actions(repo, runs, *plan))
+    _other_cases(repo, 3.0)
+    got = measuring.result()
+    assert runs == ["a", "b"] and [r.event_code for r in got["b"].received] == ["110113"]
+
+
+def test_a_stamped_pass_asked_at_once_waits_for_the_last_action_s_messages(repo: Repository) -> None:
+    """Nothing ran since the pass: its result waits twice MIN_WAIT from the last action's end, as windows would."""
+    repo.stamp = _iso
+    win = _window(repo)
+    runs: list[str] = []
+    plan = [("a", ("110104", 0.003, 0.0, None)), ("b", ("110113", 0.45, 0.0, None))]
+    measuring = begin(win, _stamped_actions(repo, runs, *plan))
+    got = measuring.result()
+    assert [r.event_code for r in got["b"].received] == ["110113"]
+
+
+def test_an_unstamped_message_after_the_pass_has_the_actions_measured_by_windows(repo: Repository) -> None:
+    """The pass cannot tell whose a message without a stamp is: its actions are measured again, by windows."""
+    repo.stamp = _iso
+    win = _window(repo)
+    runs: list[str] = []
+    plan = [("a", ("110104", 0.003, 0.0, None)), ("b", ("110113", 0.003, 0.0, None))]
+    measuring = begin(win, _stamped_actions(repo, runs, *plan))
+    _other_cases(repo, 1.0, stamp="")
+    got = measuring.result()
+    assert runs == ["a", "b", "a", "b"]
+    assert {name: [r.event_code for r in c.received] for name, c in got.items()} == {
+        "a": ["110104"],
+        "b": ["110113"],
+    }
