@@ -11,7 +11,7 @@ import pytest
 
 from simulators.audit.record import AuditRecord
 from suites.audit import window
-from suites.audit.placing import MIN_GAP, attribute, begin, measure
+from suites.audit.placing import MIN_GAP, Measuring, attribute, begin, measure
 from suites.audit.window import MIN_WAIT, PATIENCE, POLL, QUIET, SETTLE, STALL_LIMIT, Window
 
 EPOCH = 1_796_169_000.0  # the fake clock's time 0 on the wall: 2026-12-01
@@ -429,15 +429,20 @@ def _other_cases(repo: Repository, seconds: float, stamp: str | None = None) -> 
         repo.send("110112", 0.003, stamp=stamp)
 
 
-def test_a_stamped_pass_placed_after_the_run_s_other_cases_waits_no_more(repo: Repository) -> None:
-    """The pass waits MIN_GAP after each action and returns; the run's other cases give the last action's
-    messages their time to arrive. What they make the device audit is stamped after the pass: in no case."""
+def _begun(repo: Repository, arrivals: dict[str, tuple[str, float]]) -> tuple[Measuring[str], list[str]]:
+    """A stamped pass begun on actions that each make the device send (code, seconds to arrive) as they end."""
     repo.stamp = _iso
     win = _window(repo)
     runs: list[str] = []
-    plan = [(name, (code, 0.003, 0.0, None)) for name, code in zip("abc", ["110104", "110110", "110113"], strict=True)]
-    began = repo.now()
-    measuring = begin(win, _stamped_actions(repo, runs, *plan))
+    plan = [(name, (code, after, 0.0, None)) for name, (code, after) in arrivals.items()]
+    return begin(win, _stamped_actions(repo, runs, *plan)), runs
+
+
+def test_a_stamped_pass_placed_after_the_run_s_other_cases_waits_no_more(repo: Repository) -> None:
+    """The pass waits MIN_GAP after each action and returns; the run's other cases give the last action's
+    messages their time to arrive. What they make the device audit is stamped after the pass: in no case."""
+    began = repo.now() + 10  # after the device's start (`_window`)
+    measuring, runs = _begun(repo, {"a": ("110104", 0.003), "b": ("110110", 0.003), "c": ("110113", 0.003)})
     assert repo.now() - began == pytest.approx(3 * 0.05 + 3 * MIN_GAP, abs=3 * 0.002)
     _other_cases(repo, 3.0)
     asked = repo.now()
@@ -452,11 +457,7 @@ def test_a_stamped_pass_placed_after_the_run_s_other_cases_waits_no_more(repo: R
 
 
 def test_a_last_message_stamped_in_the_pass_is_placed_however_late_it_arrives(repo: Repository) -> None:
-    repo.stamp = _iso
-    win = _window(repo)
-    runs: list[str] = []
-    plan = [("a", ("110104", 0.003, 0.0, None)), ("b", ("110113", 2.5, 0.0, None))]
-    measuring = begin(win, _stamped_actions(repo, runs, *plan))
+    measuring, runs = _begun(repo, {"a": ("110104", 0.003), "b": ("110113", 2.5)})
     _other_cases(repo, 3.0)
     got = measuring.result()
     assert runs == ["a", "b"] and [r.event_code for r in got["b"].received] == ["110113"]
@@ -464,22 +465,14 @@ def test_a_last_message_stamped_in_the_pass_is_placed_however_late_it_arrives(re
 
 def test_a_stamped_pass_asked_at_once_waits_for_the_last_action_s_messages(repo: Repository) -> None:
     """Nothing ran since the pass: its result waits twice MIN_WAIT from the last action's end, as windows would."""
-    repo.stamp = _iso
-    win = _window(repo)
-    runs: list[str] = []
-    plan = [("a", ("110104", 0.003, 0.0, None)), ("b", ("110113", 0.45, 0.0, None))]
-    measuring = begin(win, _stamped_actions(repo, runs, *plan))
+    measuring, _ = _begun(repo, {"a": ("110104", 0.003), "b": ("110113", 0.45)})
     got = measuring.result()
     assert [r.event_code for r in got["b"].received] == ["110113"]
 
 
 def test_an_unstamped_message_after_the_pass_has_the_actions_measured_by_windows(repo: Repository) -> None:
     """The pass cannot tell whose a message without a stamp is: its actions are measured again, by windows."""
-    repo.stamp = _iso
-    win = _window(repo)
-    runs: list[str] = []
-    plan = [("a", ("110104", 0.003, 0.0, None)), ("b", ("110113", 0.003, 0.0, None))]
-    measuring = begin(win, _stamped_actions(repo, runs, *plan))
+    measuring, runs = _begun(repo, {"a": ("110104", 0.003), "b": ("110113", 0.003)})
     _other_cases(repo, 1.0, stamp="")
     got = measuring.result()
     assert runs == ["a", "b", "a", "b"]
