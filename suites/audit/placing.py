@@ -72,13 +72,16 @@ def begin(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> Mea
 
             def place() -> dict[str, Collected[T]]:
                 settled = _settled(window, *stamped)
-                return settled if settled is not None else _by_windows(window, actions, restart=True)
+                if settled is not None:
+                    return settled
+                window.restart()
+                return _by_windows(window, actions)
 
             return Measuring(place)
         window.restart()
     else:  # what came before (the device's start, readiness checks) may still be on its way
         window.drain(DRAIN, DRAIN_LIMIT)
-    got = _by_windows(window, actions, restart=False)
+    got = _by_windows(window, actions)
     return Measuring(lambda: got)
 
 
@@ -95,13 +98,8 @@ class Measuring(Generic[T]):
         return self._got
 
 
-def _by_windows(
-    window: Window, actions: Sequence[tuple[str, Callable[[], T]]], restart: bool
-) -> dict[str, Collected[T]]:
-    """One window per action, then all again with what a late message taught (`begin`); `restart`: after a
-    stamped pass that gave up (wait out what came before, count afresh)."""
-    if restart:
-        window.restart()
+def _by_windows(window: Window, actions: Sequence[tuple[str, Callable[[], T]]]) -> dict[str, Collected[T]]:
+    """One window per action, then all again with what a late message taught (`begin`)."""
     got = {name: window.during(action) for name, action in actions}
     late = any(collected.late for collected in got.values())
     if not late and not window.trailing() and (by_stamp := attribute(window.path, got)) == got:
