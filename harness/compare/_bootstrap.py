@@ -9,18 +9,23 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "Rounds",
+    "Replicates",
+    "divided",
     "generator",
+    "highest",
     "iid_median_replicates",
     "median_replicates",
     "percentile",
+    "quantiles",
     "slope",
     "slope_replicates",
 ]
 
-# One run's kept values: round number -> the values measured in that round (all its blocks).
-Rounds = Mapping[int, Sequence[float]]
 _Array = npt.NDArray[np.float64]
+Replicates = _Array
+# One run's kept values by round, as harness.compare.performance.Rounds (which cannot be imported here: it
+# imports this module where it compares).
+_Rounds = Mapping[int, Sequence[float]]
 # Replicates are drawn in chunks so that at most this many values are held at once (max_rounds = 1000 with
 # blocks of 20 and 20000 resamples would otherwise need gigabytes).
 _CHUNK_VALUES = 4_000_000
@@ -38,7 +43,29 @@ def percentile(replicates: _Array, q: float) -> float:
     return float(np.quantile(finite, q)) if finite.size else float("nan")
 
 
-def _padded(rounds: Rounds, keys: Sequence[int]) -> _Array:
+def quantiles(
+    values: Sequence[float], probabilities: Sequence[float], most: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The values' quantiles at `probabilities`, and the values themselves (sorted) or, past `most` of them, `most`
+    quantiles at evenly spaced probabilities."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    points = ordered if ordered.size <= most else np.quantile(ordered, np.linspace(0.0, 1.0, most))
+    return tuple(float(q) for q in np.quantile(ordered, probabilities)), tuple(float(p) for p in points)
+
+
+def divided(top: _Array, bottom: _Array) -> _Array:
+    """Replicates divided element by element; a 0 below gives inf or NaN (which `percentile` leaves out), unsaid."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return top / bottom
+
+
+def highest(replicates: Sequence[_Array]) -> _Array:
+    """The element-wise maximum of replicates of equal length."""
+    out: _Array = np.max(np.stack(replicates), axis=0)
+    return out
+
+
+def _padded(rounds: _Rounds, keys: Sequence[int]) -> _Array:
     """A (len(keys), m) array of each round's values, NaN-padded to the longest round."""
     width = max((len(rounds[k]) for k in keys), default=0)
     out = np.full((len(keys), max(width, 1)), np.nan)
@@ -62,7 +89,7 @@ def _draws(rng: np.random.Generator, resamples: int, rounds: int) -> npt.NDArray
 
 
 def median_replicates(
-    runs: Mapping[str, Rounds], keys: Sequence[int], rng: np.random.Generator, resamples: int
+    runs: Mapping[str, _Rounds], keys: Sequence[int], rng: np.random.Generator, resamples: int
 ) -> dict[str, _Array]:
     """Per run, `resamples` medians of all values of K rounds drawn with replacement from `keys`, the same for all runs.
 

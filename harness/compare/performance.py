@@ -16,20 +16,21 @@ import itertools
 import json
 import math
 import re
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
-from harness.compare import _bootstrap as bootstrap
-from harness.compare._bootstrap import Rounds
 from harness.compare.policy import Policy
 from harness.errors import RunDirError
 from harness.model import Interval, MetricComparison, PerfDecision, Spread
 from harness.profile import ExpectedSlowdown
+
+if TYPE_CHECKING:
+    from harness.compare._bootstrap import Replicates
+# harness.compare._bootstrap (numpy: 0.1-0.2 s to import) is imported where a metric is compared, so that a comparison
+# without performance metrics, and every process that only reads or writes samples, never loads numpy.
 
 __all__ = [
     "GROWTH",
@@ -66,7 +67,8 @@ _SAMPLE_HINT = (
     "(the run directory was edited or corrupted; rerun that variant)"
 )
 _ZERO = Interval(0.0, 0.0)
-_Replicates = npt.NDArray[np.float64]
+# One run's kept values: round number -> the values measured in that round (all its blocks).
+Rounds = Mapping[int, Sequence[float]]
 
 
 @dataclass(frozen=True)
@@ -192,18 +194,19 @@ def _rates(blocks: Sequence[tuple[float, int, int]]) -> dict[str, float]:
     for name, index, scale in (("images/s", 2, 1.0), ("MB/s", 1, 1e-6)):
         per_block = [b[index] * scale / b[0] for b in blocks if b[index] and b[0] > 0]
         if per_block:
-            out[name] = float(np.median(per_block))
+            out[name] = float(statistics.median(per_block))
     return out
 
 
 def spread(run: str, rounds: Rounds) -> Spread:
     """What the report draws of one run's values: seven quantiles and ≤ 200 points at evenly spaced probabilities."""
-    values = np.sort(np.fromiter((v for k in sorted(rounds) for v in rounds[k]), dtype=np.float64))
-    if not values.size:
+    from harness.compare import _bootstrap as bootstrap
+
+    values = [v for k in sorted(rounds) for v in rounds[k]]
+    if not values:
         return Spread(run, 0, 0, (), ())
-    quantiles = tuple(float(q) for q in np.quantile(values, _QUANTILES))
-    points = values if values.size <= _POINTS else np.quantile(values, np.linspace(0.0, 1.0, _POINTS))
-    return Spread(run, int(values.size), len(rounds), quantiles, tuple(float(p) for p in points))
+    quantiles, points = bootstrap.quantiles(values, _QUANTILES, _POINTS)
+    return Spread(run, len(values), len(rounds), quantiles, points)
 
 
 @dataclass(frozen=True)
@@ -211,10 +214,10 @@ class _Evidence:
     """One metric's point estimates and bootstrap replicates: candidate / each baseline, and baselines pairwise."""
 
     ratio: float  # candidate / pooled baselines
-    pooled: _Replicates
-    against: tuple[_Replicates, ...]  # candidate / each baseline
+    pooled: Replicates
+    against: tuple[Replicates, ...]  # candidate / each baseline
     noise: float
-    noise_replicates: _Replicates | None  # the pair of replicas that differ most
+    noise_replicates: Replicates | None  # the pair of replicas that differ most
     kind: str = "ratio"  # or "difference" (memory.growth)
     rounds: int = MIN_DECIDING_ROUNDS  # the pairing keys in common (each run's own, fewest, when unpaired)
 
@@ -243,6 +246,8 @@ def _ratio_evidence(
     resampled each on its own rounds, which is wider. The baselines pooled ("p") hold every replica's values of a
     round together: each replica weighs the same when their blocks are the same size, as the conductor makes them.
     """
+    from harness.compare import _bootstrap as bootstrap
+
     base = [f"b{i}" for i in range(len(baselines))]
     runs = {**dict(zip(base, baselines.values(), strict=True)), "c": candidate}
     pooled = {k: [v for b in base for v in runs[b].get(k, ())] for k in sorted(set().union(*runs.values()))}
@@ -261,23 +266,27 @@ def _ratio_evidence(
     medians = {n: _median(r, keys[n]) for n, r in runs.items()}
     if min(medians.values()) <= 0:
         return None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        against = tuple(reps["c"] / reps[b] for b in base)
-        noise, noise_reps = 1.0, None
-        for i, j in itertools.combinations(base, 2):  # the pair of replicas that differ most sets the noise floor
-            point = medians[j] / medians[i]
-            if noise_reps is None or abs(math.log(point)) > abs(math.log(noise)):
-                noise, noise_reps = point, reps[j] / reps[i]
-        rounds = len(common) if paired else min(len(keys[n]) for n in runs)
-        return _Evidence(medians["c"] / medians["p"], reps["c"] / reps["p"], against, noise, noise_reps, rounds=rounds)
+    divided = bootstrap.divided
+    against = tuple(divided(reps["c"], reps[b]) for b in base)
+    noise, noise_reps = 1.0, None
+    for i, j in itertools.combinations(base, 2):  # the pair of replicas that differ most sets the noise floor
+        point = medians[j] / medians[i]
+        if noise_reps is None or abs(math.log(point)) > abs(math.log(noise)):
+            noise, noise_reps = point, divided(reps[j], reps[i])
+    rounds = len(common) if paired else min(len(keys[n]) for n in runs)
+    return _Evidence(
+        medians["c"] / medians["p"], divided(reps["c"], reps["p"]), against, noise, noise_reps, rounds=rounds
+    )
 
 
 def _median(rounds: Rounds, keys: Iterable[int]) -> float:
-    return float(np.median([v for k in keys for v in rounds[k]]))
+    return float(statistics.median([v for k in keys for v in rounds[k]]))
 
 
 def _judge(evidence: _Evidence, threshold: float, declared: float | None, confidence: float) -> _Judged:
     """The decision table of design 7.5, in its order, at one confidence."""
+    from harness.compare import _bootstrap as bootstrap
+
     lo, hi = 1.0 - confidence, confidence
     low = min(bootstrap.percentile(r, lo) for r in evidence.against)
     high = max(bootstrap.percentile(r, hi) for r in evidence.against)
@@ -455,6 +464,8 @@ def compare_growth(
     Regressed when its lower bound exceeds `limit` (a declared slow-down naming memory.growth raises the limit by
     its `up_to` fraction); the replicas' own difference beyond ±limit makes it noisy.
     """
+    from harness.compare import _bootstrap as bootstrap
+
     as_rounds = {
         name: {k: [p[1] for p in ps] for k, ps in r.items()}
         for name, r in {**baselines, candidate_name: candidate}.items()
@@ -475,7 +486,7 @@ def compare_growth(
         return _empty(common, PerfDecision.UNDECIDED, f"{GROWTH}: fewer than two association counts to fit a slope on")
     reps = bootstrap.slope_replicates(runs, keys, bootstrap.generator(GROWTH, seed), resamples)
     base = [f"b{i}" for i in range(len(baselines))]
-    worst = np.max([reps[b] for b in base], axis=0)
+    worst = bootstrap.highest([reps[b] for b in base])
     noise, noise_reps = 0.0, None
     for i, j in itertools.combinations(base, 2):
         if noise_reps is None or abs(slopes[j] - slopes[i]) > abs(noise):
@@ -539,9 +550,11 @@ def compare_performance(
 
 def _compared(common: Mapping[str, Any], evidence: _Evidence, confidence: float, *, replicas: int) -> MetricComparison:
     """The MetricComparison of judged evidence; `common` holds the fields that do not depend on it."""
+    from harness.compare import _bootstrap as bootstrap
+
     judged = _judge(evidence, common["threshold"], common["declared"], confidence)
 
-    def bounds(replicates: _Replicates) -> Interval:
+    def bounds(replicates: Replicates) -> Interval:
         return Interval(bootstrap.percentile(replicates, 1 - confidence), bootstrap.percentile(replicates, confidence))
 
     return MetricComparison(

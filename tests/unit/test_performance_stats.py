@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from tests.factories import make_case, make_run
 
 # Bootstrap resamples in these tests: 1000 (the default is 2000); the whole file runs in a few seconds.
 RESAMPLES = 1000
+_ROOT = Path(__file__).resolve().parents[2]
 Rounds = dict[int, tuple[float, ...]]
 
 
@@ -381,3 +384,25 @@ def test_fewer_rounds_than_min_deciding_rounds_never_regress() -> None:
     assert (
         _compare(_rounds(3, 0.5, rounds=3), _rounds(1, rounds=3), _rounds(2, rounds=3)).decision is PerfDecision.FASTER
     )
+
+
+def test_a_comparison_without_performance_metrics_never_imports_numpy(tmp_path: Path) -> None:
+    """numpy costs 0.1-0.2 s to import, a third of a small `patchgate compare`: only comparing a metric loads it."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from harness.compare.engine import compare\n"
+        "from harness.report import write_reports\n"
+        "import harness.cli, harness.validation\n"
+        "from tests.synthetic import synthetic\n"
+        "made = synthetic(30)\n"
+        "comparison = compare(made.baselines, made.candidate, made.policy)\n"
+        "write_reports(comparison, Path(sys.argv[1]), [r.manifest for r in (*made.baselines, made.candidate)])\n"
+        "assert comparison.cases and not comparison.performance\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=_ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False", "numpy was imported"
