@@ -234,20 +234,21 @@ def test_a_write_that_fills_the_disk_leaves_whole_lines(tiny: Path) -> None:
 
 
 def test_allure_results_that_fill_the_disk_name_the_folder(tiny: Path) -> None:
-    """The writer process's failure on a real full filesystem: a RunDirError for the folder, no writer left."""
+    """The writer process's failure on a real full filesystem, and its spool's: a RunDirError for the folder."""
     from harness.batch import Batch
     from harness.errors import RunDirError
 
     folder = tiny / "allure-results"
     folder.mkdir()
-    files = [(f"{i}-result.json", b"x" * 100_000) for i in range(200)]  # 20 MB into 8 MiB
-    batch = Batch(folder, files)
+    files = [(f"{i}-result.json", b"x" * 100_000) for i in range(200)]
+    batch = Batch(folder, files[:50])  # a 5 MB spool fits in 8 MiB; the files beside it do not
     with pytest.raises(RunDirError) as caught:
         batch.wait()
     assert caught.value.message == f"no space left on {folder}", caught.value.message
-    assert batch._process.returncode == 1 and not batch._feeder.is_alive()
-    written = sorted(int(p.name.split("-")[0]) for p in folder.iterdir())
-    assert written == list(range(len(written))) and 0 < len(written) < len(files)  # in order, then the disk was full
+    assert batch._process.returncode == 1
+    with pytest.raises(RunDirError) as caught:
+        Batch(folder, files)  # 20 MB: the spool itself does not fit
+    assert caught.value.message == f"no space left on {folder}", caught.value.message
     assert [p.name for p in tiny.rglob("*") if not p.name.endswith("-result.json")] == ["allure-results"]
 
 

@@ -3,9 +3,6 @@ never a writer left behind, the other reports' failure still waits for it, and a
 
 from __future__ import annotations
 
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,37 +41,6 @@ def test_a_name_that_leaves_the_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="not a plain file name"):
         Batch(inside, [("../escaped", b"x")]).wait()
     assert not (tmp_path / "escaped").exists()
-
-
-def test_the_writer_starts_on_the_first_files_while_the_rest_are_made(tmp_path: Path) -> None:
-    """Handed over in chunks as they are made: the first chunk is on disk before the last file is made."""
-    first_chunk = batch_module._CHUNK // 1000 + 1  # files of 1,000 bytes fill the first chunk
-
-    def files() -> Iterator[tuple[str, bytes]]:
-        for i in range(first_chunk):
-            yield f"early{i}", b"e" * 1000
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "early0").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        yield "late", b"1" if (tmp_path / "early0").exists() else b"0"
-
-    Batch(tmp_path, files()).wait()
-    assert (tmp_path / "late").read_bytes() == b"1", "the first files waited for the last"
-    assert len(list(tmp_path.glob("early*"))) == first_chunk
-
-
-def test_a_failure_making_the_files_leaves_no_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    started: list[subprocess.Popen[bytes]] = []
-    real_helper = batch_module._helper
-    monkeypatch.setattr(batch_module, "_helper", lambda *a: started.append(real_helper(*a)) or started[-1])
-
-    def files() -> Iterator[tuple[str, bytes]]:
-        yield "made", b"1"
-        raise ValueError("a file that cannot be made")
-
-    with pytest.raises(ValueError, match="cannot be made"):
-        Batch(tmp_path, files())
-    assert len(started) == 1 and started[0].returncode is not None  # killed and reaped
 
 
 def test_a_writer_past_its_bound_is_killed_and_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
