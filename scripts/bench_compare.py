@@ -8,11 +8,12 @@ process start to exit, the peak RSS of that process (`os.wait4`'s rusage: RUSAGE
 the largest of all children so far, not this one's; the runs are written by a process of their own, since a child's
 peak counts the memory of the process it was forked from), the sizes of report.html and comparison.json,
 and (once per variant and size, with --pdf) the pages and bytes of report.html printed to PDF by
-headless Chromium. Every run must exit 1 (REGRESSED).
+headless Chromium. Every run must exit 1 (REGRESSED). First it waits, at most --settle seconds, for a quiet disk
+(scripts/_machine.quiet_disk: these VMs create files several times slower for minutes after many were deleted).
 
     python scripts/bench_compare.py --variant "before=/tmp/venv-10f/bin/patchgate" \\
         --variant "after=.venv/bin/patchgate" [--cases 106,1000,10000] [--rounds 3] [--pdf] \\
-        [--markdown docs/benchmarks.md]
+        [--markdown docs/benchmarks.md] [--settle 300]
 
 Exits 1 if a run did not exit 1, or the last variant misses a target at the largest size
 (≤ 5 s, ≤ 250 MiB, time per case ≤ 1.2x that at 1,000 cases, report ≤ 2 MB and ≤ 100 pages).
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
-from _machine import speed, yardstick
+from _machine import disk, quiet_disk, speed, yardstick
 from _timed import timed
 from bench_demo import rotated
 
@@ -167,12 +168,15 @@ def _pdf(html: Path, scratch: Path, timeout: float) -> tuple[int, int] | None:
 
 
 def measure(
-    variants: Sequence[Variant], sizes: Sequence[int], rounds: int, timeout: float, *, pdf: bool
-) -> list[Sample]:
-    """Every variant on every size, `rounds` times, interleaved, the order rotated each round."""
+    variants: Sequence[Variant], sizes: Sequence[int], rounds: int, timeout: float, *, pdf: bool, settle: float = 300.0
+) -> tuple[list[Sample], str]:
+    """Every variant on every size, `rounds` times, interleaved, the order rotated each round, started on a quiet
+    disk (waiting at most `settle` s for one); and the sentence saying how quiet it was."""
     samples: list[Sample] = []
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
         scratch = Path(tmp)
+        settled = disk(*quiet_disk(scratch / "probe", settle))
+        print(settled, flush=True)
         for cases in sizes:
             runs = _written_apart(cases, scratch / f"runs-{cases}", timeout)
             for r in range(rounds):
@@ -204,7 +208,7 @@ def measure(
                         f"html {sample.html_bytes / 1e6:.2f} MB{pages}, exit {code}; {files} files, bare create {bare:.2f} s",
                         flush=True,
                     )
-    return samples
+    return samples, settled
 
 
 def _bare_create(out: Path, floor: Path) -> tuple[int, float]:
@@ -354,6 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one run (or one PDF print) may take")
     parser.add_argument("--pdf", action="store_true", help="print each report.html to PDF once and count its pages")
     parser.add_argument("--markdown", type=Path, help="rewrite this benchmark's section of this file")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=300.0,
+        help="seconds to wait at most for a quiet disk first (default 300; 0: none)",
+    )
     args = parser.parse_args(argv)
     variants = args.variant or [Variant("current", str(Path(sys.executable).parent / "patchgate"))]
     try:
@@ -363,9 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rounds < 1 or not args.timeout > 0 or min(sizes) < 1:
         parser.error("--rounds and every size must be at least 1, --timeout positive")
     before, fast = os.getloadavg(), yardstick()
-    samples = measure(variants, sizes, args.rounds, args.timeout, pdf=args.pdf)
+    samples, settled = measure(variants, sizes, args.rounds, args.timeout, pdf=args.pdf, settle=args.settle)
     after, slow = os.getloadavg(), yardstick()
-    load = f"{before[0]:.2f} at the start, {after[0]:.2f} at the end (1-minute). {speed(fast, slow).rstrip('.')}"
+    load = (
+        f"{before[0]:.2f} at the start, {after[0]:.2f} at the end (1-minute). {speed(fast, slow)} {settled.rstrip('.')}"
+    )
     section = render_markdown(variants, sizes, samples, args.rounds, load)
     print(section)
     if args.markdown:
