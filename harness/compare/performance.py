@@ -27,10 +27,10 @@ from harness.errors import RunDirError
 from harness.model import Interval, MetricComparison, PerfDecision, Spread
 from harness.profile import ExpectedSlowdown
 
+# harness.compare._bootstrap (numpy: 0.1-0.2 s to import) is imported where a metric is compared or drawn: a
+# comparison without performance metrics (`patchgate compare` of most suites) does not load numpy for nothing.
 if TYPE_CHECKING:
     from harness.compare._bootstrap import Replicates
-# harness.compare._bootstrap (numpy: 0.1-0.2 s to import) is imported where a metric is compared, so that a comparison
-# without performance metrics, and every process that only reads or writes samples, never loads numpy.
 
 __all__ = [
     "GROWTH",
