@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["QUIET_MS", "STEPS", "disk", "quiet_disk", "speed", "yardstick"]
+__all__ = ["QUIET_MS", "STEPS", "create", "disk", "quiet_disk", "speed", "yardstick"]
 
 STEPS = 10_000_000
 # These VMs swing several-fold between hours (one such loop took 1.6 s at 16:20 UTC on 2026-12-02 and 0.29 s
 # at 19:20): a CPU-bound wall time means little without the speed it was measured at.
 QUIET_MS = 0.08  # ms a small file's creation takes on a quiet disk here: 0.03; 0.2-0.9 after many deletions
-_PROBE_FILES, _PROBE_EVERY, _QUIET_PROBES = 500, 10.0, 3
+_PROBE_FILES, _PROBE_BYTES, _PROBE_EVERY, _QUIET_PROBES = 500, 900, 10.0, 3
 
 
 def yardstick() -> float:
@@ -34,6 +35,16 @@ def speed(before: float, after: float) -> str:
     )
 
 
+def create(files: Iterable[tuple[Path, int]]) -> None:
+    """Create each file with that many zero bytes, in a bare loop (open, write, close): what the disk charges."""
+    for path, size in files:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            os.write(fd, bytes(size))
+        finally:
+            os.close(fd)
+
+
 def quiet_disk(folder: Path, most: float = 300.0) -> tuple[float, float, int]:
     """Wait until creating a small file under `folder` takes less than QUIET_MS in three probes in a row, 10 s
     apart, at most `most` seconds; the seconds waited, the slowest of the last (up to) three probes in ms a file,
@@ -49,12 +60,7 @@ def quiet_disk(folder: Path, most: float = 300.0) -> tuple[float, float, int]:
         probe = folder / f"disk-probe-{time.monotonic_ns()}"
         probe.mkdir(parents=True)
         begun = time.perf_counter()
-        for i in range(_PROBE_FILES):
-            fd = os.open(probe / str(i), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-            try:
-                os.write(fd, bytes(900))
-            finally:
-                os.close(fd)
+        create((probe / str(i), _PROBE_BYTES) for i in range(_PROBE_FILES))
         probes.append((time.perf_counter() - begun) / _PROBE_FILES * 1000)
         waited = time.monotonic() - started
         # One quick probe can be a lull: the disk swings between probes for minutes after deletions.
@@ -66,11 +72,12 @@ def quiet_disk(folder: Path, most: float = 300.0) -> tuple[float, float, int]:
 
 def disk(waited: float, per_file: float, probes: int) -> str:
     """The sentence a benchmark's section gives the disk's state at its start in (quiet_disk's three numbers)."""
-    quiet = (
-        "quiet" if per_file < QUIET_MS and probes == _QUIET_PROBES else f"not known quiet (< {QUIET_MS} ms, 3 in a row)"
-    )
+    quiet = "quiet" if per_file < QUIET_MS and probes == _QUIET_PROBES else "not known quiet"
+    if quiet != "quiet":
+        quiet += f" (< {QUIET_MS} ms, {_QUIET_PROBES} in a row)"
     return (
-        f"Disk: at most {per_file:.3f} ms to create a small file in the last {probes} probe(s) of 500 at the start, "
+        f"Disk: at most {per_file:.3f} ms to create a small file in the last {probes} probe(s) of {_PROBE_FILES} at "
+        "the start, "
         f"{quiet}, after waiting {waited:.0f} s "
         "(these VMs' disks are several times slower at creating files for minutes after many were deleted)."
     )

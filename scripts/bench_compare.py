@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
-from _machine import disk, quiet_disk, speed, yardstick
+from _machine import create, disk, quiet_disk, speed, yardstick
 from _timed import timed
 from bench_demo import rotated
 
@@ -223,12 +223,7 @@ def _bare_create(out: Path, floor: Path) -> tuple[int, float]:
     start = time.monotonic()
     for parent in sorted({rel.parent for rel, _ in files}):
         (floor / parent).mkdir(parents=True, exist_ok=True)
-    for rel, size in files:
-        fd = os.open(floor / rel, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            os.write(fd, bytes(size))
-        finally:
-            os.close(fd)
+    create((floor / rel, size) for rel, size in files)
     return len(files), time.monotonic() - start
 
 
