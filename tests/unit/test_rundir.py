@@ -47,6 +47,26 @@ def test_corrupted_line_names_file_and_line(tmp_path: Path) -> None:
         read_run(tmp_path)
 
 
+def test_blank_lines_are_skipped_and_numbers_count_every_line(tmp_path: Path) -> None:
+    _write(tmp_path, 2)
+    path = RunDir(tmp_path).observations
+    first, second = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(first + b"\n  \n" + second + b"{not json\n")
+    cases = RunDir(tmp_path).iter_cases()
+    assert [next(cases).case, next(cases).case] == ["t.py::case[0]", "t.py::case[1]"]
+    with pytest.raises(RunDirError, match=r"observations\.jsonl:5: corrupted observation line"):
+        list(RunDir(tmp_path).iter_cases())
+
+
+def test_observations_that_cannot_be_read_name_the_file(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    assert list(run.iter_cases()) == []  # none written yet
+    run.observations.mkdir()
+    with pytest.raises(RunDirError, match=r"observations\.jsonl: cannot read: Is a directory") as caught:
+        list(run.iter_cases())
+    assert caught.value.hint == "rerun that variant"
+
+
 def test_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="run directory not found"):
         read_run(tmp_path / "nope")
