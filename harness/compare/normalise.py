@@ -206,15 +206,9 @@ class _Normaliser:
             span = (window[1].date() - window[0].date()).days
             self._days = frozenset(window[0].date() + timedelta(days=i) for i in range(span + 1))
         self._tokens: dict[str, dict[str, str]] = {"UID": {}, "DATE": {}, "TIME": {}, "DATETIME": {}}
-        self._converters: dict[str, Callable[[str], str]] = {
-            "UI": self._uid,
-            "DA": self._date,
-            "TM": self._time,
-            "DT": self._datetime,
-        }
         # Each value converts the same way every time within a run (a token, once given, stays), so
         # conversions are remembered per VR: device UIDs and dates repeat across the cases of a run.
-        self._converted: dict[str, dict[str, str]] = {vr: {} for vr in self._converters}
+        self._converted: dict[str, dict[str, str]] = {vr: {} for vr in _CONVERTERS}
         self._uid_keys: dict[str, bool] = {}
         # A per-run corpus's identities -> the fixed corpus's ([corpus] identity = "per-run"); empty: fixed.
         self._corpus_uids: Mapping[str, str] = {}
@@ -314,7 +308,7 @@ class _Normaliser:
         if not isinstance(values, list):
             return element
         vr = str(element["vr"])
-        convert = self._converters.get(vr)
+        convert = _CONVERTERS.get(vr)
         if convert is None:
             new_values = self._list(values)  # strings (a PatientID) too, with per-run identities
         else:
@@ -330,20 +324,20 @@ class _Normaliser:
             return element
         return {k: new_values if k == "Value" else v for k, v in element.items()}
 
-    def _convert(self, vr: str, convert: Callable[[str], str], value: str) -> str:
-        """`convert(value)`, remembered: the value itself when it stays."""
+    def _convert(self, vr: str, convert: _Converter, value: str) -> str:
+        """`convert(self, value)`, remembered: the value itself when it stays."""
         converted = self._converted[vr]
         new = converted.get(value)
         if new is None:
-            new = converted[value] = convert(value)
+            new = converted[value] = convert(self, value)
         return value if new == value else new
 
     def _uids(self, node: JSON) -> JSON:
         """The value of a key named `...uid`/`...uids`: a UID string or a list of them."""
         if isinstance(node, str):
-            return self._convert("UI", self._uid, node)
+            return self._convert("UI", _Normaliser._uid, node)
         if isinstance(node, list) and all(isinstance(v, str) for v in node):
-            return _shared(node, [self._convert("UI", self._uid, v) for v in node])
+            return _shared(node, [self._convert("UI", _Normaliser._uid, v) for v in node])
         return self._walk(node)
 
     def _uid(self, value: str) -> str:
@@ -427,6 +421,17 @@ class _Normaliser:
     def _overlaps(self, start: datetime, width: timedelta) -> bool:
         assert self._window is not None
         return start <= self._window[1] and start + width > self._window[0]
+
+
+_Converter = Callable[[_Normaliser, str], str]
+# By VR, the class's functions: a table of bound methods would make every normaliser a reference cycle, its
+# token tables freed only by a collection of the oldest generation (collector_paused moves them there).
+_CONVERTERS: dict[str, _Converter] = {
+    "UI": _Normaliser._uid,
+    "DA": _Normaliser._date,
+    "TM": _Normaliser._time,
+    "DT": _Normaliser._datetime,
+}
 
 
 def _shared(old: list[JSON], new: list[JSON]) -> list[JSON]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import weakref
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,34 @@ def test_the_collector_runs_again_after_compare_and_reports_even_when_they_raise
     with pytest.raises(AttributeError):
         write_reports(comparison, tmp_path, [None])  # type: ignore[list-item]  # a run without a manifest
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+class _Node:
+    """A weakly referenceable object for a reference cycle."""
+
+    other: object = None
+
+
+def _cycle() -> weakref.ref[_Node]:
+    node = _Node()
+    node.other = node
+    return weakref.ref(node)
+
+
+@pytest.mark.parametrize("lasting", [True, False])
+def test_what_a_lasting_block_made_goes_to_the_oldest_generation_unwalked(lasting: bool) -> None:
+    """lasting=True: the block's objects join the oldest generation, so a young collection neither walks nor frees
+    them; otherwise they stay young and the next young collection frees their cycles."""
+    gc.collect()
+    with collector_paused(lasting=lasting):
+        made = [[i] for i in range(1_000)]
+        cycle = _cycle()
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert (id(made[0]) in oldest) is lasting and (id(made[-1]) in oldest) is lasting
+    gc.collect(0)
+    assert (cycle() is not None) is lasting
+    gc.collect()
+    assert cycle() is None and gc.isenabled() and gc.get_freeze_count() == 0
 
 
 def test_a_collector_the_caller_switched_off_stays_off() -> None:
