@@ -284,6 +284,19 @@ def misses(variants: Sequence[Variant], sizes: Sequence[int], samples: Sequence[
     return found
 
 
+def _paired(first: Sequence[Sample], last: Sequence[Sample]) -> str:
+    """The two variants' ratios in each round (wall and CPU), and their medians: a machine whose speed drifts
+    during a sitting moves both runs of a round alike, and the medians of each variant less so."""
+    by_round = {s.round: s for s in first}
+    pairs = [(s, by_round[s.round]) for s in last if s.round in by_round]
+    walls = [b.seconds / a.seconds for b, a in pairs]
+    cpus = [b.cpu / a.cpu for b, a in pairs if a.cpu > 0]
+    return (
+        ", ".join(f"{w:.2f}" for w in walls)
+        + f" (median {_median(walls):.2f}x the wall time, {_median(cpus):.2f}x the CPU)"
+    )
+
+
 def render_markdown(
     variants: Sequence[Variant], sizes: Sequence[int], samples: Sequence[Sample], rounds: int, load: str
 ) -> str:
@@ -304,6 +317,7 @@ def render_markdown(
         a, b = groups[(first, largest)], groups[(last, largest)]
         ratio = _median([s.seconds for s in b]) / _median([s.seconds for s in a])
         lines.append(f"- {last} / {first} at {largest:,} cases: {ratio:.2f}x the wall time (medians, same rounds)")
+        lines.append(f"- {last} / {first} at {largest:,} cases, round by round: {_paired(a, b)}")
     bad = [s for s in samples if s.exit_code != EXPECTED_EXIT]
     missed = misses(variants, sizes, samples)
     lines.append(f"- checks: {len(samples) - len(bad)} of {len(samples)} runs exited {EXPECTED_EXIT} (REGRESSED)")
