@@ -78,7 +78,8 @@ def collector_paused(*, lasting: bool = False) -> Iterator[None]:
 
     `lasting`: what the block makes outlives it (run records, a comparison) and holds no cycles. It is moved
     to the oldest generation as it is: left in the youngest, uncounted while the collector was off, the next
-    young collection would walk all of it (0.26 s after reading 3 x 10,000 cases). Not for a block whose
+    young collection would walk all of it (0.26 s after reading 3 x 10,000 cases). Other threads' objects of
+    the meantime go with it: their cycles, if any die, wait for a full collection. Not for a block whose
     leftovers are garbage in cycles (Jinja's contexts and macros): the next young collection frees those.
     """
     if not gc.isenabled():  # already off (an outer pause, or the caller's choice): leave it as it is
