@@ -288,9 +288,9 @@ def _paired(first: Sequence[Sample], last: Sequence[Sample]) -> str:
     """The two variants' ratios in each round (wall and CPU), and their medians: a machine whose speed drifts
     during a sitting moves both runs of a round alike, and the medians of each variant less so."""
     by_round = {s.round: s for s in first}
-    pairs = [(s, by_round[s.round]) for s in last if s.round in by_round]
-    walls = [b.seconds / a.seconds for b, a in pairs]
-    cpus = [b.cpu / a.cpu for b, a in pairs if a.cpu > 0]
+    pairs = [(by_round[s.round], s) for s in last if s.round in by_round]  # (first's, last's) of each round
+    walls = [new.seconds / old.seconds for old, new in pairs]
+    cpus = [new.cpu / old.cpu for old, new in pairs if old.cpu > 0]
     return (
         ", ".join(f"{w:.2f}" for w in walls)
         + f" (median {_median(walls):.2f}x the wall time, {_median(cpus):.2f}x the CPU)"
