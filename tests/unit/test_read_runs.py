@@ -245,3 +245,13 @@ def test_a_time_the_suites_send_is_one_thing_in_every_run_whatever_their_windows
         "00080031": {"Value": ["TIME#2"], "vr": "TM"},
     }
     assert shared_window([]) is None
+
+
+@pytest.mark.parametrize("value", [{"n": 2**70}, [-(2**64)], "\ud800"])
+def test_equal_values_msgpack_cannot_hold_are_read_as_they_are(value: object) -> None:
+    """Sharing compares MessagePack bytes: an integer beyond 64 bits or a lone surrogate has none. Such a value is
+    then simply not shared: no error, nothing read differently."""
+    like = RunRecord("b", synthetic(1).candidate.manifest, (_observed(value),))
+    mine = json.loads(json.dumps(value))  # equal, and another object
+    run = read_normalised("c", like.manifest, [_observed(mine)], like)
+    assert run.cases[0].observations[0].value is mine

@@ -58,6 +58,54 @@ def test_blank_lines_are_skipped_and_numbers_count_every_line(tmp_path: Path) ->
         list(RunDir(tmp_path).iter_cases())
 
 
+_OBSERVED = '{"case":"t.py::c","outcome":"passed","duration":%s,"observations":[{"name":"x","value":%s%s}]}'
+_LINES = [
+    *(_OBSERVED % ("0.5", v, "") for v in ("1", "1.0", "true", "null", '"é"', '{"b":1,"a":2}', '{"a":1,"a":2}')),
+    *(_OBSERVED % ("0.5", v, "") for v in ("123456789012345678901234567890", "-0.0", "5e-324", "1e400", "1E5")),
+    *(_OBSERVED % ("0.5", v, "") for v in ("NaN", "-Infinity", r'"\ud800"', r'"\u0000"', "[[[[[]]]]]")),
+    _OBSERVED % ("1", "1", ""),  # an integer duration reads as a float
+    _OBSERVED % ('"1.5"', "1", ""),  # from_json takes a number as a string: so does the reader
+    _OBSERVED % ("null", "1", ""),
+    _OBSERVED % ("0.5", "1", ',"tags":[1,"a"]'),
+    _OBSERVED % ("0.5", "1", ',"security":"exposure","tags":["a"]'),
+    _OBSERVED % ("0.5", "1", ',"security":"bogus"'),
+    '{"case":7,"outcome":"passed"}',
+    '{"case":"a","case":"b","outcome":"failed","message":"m","service":"echo","extra":[1]}',
+    '{"case":"a","outcome":"bogus"}',
+    '{"case":"a","outcome":"passed","observations":[{"name":"x"}]}',
+    '{"case":"a","outcome":"passed","observations":null}',
+    '["case"]',
+]
+
+
+@pytest.mark.parametrize("line", _LINES)
+def test_a_line_reads_as_json_and_from_json_read_it(tmp_path: Path, line: str) -> None:
+    """The typed decoder, or json where it refuses a line: the same record, types, signs and key order included,
+    or the same corrupted-line error."""
+    RunDir(tmp_path).observations.write_text(line + "\n", encoding="utf-8", errors="surrogatepass")
+    try:
+        expected: object = _exactly(CaseRecord.from_json(json.loads(line)))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        expected = RunDirError
+    try:
+        got: object = _exactly(next(RunDir(tmp_path).iter_cases()))
+    except RunDirError:
+        got = RunDirError
+    assert got == expected
+
+
+def test_a_line_the_writer_writes_takes_the_typed_decoder(tmp_path: Path) -> None:
+    line = RunDir(_write(tmp_path, 1)).observations.read_bytes()
+    assert _exactly(rundir._DECODE(line)) == _exactly(next(RunDir(tmp_path).iter_cases()))
+
+
+def _exactly(case: CaseRecord) -> str:
+    """A record as text that differs where its values differ in type, sign or key order (`==` says 1 == 1.0)."""
+    assert type(case.observations) is tuple
+    observed = tuple((o.name, o.value, o.security.value, o.tags) for o in case.observations)
+    return repr((case.case, case.outcome.value, case.duration, case.message, case.service, observed))
+
+
 def test_observations_that_cannot_be_read_name_the_file(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     assert list(run.iter_cases()) == []  # none written yet
