@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
+import msgspec
+
 from harness.batch import Batch
 from harness.model import (
     JSON,
@@ -177,7 +179,14 @@ def _named(result: dict[str, JSON]) -> tuple[str, bytes]:
 
 
 def _json(value: JSON, indent: int | None = None) -> bytes:
+    """UTF-8 JSON; indented (an attachment a reader opens) by json, a result on one line by msgspec, at a third of
+    json's time: 10,000 of them in a large comparison."""
+    if indent is None:
+        return _ENCODE(value)
     return json.dumps(value, ensure_ascii=False, indent=indent).encode("utf-8")
+
+
+_ENCODE = msgspec.json.Encoder().encode
 
 
 def _perf_status(decision: PerfDecision) -> str:
@@ -208,10 +217,11 @@ def _entry(
     parameters: list[JSON] | None = None,
 ) -> dict[str, JSON]:
     """One Allure test result; `full` (the case id or `performance.<metric>`) is its history id."""
+    history = hashlib.md5(full.encode()).hexdigest()
     return {
         "uuid": uid,
-        "historyId": hashlib.md5(full.encode()).hexdigest(),
-        "testCaseId": hashlib.md5(full.encode()).hexdigest(),
+        "historyId": history,
+        "testCaseId": history,
         "name": name,
         "fullName": full,
         "status": status,
