@@ -131,7 +131,7 @@ def _case(raw: bytes) -> CaseRecord:
     number where a string belongs) still reads as it did. What both accept, they read alike (tests/unit/test_rundir.py)."""
     try:
         return _DECODE(raw)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):  # json's limit is the interpreter's stack, not msgspec's
         return CaseRecord.from_json(json.loads(raw.decode("utf-8")))
 
 
@@ -496,7 +496,7 @@ class RunDir:
                 case = _case(raw)
             except UnicodeDecodeError as exc:
                 raise RunDirError(f"{path}:{number}: not UTF-8 ({exc})", hint="rerun that variant") from None
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 raise RunDirError(
                     f"{path}:{number}: corrupted observation line ({type(exc).__name__}: {exc})",
                     hint="the run directory was edited or truncated; rerun that variant",

@@ -175,13 +175,13 @@ def _normaliser(manifest: Manifest, window: Window | None = None) -> _Normaliser
 def _identical(a: JSON, b: JSON) -> bool:
     """Whether two JSON values are the same text: `==` says 1 == true == 1.0 and ignores key order; equal
     MessagePack bytes rebuild one value, types (a bool, an integer, a float), signs and key order included, at
-    twice marshal's speed. A value it cannot hold (an integer beyond 64 bits, a lone surrogate) is not shared:
-    that costs only memory."""
+    twice marshal's speed. A value it cannot hold (an integer beyond 64 bits, a lone surrogate, what is not JSON)
+    is not shared: that costs only memory."""
     if a is b:
         return True
     try:
         return a == b and _PACK(a) == _PACK(b)
-    except (OverflowError, ValueError):
+    except (OverflowError, ValueError, TypeError):
         return False
 
 

@@ -94,6 +94,16 @@ def test_a_line_reads_as_json_and_from_json_read_it(tmp_path: Path, line: str) -
     assert got == expected
 
 
+def test_a_line_nested_too_deep_to_read_is_a_corrupted_line(tmp_path: Path) -> None:
+    """Deeper than either decoder goes (a RecursionError in both): the file and line named, not a traceback."""
+    _write(tmp_path, 1)
+    deep = _OBSERVED % ("0.5", "[" * 100_000 + "]" * 100_000, "")
+    with RunDir(tmp_path).observations.open("a", encoding="utf-8") as handle:
+        handle.write(deep + "\n")
+    with pytest.raises(RunDirError, match=r"observations\.jsonl:2: corrupted observation line \(RecursionError"):
+        list(RunDir(tmp_path).iter_cases())
+
+
 def test_a_line_the_writer_writes_takes_the_typed_decoder(tmp_path: Path) -> None:
     line = RunDir(_write(tmp_path, 1)).observations.read_bytes()
     assert _exactly(rundir._DECODE(line)) == _exactly(next(RunDir(tmp_path).iter_cases()))
