@@ -7,6 +7,7 @@ the local ones another integration test validates anyway (HELD_BY) are held ther
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -18,11 +19,20 @@ from harness.model import Comparison, Direction, Verdict
 from harness.profile import load_profile
 from harness.rundir import read_run
 from harness.validation import compare_runs, policy_for, run_validation
+from harness.verdict import PERFORMANCE
 from tests.integration import test_external, test_provider_suites, test_reference_modality
 from tests.shipped import DEVICES, Shipped, read_shipped, shipped
 
 # Patches that change statuses, not who is let in: no comparison of them may claim a security change.
 NO_SECURITY_CHANGE = {"reference/store-warning.toml", "reference/get-warning-fixed.toml"}
+
+# A declared slow-down is judged on its metric against what the policy says: the verdict's every line is the C-STORE
+# metric's (no functional case decided it), accepted with the policy's reason, or refused for going beyond it.
+_METRIC = r"performance: store\.study \d+\.\d\dx \[\d+\.\d\d, \d+\.\d\d\], threshold 1\.10x, "
+SAYS = {
+    "reference/slow-store-declared-policy.toml": rf"{_METRIC}declared up to 1\.50x, .*: as declared: on-access .*",
+    "reference/slow-store-understated-policy.toml": rf"(?!.*as declared){_METRIC}declared up to 1\.05x, .*",
+}
 
 
 # Local files validated by another test for what else it checks (exit codes, named cases): each test asserts the
@@ -85,6 +95,7 @@ def test_every_shipped_file_states_its_verdict() -> None:
     # Each local validation is held here or by the test HELD_BY names; none is left out.
     held_here = {i.name for group in GROUPS.values() for i in group}
     assert held_here | set(HELD_BY) == {f.name for f in files if not f.in_containers}
+    assert set(SAYS) <= held_here, set(SAYS) - held_here  # a renamed file must not silence what its verdict says
     for name, (module, test) in HELD_BY.items():
         assert not read_shipped(DEVICES / name).is_policy, name  # a policy goes with its profile's group here
         assert "expected_verdict(" in inspect.getsource(getattr(module, test)), (name, test)
@@ -132,5 +143,9 @@ def test_a_shipped_local_validation_gives_the_verdict_its_files_state(target: st
         else:
             comparison = alone.comparison
         assert comparison.verdict is item.verdict, (item.name, comparison.reasons)
+        if item.name in SAYS:
+            lines = [line for line in comparison.reasons if line.startswith(PERFORMANCE)]
+            assert lines == list(comparison.reasons), (item.name, comparison.reasons)
+            assert lines and all(re.fullmatch(SAYS[item.name], line) for line in lines), (item.name, lines)
         if target in NO_SECURITY_CHANGE:
             assert _moved(comparison) == [], (item.name, _moved(comparison))
