@@ -141,9 +141,13 @@ def _compare(
     return run.seconds, run.cpu, run.peak_mib, run.exit_code
 
 
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
 def _pdf(html: Path, scratch: Path, timeout: float) -> tuple[int, int] | None:
     """Pages and bytes of `html` printed by headless Chromium (as tests/integration/test_report_browser.py runs it)."""
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    binary = _chromium()
     if binary is None:
         return None
     pdf = scratch / "report.pdf"
@@ -325,6 +329,7 @@ def render_markdown(
         f"- targets ({last}, {largest:,} cases: ≤ {TARGET_SECONDS:.0f} s, ≤ {TARGET_MIB:.0f} MiB, per case ≤ "
         f"{TARGET_LINEAR}x that at 1,000, report ≤ 2 MB and ≤ {TARGET_PAGES} pages): "
         + ("met" if not missed else "missed: " + "; ".join(missed))
+        + ("" if any(s.pdf_pages is not None for s in samples) else " (pages not measured: --pdf)")
     )
     lines += [
         "",
@@ -381,6 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--cases {args.cases!r}: expected comma-separated numbers, e.g. 106,1000,10000")
     if args.rounds < 1 or not args.timeout > 0 or min(sizes) < 1:
         parser.error("--rounds and every size must be at least 1, --timeout positive")
+    if args.pdf and _chromium() is None:
+        parser.error("--pdf prints report.html with Chromium, which is not on PATH: apt-get install chromium")
     before, fast = os.getloadavg(), yardstick()
     samples, settled = measure(variants, sizes, args.rounds, args.timeout, pdf=args.pdf, settle=args.settle)
     after, slow = os.getloadavg(), yardstick()

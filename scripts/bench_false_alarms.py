@@ -132,7 +132,8 @@ def render_markdown(variants: Sequence[Variant], done: Sequence[Validation], rou
     lines += [
         f"{rounds} rounds, one validation of each variant per round, the order rotated each round; each a fresh "
         "process and output folder (2 baseline replicas and the candidate, run concurrently). A false alarm is any "
-        "verdict other than UNCHANGED. The bound is one-sided Clopper-Pearson (0 of 20: 14 %).",
+        "verdict other than UNCHANGED. The bound is one-sided Clopper-Pearson "
+        f"(0 of {rounds}: {upper_bound(0, rounds):.0%}).",
         "",
         f"- machine: {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}",
         f"- load average (1 min) before / after: {load[0]} / {load[1]}",

@@ -33,6 +33,8 @@ from pathlib import Path
 from _docs import rewrite_section  # scripts/ is on sys.path when a script runs
 from bench_demo import ROOT, Variant, rotated
 
+from harness.demo import DEMO_BUDGET, DEMO_MAX_ROUNDS, demo_text
+
 __all__ = ["BEGIN_MARKER", "CAUGHT", "END_MARKER", "Validation", "main", "measure", "render_markdown"]
 
 BEGIN_MARKER = "<!-- bench_perf_power:begin -->"
@@ -106,7 +108,11 @@ def _settings_of(done: Sequence[Validation]) -> list[tuple[str, set[str]]]:
 
 
 def render_markdown(
-    variants: Sequence[Variant], done: Sequence[Validation], rounds: int, loads: tuple[float, float]
+    variants: Sequence[Variant],
+    done: Sequence[Validation],
+    rounds: int,
+    loads: tuple[float, float],
+    default_sampling: bool = False,
 ) -> str:
     """The docs/benchmarks.md section: per variant and metric, how often it was caught and regressed."""
     lines = [
@@ -147,10 +153,30 @@ def render_markdown(
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         "- command: `python scripts/bench_perf_power.py "
         + " ".join(f"--variant {shlex.quote(f'{v.name}={shlex.join(v.argv)}')}" for v in variants)
-        + f" --rounds {rounds}`",
+        + f" --rounds {rounds}{' --default-sampling' if default_sampling else ''}`",
         "",
     ]
     return "\n".join(lines)
+
+
+def at_defaults(variant: Variant, folder: Path) -> Variant:
+    """The variant with its `--demo NAME` swapped for that demo's profile at the [performance] defaults.
+
+    A performance demo samples longer than a profile that leaves `budget` and `max_rounds` out (harness.demo);
+    the issue asks what the default budget detects, so the profile is the demo's own text less those two lines.
+    """
+    argv = list(variant.argv)
+    if "--demo" not in argv[:-1]:
+        raise SystemExit(f"--default-sampling: variant {variant.name!r} has no `--demo VARIANT` to swap")
+    at = argv.index("--demo")
+    longer = f"max_rounds = {DEMO_MAX_ROUNDS}\nbudget = {DEMO_BUDGET}\n"
+    text = demo_text(argv[at + 1])
+    if longer not in text:
+        raise SystemExit(f"--default-sampling: demo {argv[at + 1]!r} sets no longer sampling ({longer!r})")
+    profile = folder / f"{argv[at + 1]}-defaults.toml"
+    profile.write_text(text.replace(longer, ""), encoding="utf-8")
+    argv[at : at + 2] = ["--profile", str(profile)]
+    return Variant(variant.name, tuple(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,10 +185,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per validation")
     parser.add_argument("--markdown", type=Path, help="rewrite this file's bench_perf_power section")
+    parser.add_argument(
+        "--default-sampling",
+        action="store_true",
+        help="run each `--demo VARIANT` at the profile's [performance] defaults, not the demo's longer sampling",
+    )
     args = parser.parse_args(argv)
     start = os.getloadavg()[0]
-    done = measure(args.variant, args.rounds, args.timeout)
-    section = render_markdown(args.variant, done, args.rounds, (start, os.getloadavg()[0]))
+    with tempfile.TemporaryDirectory(prefix="bench-perf-power-profiles-") as folder:
+        variants = [at_defaults(v, Path(folder)) for v in args.variant] if args.default_sampling else args.variant
+        done = measure(variants, args.rounds, args.timeout)
+    section = render_markdown(args.variant, done, args.rounds, (start, os.getloadavg()[0]), args.default_sampling)
     print(section)
     if args.markdown:
         rewrite_section(args.markdown, BEGIN_MARKER, END_MARKER, section)
