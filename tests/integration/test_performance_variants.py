@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,9 @@ from harness.demo import demo_profile
 from harness.model import CaseStatus, MetricComparison, PerfDecision, Verdict
 from harness.validation import run_validation
 from simulators.reference import PERFORMANCE_METRICS
+from tests.report_charts import SVG, lanes_of, svg
 from tests.report_tables import table_rows
 
-SVG = "{http://www.w3.org/2000/svg}"
 LEAK = 262144  # bytes simulators.reference's `leak` keeps per association
 # For each performance variant, the metric that must be named as regressed.
 MUST_REGRESS = {"slow-store": "store.study", "leak": "memory.growth"}
@@ -55,10 +54,10 @@ def _report_draws_it(page: str, named: MetricComparison, line: str) -> None:
     assert row[1].split()[0] == "regressed", row
     body = re.search(rf"<tbody id='[^']*'>\s*<tr><td><code>{re.escape(named.metric)}</code>.*?</tbody>", page, re.S)
     assert body is not None, named.metric
-    dist, ratio = (ET.fromstring(svg) for svg in re.findall(r"<svg .*?</svg>", body.group(0), re.S))
-    lanes = [g for g in dist.iter(f"{SVG}g") if "pg-lane" in g.get("class", "").split()]
-    assert [lane.find(f"{SVG}text").text for lane in lanes] == [s.run for s in named.spreads]  # type: ignore[union-attr]
-    for lane, spread in zip(lanes, named.spreads, strict=True):  # the run's values as dots (at most 200 of them)
+    dist, ratio = (svg(chart) for chart in re.findall(r"<svg .*?</svg>", body.group(0), re.S))
+    drawn = lanes_of(dist)
+    assert [lane.find(f"{SVG}text").text for lane in drawn] == [s.run for s in named.spreads]  # type: ignore[union-attr]
+    for lane, spread in zip(drawn, named.spreads, strict=True):  # the run's values as dots (at most 200 of them)
         assert len(lane.findall(f"{SVG}circle")) == min(spread.n, 200) > 0, spread.run
     (bar,) = [r for r in ratio.iter(f"{SVG}rect") if "pg-bar" in r.get("class", "").split()]
     assert "d-regressed" in bar.get("class", "").split()

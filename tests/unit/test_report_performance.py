@@ -23,8 +23,8 @@ from harness.report._view import build_page
 from harness.report.html import render_html
 from tests.factories import make_case, make_reference_run
 from tests.golden import GOLDEN
+from tests.report_charts import SVG, lanes_of, svg
 
-SVG = "{http://www.w3.org/2000/svg}"
 RUNS = ("baseline-1", "baseline-2", "candidate-1")
 HOSTILE = "store.<x>&\"'"
 
@@ -65,14 +65,6 @@ def _comparison(*metrics: MetricComparison, regressed_case: bool = False) -> tup
     return dataclasses.replace(comparison, performance=metrics), [r.manifest for r in (*baselines, candidate)]
 
 
-def _svg(chart: object) -> ET.Element:
-    return ET.fromstring(str(chart))  # an XML parse error fails the test
-
-
-def _lanes(root: ET.Element) -> list[ET.Element]:
-    return [g for g in root.iter(f"{SVG}g") if "pg-lane" in g.get("class", "").split()]
-
-
 def _x(root: ET.Element, css: str) -> float:
     (line,) = [e for e in root.iter(f"{SVG}line") if css in e.get("class", "").split()]
     return float(line.get("x1", "nan"))
@@ -85,8 +77,8 @@ def _x(root: ET.Element, css: str) -> float:
 def test_distributions_draw_one_lane_per_run_with_every_point(replicas: int) -> None:
     runs = (*(f"baseline-{i}" for i in range(1, replicas + 1)), "candidate-1")
     m = _decided("store.study", PerfDecision.SLOWER, runs)
-    root = _svg(distributions(m))
-    lanes = _lanes(root)
+    root = svg(distributions(m))
+    lanes = lanes_of(root)
     assert [lane.find(f"{SVG}text").text for lane in lanes] == list(runs)  # type: ignore[union-attr]
     assert [lane.get("class") for lane in lanes][-1] == "pg-lane pg-c"  # the candidate is told apart from baselines
     assert all("pg-b" in (lane.get("class") or "") for lane in lanes[:-1])
@@ -97,7 +89,7 @@ def test_distributions_draw_one_lane_per_run_with_every_point(replicas: int) -> 
 
 def test_distributions_share_one_log_axis_so_equal_factors_are_equal_steps() -> None:
     m = _decided("store.study", PerfDecision.REGRESSED, scales=(1.0, 2.0, 4.0))  # each run twice the one before
-    root = _svg(distributions(m))
+    root = svg(distributions(m))
     b1, b2, c = [float(e.get("x1", "nan")) for e in root.iter(f"{SVG}line") if e.get("class") == "pg-median"]
     assert b1 < b2 < c
     assert (c - b2) / (b2 - b1) == pytest.approx(1.0, abs=0.1)  # linear: 2.0
@@ -106,7 +98,7 @@ def test_distributions_share_one_log_axis_so_equal_factors_are_equal_steps() -> 
 def test_a_run_without_values_gets_an_empty_lane_not_a_broken_chart() -> None:
     m = compare_metric("find.study", {"baseline-1": _rounds(1, 1), "baseline-2": _rounds(1, 2)}, {})
     assert m.decision is PerfDecision.MISSING
-    lanes = _lanes(_svg(distributions(m)))
+    lanes = lanes_of(svg(distributions(m)))
     assert len(lanes) == 3 and not lanes[2].findall(f"{SVG}circle")
     assert "no kept round" in "".join(lanes[2].itertext())
 
@@ -116,7 +108,7 @@ def test_the_ratio_chart_places_the_interval_against_one_and_the_threshold() -> 
     fast = _measured("store.study", 0.7)
     assert (slow.decision, fast.decision) == (PerfDecision.REGRESSED, PerfDecision.FASTER)
     for m in (slow, fast):
-        root = _svg(ratio(m))
+        root = svg(ratio(m))
         one, threshold = _x(root, "pg-zero"), _x(root, "pg-threshold")
         (bar,) = [r for r in root.iter(f"{SVG}rect") if "pg-bar" in r.get("class", "")]
         start, end = float(bar.get("x", "nan")), float(bar.get("x", "nan")) + float(bar.get("width", "nan"))
@@ -132,7 +124,7 @@ def test_the_ratio_chart_places_the_interval_against_one_and_the_threshold() -> 
 def test_a_declared_slowdown_gets_its_own_line_right_of_the_threshold() -> None:
     declared = ExpectedSlowdown("store.*", 0.30, "on-access scanning", ticket="SEC-31")
     m = _measured("store.study", 1.2, declared=declared)
-    root = _svg(ratio(m))
+    root = svg(ratio(m))
     assert _x(root, "pg-declared") > _x(root, "pg-threshold") > _x(root, "pg-zero")
     assert f"declared 1.30{TIMES}" in "".join(root.itertext())
 
@@ -144,7 +136,7 @@ def test_memory_growth_is_drawn_as_a_difference_on_a_linear_axis_around_zero() -
 
     m = compare_growth({"baseline-1": points(0), "baseline-2": points(0)}, points(250_000), limit=65536)
     assert m.decision is PerfDecision.REGRESSED and m.unit == "bytes/association"
-    root = _svg(ratio(m))
+    root = svg(ratio(m))
     zero, limit = _x(root, "pg-zero"), _x(root, "pg-threshold")
     (bar,) = [r for r in root.iter(f"{SVG}rect") if "pg-bar" in r.get("class", "")]
     # Linear: the limit (65.5 kB) sits about a quarter of the way from 0 to the growth (250 kB), not a ratio's 1x.
@@ -152,7 +144,7 @@ def test_memory_growth_is_drawn_as_a_difference_on_a_linear_axis_around_zero() -
     assert 0.2 < (limit - zero) / (float(bar.get("x", "nan")) - zero) < 0.32
     text = "".join(root.itertext())
     assert "limit +65.5 kB" in text and TIMES not in text
-    assert len(_lanes(_svg(distributions(m)))) == 3
+    assert len(lanes_of(svg(distributions(m)))) == 3
 
 
 def test_charts_hold_escaped_text_and_numbers_only() -> None:
@@ -163,7 +155,7 @@ def test_charts_hold_escaped_text_and_numbers_only() -> None:
         text = str(chart)
         assert "<x>" not in text and "<b>" not in text and "store.&lt;x&gt;&amp;&#34;&#39;" in text
         assert "<script" not in text and "href" not in text and "url(" not in text
-        root = _svg(chart)
+        root = svg(chart)
         assert root.findtext(f"{SVG}title", "").startswith(HOSTILE + ":")  # back as text once parsed
         # Every attribute value is a number, a fixed word or a class list: nothing from the records.
         for element in root.iter():
